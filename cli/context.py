@@ -1,0 +1,50 @@
+"""What every command shares: the settings and the state store, both opened lazily."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from creditbridge.settings import Settings, load_settings
+from creditbridge.store import Store, open_store
+
+
+@dataclass
+class AppContext:
+    config_path: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.database.url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+def emit_json(obj: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, nothing else there."""
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def interactive() -> bool:
+    """Progress bars only for a person at a terminal."""
+    return sys.stderr.isatty()

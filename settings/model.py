@@ -1,0 +1,85 @@
+"""The settings schema. Every field has a sane default so the embedded setup needs no file."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MoodleSettings(_Section):
+    url: str = "http://127.0.0.1:8765"
+    token: SecretStr = SecretStr("")
+    timeout_seconds: float = Field(30.0, gt=0)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(0.5, ge=0)
+    batch_size: int = Field(100, ge=1, le=500)
+    # Moodle's user-facing format is JSON; XML is still parsed for sites that force it.
+    format: str = Field("json", pattern="^(json|xml)$")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///creditbridge.db"
+
+
+class SyncSettings(_Section):
+    programme: str = "sd-2022"
+    # "idnumber": the username is derived from a hash of the ID number, so the ID number itself never
+    # reaches Moodle; "teacher_code" uses the optional 教师编号 column.
+    username_policy: str = Field("hashed_id", pattern="^(hashed_id|teacher_code)$")
+    username_prefix: str = "t"
+    auth: str = "manual"
+    send_id_number: bool = False
+    email_domain: str = "teachers.invalid"
+    suspend_threshold: float = Field(0.10, ge=0, le=1)
+    header_map: dict[str, str] = Field(default_factory=dict)
+    report_dir: str = "reports"
+
+
+class WebhookSettings(_Section):
+    # Several secrets are accepted at once so a secret can be rotated without dropping deliveries.
+    secrets: list[SecretStr] = Field(default_factory=list)
+    tolerance_seconds: int = Field(300, ge=1)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = Field(2, ge=1)
+
+
+class RegistrySettings(_Section):
+    target: str = "rest"
+    url: str = "http://127.0.0.1:8770"
+    key_id: str = "creditbridge"
+    secret: SecretStr = SecretStr("")
+    batch_size: int = Field(200, ge=1)
+    timeout_seconds: float = Field(30.0, gt=0)
+    retries: int = Field(5, ge=0)
+    provider: str = "creditbridge"
+    export_dir: str = "exports"
+    lrs_username: str = ""
+    lrs_password: SecretStr = SecretStr("")
+
+
+class SchedulerSettings(_Section):
+    timezone: str = "Asia/Shanghai"
+    roster_sync: str = "0 2 * * *"
+    catalog_sync: str = "30 1 * * *"
+    reconcile: str = "0 */4 * * *"
+    evaluate: str = "30 */4 * * *"
+    push: str = "0 5 * * *"
+    roster_file: str = ""
+    catalog_file: str = ""
+    misfire_grace_seconds: int = Field(3600, ge=1)
+    deadline_warning_days: int = Field(14, ge=0)
+
+
+class Settings(_Section):
+    moodle: MoodleSettings = Field(default_factory=MoodleSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
