@@ -42,7 +42,8 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
+    # "heads": each flow keeps its own migration branch off 0001_core, so there may be several heads.
     command.upgrade(alembic_config(url), revision)
 
 

@@ -94,3 +94,31 @@ class LessonCaseAssignment(Base):
     course: Mapped[str] = mapped_column(String(100))  # catalog code
     assigned_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LearningRecordRow(Base):
+    """A stored learning record (records.LearningRecord). `source` is unique: the same fact seen by a
+    webhook and by reconciliation is one row. A revocation withdraws the row it revokes (withdrawn_by)
+    and is stored itself for the audit trail."""
+
+    __tablename__ = "learning_record"
+    __table_args__ = (
+        UniqueConstraint("source"),
+        Index("ix_learning_record_programme_teacher", "programme", "teacher"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    programme: Mapped[str] = mapped_column(String(40))
+    teacher: Mapped[str] = mapped_column(String(18))  # ID number
+    course: Mapped[str] = mapped_column(String(100))  # catalog code
+    activity: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    hours: Mapped[Decimal | None] = mapped_column(Numeric(8, 2))
+    minutes: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    score: Mapped[Decimal | None] = mapped_column(Numeric(8, 2))
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(20), default="webhook")  # webhook | reconcile | import
+    withdrawn_by: Mapped[str | None] = mapped_column(String(255))  # source of the revoking record
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
