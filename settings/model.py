@@ -47,6 +47,9 @@ class WebhookSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(2, ge=1)
+    # Turn each delivery into a learning record right after its commit; false leaves it to `intake replay`
+    # (or the scheduler), which makes the receiver faster under load.
+    process_inline: bool = True
 
 
 class RegistrySettings(_Section):
@@ -59,6 +62,8 @@ class RegistrySettings(_Section):
     retries: int = Field(5, ge=0)
     provider: str = "creditbridge"
     export_dir: str = "exports"
+    file_format: str = Field("xlsx", pattern="^(xlsx|csv)$")
+    backoff_seconds: float = Field(0.5, ge=0)
     lrs_username: str = ""
     lrs_password: SecretStr = SecretStr("")
 

@@ -1,0 +1,40 @@
+"""The web-service functions creditbridge calls, each with why; `moodle check` compares them with the service."""
+
+from __future__ import annotations
+
+# Add every one of these to the site's external service (Site administration > Server > Web services
+# > External services > Functions).
+REQUIRED_FUNCTIONS: dict[str, str] = {
+    "core_webservice_get_site_info": "check the token and list the service's functions",
+    "core_user_create_users": "create teacher accounts from the roster",
+    "core_user_update_users": "update names, schools and custom profile fields; suspend leavers",
+    "core_user_get_users_by_field": "find existing accounts by username, idnumber or email before creating",
+    "core_user_get_users": "search accounts by criteria during reconciliation",
+    "core_course_create_categories": "create the programme/stage/subject category tree",
+    "core_course_get_categories": "find existing categories by idnumber",
+    "core_course_create_courses": "create catalog courses with their credit-hour custom fields",
+    "core_course_update_courses": "keep titles, hours and categories in step with the catalog",
+    "core_course_get_courses_by_field": "find catalog courses by idnumber",
+    "core_course_get_contents": "map activities (by idnumber) to activity codes",
+    "core_cohort_create_cohorts": "create school, county and city cohorts",
+    "core_cohort_get_cohorts": "read cohorts by id",
+    "core_cohort_search_cohorts": "find existing cohorts by idnumber",
+    "core_cohort_add_cohort_members": "put teachers in their school/county/city cohorts",
+    "core_cohort_delete_cohort_members": "take teachers out of cohorts they left",
+    "core_cohort_get_cohort_members": "diff cohort membership",
+    "core_enrol_get_course_enrolment_methods": "check the course has a manual enrolment instance",
+    "enrol_manual_enrol_users": "enrol teachers in required courses and assigned lesson cases",
+    "enrol_manual_unenrol_users": "remove withdrawn lesson-case assignments",
+    "core_enrol_get_enrolled_users": "diff enrolments and list learners to reconcile",
+    "core_enrol_get_users_courses": "list one teacher's courses",
+    "core_completion_get_course_completion_status": "poll course completion (reconciliation)",
+    "core_completion_get_activities_completion_status": "poll activity completion (reconciliation)",
+}
+
+# Functions that change nothing on the site: safe to retry after a timeout or 5xx.
+_READ_VERBS = ("_get_", "_search_", "_view_")
+
+
+def is_read(function: str) -> bool:
+    """Moodle names functions component_verb_object; reads are get/search/view."""
+    return any(verb in function for verb in _READ_VERBS)

@@ -1,0 +1,450 @@
+"""MoodleClient: typed calls to Moodle's REST web services, with batching that survives a bad record.
+
+Moodle runs a bulk write such as `core_user_create_users` in one transaction and, on a production
+site, answers a bad record with the generic `invalidparameter`, naming nobody. So bulk writes go in
+batches, a failed batch is halved until the bad records are isolated (each reported with Moodle's
+reason) while the others go through, and `create_users` first looks up what would clash.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from creditbridge.connector.encoding import encode_params
+from creditbridge.connector.errors import (
+    AccessDeniedError,
+    DuplicateError,
+    InvalidTokenError,
+    MoodleError,
+    ProtocolError,
+    RecordNotFoundError,
+    TransientError,
+    UnknownFunctionError,
+    error_for,
+)
+from creditbridge.connector.functions import is_read
+from creditbridge.connector.transport import RetryPolicy, Transport
+from creditbridge.settings.model import MoodleSettings
+
+log = logging.getLogger(__name__)
+
+Item = dict[str, Any]
+
+# PHP drops every POST variable past max_input_vars (5000 is Moodle's recommended minimum) *before*
+# Moodle runs, and Moodle then silently creates a truncated batch (fixtures: limits.json, 700 users
+# -> 625 created). Requests are kept well under it.
+MAX_FORM_FIELDS = 4500
+LOOKUP_BATCH = 500
+
+# Errors about the call as a whole: halving the batch cannot help, so they stop the bulk write.
+_WHOLE_CALL_ERRORS = (InvalidTokenError, AccessDeniedError, UnknownFunctionError, TransientError, ProtocolError)
+
+
+@dataclass
+class BatchResult:
+    """Outcome of a bulk write: items Moodle accepted with its answer, items refused with the reason."""
+
+    succeeded: list[tuple[Item, Any]] = field(default_factory=list)
+    failed: list[tuple[Item, MoodleError]] = field(default_factory=list)
+    calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def merge(self, other: BatchResult) -> None:
+        self.succeeded.extend(other.succeeded)
+        self.failed.extend(other.failed)
+        self.calls += other.calls
+
+    def as_json(self) -> dict[str, Any]:
+        return {"succeeded": len(self.succeeded), "failed": [
+            {"item": _item_label(item), "error": type(e).__name__, "errorcode": e.errorcode, "message": e.message}
+            for item, e in self.failed], "calls": self.calls}
+
+
+class MoodleClient:
+    """One Moodle site, one token, one HTTP session (not shared: create one per thread)."""
+
+    def __init__(self, settings: MoodleSettings, *, sleep: Callable[[float], None] = time.sleep,
+                 max_form_fields: int = MAX_FORM_FIELDS) -> None:
+        self.settings = settings
+        self.batch_size = settings.batch_size
+        self.max_form_fields = max_form_fields
+        self.write_calls = 0
+        self.transport = Transport(
+            settings.url, settings.token.get_secret_value(), fmt=settings.format,
+            connect_timeout=settings.connect_timeout_seconds, read_timeout=settings.timeout_seconds,
+            policy=RetryPolicy(retries=settings.retries, backoff_seconds=settings.backoff_seconds),
+            sleep=sleep,
+        )
+
+    @classmethod
+    def from_url(cls, url: str, token: str, **opts: Any) -> MoodleClient:
+        """`opts`: any MoodleSettings field (timeout_seconds, retries, batch_size, format...), plus `sleep`."""
+        extra = {k: opts.pop(k) for k in ("sleep", "max_form_fields") if k in opts}
+        return cls(MoodleSettings(url=url, token=token, **opts), **extra)
+
+    def __repr__(self) -> str:
+        return f"MoodleClient({self.settings.url!r})"
+
+    def __enter__(self) -> MoodleClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- generic -----------------------------------------------------------------------------------
+
+    def call(self, function: str, /, **params: Any) -> Any:
+        """Any function. Reads (get/search/view) are retried on transient errors; writes are not."""
+        return self.call_with(function, params)
+
+    def call_with(self, function: str, params: Mapping[str, Any], *, safe: bool | None = None) -> Any:
+        """Like `call`, with params as a mapping; `safe=True` lets a write be retried (caller checked first)."""
+        read = is_read(function)
+        if not read:
+            self.write_calls += 1
+        return self.transport.post(function, encode_params(params), safe=read if safe is None else safe)
+
+    # -- site --------------------------------------------------------------------------------------
+
+    def get_site_info(self) -> dict[str, Any]:
+        return self.call("core_webservice_get_site_info")
+
+    # -- users -------------------------------------------------------------------------------------
+
+    def get_users_by_field(self, field: str, values: Iterable[Any]) -> list[Item]:
+        """Users whose `field` (id, idnumber, username, email) is one of `values`; batched lookups."""
+        out: list[Item] = []
+        for chunk in _chunks(list(dict.fromkeys(values)), LOOKUP_BATCH):
+            out.extend(self.call("core_user_get_users_by_field", field=field, values=chunk))
+        return out
+
+    def get_users(self, criteria: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        """`criteria` {key: value} (keys id, lastname, firstname, idnumber, username, email, auth); `%` wildcards."""
+        pairs = criteria.items() if isinstance(criteria, Mapping) else criteria
+        return self.call("core_user_get_users", criteria=[{"key": k, "value": v} for k, v in pairs])
+
+    def create_users(self, users: Sequence[Item], *, precheck: bool = True) -> BatchResult:
+        """Create users; those clashing with an existing username/idnumber/email are failed without sending.
+
+        Succeeded answers are Moodle's `{"id", "username"}`.
+        """
+        result = BatchResult()
+        to_send = list(users)
+        if precheck:
+            to_send, clashes = self._precheck_users(to_send, result)
+            result.failed.extend(clashes)
+        result.merge(self._bulk("core_user_create_users", "users", to_send, per_item=_listed,
+                                recover=self._created_users))
+        return result
+
+    def _created_users(self, chunk: list[Item]) -> tuple[list[tuple[Item, Any]], list[Item]]:
+        """After a create call timed out: which of `chunk` Moodle did create (by username), which not."""
+        found = {u["username"]: u for u in self.get_users_by_field("username", [x["username"] for x in chunk])}
+        done = [(item, {"id": found[k]["id"], "username": found[k]["username"]})
+                for item in chunk if (k := str(item["username"]).lower()) in found]
+        rest = [item for item in chunk if str(item["username"]).lower() not in found]
+        return done, rest
+
+    def _precheck_users(self, users: list[Item], result: BatchResult
+                        ) -> tuple[list[Item], list[tuple[Item, MoodleError]]]:
+        before = self.transport.requests_made
+        taken: dict[str, dict[str, int]] = {}
+        for fld in ("username", "idnumber", "email"):
+            values = sorted({str(u[fld]) for u in users if u.get(fld) not in (None, "")})
+            found = self.get_users_by_field(fld, values) if values else []
+            taken[fld] = {_norm(fld, str(u.get(fld))): u["id"] for u in found}
+        result.calls += self.transport.requests_made - before
+        keep: list[Item] = []
+        clashes: list[tuple[Item, MoodleError]] = []
+        seen: dict[str, set[str]] = {"username": set(), "idnumber": set(), "email": set()}
+        for user in users:
+            error: MoodleError | None = None
+            for fld, code in (("username", "usernameexists"), ("idnumber", "idnumbertaken"), ("email", "emailexists")):
+                value = user.get(fld)
+                if value in (None, ""):
+                    continue
+                key = _norm(fld, str(value))
+                if key in taken[fld]:
+                    error = DuplicateError(f"{fld} already used by Moodle user id {taken[fld][key]}",
+                                           errorcode=code, function="core_user_create_users")
+                elif key in seen[fld]:
+                    error = DuplicateError(f"{fld} repeated in the same request", errorcode=code,
+                                           function="core_user_create_users")
+                if error:
+                    break
+            if error is not None:
+                clashes.append((user, error))
+                continue
+            for fld in seen:
+                if user.get(fld) not in (None, ""):
+                    seen[fld].add(_norm(fld, str(user[fld])))
+            keep.append(user)
+        return keep, clashes
+
+    def update_users(self, users: Sequence[Item]) -> BatchResult:
+        """Each user needs `id`. Moodle reports per-user problems as warnings; those become failures."""
+        return self._bulk("core_user_update_users", "users", users, per_item=_warnings_by_id("user"))
+
+    def delete_users(self, userids: Sequence[int]) -> BatchResult:
+        items = [{"id": i} for i in userids]
+        return self._bulk("core_user_delete_users", "userids", items, per_item=_nothing,
+                          encode=lambda chunk: [i["id"] for i in chunk])
+
+    # -- categories and courses --------------------------------------------------------------------
+
+    def create_categories(self, categories: Sequence[Item]) -> BatchResult:
+        """Succeeded answers are `{"id", "name"}`. Parents must exist first: send one tree level per call."""
+        return self._bulk("core_course_create_categories", "categories", categories, per_item=_listed)
+
+    def get_categories(self, criteria: Mapping[str, Any] | None = None, *, addsubcategories: bool | None = None
+                       ) -> list[Item]:
+        """criteria {key: value}: id, ids, name, parent, idnumber, visible, theme. Moodle adds sub-categories
+        unless `addsubcategories=False`."""
+        pairs = [{"key": k, "value": v} for k, v in (criteria or {}).items()]
+        return self.call("core_course_get_categories", criteria=pairs, addsubcategories=addsubcategories)
+
+    def create_courses(self, courses: Sequence[Item]) -> BatchResult:
+        """Succeeded answers are `{"id", "shortname"}`."""
+        return self._bulk("core_course_create_courses", "courses", courses, per_item=_listed)
+
+    def update_courses(self, courses: Sequence[Item]) -> BatchResult:
+        return self._bulk("core_course_update_courses", "courses", courses, per_item=_warnings_by_id("course"))
+
+    def get_courses_by_field(self, field: str | None = None, value: Any = None) -> list[Item]:
+        """field: id, ids (comma-separated), shortname, idnumber, category; none for every course."""
+        answer = self.call("core_course_get_courses_by_field", field=field, value=value)
+        return answer["courses"]
+
+    def get_courses(self, ids: Sequence[int] | None = None) -> list[Item]:
+        return self.call("core_course_get_courses", options={"ids": list(ids)} if ids else None)
+
+    def get_course_contents(self, courseid: int, options: Mapping[str, Any] | None = None) -> list[Item]:
+        opts = [{"name": k, "value": v} for k, v in (options or {}).items()] or None
+        return self.call("core_course_get_contents", courseid=courseid, options=opts)
+
+    # -- cohorts -----------------------------------------------------------------------------------
+
+    def create_cohorts(self, cohorts: Sequence[Item]) -> BatchResult:
+        """Each cohort: categorytype {type: system|id|idnumber, value}, name, idnumber..."""
+        return self._bulk("core_cohort_create_cohorts", "cohorts", cohorts, per_item=_listed)
+
+    def get_cohorts(self, cohortids: Sequence[int] = ()) -> list[Item]:
+        return self.call("core_cohort_get_cohorts", cohortids=list(cohortids))
+
+    def search_cohorts(self, query: str, *, contextid: int = 1, includes: str = "all", limitfrom: int = 0,
+                       limitnum: int = 25) -> list[Item]:
+        answer = self.call("core_cohort_search_cohorts", query=query, context={"contextid": contextid},
+                           includes=includes, limitfrom=limitfrom, limitnum=limitnum)
+        return answer["cohorts"]
+
+    def add_cohort_members(self, members: Sequence[Item]) -> BatchResult:
+        """Each member: cohorttype {type: id|idnumber, value}, usertype {type: id|username|idnumber, value}.
+
+        Unknown users/cohorts come back as warnings ("user username=x not exists") and become failures.
+        """
+        return self._bulk("core_cohort_add_cohort_members", "members", members, per_item=_cohort_warnings)
+
+    def delete_cohort_members(self, members: Sequence[Item]) -> BatchResult:
+        """Each member: {cohortid, userid}."""
+        return self._bulk("core_cohort_delete_cohort_members", "members", members, per_item=_nothing)
+
+    def get_cohort_members(self, cohortids: Sequence[int]) -> list[Item]:
+        return self.call("core_cohort_get_cohort_members", cohortids=list(cohortids))
+
+    # -- enrolment ---------------------------------------------------------------------------------
+
+    def get_course_enrolment_methods(self, courseid: int) -> list[Item]:
+        return self.call("core_enrol_get_course_enrolment_methods", courseid=courseid)
+
+    def enrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
+        """Each enrolment: roleid, userid, courseid[, timestart, timeend, suspend]. Enrolling twice is harmless."""
+        return self._bulk("enrol_manual_enrol_users", "enrolments", enrolments, per_item=_nothing)
+
+    def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
+        """Each enrolment: userid, courseid[, roleid]."""
+        return self._bulk("enrol_manual_unenrol_users", "enrolments", enrolments, per_item=_nothing)
+
+    def get_enrolled_users(self, courseid: int, *, page_size: int = 0, **options: Any) -> list[Item]:
+        """Enrolled users; `options` as Moodle's (userfields=[...], onlyactive=True, withcapability=...).
+
+        With `page_size`, pages through limitfrom/limitnumber so a large course is read in parts.
+        """
+        def opts(extra: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+            merged = {**extra, **{k: v for k, v in options.items() if k not in extra}}
+            return [{"name": k, "value": ",".join(v) if isinstance(v, list | tuple) else v}
+                    for k, v in merged.items()] or None
+
+        if not page_size:
+            return self.call("core_enrol_get_enrolled_users", courseid=courseid, options=opts({}))
+        out: list[Item] = []
+        while True:
+            page = self.call("core_enrol_get_enrolled_users", courseid=courseid,
+                             options=opts({"limitfrom": len(out), "limitnumber": page_size}))
+            out.extend(page)
+            if len(page) < page_size:
+                return out
+
+    def get_users_courses(self, userid: int) -> list[Item]:
+        return self.call("core_enrol_get_users_courses", userid=userid)
+
+    # -- completion --------------------------------------------------------------------------------
+
+    def get_course_completion_status(self, courseid: int, userid: int) -> dict[str, Any]:
+        return self.call("core_completion_get_course_completion_status", courseid=courseid, userid=userid)
+
+    def get_activities_completion_status(self, courseid: int, userid: int) -> dict[str, Any]:
+        return self.call("core_completion_get_activities_completion_status", courseid=courseid, userid=userid)
+
+    def update_activity_completion_status_manually(self, cmid: int, completed: bool) -> dict[str, Any]:
+        return self.call("core_completion_update_activity_completion_status_manually", cmid=cmid,
+                         completed=completed)
+
+    def mark_course_self_completed(self, courseid: int) -> dict[str, Any]:
+        return self.call("core_completion_mark_course_self_completed", courseid=courseid)
+
+    def override_activity_completion_status(self, userid: int, cmid: int, newstate: int) -> dict[str, Any]:
+        return self.call("core_completion_override_activity_completion_status", userid=userid, cmid=cmid,
+                         newstate=newstate)
+
+    # -- bulk writes -------------------------------------------------------------------------------
+
+    def _bulk(self, function: str, key: str, items: Sequence[Item], *, per_item: _PerItem,
+              encode: Callable[[list[Item]], Any] | None = None, recover: _Recover | None = None) -> BatchResult:
+        result = BatchResult()
+        try:
+            for chunk in _chunks(list(items), self.batch_size):
+                self._send(function, key, chunk, per_item, encode or (lambda c: c), result, recover=recover)
+        except MoodleError as e:
+            # Whole-call failure (token, service, network): earlier batches did go through; say which.
+            e.partial = result
+            raise
+        if result.failed:
+            log.info("%s: %d ok, %d refused, %d calls", function, len(result.succeeded), len(result.failed),
+                     result.calls)
+        return result
+
+    def _send(self, function: str, key: str, chunk: list[Item], per_item: _PerItem,
+              encode: Callable[[list[Item]], Any], result: BatchResult, *, recover: _Recover | None = None,
+              attempt: int = 0) -> None:
+        fields = encode_params({key: encode(chunk)})
+        if len(fields) + 3 > self.max_form_fields and len(chunk) > 1:
+            half = len(chunk) // 2
+            self._send(function, key, chunk[:half], per_item, encode, result, recover=recover)
+            self._send(function, key, chunk[half:], per_item, encode, result, recover=recover)
+            return
+        self.write_calls += 1
+        result.calls += 1
+        try:
+            answer = self.transport.post(function, fields, safe=False)
+        except TransientError as e:
+            # The write may or may not have happened. Where a lookup can tell, check, then resend the rest.
+            if recover is None or not self.transport.policy.should_retry(attempt, e, safe=True):
+                raise
+            self.transport.sleep(self.transport.policy.sleep_time(attempt, e.retry_after))
+            before = self.transport.requests_made
+            done, rest = recover(chunk)
+            result.calls += self.transport.requests_made - before
+            log.warning("%s: %s; %d of %d were applied, resending %d", function, e.message, len(done), len(chunk),
+                        len(rest))
+            result.succeeded.extend(done)
+            if rest:
+                self._send(function, key, rest, per_item, encode, result, recover=recover, attempt=attempt + 1)
+            return
+        except _WHOLE_CALL_ERRORS:
+            raise
+        except MoodleError as e:
+            if len(chunk) == 1:
+                result.failed.append((chunk[0], e))
+                return
+            # One transaction per call: nothing of this chunk was written. Halve to find the bad records.
+            log.debug("%s: batch of %d refused (%s); splitting", function, len(chunk), e.errorcode)
+            half = len(chunk) // 2
+            self._send(function, key, chunk[:half], per_item, encode, result, recover=recover)
+            self._send(function, key, chunk[half:], per_item, encode, result, recover=recover)
+            return
+        for item, outcome in zip(chunk, per_item(function, chunk, answer), strict=True):
+            if isinstance(outcome, MoodleError):
+                result.failed.append((item, outcome))
+            else:
+                result.succeeded.append((item, outcome))
+
+
+_PerItem = Callable[[str, list[Item], Any], list[Any]]
+_Recover = Callable[[list[Item]], tuple[list[tuple[Item, Any]], list[Item]]]
+
+
+def _listed(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+    """Create functions answer one record per item, in order."""
+    if not isinstance(answer, list):
+        raise ProtocolError(f"expected a list answer, got {type(answer).__name__}", function=function)
+    missing = ProtocolError(
+        f"Moodle answered {len(answer)} records for {len(chunk)} sent (request cut by PHP's max_input_vars?)",
+        function=function)
+    return [answer[i] if i < len(answer) else missing for i in range(len(chunk))]
+
+
+def _nothing(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+    """Functions answering `null` (or only warnings): per-item warnings by id if any, else all done."""
+    return _warnings_by_id("")(function, chunk, answer)
+
+
+def _warnings_by_id(kind: str) -> _PerItem:
+    def per_item(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+        warnings = (answer or {}).get("warnings", []) if isinstance(answer, dict) else []
+        by_id = {str(w.get("itemid")): w for w in warnings if not kind or w.get("item") in (kind, None)}
+        out: list[Any] = []
+        for item in chunk:
+            w = by_id.get(str(item.get("id")))
+            out.append(error_for(w.get("warningcode"), w.get("message", ""), function=function) if w else None)
+        return out
+    return per_item
+
+
+_COHORT_WARNING = re.compile(r"^(user|cohort) (\w+)=(.*) not exists$")
+
+
+def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+    missing: set[tuple[str, str, str]] = set()
+    for w in (answer or {}).get("warnings", []) if isinstance(answer, dict) else []:
+        m = _COHORT_WARNING.match(str(w.get("message", "")))
+        if m:
+            missing.add((m.group(1), m.group(2), m.group(3)))
+    out: list[Any] = []
+    for item in chunk:
+        u, c = item.get("usertype", {}), item.get("cohorttype", {})
+        for kind, ref in (("user", u), ("cohort", c)):
+            if (kind, str(ref.get("type")), str(ref.get("value"))) in missing:
+                out.append(RecordNotFoundError(f"{kind} {ref.get('type')}={ref.get('value')} not exists",
+                                               errorcode="invalidrecord", function=function))
+                break
+        else:
+            out.append(None)
+    return out
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _norm(field: str, value: str) -> str:
+    # Moodle stores usernames lower-case and compares emails case-insensitively.
+    return value.strip().lower() if field in ("username", "email") else value.strip()
+
+
+def _item_label(item: Item) -> str:
+    for key in ("username", "idnumber", "shortname", "name", "id"):
+        if item.get(key) not in (None, ""):
+            return f"{key}={item[key]}"
+    return "item"

@@ -1,0 +1,105 @@
+"""The import file the provincial platforms take: XLSX (openpyxl write-only, constant memory) or CSV.
+
+Each batch becomes one file named by the batch's idempotency key, written to a temporary name and
+renamed into place, so a resent batch rewrites the same file and a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+
+from creditbridge.connector.registry.base import Outcome, RegistryTarget, Submission
+from creditbridge.connector.registry.errors import RegistryConfigError
+from creditbridge.connector.registry.rest import batch_key
+
+# (header as the provincial import templates print it, record field)
+COLUMNS: list[tuple[str, str]] = [
+    ("身份证号", "id_number"),
+    ("姓名", "name"),
+    ("学校代码", "school_code"),
+    ("学校名称", "school_name"),
+    ("项目名称", "programme_name"),
+    ("项目编号", "programme_code"),
+    ("年度", "year"),
+    ("类别", "category"),
+    ("学时", "hours"),
+    ("学分", "credits"),
+    ("考核结果", "result"),
+    ("培训机构", "provider"),
+    ("开始日期", "start_date"),
+    ("结束日期", "end_date"),
+    ("操作", "operation"),
+    ("版本", "version"),
+    ("备注", "remarks"),
+]
+HEADERS = [h for h, _ in COLUMNS]
+RESULT_LABELS = {"passed": "合格", "failed": "不合格"}
+OPERATION_LABELS = {"new": "新增", "correct": "更正", "void": "撤销"}
+
+
+def row_of(s: Submission) -> list[Any]:
+    r = dict(s.record)
+    r["result"] = RESULT_LABELS.get(r.get("result", ""), r.get("result"))
+    r["operation"] = OPERATION_LABELS["void" if s.action == "void" else ("correct" if s.supersedes else "new")]
+    values = []
+    for _, field in COLUMNS:
+        v = r.get(field)
+        # Numbers stay numbers in XLSX, so the platform's import does not trip on text cells.
+        if field in ("hours", "credits") and v is not None:
+            v = float(v)
+        values.append(v)  # None: an empty cell in XLSX (skipped, not an empty string), "" in CSV
+    return values
+
+
+def write_import_file(rows: Iterable[Sequence[Any]], path: Path, fmt: str) -> int:
+    """Write HEADERS then `rows` to `path` (atomically). Returns the number of data rows."""
+    tmp = path.with_name(path.name + ".part")
+    n = 0
+    if fmt == "csv":
+        # UTF-8 with BOM: what Excel in China opens without garbling the Chinese headers.
+        with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(HEADERS)
+            for row in rows:
+                w.writerow(row)
+                n += 1
+    elif fmt == "xlsx":
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("学分登记")
+        ws.append(HEADERS)
+        for row in rows:
+            ws.append(list(row))
+            n += 1
+        wb.save(tmp)
+    else:
+        raise RegistryConfigError(f"registry.file_format must be xlsx or csv, got {fmt!r}")
+    os.replace(tmp, path)
+    return n
+
+
+class FileTarget(RegistryTarget):
+    """'Acknowledged' here means written to the import file; the upload to the platform is manual."""
+
+    max_batch = 1_000_000
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.fmt = getattr(settings, "file_format", "xlsx")
+        self.out_dir = Path(settings.export_dir)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RegistryConfigError(f"cannot create registry.export_dir {settings.export_dir!r}: {e}") from e
+        self.written: list[Path] = []
+
+    def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
+        key = batch_key(batch)
+        path = self.out_dir / f"credit-records-{key}.{self.fmt}"
+        write_import_file((row_of(s) for s in batch), path, self.fmt)
+        self.written.append(path)
+        return [Outcome(s.key, "acknowledged", registry_id=f"{path.name}#{i + 2}") for i, s in enumerate(batch)]

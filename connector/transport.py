@@ -1,0 +1,173 @@
+"""HTTP for the Moodle client: the only module that imports requests/urllib3.
+
+Two layers of retry, each where it is safe:
+- urllib3 `Retry` on the adapter retries only failures to *connect* (the request never reached
+  Moodle), for every function;
+- `Transport.post` retries whole calls after timeouts, 5xx and 429 only when the caller says the
+  call is safe to repeat (reads, or writes the caller has made idempotent by checking first).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+from creditbridge import __version__
+from creditbridge.connector.errors import MoodleError, ProtocolError, TransientError
+from creditbridge.connector.parsing import parse_response
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = "/webservice/rest/server.php"
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff with full jitter, capped, honouring Retry-After (stripe-python's shape)."""
+
+    retries: int = 3
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 8.0
+
+    def should_retry(self, attempt: int, error: MoodleError, *, safe: bool) -> bool:
+        """`attempt` counts from 0. Only transient failures of calls that are safe to repeat."""
+        if isinstance(error, TransientError) and error.exhausted:
+            return False
+        return safe and error.retryable and attempt < self.retries
+
+    def sleep_time(self, attempt: int, retry_after: float | None = None) -> float:
+        if self.backoff_seconds <= 0:
+            return 0.0
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** attempt))
+        # Half fixed, half random: spreads out clients that failed together without ever waiting 0.
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_backoff_seconds))
+        return delay
+
+
+class Transport:
+    """POSTs web-service calls to one Moodle site with its own `requests.Session`."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        fmt: str = "json",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if fmt not in ("json", "xml"):
+            raise ValueError("format must be 'json' or 'xml'")
+        self.endpoint = url.rstrip("/") + ENDPOINT
+        self.fmt = fmt
+        self.timeout = (connect_timeout, read_timeout)
+        self.policy = policy or RetryPolicy()
+        self.requests_made = 0
+        self._token = token
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"creditbridge/{__version__}"
+        self.session.headers["Accept"] = "application/json, application/xml;q=0.9"
+        # Connect failures only: the request was never sent, so repeating it is safe for writes too.
+        adapter = HTTPAdapter(max_retries=Retry(
+            total=self.policy.retries, connect=self.policy.retries, read=0, redirect=0, status=0, other=0,
+            backoff_factor=self.policy.backoff_seconds, raise_on_status=False,
+        ))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"Transport({self.endpoint!r}, fmt={self.fmt!r})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def post(self, function: str, fields: Sequence[tuple[str, str]], *, safe: bool) -> Any:
+        """Call `function`; retried on transient failures only when `safe`."""
+        attempt = 0
+        while True:
+            try:
+                return self._post_once(function, fields)
+            except MoodleError as error:
+                if not self.policy.should_retry(attempt, error, safe=safe):
+                    raise
+                retry_after = error.retry_after if isinstance(error, TransientError) else None
+                delay = self.policy.sleep_time(attempt, retry_after)
+                log.warning("%s: %s; retry %d/%d in %.2fs", function, error.message, attempt + 1,
+                            self.policy.retries, delay)
+                self.sleep(delay)
+                attempt += 1
+
+    def _post_once(self, function: str, fields: Sequence[tuple[str, str]]) -> Any:
+        # The token travels in the POST body only: URLs end up in proxy and server access logs.
+        body: list[tuple[str, str]] = [("wstoken", self._token), ("wsfunction", function)]
+        if self.fmt == "json":
+            body.append(("moodlewsrestformat", "json"))
+        body.extend(fields)
+        started = time.monotonic()
+        self.requests_made += 1
+        try:
+            response = self.session.post(self.endpoint, data=body, timeout=self.timeout, allow_redirects=False)
+        except requests.Timeout as e:
+            raise TransientError(f"timed out after {self._describe_timeout(e)}", function=function) from e
+        except requests.ConnectionError as e:
+            error = TransientError(f"cannot connect to {self.endpoint}: {self._scrub(type(e).__name__)}",
+                                   function=function)
+            # MaxRetryError: the adapter's connect retries (with backoff) already ran out.
+            error.exhausted = bool(e.args) and isinstance(e.args[0], MaxRetryError)
+            raise error from e
+        except requests.RequestException as e:
+            raise ProtocolError(f"request failed: {self._scrub(str(e))}", function=function) from e
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.debug("%s -> HTTP %d in %.0f ms (%d bytes)", function, response.status_code, elapsed_ms,
+                  len(response.content))
+        return self._answer(function, response)
+
+    def _answer(self, function: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if status >= 500 or status == 429:
+            error = TransientError(f"HTTP {status} from Moodle", function=function, status=status)
+            error.retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise error
+        if status != 200:
+            hint = " (is the URL the Moodle site's root?)" if status in (301, 302, 303, 307, 308, 404) else ""
+            raise ProtocolError(f"HTTP {status} from {self.endpoint}{hint}", function=function, status=status)
+        try:
+            return parse_response(response.text, fmt=self.fmt, function=function, status=status)
+        except MoodleError as e:
+            # Moodle never echoes the token, but a misconfigured proxy page might: scrub before anyone logs it.
+            e.message = self._scrub(e.message)
+            if e.debuginfo:
+                e.debuginfo = self._scrub(e.debuginfo)
+            e.args = (e.message,)
+            raise
+
+    def _scrub(self, text: str) -> str:
+        # Real tokens are 32 hex characters; a toy token of a letter or two would mangle every message.
+        return text.replace(self._token, REDACTED) if len(self._token) >= 8 else text
+
+    def _describe_timeout(self, e: requests.Timeout) -> str:
+        if isinstance(e, requests.ConnectTimeout):
+            return f"{self.timeout[0]}s connecting to {self.endpoint}"
+        return f"{self.timeout[1]}s waiting for {self.endpoint}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

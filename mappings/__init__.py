@@ -1,0 +1,1 @@
+"""Programme rule files, the evaluator and explanations."""

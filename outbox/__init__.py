@@ -1,0 +1,1 @@
+"""The registry outbox: changed credit results become versioned submissions, pushed exactly once."""

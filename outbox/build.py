@@ -1,0 +1,155 @@
+"""Turn credit results into outbox submissions: only results whose outcome changed get a new version.
+
+- no submission yet                      -> version 1
+- result_hash differs from the latest    -> version n+1, superseding what the registry may hold
+- result gone (withdrawn)                -> a void submission for what the registry may hold
+An unsent (pending) version that is overtaken is never sent: it is marked superseded or voided at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import MetaData, Table, insert, select
+from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.orm import Session, defer
+
+from creditbridge.outbox.errors import OutboxError
+from creditbridge.outbox.payload import build_record, idempotency_key, programme_info
+from creditbridge.store.models import Base
+from creditbridge.store.models.base import utcnow
+from creditbridge.store.models.core import Teacher
+from creditbridge.store.models.registry import RegistryAudit, RegistrySubmission
+
+# Roles whose results are credit records of a person. Host and school-admin scores are assessments of
+# a workshop or a school, kept in the report, not registered as anybody's credits.
+PUSHED_ROLES = ("teacher",)
+LIVE_STATES = ("acknowledged", "sent")
+
+
+@dataclass
+class BuildCounts:
+    created: int = 0
+    corrections: int = 0
+    voids: int = 0
+    unchanged: int = 0
+    dropped_unsent: int = 0
+    programmes: set[str] = field(default_factory=set)
+
+    def as_json(self) -> dict[str, int]:
+        return {"created": self.created, "corrections": self.corrections, "voids": self.voids,
+                "unchanged": self.unchanged, "dropped_unsent": self.dropped_unsent}
+
+
+def credit_result_table(session: Session) -> Table:
+    """The mappings flow's credit_result table, by name: its model when installed, else as the
+    database has it (so the outbox depends on the table's documented columns, not on a class)."""
+    table = Base.metadata.tables.get("credit_result")
+    if table is not None:
+        return table
+    try:
+        return Table("credit_result", MetaData(), autoload_with=session.connection())
+    except NoSuchTableError as e:
+        raise OutboxError("no credit_result table: evaluate credits before pushing") from e
+
+
+class AuditTrail:
+    """Audit rows gathered during a unit of work and written in one bulk insert at its end (one INSERT
+    per state change would dominate a push of thousands of records)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[RegistrySubmission, str, str | None, str, str | None]] = []
+
+    def add(self, sub: RegistrySubmission, event: str, to_state: str, detail: str | None = None,
+            from_state: str | None = None) -> None:
+        self._pending.append((sub, event, from_state, to_state, detail))
+
+    def transition(self, sub: RegistrySubmission, to_state: str, event: str, detail: str | None) -> None:
+        before = sub.state
+        sub.state = to_state
+        sub.decided_at = utcnow()
+        self.add(sub, event, to_state, detail, before)
+
+    def write(self, session: Session) -> None:
+        if not self._pending:
+            return
+        session.flush()  # new submissions get their ids
+        now = utcnow()
+        session.execute(insert(RegistryAudit), [
+            {"submission_id": sub.id, "event": event, "from_state": from_state, "to_state": to_state,
+             "detail": detail, "at": now} for sub, event, from_state, to_state, detail in self._pending])
+        self._pending.clear()
+
+
+def build(session: Session, *, provider: str, programme: str | None = None) -> BuildCounts:
+    table = credit_result_table(session)
+    counts = BuildCounts()
+    trail = AuditTrail()
+    q = select(table).where(table.c.role.in_(PUSHED_ROLES))
+    subq = select(RegistrySubmission).where(RegistrySubmission.role.in_(PUSHED_ROLES))
+    if programme:
+        q = q.where(table.c.programme == programme)
+        subq = subq.where(RegistrySubmission.programme == programme)
+    results = {(r.programme, r.teacher, r.role, int(r.year)): r for r in session.execute(q)}
+
+    history: dict[tuple[str, str, str, int], list[RegistrySubmission]] = {}
+    # Payloads are only read for a void (loaded on access then); decoding all of them is most of the cost.
+    for sub in session.scalars(subq.options(defer(RegistrySubmission.payload)).order_by(RegistrySubmission.version)):
+        history.setdefault((sub.programme, sub.teacher, sub.role, sub.year), []).append(sub)
+
+    teachers: dict[tuple[str, str], Any] = {}
+    needed = {(k[0], k[1]) for k in results}
+    if needed:
+        for t in session.scalars(select(Teacher).where(Teacher.programme.in_({p for p, _ in needed}))):
+            teachers[(t.programme, t.id_number)] = t
+    programmes: dict[tuple[str, int], Any] = {}
+
+    for key in sorted(set(results) | set(history)):
+        prog_code, teacher, _role, year = key
+        subs = history.get(key, [])
+        last = subs[-1] if subs else None
+        live = next((s for s in reversed(subs) if s.action == "submit" and s.state in LIVE_STATES), None)
+        result = results.get(key)
+        if result is not None:
+            if last is not None and last.action == "submit" and last.result_hash == result.result_hash:
+                counts.unchanged += 1
+                continue
+            if (prog_code, year) not in programmes:
+                programmes[(prog_code, year)] = programme_info(prog_code, year)
+            version = (last.version + 1) if last else 1
+            record = build_record(result, teachers.get((prog_code, teacher)), programmes[(prog_code, year)],
+                                  version, provider)
+            supersedes = live
+            if last is not None and last.state == "pending":
+                trail.transition(last, "superseded", "superseded_unsent",
+                            f"overtaken by version {version} before it was sent")
+                counts.dropped_unsent += 1
+            sub = _new(session, key, version, "submit", result.result_hash, record, supersedes)
+            trail.add(sub, "created", "pending",
+                  f"correction of version {supersedes.version}" if supersedes else "first version")
+            counts.corrections += 1 if last is not None else 0
+            counts.created += 1
+        elif last is not None and last.action == "submit" and last.state not in ("voided", "superseded"):
+            if last.state == "pending":
+                trail.transition(last, "voided", "voided_unsent", "result withdrawn before it was sent")
+                counts.dropped_unsent += 1
+            if live is not None and live.state in LIVE_STATES:
+                record = dict(live.payload, version=last.version + 1)
+                sub = _new(session, key, last.version + 1, "void", None, record, live)
+                trail.add(sub, "created", "pending", f"void of version {live.version}: result withdrawn")
+                counts.voids += 1
+        counts.programmes.add(prog_code)
+    trail.write(session)
+    return counts
+
+
+def _new(session: Session, key: tuple[str, str, str, int], version: int, action: str, result_hash: str | None,
+         record: dict[str, Any], supersedes: RegistrySubmission | None) -> RegistrySubmission:
+    prog_code, teacher, role, year = key
+    sub = RegistrySubmission(programme=prog_code, teacher=teacher, role=role, year=year, version=version,
+                             action=action, idempotency_key=idempotency_key(prog_code, role, teacher, year, version),
+                             result_hash=result_hash, payload=record, state="pending", attempts=0,
+                             supersedes_id=supersedes.id if supersedes else None)
+    session.add(sub)
+    return sub

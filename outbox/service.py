@@ -1,0 +1,183 @@
+"""`push`: build the outbox, then send it in batches until each submission is decided.
+
+Crash safety: a batch is marked `sent` (committed) BEFORE it goes out and keeps its idempotency keys,
+so after a crash between sending and recording the answer the next push resends it with the same
+keys, and the registry answers as before instead of recording twice."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, defer
+
+from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarget, Submission, load_target
+from creditbridge.outbox.build import AuditTrail, build
+from creditbridge.records import mask_id_number
+from creditbridge.store import Store
+from creditbridge.store.models.base import utcnow
+from creditbridge.store.models.registry import RegistrySubmission
+
+log = logging.getLogger(__name__)
+OPEN_STATES = ("pending", "sent")
+MAX_WAIT_SECONDS = 60.0
+
+
+def _backoff(attempt: int, base: float, retry_after: float | None) -> float:
+    # Full jitter around an exponential step, but never sooner than the registry asked.
+    step = base * (2 ** attempt) * random.uniform(0.5, 1.5)
+    return min(MAX_WAIT_SECONDS, max(step, retry_after or 0.0))
+
+
+def _open_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(RegistrySubmission)
+                          .where(RegistrySubmission.state.in_(OPEN_STATES))) or 0
+
+
+def _claim(store: Store, after_id: int, limit: int, target_name: str) -> tuple[list[Submission], int]:
+    """Mark the next batch `sent` and commit, before anything leaves the machine."""
+    with store.session() as s:
+        rows = s.scalars(select(RegistrySubmission)
+                         .where(RegistrySubmission.state.in_(OPEN_STATES), RegistrySubmission.id > after_id)
+                         .order_by(RegistrySubmission.id).limit(limit)).all()
+        if not rows:
+            return [], after_id
+        sup_ids = {r.supersedes_id for r in rows if r.supersedes_id}
+        sup_keys = dict(s.execute(select(RegistrySubmission.id, RegistrySubmission.idempotency_key)
+                                  .where(RegistrySubmission.id.in_(sup_ids))).all()) if sup_ids else {}
+        now = utcnow()
+        trail = AuditTrail()
+        batch = []
+        for r in rows:
+            if r.state == "pending":
+                trail.add(r, "sent", "sent", None, "pending")
+            r.state, r.attempts, r.sent_at, r.target = "sent", r.attempts + 1, now, target_name
+            batch.append(Submission(key=r.idempotency_key, action=r.action, record=r.payload,  # type: ignore[arg-type]
+                                    supersedes=sup_keys.get(r.supersedes_id)))
+        trail.write(s)
+        return batch, rows[-1].id
+
+
+def _record(store: Store, outcomes: Sequence[Outcome]) -> dict[str, int]:
+    counts = {"acknowledged": 0, "rejected": 0, "transient": 0}
+    by_key = {o.key: o for o in outcomes}
+    with store.session() as s:
+        # The payload is not needed to record an answer: leave its JSON undecoded.
+        rows = s.scalars(select(RegistrySubmission).options(defer(RegistrySubmission.payload))
+                         .where(RegistrySubmission.idempotency_key.in_(list(by_key)))).all()
+        now = utcnow()
+        trail = AuditTrail()
+        supersede: dict[int, RegistrySubmission] = {}
+        for r in rows:
+            o = by_key[r.idempotency_key]
+            counts[o.status] += 1
+            if o.status == "transient" or r.state != "sent":
+                continue  # undecided, or already decided by a concurrent push
+            r.state, r.decided_at = o.status, now
+            r.reason, r.registry_id = o.reason, o.registry_id
+            trail.add(r, o.status, o.status, o.reason or o.registry_id, "sent")
+            if o.status == "rejected":
+                log.warning("registry rejected %s/%s v%d: %s", r.programme, mask_id_number(r.teacher),
+                            r.version, o.reason)
+            if o.status == "acknowledged" and r.supersedes_id:
+                supersede[r.supersedes_id] = r
+        if supersede:
+            for earlier in s.scalars(select(RegistrySubmission).where(RegistrySubmission.id.in_(list(supersede)))):
+                later = supersede[earlier.id]
+                if earlier.state in ("acknowledged", "sent"):
+                    new_state = "voided" if later.action == "void" else "superseded"
+                    trail.transition(earlier, new_state, new_state, f"by version {later.version}")
+        trail.write(s)
+    return counts
+
+
+def _send(target: RegistryTarget, batch: list[Submission], retries: int, backoff: float,
+          sleep: Callable[[float], None]) -> list[Outcome] | None:
+    """Send one batch; resend it (same keys) on transient failures only. None: gave up for now."""
+    for attempt in range(retries + 1):
+        try:
+            return target.submit(batch)
+        except RegistryError as e:
+            if not e.retryable:
+                raise
+            if attempt == retries:
+                log.warning("registry still unavailable after %d attempts: %s", attempt + 1, e)
+                return None
+            wait = _backoff(attempt, backoff, e.retry_after)
+            log.info("registry unavailable (%s); resending batch of %d in %.2fs", e, len(batch), wait)
+            sleep(wait)
+    return None
+
+
+def push(settings: Any, store: Store, *, dry_run: bool = False, target: RegistryTarget | None = None,
+         programme: str | None = None, sleep: Callable[[float], None] = time.sleep,
+         on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Push every changed credit result to the configured registry target.
+
+    Returns counts: `sent` (submissions sent this run), `acknowledged`, `rejected` (this run),
+    `pending` (still undecided afterwards), and `built` (what the outbox build added)."""
+    reg = settings.registry
+    if dry_run:
+        with store.sessions() as s:
+            built = build(s, provider=reg.provider, programme=programme)
+            pending = _open_count(s)
+            s.rollback()
+        return {"dry_run": True, "sent": 0, "acknowledged": 0, "rejected": 0, "pending": pending,
+                "would_send": pending, "built": built.as_json(), "target": reg.target}
+
+    with store.session() as s:
+        built = build(s, provider=reg.provider, programme=programme)
+    own_target = target is None
+    tgt = target if target is not None else load_target(reg.target, reg)
+    size = max(1, min(reg.batch_size, tgt.max_batch))
+    totals = {"sent": 0, "acknowledged": 0, "rejected": 0, "transient": 0}
+    gave_up = False
+    try:
+        after = 0
+        while True:
+            batch, after = _claim(store, after, size, reg.target)
+            if not batch:
+                break
+            totals["sent"] += len(batch)
+            outcomes = _send(tgt, batch, reg.retries, reg.backoff_seconds, sleep)
+            if outcomes is None:
+                gave_up = True  # keep order: a later version must not overtake one still in flight
+                break
+            for k, v in _record(store, outcomes).items():
+                totals[k] += v
+            if on_batch is not None:
+                on_batch(len(batch))
+    finally:
+        if own_target:
+            tgt.close()
+    with store.session() as s:
+        pending = _open_count(s)
+    return {"sent": totals["sent"], "acknowledged": totals["acknowledged"], "rejected": totals["rejected"],
+            "pending": pending, "built": built.as_json(), "target": reg.target, "gave_up": gave_up}
+
+
+def summary(store: Store, *, programme: str | None = None) -> dict[str, Any]:
+    """What the report shows: submissions by state, and the rejected and still-open ones (latest
+    version per teacher only). Teacher values are full ID numbers: mask them before logging."""
+    with store.session() as s:
+        q = select(RegistrySubmission).options(defer(RegistrySubmission.payload))
+        if programme:
+            q = q.where(RegistrySubmission.programme == programme)
+        by_state: dict[str, int] = {}
+        latest: dict[tuple[str, str, str, int], RegistrySubmission] = {}
+        for r in s.scalars(q.order_by(RegistrySubmission.version)):
+            by_state[r.state] = by_state.get(r.state, 0) + 1
+            latest[(r.programme, r.teacher, r.role, r.year)] = r
+
+        def row(r: RegistrySubmission) -> dict[str, Any]:
+            return {"programme": r.programme, "teacher": r.teacher, "role": r.role, "year": r.year,
+                    "version": r.version, "action": r.action, "state": r.state, "reason": r.reason,
+                    "attempts": r.attempts, "sent_at": r.sent_at, "decided_at": r.decided_at}
+
+        rejected = [row(r) for r in latest.values() if r.state == "rejected"]
+        open_ = [row(r) for r in latest.values() if r.state in OPEN_STATES]
+    return {"by_state": by_state, "rejected": rejected, "pending": open_}

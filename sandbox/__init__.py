@@ -1,0 +1,1 @@
+"""The Moodle-compatible sandbox LMS."""

@@ -1,0 +1,108 @@
+"""The sandbox's stand-in for local_creditbridge: on each completion the sandbox records, build the
+plugin's payload, sign it the Standard Webhooks way and POST it to SANDBOX_WEBHOOK_URL.
+
+Like the plugin's adhoc task, sending happens off the request that changed the state (a queue and one
+worker thread) and is retried with backoff; the webhook id is derived from the event, so a retry is
+recognised by the receiver as the same delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from creditbridge.webhooks.sender import build_payload, sign
+
+log = logging.getLogger(__name__)
+
+
+def _lookup(state: Any, names: tuple[str, ...], key: Any) -> dict[str, Any] | None:
+    for name in names:
+        fn = getattr(state, name, None)
+        if callable(fn):
+            found = fn(key)
+            if found is not None:
+                return dict(found)
+    return None
+
+
+class WebhookSender:
+    def __init__(self, url: str, secret: str, site: str, state: Any, *, retries: int = 5,
+                 backoff: float = 0.2) -> None:
+        self.url, self.secret, self.site, self.state = url, secret, site, state
+        self.http = requests.Session()
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
+                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
+        self.http.mount("https://", HTTPAdapter(max_retries=retry))
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.sent = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="sandbox-webhook-sender", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.queue.put(dict(event))
+
+    def payload_for(self, event: dict[str, Any]) -> Any:
+        learner = int(event.get("relateduserid") or event["userid"])
+        user = event.get("user") or _lookup(self.state, ("get_user", "user"), learner) or {"id": learner}
+        course = event.get("course") or _lookup(self.state, ("get_course", "course"), int(event["courseid"])) \
+            or {"id": int(event["courseid"])}
+        activity = None
+        if event["eventname"] != "\\core\\event\\course_completed":
+            cmid = int(event.get("contextinstanceid") or 0)
+            activity = event.get("activity") or _lookup(self.state, ("get_course_module", "get_activity"), cmid) \
+                or {"cmid": cmid}
+            activity.setdefault("cmid", activity.get("id", cmid))
+        user.setdefault("id", learner)
+        course.setdefault("id", int(event["courseid"]))
+        return build_payload(event, site=self.site, user=user, course=course, activity=activity)
+
+    def send(self, event: dict[str, Any]) -> int:
+        body, headers = sign(self.payload_for(event), self.secret)
+        r = self.http.post(self.url, data=body, headers=headers, timeout=10)
+        if r.status_code >= 400:
+            log.warning("webhook refused: %s %s", r.status_code, r.text[:200])
+        return r.status_code
+
+    def _run(self) -> None:
+        while True:
+            event = self.queue.get()
+            if event is None:
+                return
+            try:
+                status = self.send(event)
+                if status < 300:
+                    self.sent += 1
+                else:
+                    self.failed += 1
+            except Exception:  # one bad event must not stop the sender thread
+                self.failed += 1
+                log.exception("webhook send failed")
+            finally:
+                self.queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until everything queued so far has been sent (tests)."""
+        self.queue.join()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self._thread.join(timeout=5)
+
+
+def install(app: Any, state: Any) -> WebhookSender:
+    """Called by the sandbox's create_app when SANDBOX_WEBHOOK_URL is set."""
+    cfg = app.config
+    site = cfg.get("SANDBOX_WWWROOT") or cfg.get("SANDBOX_SITE") or "http://127.0.0.1:8765"
+    sender = WebhookSender(cfg["SANDBOX_WEBHOOK_URL"], cfg["SANDBOX_WEBHOOK_SECRET"], site, state)
+    state.add_completion_listener(sender)
+    app.extensions["sandbox_webhook_sender"] = sender
+    return sender

@@ -1,0 +1,1 @@
+"""Roster, catalog and topic sync into Moodle."""

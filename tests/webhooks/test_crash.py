@@ -1,0 +1,85 @@
+"""A receiver under gunicorn (SQLite file), killed with SIGKILL under load, keeps every acknowledged delivery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import select
+from webhook_helpers import payload, signed
+
+from creditbridge.store import open_store
+from creditbridge.store.models.intake import WebhookDelivery
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_receiver(tmp_path: Path, db_url: str) -> tuple[subprocess.Popen, str]:
+    cfg = tmp_path / "creditbridge.toml"
+    cfg.write_text(f'[database]\nurl = "{db_url}"\n[webhooks]\nsecrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]\n')
+    port = free_port()
+    open_store(db_url).dispose()  # migrate before the workers start
+    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(cfg), "serve",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return proc, url
+        except requests.RequestException:  # not listening yet, or workers still booting
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("receiver did not start")
+
+
+def test_sigkill_under_load_loses_no_acknowledged_delivery(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    proc, url = start_receiver(tmp_path, db_url)
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(offset: int) -> None:
+        http = requests.Session()
+        for i in range(offset, offset + 150):
+            if stop.is_set():
+                return
+            body, headers = signed(payload(userid=1000 + i, objectid=i + 1))
+            try:
+                r = http.post(url + "/webhooks/moodle", data=body, headers=headers, timeout=5)
+            except requests.RequestException:
+                return
+            if r.status_code in (200, 202):
+                with lock:
+                    acked.append(headers["webhook-id"])
+
+    threads = [threading.Thread(target=client, args=(k * 1000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    while len(acked) < 150 and any(t.is_alive() for t in threads):
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # master and workers, mid-load
+    proc.wait(timeout=10)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(acked) >= 150
+    store = open_store(db_url)
+    with store.session() as s:
+        stored = set(s.scalars(select(WebhookDelivery.webhook_id)))
+    store.dispose()
+    missing = set(acked) - stored
+    assert not missing, f"{len(missing)} acknowledged deliveries lost"

@@ -1,0 +1,60 @@
+"""Building signed deliveries the way local_creditbridge does, and a seeded teacher/course."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+from creditbridge.settings import Settings
+from creditbridge.store import Store
+from creditbridge.store.models.core import CatalogCourse, Teacher
+from creditbridge.webhooks.payload import webhook_id
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OLD_SECRET = "whsec_c2VjcmV0LW9uZS1yb3RhdGVkLW91dC0xMjM0NTY="
+SITE = "http://127.0.0.1:8765"
+ID_NUMBER = "11010519491231002X"
+
+
+def settings_for(url: str, secrets: list[str] | None = None) -> Settings:
+    return Settings.model_validate({"database": {"url": url},
+                                    "webhooks": {"secrets": secrets if secrets is not None else [SECRET]}})
+
+
+def payload(event: str = "course_completed", *, userid: int = 16, courseid: int = 7, objectid: int = 1,
+            timecreated: int = 1795385698, state: int | None = None, cmid: int = 7,
+            course_idnumber: str = "PD-COMP201", username: str = "tch200001") -> dict[str, Any]:
+    names = {"course_completed": "\\core\\event\\course_completed",
+             "activity_completion_updated": "\\core\\event\\course_module_completion_updated",
+             "grade_updated": "\\core\\event\\user_graded"}
+    p: dict[str, Any] = {
+        "event": event, "eventname": names[event], "objectid": objectid, "site": SITE,
+        "user": {"id": userid, "username": username, "idnumber": ""},
+        "course": {"id": courseid, "idnumber": course_idnumber},
+        "activity": None, "completionstate": None, "grade": None, "grademax": None, "timespent": None,
+        "timecreated": timecreated}
+    if event != "course_completed":
+        p["activity"] = {"cmid": cmid, "idnumber": f"ACT-{cmid}", "modname": "page"}
+        p["completionstate"] = 1 if state is None else state
+    return p
+
+
+def signed(p: dict[str, Any], secret: str = SECRET, when: datetime | None = None) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(p, separators=(",", ":"))
+    wid = webhook_id(p["site"], p["eventname"], p["objectid"], p["timecreated"], p["user"]["id"])
+    when = when or datetime.now(UTC)
+    sig = Webhook(secret).sign(wid, when, body)
+    return body.encode(), {"webhook-id": wid, "webhook-timestamp": str(int(when.timestamp())),
+                           "webhook-signature": sig, "content-type": "application/json"}
+
+
+def seed(store: Store, *, userid: int | None = 16, username: str = "tch200001") -> None:
+    with store.session() as s:
+        s.add(Teacher(programme="sd-2022", id_number=ID_NUMBER, name="Eli", school_code="S1", school_name="S",
+                      county="C", city="J", stage="primary", username=username, moodle_user_id=userid))
+        s.add(CatalogCourse(programme="sd-2022", code="PD-COMP201", title="Assessment", kind="required",
+                            hours=Decimal("6"), moodle_course_id=7))

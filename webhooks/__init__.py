@@ -1,0 +1,1 @@
+"""Completion intake: the signed-webhook receiver, its durable inbox, processing, reconciliation, import."""

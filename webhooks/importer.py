@@ -1,0 +1,122 @@
+"""`creditbridge intake import FILE`: learning records from elsewhere.
+
+- JSON lines (.jsonl / .json): one DESIGN.md learning record per line, validated with LearningRecord.
+- XLSX: school-based activity scores given by workshop hosts; first sheet, header row, columns
+  (English or Chinese header): teacher (身份证号), course (课程编号), activity (活动编号), score (成绩),
+  hours (学时, optional), occurred_at (日期: a date/datetime cell or ISO text; Asia/Shanghai if no offset),
+  source (来源, optional; default "import:xlsx:<teacher>:<course>:<activity>" so a re-import dedupes).
+Bad lines/rows are reported with their number and field and the ID number masked; good ones are stored.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import load_workbook
+from pydantic import ValidationError
+
+from creditbridge import CreditbridgeError
+from creditbridge.records import LearningRecord, mask_id_number
+from creditbridge.settings import Settings
+from creditbridge.store import Store
+from creditbridge.webhooks.processing import store_record
+
+XLSX_COLUMNS = {"teacher": "身份证号", "course": "课程编号", "activity": "活动编号", "score": "成绩",
+                "hours": "学时", "occurred_at": "日期", "source": "来源"}
+REQUIRED_XLSX = ("teacher", "course", "activity", "score", "occurred_at")
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class ImportFileError(CreditbridgeError):
+    """The file as a whole cannot be read (format, header). Fix the file; a retry as-is fails the same way."""
+
+
+def _errors(line: int, e: ValidationError) -> list[dict[str, Any]]:
+    return [{"line": line, "field": ".".join(str(p) for p in err["loc"]) or "-",
+             "reason": mask_id_number(err["msg"]) if "teacher" in err["loc"] else err["msg"]}
+            for err in e.errors(include_input=False)]
+
+
+def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
+    good, bad = [], []
+    with path.open(encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                bad.append({"line": n, "field": "-", "reason": f"not JSON: {e.msg}"})
+                continue
+            if isinstance(obj, dict):
+                obj.setdefault("programme", settings.sync.programme)
+            try:
+                good.append((n, LearningRecord.model_validate(obj)))
+            except ValidationError as e:
+                bad.extend(_errors(n, e))
+    return good, bad
+
+
+def _when(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=LOCAL_TZ)
+    if isinstance(v, date):
+        return datetime.combine(v, time(12), LOCAL_TZ)
+    if isinstance(v, str):
+        try:
+            d = datetime.fromisoformat(v.strip())
+        except ValueError:
+            return v
+        return d if d.tzinfo else d.replace(tzinfo=LOCAL_TZ)
+    return v
+
+
+def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
+    wb = load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = wb.worksheets[0].iter_rows(values_only=True)
+        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+        names = {zh: en for en, zh in XLSX_COLUMNS.items()} | {en: en for en in XLSX_COLUMNS}
+        cols = {names[h]: i for i, h in enumerate(header) if h in names}
+        missing = [f"{c} ({XLSX_COLUMNS[c]})" for c in REQUIRED_XLSX if c not in cols]
+        if missing:
+            raise ImportFileError(f"{path.name}: header row lacks column(s) {', '.join(missing)}")
+        good, bad = [], []
+        for n, row in enumerate(rows, start=2):
+            if not any(v not in (None, "") for v in row):
+                continue
+            get = {c: row[i] if i < len(row) else None for c, i in cols.items()}
+            teacher = str(get["teacher"] or "").strip()
+            obj = {"teacher": teacher, "programme": settings.sync.programme, "course": str(get["course"] or ""),
+                   "activity": str(get["activity"] or "") or None, "kind": "score", "score": get["score"],
+                   "hours": get.get("hours"), "occurred_at": _when(get["occurred_at"]),
+                   "source": get.get("source") or f"import:xlsx:{teacher}:{get['course']}:{get['activity']}"}
+            try:
+                good.append((n, LearningRecord.model_validate(obj)))
+            except ValidationError as e:
+                bad.extend(_errors(n, e))
+        return good, bad
+    finally:
+        wb.close()
+
+
+def import_file(settings: Settings, store: Store, path: Path) -> dict[str, Any]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        good, bad = _jsonl(settings, path)
+    elif suffix == ".xlsx":
+        good, bad = _xlsx(settings, path)
+    else:
+        raise ImportFileError(f"{path.name}: expected .jsonl or .xlsx")
+    stored = dupes = 0
+    with store.session() as s:
+        for _n, rec in good:
+            if store_record(s, rec, "import"):
+                stored += 1
+            else:
+                dupes += 1
+    return {"file": str(path), "valid": len(good), "stored": stored, "duplicates": dupes, "errors": bad}
