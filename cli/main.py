@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "creditbridge.outbox.commands",
     "creditbridge.registry_sim.commands",
     "creditbridge.reports.commands",
+    "creditbridge.runner.commands",
     "creditbridge.quickstart.commands",
 ]
 

@@ -36,7 +36,24 @@ class SyncSettings(_Section):
     email_domain: str = "teachers.invalid"
     suspend_threshold: float = Field(0.10, ge=0, le=1)
     header_map: dict[str, str] = Field(default_factory=dict)
-    report_dir: str = "reports"
+    report_dir: str = "creditbridge-data/reports"
+    # Key of the username hash (policy hashed_id). Changing it renames nobody but breaks adoption of
+    # existing accounts, so set it once before the first sync.
+    username_key: SecretStr = SecretStr("")
+    # true: Moodle generates and mails each new account a password; false: a random one is set (SSO sites).
+    create_password: bool = False
+    country: str = "CN"
+    timezone: str = "Asia/Shanghai"
+    # Logical field -> the custom user profile field's shortname on the site.
+    profile_fields: dict[str, str] = Field(default_factory=lambda: {
+        "schoolcode": "schoolcode", "school": "school", "county": "county", "city": "city",
+        "stage": "stage", "subject": "subject", "rural": "rural"})
+    # Stage code -> the option text of the site's `stage` menu profile field.
+    stage_labels: dict[str, str] = Field(default_factory=lambda: {
+        "kindergarten": "Early years", "primary": "Primary", "middle": "Secondary", "high": "Upper secondary"})
+    # Course custom field (number) that carries the catalog hours.
+    hours_field: str = "credit_hours"
+    student_role_id: int = Field(5, ge=1)
 
 
 class WebhookSettings(_Section):
@@ -61,7 +78,7 @@ class RegistrySettings(_Section):
     timeout_seconds: float = Field(30.0, gt=0)
     retries: int = Field(5, ge=0)
     provider: str = "creditbridge"
-    export_dir: str = "exports"
+    export_dir: str = "creditbridge-data/exports"
     file_format: str = Field("xlsx", pattern="^(xlsx|csv)$")
     backoff_seconds: float = Field(0.5, ge=0)
     lrs_username: str = ""
@@ -79,6 +96,15 @@ class SchedulerSettings(_Section):
     catalog_file: str = ""
     misfire_grace_seconds: int = Field(3600, ge=1)
     deadline_warning_days: int = Field(14, ge=0)
+    deadline_warning: str = "0 8 * * *"
+    # A standby instance tries to become the active scheduler this often.
+    standby_retry_seconds: float = Field(5.0, gt=0)
+    # The active instance checks that it still holds its lock this often; it stops scheduling when not.
+    lock_check_seconds: float = Field(10.0, gt=0)
+    # SQLite only: the lock file that keeps one active scheduler per host (default: next to the database).
+    lock_file: str = ""
+    # Threads running jobs; jobs of different ids may overlap, one id never runs twice at once.
+    max_workers: int = Field(4, ge=1)
 
 
 class Settings(_Section):

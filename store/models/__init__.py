@@ -4,7 +4,7 @@ from creditbridge.store.models import core  # noqa: F401
 from creditbridge.store.models.base import Base
 
 # Modules of the other flows register themselves here as they land (each with its own migration).
-for _name in ("sync", "intake", "credits", "registry"):
+for _name in ("sync", "intake", "credits", "registry", "scheduler"):
     try:
         __import__(f"creditbridge.store.models.{_name}")
     except ModuleNotFoundError as _e:

@@ -1,0 +1,88 @@
+"""`creditbridge run` (receiver + scheduler, supervised) and `creditbridge scheduler` (the scheduler process,
+or an operator's view of it: --list, --once JOB)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.scheduler import JOB_IDS
+
+
+def _verbosity() -> list[str]:
+    root = click.get_current_context().find_root()
+    n = int(root.params.get("verbose") or 0)
+    return ["-" + "v" * n] if n else []
+
+
+@click.command("run")
+@click.option("--host", default=None, help="Receiver address. Default: webhooks.host.")
+@click.option("--port", type=int, default=None, help="Receiver port. Default: webhooks.port.")
+@click.option("--workers", type=int, default=None, help="gunicorn workers. Default: webhooks.workers.")
+@click.option("--stop-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for the children after SIGTERM before killing them.")
+@pass_app
+def run_command(app: AppContext, host: str | None, port: int | None, workers: int | None,
+                stop_timeout: float) -> None:
+    """Run the webhook receiver (gunicorn) and the scheduler as two supervised processes until SIGTERM."""
+    from creditbridge.runner.supervisor import Child, Supervisor
+
+    app.settings  # noqa: B018 - a bad config fails here, once, not in two children
+    app.store  # noqa: B018 - migrate before the children start, so they do not race to do it
+    app.close()
+    base = [sys.executable, "-m", "creditbridge.cli.main", *_verbosity()]
+    env = dict(os.environ)
+    if app.config_path:
+        env["CREDITBRIDGE_CONFIG"] = str(Path(app.config_path).resolve())
+    serve = [*base, "serve"]
+    for flag, value in (("--host", host), ("--port", port), ("--workers", workers)):
+        if value is not None:
+            serve += [flag, str(value)]
+    logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
+    code = Supervisor([Child("receiver", serve, env), Child("scheduler", [*base, "scheduler"], env)],
+                      stop_timeout=stop_timeout).run()
+    sys.exit(code)
+
+
+@click.command("scheduler")
+@click.option("--list", "list_", is_flag=True, help="List the jobs with their next and last run, and exit.")
+@click.option("--once", metavar="JOB", type=click.Choice(JOB_IDS), default=None, help="Run one job now, and exit.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (with --list or --once).")
+@pass_app
+def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: bool) -> None:
+    """Run the scheduler (standby while another instance is active), or --list / --once JOB."""
+    from creditbridge import scheduler
+
+    if list_:
+        doc = scheduler.list_jobs(app.settings, app.store)
+        if as_json:
+            emit_json(doc)
+            return
+        click.echo(f"time zone {doc['timezone']}; active scheduler: {doc['active_scheduler'] or 'none'}")
+        for j in doc["jobs"]:
+            last = j["last_run"]
+            last_s = f"{last['outcome']} {last['started_at'][:19]}" if last else "never run"
+            click.echo(f"{j['id']:<17} {j['cron']:<16} next {j['next_run'] or '-':<26} last {last_s}")
+        return
+    if once:
+        result = scheduler.run_once(app.settings, app.store, once)
+        if as_json:
+            emit_json(result)
+        else:
+            counts = result["counts"] or {}
+            click.echo(f"{once}: {result['outcome']}" + (f" ({result['error']})" if result["error"] else ""))
+            for k, v in counts.items():
+                click.echo(f"  {k}: {v}")
+        if result["outcome"] == "failed":
+            sys.exit(1)
+        return
+    logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
+    scheduler.serve(app.settings, app.store)
+
+
+COMMANDS = [run_command, scheduler_command]

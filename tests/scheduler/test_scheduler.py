@@ -1,0 +1,261 @@
+"""The scheduling machinery in-process: the claim guard, coalesced runs after downtime, job ids and triggers
+from the settings, losing the lock."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sched_helpers import read_ticks
+from sqlalchemy import create_engine, select, text
+
+from creditbridge.scheduler import (
+    JOB_IDS,
+    CreditScheduler,
+    JobSpec,
+    PostgresLock,
+    SchedulerError,
+    job_specs,
+)
+from creditbridge.settings import Settings, load_settings
+from creditbridge.store import Store
+from creditbridge.store.models.scheduler import JOBSTORE_TABLE, JobRun
+
+
+def _settings(url: str, **scheduler: object) -> Settings:
+    return load_settings(None, env={}, overrides={"database": {"url": url}, "scheduler": {
+        "timezone": "UTC", "standby_retry_seconds": 0.2, "lock_check_seconds": 0.3, **scheduler}})
+
+
+class _NoLock:
+    """A scheduler started by mistake without the lock."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def still_held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "no lock"
+
+
+class _OwnMemoryStore(CreditScheduler):
+    def _jobstore(self) -> MemoryJobStore:  # type: ignore[override]
+        return MemoryJobStore()
+
+    def install_jobs(self, sched, jobstore):  # type: ignore[no-untyped-def]
+        for spec in self.specs:
+            sched.add_job(spec.func, args=(None,), trigger=spec.trigger, id=spec.id, replace_existing=True)
+        return []
+
+
+def _start(sched: CreditScheduler) -> threading.Thread:
+    t = threading.Thread(target=sched.run, daemon=True)
+    t.start()
+    assert sched.active.wait(10), "scheduler did not become active"
+    return t
+
+
+def _stop(sched: CreditScheduler, t: threading.Thread) -> None:
+    sched.stop()
+    t.join(15)
+    assert not t.is_alive()
+
+
+def _runs(store: Store) -> list[JobRun]:
+    with store.session() as s:
+        return list(s.scalars(select(JobRun).order_by(JobRun.scheduled_at)))
+
+
+@pytest.mark.timeout(60)
+def test_two_schedulers_without_the_lock_still_run_each_trigger_once(store: Store, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    ticks = tmp_path / "ticks.txt"
+    monkeypatch.setenv("CB_TICK_FILE", str(ticks))
+    monkeypatch.setenv("CB_TICK_SLEEP", "0.05")
+    settings = _settings(store.url)
+    spec = JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")
+    # Each has its own job store, so both certainly fire every second: only the claim stands between them.
+    one = _OwnMemoryStore(settings, store, specs=[spec], lock=_NoLock(), instance="one")
+    two = _OwnMemoryStore(settings, store, specs=[spec], lock=_NoLock(), instance="two")
+    caplog.set_level(logging.INFO, logger="creditbridge.scheduler")
+    t1, t2 = _start(one), _start(two)
+    time.sleep(4.5)
+    _stop(one, t1)
+    _stop(two, t2)
+    per_trigger = Counter(when for when, _, _ in read_ticks(ticks))
+    assert len(per_trigger) >= 3
+    assert max(per_trigger.values()) == 1, per_trigger.most_common(2)
+    conflicts = [r for r in caplog.records if "already claimed" in r.getMessage()]
+    assert len(conflicts) >= 2, "both schedulers fired the same triggers"
+    runs = _runs(store)
+    assert len(runs) == len(per_trigger)
+    assert {r.outcome for r in runs} == {"ok"}
+
+
+def _set_next_run(store: Store, settings: Settings, job_id: str, when: datetime) -> None:
+    """What a scheduler that went down leaves behind: the job's next run time, now in the past."""
+    js = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
+    js.start(BlockingScheduler(timezone="UTC"), "default")
+    job = js.lookup_job(job_id)
+    assert job is not None
+    job._modify(next_run_time=when)
+    js.update_job(job)
+    js.shutdown()
+
+
+@pytest.mark.timeout(60)
+def test_runs_missed_while_down_happen_once_on_restart(store: Store, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = tmp_path / "ticks.txt"
+    monkeypatch.setenv("CB_TICK_FILE", str(ticks))
+    # The real job ids and cron settings; every minute for push, so ten minutes down miss ten runs.
+    settings = _settings(store.url, push="* * * * *")
+    specs = [dataclasses.replace(s, func="sched_helpers:tick_job") for s in job_specs(settings)]
+    first = CreditScheduler(settings, store, specs=specs)
+    _stop(first, _start(first))
+    assert read_ticks(ticks) == []
+
+    down_since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    _set_next_run(store, settings, "push", down_since)
+    restarted_at = datetime.now(UTC)
+    second = CreditScheduler(settings, store, specs=specs)
+    t = _start(second)
+    deadline = time.monotonic() + 10
+    while not read_ticks(ticks) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    _stop(second, t)
+    missed = [r for r in _runs(store) if r.job_id == "push" and r.scheduled_at <= restarted_at]
+    assert len(missed) == 1, [r.scheduled_at for r in missed]
+    # Coalesced to the latest missed trigger, not the first.
+    assert missed[0].scheduled_at > down_since
+    assert missed[0].scheduled_at.second == 0 and missed[0].outcome == "ok"
+    assert [j for _, _, j in read_ticks(ticks)].count("push") == len(
+        [r for r in _runs(store) if r.job_id == "push"])
+    # The other jobs (daily) were not due and did not run.
+    assert {r.job_id for r in _runs(store)} == {"push"}
+
+
+@pytest.mark.timeout(60)
+def test_run_missed_by_more_than_the_grace_time_is_skipped(store: Store, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = tmp_path / "ticks.txt"
+    monkeypatch.setenv("CB_TICK_FILE", str(ticks))
+    settings = _settings(store.url, push="0 5 * * *", misfire_grace_seconds=60)
+    specs = [dataclasses.replace(s, func="sched_helpers:tick_job") for s in job_specs(settings)
+             if s.id == "push"]
+    first = CreditScheduler(settings, store, specs=specs)
+    _stop(first, _start(first))
+    now = datetime.now(UTC)
+    last_fire = now.replace(hour=5, minute=0, second=0, microsecond=0)
+    if last_fire > now:
+        last_fire -= timedelta(days=1)
+    if now - last_fire < timedelta(minutes=5):
+        pytest.skip("too close to 05:00 UTC for this test")
+    _set_next_run(store, settings, "push", last_fire)
+    second = CreditScheduler(settings, store, specs=specs)
+    t = _start(second)
+    time.sleep(1.5)
+    _stop(second, t)
+    assert read_ticks(ticks) == []
+    assert _runs(store) == []
+
+
+def test_jobs_come_from_the_settings_with_explicit_ids() -> None:
+    settings = _settings("sqlite://", timezone="Asia/Shanghai", push="15 6 * * 1-5")
+    specs = {s.id: s for s in job_specs(settings)}
+    assert tuple(specs) == JOB_IDS
+    nxt = specs["push"].trigger.get_next_fire_time(None, datetime(2026, 11, 27, 23, 0, tzinfo=UTC))  # a Friday
+    assert nxt is not None and nxt.isoformat() == "2026-11-30T06:15:00+08:00"  # Monday, Shanghai time
+    with pytest.raises(SchedulerError, match=r"scheduler\.push"):
+        job_specs(_settings("sqlite://", push="every day"))
+    with pytest.raises(SchedulerError, match=r"scheduler\.timezone"):
+        job_specs(_settings("sqlite://", timezone="Mars/Olympus"))
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_losing_the_postgres_lock_stops_scheduling_until_it_is_back(pg_url: str, pg_admin_url: str,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from creditbridge.store import open_store
+
+    store = open_store(pg_url)
+    monkeypatch.setenv("CB_TICK_FILE", str(tmp_path / "ticks.txt"))
+    settings = _settings(pg_url)
+    lock = PostgresLock(store.engine)
+    sched = CreditScheduler(settings, store, lock=lock,
+                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")])
+    t = _start(sched)
+    assert lock.still_held()
+    # The database drops the lock's session (a restart, a failover, an administrator).
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        killed = c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND database = (SELECT oid FROM pg_database WHERE datname = :d)"),
+                           {"d": store.engine.url.database}).all()
+    admin.dispose()
+    assert killed
+    deadline = time.monotonic() + 10
+    while sched.active.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sched.active.is_set(), "the scheduler kept running without its lock"
+    # Nobody else holds it: the instance takes it again and carries on.
+    assert sched.active.wait(10)
+    assert lock.still_held()
+    _stop(sched, t)
+    store.dispose()
+
+
+@pytest.mark.parametrize(("dow", "expected"), [
+    ("1-5", "mon,tue,wed,thu,fri"), ("0", "sun"), ("7", "sun"), ("6,0", "sun,sat"), ("*/2", "sun,tue,thu,sat"),
+    ("mon-fri", "mon-fri"), ("*", "*"), ("5-7", "sun,fri,sat")])
+def test_day_of_week_numbers_follow_crontab_not_apscheduler(dow: str, expected: str) -> None:
+    from creditbridge.scheduler import _standard_day_of_week
+
+    assert _standard_day_of_week(dow) == expected
+
+
+@pytest.mark.timeout(60)
+def test_stopping_lets_a_running_job_finish_and_record_its_outcome(sqlite_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from creditbridge.store import open_store
+
+    store = open_store(sqlite_url)
+    monkeypatch.setenv("CB_TICK_FILE", str(tmp_path / "ticks.txt"))
+    monkeypatch.setenv("CB_TICK_SLEEP", "1.5")
+    sched = CreditScheduler(_settings(sqlite_url), store,
+                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")])
+    t = _start(sched)
+    deadline = time.monotonic() + 10
+    while not [r for r in _runs(store) if r.outcome == "running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _stop(sched, t)  # as SIGTERM does
+    runs = _runs(store)
+    assert runs and all(r.outcome == "ok" and r.finished_at is not None for r in runs)
+    assert len(read_ticks(tmp_path / "ticks.txt")) == len(runs)
+    store.dispose()
+
+
+def test_a_flow_missing_from_the_build_skips_its_job() -> None:
+    from creditbridge.scheduler import JobSkipped, _flow
+
+    with pytest.raises(JobSkipped, match="not installed"):
+        _flow("creditbridge.no_such_flow.service", "run")
+    assert callable(_flow("creditbridge.outbox.service", "push"))
