@@ -15,7 +15,7 @@ REQUIRED_FUNCTIONS: dict[str, str] = {
     "core_course_create_courses": "create catalog courses with their credit-hour custom fields",
     "core_course_update_courses": "keep titles, hours and categories in step with the catalog",
     "core_course_get_courses_by_field": "find catalog courses by idnumber",
-    "core_course_get_contents": "map activities (by idnumber) to activity codes",
+    "core_course_get_contents": "list a course's activities (cmid, name, module) for reconciliation",
     "core_cohort_create_cohorts": "create school, county and city cohorts",
     "core_cohort_get_cohorts": "read cohorts by id",
     "core_cohort_search_cohorts": "find existing cohorts by idnumber",

@@ -249,8 +249,9 @@ class MoodleClient:
         return answer["cohorts"]
 
     def add_cohort_members(self, members: Sequence[Item]) -> BatchResult:
-        """Each member: cohorttype {type: id|idnumber, value}, usertype {type: id|username|idnumber, value}.
+        """Each member: cohorttype {type: id|idnumber, value}, usertype {type: id|username, value}.
 
+        Moodle 4.5 refuses usertype idnumber (warning code 1).
         Unknown users/cohorts come back as warnings ("user username=x not exists") and become failures.
         """
         return self._bulk("core_cohort_add_cohort_members", "members", members, per_item=_cohort_warnings)

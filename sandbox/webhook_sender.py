@@ -63,7 +63,9 @@ class WebhookSender:
             activity.setdefault("cmid", activity.get("id", cmid))
         user.setdefault("id", learner)
         course.setdefault("id", int(event["courseid"]))
-        return build_payload(event, site=self.site, user=user, course=course, activity=activity)
+        return build_payload(event, site=self.site, user=user, course=course, activity=activity,
+                             grade=event.get("grade"), grademax=event.get("grademax"),
+                             timespent=event.get("timespent"))
 
     def send(self, event: dict[str, Any]) -> int:
         body, headers = sign(self.payload_for(event), self.secret)

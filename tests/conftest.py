@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -85,3 +86,26 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+class SandboxServer:
+    """A running sandbox LMS (in memory) for one test: `.url`, `.token` (the admin's), `.app` (Flask),
+    `.state` (creditbridge.sandbox.state.SandboxState: add activities, criteria, completions, tokens)."""
+
+    def __init__(self, app: Any, state: Any, url: str, token: str) -> None:
+        self.app, self.state, self.url, self.token = app, state, url, token
+
+
+@pytest.fixture
+def sandbox_server() -> Iterator[SandboxServer]:
+    from creditbridge.sandbox.app import create_app, state_of
+    from creditbridge.sandbox.server import serve_in_thread
+
+    token = uuid.uuid4().hex
+    app = create_app({"SANDBOX_TOKEN": token, "SANDBOX_DB": ":memory:"})
+    handle = serve_in_thread(app)
+    try:
+        yield SandboxServer(app, state_of(app), handle.url, token)
+    finally:
+        handle.stop()
+        state_of(app).close()
