@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -64,9 +66,20 @@ class WebhookSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(2, ge=1)
+    # gthread keeps connections alive and lets one worker wait on the database for several requests at once;
+    # sync serves one request per worker and closes the connection after each answer.
+    worker_class: Literal["gthread", "sync"] = "gthread"
+    threads: int = Field(4, ge=1, le=64)
+    keepalive_seconds: int = Field(5, ge=0, le=300)
+    access_log: bool = True
     # Turn each delivery into a learning record right after its commit; false leaves it to `intake replay`
     # (or the scheduler), which makes the receiver faster under load.
     process_inline: bool = True
+    # "request": process before answering; "background": a per-worker thread processes after the answer
+    # (the delivery is committed first, so a crash leaves it pending for `intake replay`, never lost).
+    inline_mode: Literal["request", "background"] = "request"
+    # Deliveries waiting for the background thread, per worker; past this they wait for `intake replay`.
+    background_queue: int = Field(10_000, ge=1)
 
 
 class RegistrySettings(_Section):

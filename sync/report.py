@@ -1,0 +1,67 @@
+"""The XLSX a person opens after a sync: summary, errors (row, column, reason) and the plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+
+from creditbridge.sync.outcome import COUNT_KEYS, SyncOutcome
+
+_BOLD = Font(bold=True)
+
+
+def _header(ws: object, names: list[str]) -> list[WriteOnlyCell]:
+    cells = []
+    for n in names:
+        c = WriteOnlyCell(ws, value=n)  # type: ignore[arg-type]
+        c.font = _BOLD
+        cells.append(c)
+    return cells
+
+
+def report_path(report_dir: str | Path, outcome: SyncOutcome, when: datetime | None = None) -> Path:
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return Path(report_dir) / f"sync-{outcome.run_id:06d}-{outcome.kind}-{stamp}.xlsx"
+
+
+def write_report(outcome: SyncOutcome, path: Path, *, started_at: datetime | None = None,
+                 finished_at: datetime | None = None) -> Path:
+    """Write the run's workbook (streaming: the plan sheet of a million-row roster never sits in cells)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = Workbook(write_only=True)
+    summary = wb.create_sheet("summary")
+    summary.column_dimensions["A"].width = 26
+    summary.column_dimensions["B"].width = 60
+    summary.append(_header(summary, ["item", "value"]))
+    rows: list[tuple[str, object]] = [
+        ("run id", outcome.run_id), ("kind", outcome.kind), ("file", outcome.file),
+        ("programme", outcome.programme), ("dry run", "yes" if outcome.dry_run else "no"),
+        ("outcome", outcome.outcome),
+        ("started (UTC)", started_at.strftime("%Y-%m-%d %H:%M:%S") if started_at else ""),
+        ("finished (UTC)", finished_at.strftime("%Y-%m-%d %H:%M:%S") if finished_at else ""),
+    ]
+    rows += [(k, v) for k, v in outcome.counts().items() if k in COUNT_KEYS]
+    rows.append(("errors", len(outcome.errors)))
+    rows += [(f"planned {k}", v) for k, v in sorted(outcome.plan_counts.items())]
+    if outcome.aborted:
+        rows.append(("aborted because", outcome.aborted))
+    rows += [("note", n) for n in outcome.notes]
+    for r in rows:
+        summary.append(list(r))
+
+    errors = wb.create_sheet("errors")
+    errors.column_dimensions["C"].width = 90
+    errors.append(_header(errors, ["row", "column", "reason"]))
+    for e in outcome.errors:
+        errors.append([e.row, e.column, e.reason])
+
+    plan = wb.create_sheet("plan")
+    plan.append(_header(plan, ["action", "row", "who", "name", "detail", "result"]))
+    for p in outcome.plan:
+        plan.append([p.action, p.row, p.who, p.name, p.detail, p.result])
+    wb.save(path)
+    return path

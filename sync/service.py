@@ -1,0 +1,274 @@
+"""Sync entry points used by the CLI, the scheduler and the quickstart.
+
+Each run: an id and a row in `sync_run`, read + validate + plan (sync-plan's modules), apply through
+the Moodle client unless it is a dry run, a report (XLSX) under settings.sync.report_dir, and a
+SyncOutcome whose `as_json()` is what `sync ... --json` prints.
+
+A file that cannot be read raises SyncFileError (nothing synced). A topics file the rules refuse,
+or a Moodle failure mid-run, does not raise: the outcome says `aborted` (with the reasons in
+`errors`), the store keeps what Moodle took, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from creditbridge.connector.errors import MoodleError
+from creditbridge.connector.moodle import MoodleClient
+from creditbridge.settings import Settings
+from creditbridge.store import Store
+from creditbridge.store.models.base import utcnow
+from creditbridge.store.models.sync import SyncRun
+from creditbridge.sync.apply import ApplyContext
+from creditbridge.sync.outcome import (
+    COUNT_KEYS,
+    Progress,
+    SyncAborted,
+    SyncFileError,
+    SyncOutcome,
+    no_progress,
+)
+from creditbridge.sync.report import report_path, write_report
+
+ClientFactory = Callable[[Settings], MoodleClient]
+
+__all__ = ["SyncAborted", "SyncFileError", "SyncOutcome", "sync_catalog", "sync_roster", "sync_topics"]
+
+
+def _default_client(settings: Settings) -> MoodleClient:
+    return MoodleClient(settings.moodle)
+
+
+@contextmanager
+def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool = False, force: bool = False,
+         client_factory: ClientFactory | None = None, progress: Progress | None = None
+         ) -> Iterator[Callable[[], ApplyContext]]:
+    """Record the run, hand out an ApplyContext (the client is made on first use), always finish the
+    run's row and report, also when the body raises."""
+    started = utcnow()
+    with store.session() as s:
+        run = SyncRun(kind=outcome.kind, programme=outcome.programme, file=outcome.file, started_at=started,
+                      dry_run=outcome.dry_run, delta=delta, force=force, outcome="running", plan_counts={},
+                      counts={}, errors=[])
+        s.add(run)
+        s.flush()
+        outcome.run_id = run.id
+    holder: list[ApplyContext] = []
+
+    def context() -> ApplyContext:
+        if not holder:
+            client = (client_factory or _default_client)(settings)
+            holder.append(ApplyContext(settings, store, client, outcome, outcome.programme,
+                                       progress or no_progress))
+        return holder[0]
+
+    try:
+        try:
+            yield context
+        except (SyncAborted, MoodleError) as e:
+            outcome.aborted = str(e)
+            outcome.error(None, "", f"run stopped: {e}")
+    except BaseException as e:
+        outcome.aborted = outcome.aborted or f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        if holder:
+            outcome.lms_calls = holder[0].client.write_calls
+            holder[0].client.close()
+        _finish(settings, store, outcome, started)
+
+
+def _mark_results(outcome: SyncOutcome) -> None:
+    """The plan sheet's last column: what became of each planned action."""
+    if outcome.dry_run:
+        return
+    refused = {e.row for e in outcome.errors if e.row is not None}
+    for line in outcome.plan:
+        if line.row is not None and line.row in refused:
+            line.result = "refused (see errors)"
+        elif outcome.aborted:
+            line.result = "not confirmed: the run stopped (the next run finishes it)"
+        else:
+            line.result = "done"
+
+
+def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: datetime) -> None:
+    finished = utcnow()
+    _mark_results(outcome)
+    path = report_path(settings.sync.report_dir, outcome, finished)
+    try:
+        outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished))
+    except OSError as e:  # a report that cannot be written must not hide what the run did
+        outcome.notes.append(f"report not written: {e}")
+    with store.session() as s:
+        run = s.get(SyncRun, outcome.run_id)
+        if run is not None:
+            run.finished_at = finished
+            run.outcome = outcome.outcome
+            run.plan_counts = dict(outcome.plan_counts)
+            run.counts = {k: v for k, v in outcome.as_json().items() if k in COUNT_KEYS}
+            run.errors = [e.as_json() for e in outcome.errors[:10_000]]
+            run.report_path = outcome.report
+
+
+def _read_error(outcome: SyncOutcome, e: Exception, path: str | Path) -> SyncFileError:
+    if isinstance(e, FileNotFoundError):
+        error = SyncFileError(f"{path}: no such file")
+    elif isinstance(e, IsADirectoryError | PermissionError):
+        error = SyncFileError(f"{path}: cannot be read ({type(e).__name__})")
+    else:
+        error = SyncFileError(str(e))
+    outcome.aborted = str(error)
+    outcome.error(None, "", str(error))
+    return error
+
+
+def _add_errors(outcome: SyncOutcome, errors: object) -> None:
+    for e in errors:  # type: ignore[attr-defined]
+        outcome.error(e.row, e.column, e.reason)
+
+
+def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False,
+                 progress: Progress | None = None, client_factory: ClientFactory | None = None) -> SyncOutcome:
+    """Categories and courses from a catalog file; then enrolments the new courses call for."""
+    from creditbridge.sync.courses import apply_catalog
+    from creditbridge.sync.enrolment import programme_rules
+    from creditbridge.sync.plan import load_known_courses, plan_catalog
+    from creditbridge.sync.readers import ReadError, read_catalog
+    from creditbridge.sync.roster import finish_teachers
+    from creditbridge.sync.validation import validate_catalog
+
+    programme = settings.sync.programme
+    outcome = SyncOutcome("catalog", str(path), programme, dry_run)
+    with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
+        try:
+            courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map))
+        except (ReadError, OSError) as e:
+            raise _read_error(outcome, e, path) from e
+        _add_errors(outcome, errors)
+        with store.session() as s:
+            plan = plan_catalog(courses, load_known_courses(s, programme), errors)
+        if plan.missing:
+            outcome.notes.append(f"{len(plan.missing)} course(s) in the store are no longer in the catalog file "
+                                 f"(kept, never deleted): {', '.join(plan.missing[:20])}")
+        rules = programme_rules(programme)
+        if dry_run:
+            _dry_catalog(outcome, courses, store, programme)
+        else:
+            ctx = context()
+            apply_catalog(ctx, courses, rules.name)
+            finish_teachers(ctx, rules)
+    return outcome
+
+
+def _dry_catalog(outcome: SyncOutcome, courses: list, store: Store, programme: str) -> None:
+    from creditbridge.sync.courses import plan_courses
+
+    plan_courses(outcome, store, programme, courses)
+    outcome.created = outcome.plan_counts.get("create", 0)
+    outcome.updated = outcome.plan_counts.get("update", 0)
+
+
+def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False,
+                progress: Progress | None = None, client_factory: ClientFactory | None = None) -> SyncOutcome:
+    """Schools' topic choices (refused whole when a school breaks the rules), then elective enrolments.
+
+    Counts: created = choices added, updated = choices withdrawn, unchanged = schools whose choice stayed.
+    """
+    from creditbridge.sync.enrolment import programme_rules
+    from creditbridge.sync.plan import TopicsRefused, load_known_topics, plan_topics, programme_limits
+    from creditbridge.sync.readers import ReadError, read_topics
+    from creditbridge.sync.roster import finish_teachers
+    from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
+    from creditbridge.sync.validation import validate_topics
+
+    programme = settings.sync.programme
+    outcome = SyncOutcome("topics", str(path), programme, dry_run)
+    with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
+        try:
+            table = read_topics(path, settings.sync.header_map)
+            rows, errors = validate_topics(table)
+        except (ReadError, OSError) as e:
+            raise _read_error(outcome, e, path) from e
+        with store.session() as s:
+            known = load_known_topics(s, programme)
+        try:
+            plan = plan_topics(rows, known, limits=programme_limits(programme),
+                               known_topics=catalog_topics(store, programme), errors=errors,
+                               column=table.column("school"), topic_column=table.column("topic"))
+        except TopicsRefused as e:
+            _add_errors(outcome, errors)
+            _add_errors(outcome, e.errors)
+            outcome.aborted = f"topics file refused: school(s) {', '.join(e.schools)} break the programme's rules"
+            return outcome
+        _add_errors(outcome, plan.errors)
+        outcome.plan = topic_plan_lines(plan)
+        outcome.plan_counts = {"add": len(plan.added), "withdraw": len(plan.removed), "unchanged": plan.unchanged}
+        outcome.created, outcome.updated, outcome.unchanged = len(plan.added), len(plan.removed), plan.unchanged
+        if not dry_run:
+            store_topics(store, programme, plan)
+            finish_teachers(context(), programme_rules(programme))
+    return outcome
+
+
+def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False, delta: bool = False,
+                force: bool = False, progress: Progress | None = None,
+                client_factory: ClientFactory | None = None) -> SyncOutcome:
+    """Accounts, profile fields, cohorts, enrolments and lesson cases from a roster export."""
+    from creditbridge.sync.enrolment import programme_rules
+    from creditbridge.sync.plan import load_known_teachers, plan_roster_file
+    from creditbridge.sync.readers import ReadError
+    from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
+
+    programme = settings.sync.programme
+    outcome = SyncOutcome("roster", str(path), programme, dry_run)
+    with _run(settings, store, outcome, delta=delta, force=force, client_factory=client_factory,
+              progress=progress) as context:
+        (progress or no_progress)("reading", 0, 0)
+        try:
+            known = load_known_teachers(store.engine, programme)
+            plan = plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
+                                    delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold)
+        except (ReadError, OSError, UnicodeError) as e:
+            raise _read_error(outcome, e, path) from e
+        (progress or no_progress)("reading", plan.rows_read, plan.rows_read)
+        _add_errors(outcome, plan.errors)
+        outcome.plan_counts = {**plan.counts, "held": plan.held}
+        outcome.unchanged = plan.counts.get("unchanged", 0)
+        outcome.held = plan.held
+        if plan.held:
+            outcome.notes.append(
+                f"{plan.held} suspension(s) held back: more than {settings.sync.suspend_threshold:.0%} of the "
+                f"{plan.known_active} known active teachers would be suspended (a truncated export?). Creates "
+                "and updates were applied; run again with --force to suspend them.")
+        if dry_run:
+            plan_lines(_DryContext(outcome), plan.actions)  # type: ignore[arg-type]
+            for key, name in (("create", "created"), ("update", "updated"), ("transfer", "transferred"),
+                              ("suspend", "suspended"), ("reactivate", "reactivated")):
+                setattr(outcome, name, plan.counts.get(key, 0))
+            return outcome
+        ctx = context()
+        rows_by_teacher = apply_accounts(ctx, plan)
+        finish_teachers(ctx, programme_rules(programme), rows_by_teacher)
+    return outcome
+
+
+class _DryContext:
+    def __init__(self, outcome: SyncOutcome) -> None:
+        self.outcome = outcome
+
+
+def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, object]]:
+    from sqlalchemy import select
+
+    with store.session() as s:
+        runs = s.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)).all()
+        return [{"run_id": r.id, "kind": r.kind, "programme": r.programme, "file": r.file,
+                 "started_at": r.started_at.isoformat() if r.started_at else None,
+                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                 "dry_run": r.dry_run, "delta": r.delta, "force": r.force, "outcome": r.outcome,
+                 "plan": r.plan_counts, "counts": r.counts, "errors": len(r.errors or []),
+                 "report": r.report_path} for r in runs]
