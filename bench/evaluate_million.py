@@ -1,0 +1,262 @@
+"""Benchmark: credit evaluation of 1,000,000 teachers × 12 learning records (sd-2022) on SQLite and PostgreSQL.
+
+    python bench/evaluate_million.py                       # 1M teachers, both backends
+    python bench/evaluate_million.py --teachers 100000 --backend sqlite
+    python bench/evaluate_million.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+Loading (not timed) uses fast bulk inserts: executemany of plain tuples on SQLite, COPY on PostgreSQL
+(a scratch database is created and dropped). Then, each in a fresh child process so that its peak
+resident memory (getrusage ru_maxrss of that child) belongs to that step alone:
+  - baseline: a plain streamed SELECT of every learning record of the programme (no evaluation);
+  - evaluate: `evaluate_store(settings, store, programme="sd-2022")`, results written to credit_result.
+Prints wall time, peak RSS, throughput and the ratio to the baseline. Target: ≤ 60 s and ≤ 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PROGRAMME = "sd-2022"
+DEFAULT_PG = os.environ.get("CREDITBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CHECK = "10X98765432"
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+TOPICS = ["class-management", "mental-health", "family-education", "steam", "research-methods", "labour", "safety",
+          "pbl", "big-unit"]
+STAGES = [("初中", "数学", "M-MATH"), ("小学", "语文", "P-CHN"), ("高中", "物理", "H-PHY"), ("初中", "英语", "M-ENG")]
+
+
+def id_number(n: int) -> str:
+    """A valid, distinct ID number for every n < 10,080,000 (birth date and sequence spread n)."""
+    first = f"370102{1970 + (n // 336000) % 30:04d}{1 + (n // 28000) % 12:02d}{1 + (n // 1000) % 28:02d}{n % 1000:03d}"
+    return first + CHECK[sum(int(c) * w for c, w in zip(first, WEIGHTS, strict=True)) % 11]
+
+
+def catalog_rows() -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for stage, subject, tag in STAGES:
+        for i in range(1, 13):
+            rows.append((f"SD22-L-{tag}-{i:03d}", "lesson_case", None, "online", 2, stage, subject, "济南市"))
+        for i in range(1, 4):
+            rows.append((f"SD22-S-{tag}-{i:02d}", "elective", "subject", "online", 2, stage, subject, None))
+    rows += [("SD22-ETH-01", "required", "ethics", "online", 2, None, None, None),
+             ("SD22-ETH-02", "required", "ethics", "online", 2, None, None, None)]
+    for topic in ["ethics", *TOPICS]:
+        for i in range(1, 9):
+            rows.append((f"SD22-E-{topic.upper()}-{i:02d}", "elective", topic, "online", 1 + i % 4, None, None, None))
+    return rows
+
+
+def generate(url: str, teachers: int, per_teacher: int, seed: int) -> dict[str, int]:
+    """Bulk-load catalog, teachers, school topics, assignments and learning records (not timed)."""
+    from creditbridge.store import open_store
+
+    store = open_store(url)
+    rnd = random.Random(seed)
+    pg = store.is_postgres
+    cat = catalog_rows()
+    schools = max(1, teachers // 50)
+    school_topics = {s: ["ethics", *rnd.sample(TOPICS, 5)] for s in range(schools)}
+    now = datetime.now(UTC)
+    counts = {"teachers": 0, "records": 0, "assignments": 0}
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+
+        def put(table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+            if not rows:
+                return
+            if pg:
+                with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+                    for r in rows:
+                        cp.write_row(r)
+            else:
+                cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                rows)
+
+        ts = (lambda d: d) if pg else (lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        put("catalog_course", ("programme", "code", "title", "kind", "topic", "mode", "hours", "stage", "subject",
+                               "city", "updated_at"),
+            [(PROGRAMME, c[0], c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], ts(now)) for c in cat])
+        put("school_topic", ("programme", "school_code", "topic"),
+            [(PROGRAMME, f"S{s:06d}", t) for s, ts_ in school_topics.items() for t in ts_])
+        electives = {t: [c[0] for c in cat if c[2] == t] for t in ["ethics", *TOPICS]}
+        start = datetime(2022, 8, 1, tzinfo=UTC)
+        # Timestamps from a precomputed pool: formatting 12M datetimes would dominate the load.
+        stamps = [ts(start + timedelta(days=rnd.randint(-5, 160), minutes=rnd.randint(0, 1440))) for _ in range(4096)]
+        # per school: the courses a teacher picks from (its topics, plus 10 % subject and 5 % unchosen ones)
+        picks: dict[int, list[str]] = {}
+        for s_, chosen in school_topics.items():
+            inside = [c for t in chosen for c in electives[t]]
+            outside = [c for t in TOPICS if t not in chosen for c in electives[t]]
+            picks[s_] = inside * 17 + outside * 1
+        subject_courses = {tag: [f"SD22-S-{tag}-{i:02d}" for i in range(1, 4)] for _, _, tag in STAGES}
+        batch = 20000
+        src = 0
+        now_s = ts(now)
+        for lo in range(0, teachers, batch):
+            tr, ar, rr = [], [], []
+            for n in range(lo, min(lo + batch, teachers)):
+                idn = id_number(n)
+                school = n % schools
+                stage, subject, tag = STAGES[n % len(STAGES)]
+                tr.append((PROGRAMME, idn, f"教师{n}", f"S{school:06d}", "学校", "历下区", "济南市", stage, subject,
+                           False, "active", now_s))
+                cases = [f"SD22-L-{tag}-{c:03d}" for c in rnd.sample(range(1, 13), 3)]
+                for c in cases:
+                    ar.append((PROGRAMME, idn, c, now_s, True))
+                extra = per_teacher - 5
+                n_subject = 1 if rnd.random() < 0.5 else 0
+                courses = [*cases, "SD22-ETH-01", "SD22-ETH-02", *rnd.choices(subject_courses[tag], k=n_subject),
+                           *rnd.choices(picks[school], k=max(0, extra - n_subject))]
+                for c in courses[:per_teacher]:
+                    src += 1
+                    rr.append((PROGRAMME, idn, c, None, "course", None, None, None, rnd.random() > 0.05,
+                               stamps[src & 4095], f"bench:{src}", "import", now_s))
+            put("teacher", ("programme", "id_number", "name", "school_code", "school_name", "county", "city", "stage",
+                            "subject", "rural", "status", "updated_at"), tr)
+            put("lesson_case_assignment", ("programme", "teacher", "course", "assigned_at", "enrolled"), ar)
+            put("learning_record", ("programme", "teacher", "course", "activity", "kind", "hours", "minutes", "score",
+                                    "passed", "occurred_at", "source", "origin", "created_at"), rr)
+            raw.commit()
+            counts["teachers"] += len(tr)
+            counts["records"] += len(rr)
+            counts["assignments"] += len(ar)
+            print(f"  loaded {counts['teachers']:,} teachers, {counts['records']:,} records", file=sys.stderr,
+                  end="\r")
+        print(file=sys.stderr)
+        if pg:
+            cur.execute("ANALYZE")
+            raw.commit()
+    finally:
+        raw.close()
+        store.dispose()
+    return counts
+
+
+def child(step: str, url: str, chunk: int, workers: int) -> None:
+    """Run one timed step in this (fresh) process and print its figures as JSON."""
+    import resource
+
+    from sqlalchemy import select
+
+    from creditbridge.store import open_store
+    from creditbridge.store.models.core import LearningRecordRow
+
+    store = open_store(url)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"step": step}
+    if step == "baseline":
+        lr = LearningRecordRow.__table__
+        n = 0
+        with store.engine.connect() as conn:
+            res = conn.execution_options(yield_per=chunk * 12).execute(
+                select(lr.c.teacher, lr.c.course, lr.c.kind, lr.c.passed, lr.c.hours)
+                .where(lr.c.programme == PROGRAMME))
+            for _ in res:
+                n += 1
+        out["rows"] = n
+    else:
+        from creditbridge.mappings.service import evaluate_store
+
+        counts = evaluate_store(None, store, programme=PROGRAMME, chunk_size=chunk, workers=workers)
+        out["counts"] = {k: v for k, v in counts.items() if k != "programmes"}
+    out["seconds"] = time.perf_counter() - t0
+    # ru_maxrss is in KiB on Linux. With worker processes, the largest worker's peak times the number of
+    # workers is added: an upper bound of the run's total resident memory.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    largest_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out["peak_rss_mb"] = own + (largest_child * workers if step == "evaluate" and workers > 1 else 0)
+    store.dispose()
+    print(json.dumps(out))
+
+
+def run_step(step: str, url: str, chunk: int, workers: int = 1) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", step, "--url", url, "--chunk", str(chunk),
+                           "--workers", str(workers)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{step} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed: int,
+          workers: int, rerun: bool = True) -> dict[str, Any]:
+    print(f"[{name}] loading {teachers:,} teachers × {per_teacher} records (not timed) ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    loaded = generate(url, teachers, per_teacher, seed)
+    load_s = time.perf_counter() - t0
+    base = run_step("baseline", url, chunk)
+    ev = run_step("evaluate", url, chunk, workers)
+    # a re-run with nothing changed: compares, writes nothing
+    again = run_step("evaluate", url, chunk, workers) if rerun else None
+    row = {"backend": name, "workers": workers, **loaded, "load_seconds": round(load_s, 1),
+           "baseline_seconds": round(base["seconds"], 2), "baseline_peak_rss_mb": round(base["peak_rss_mb"]),
+           "evaluate_seconds": round(ev["seconds"], 2), "evaluate_peak_rss_mb": round(ev["peak_rss_mb"]),
+           "rerun_seconds": round(again["seconds"], 2) if again else None,
+           "ratio_to_baseline": round(ev["seconds"] / base["seconds"], 2) if base["seconds"] else None,
+           "teachers_per_second": round(teachers / ev["seconds"]) if ev["seconds"] else None,
+           "counts": ev["counts"], "rerun_changed": again["counts"]["changed"] if again else None}
+    ok = ev["seconds"] <= 60 and ev["peak_rss_mb"] <= 4096
+    print(f"[{name}, {workers} worker(s)] baseline scan {base['seconds']:.1f} s ({base['rows']:,} rows, "
+          f"peak {base['peak_rss_mb']:.0f} MB); "
+          f"evaluate {ev['seconds']:.1f} s, peak {ev['peak_rss_mb']:.0f} MB, {row['ratio_to_baseline']}× baseline; "
+          + (f"re-run {again['seconds']:.1f} s, changed {again['counts']['changed']}; " if again else "")
+          + f"target ≤60 s / ≤4096 MB: {'met' if ok else 'NOT met'}", flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teachers", type=int, default=1_000_000)
+    ap.add_argument("--records", type=int, default=12, help="learning records per teacher (≥ 5)")
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server (a scratch database is created)")
+    ap.add_argument("--chunk", type=int, default=5000, help="teachers per chunk")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2, help="evaluation processes (the machine has 2 cores)")
+    ap.add_argument("--no-rerun", action="store_true", help="skip the second, nothing-changed evaluation")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        child(a.child, a.url, a.chunk, a.workers)
+        return
+    results = []
+    if a.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix="cb-bench-") as d:
+            results.append(bench("sqlite", f"sqlite:///{Path(d) / 'bench.db'}", a.teachers, a.records, a.chunk, a.seed,
+                                 a.workers, not a.no_rerun))
+    if a.backend in ("postgres", "both"):
+        name = f"cb_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(a.pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = make_url(a.pg_url).set(database=name).render_as_string(hide_password=False)
+            results.append(bench("postgres", url, a.teachers, a.records, a.chunk, a.seed,
+                                 a.workers, not a.no_rerun))
+        finally:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    if a.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""`creditbridge rules check` and `creditbridge credits evaluate | explain`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from creditbridge import CreditbridgeError
+from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
+from creditbridge.mappings.loading import RuleFileError, load_programme, parse_programme
+from creditbridge.records.id_number import mask_id_number
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Programme rule files (mappings/rules/<programme>.yaml)."""
+
+
+@rules_group.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.pass_context
+def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """Validate a rule file; list every problem with its path in the file. Exit 2 when invalid."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CreditbridgeError(f"{file}: cannot read the rule file ({e})") from e
+    try:
+        prog = parse_programme(text, str(file))
+    except RuleFileError as e:
+        if as_json:
+            emit_json({"file": str(file), "valid": False, "problems": [p.as_json() for p in e.problems]})
+        else:
+            click.echo(f"{file}: {len(e.problems)} problem(s)", err=True)
+            for p in e.problems:
+                click.echo(f"  {p}", err=True)
+        ctx.exit(2)
+    summary = {"file": str(file), "valid": True, "id": prog.id, "name": prog.name, "year": prog.year,
+               "version": prog.version, "deadline": prog.deadline.isoformat(), "hash": prog.hash,
+               "roles": {name: [c.name for c in role.components] for name, role in prog.roles.items()}}
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(f"{file}: valid ({prog.id} {prog.year}, version {prog.version}, hash {prog.hash[:12]})")
+    for name, comps in summary["roles"].items():
+        click.echo(f"  {name}: {', '.join(comps)}")
+
+
+@click.group("credits")
+def credits_group() -> None:
+    """Evaluate credits from learning records and explain them."""
+
+
+@credits_group.command("evaluate")
+@click.option("--programme", default=None, help="Programme id (default: every programme in the store).")
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Standalone: roster file (no store, no LMS).")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Standalone: catalog file.")
+@click.option("--topics", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Standalone: school topic choices.")
+@click.option("--records", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Standalone: learning records (JSON lines).")
+@click.option("--assignments", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Standalone: lesson-case assignments (CSV teacher,course).")
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Standalone: a rule file to use instead of the programme's shipped one.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Store mode: evaluation processes, each taking a range of the roster.")
+@click.option("--list", "as_list", is_flag=True,
+              help="Store mode with --json: print the list of stored results, per person, instead of the counts.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_app
+def evaluate_command(app: AppContext, programme: str | None, roster: Path | None, catalog: Path | None,
+                     topics: Path | None, records: Path | None, assignments: Path | None, rules_file: Path | None,
+                     workers: int, as_list: bool, as_json: bool) -> None:
+    """Evaluate credits: on the state store, or standalone from files (--roster --catalog --records)."""
+    standalone = any(x is not None for x in (roster, catalog, topics, records, assignments, rules_file))
+    if standalone:
+        _standalone(programme, roster, catalog, topics, records, assignments, rules_file, as_json)
+        return
+    from creditbridge.mappings.service import evaluate_store
+
+    if as_json or not interactive():
+        counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers)
+    else:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("evaluating", total=None)
+            counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers,
+                                    progress=lambda n: bar.advance(task, n))
+    if as_json and as_list:
+        from creditbridge.mappings.service import all_results
+
+        emit_json(all_results(app.store, list(counts["programmes"])))
+        return
+    if as_json:
+        emit_json(counts)
+        return
+    if not counts["programmes"]:
+        click.echo("nothing to evaluate: no teachers in the store (run a roster sync first)")
+        return
+    for code, pc in counts["programmes"].items():
+        click.echo(f"{code}: {pc['evaluated']} result(s) evaluated, {pc['changed']} result(s) changed "
+                   f"(rules version {pc['rule_version']}, hash {pc['rule_hash'][:12]})")
+    click.echo(f"passed {counts['passed']}, failed {counts['failed']}; new {counts['new']}, "
+               f"withdrawn {counts['withdrawn']}")
+
+
+def _standalone(programme: str | None, roster: Path | None, catalog: Path | None, topics: Path | None,
+                records: Path | None, assignments: Path | None, rules_file: Path | None, as_json: bool) -> None:
+    from creditbridge.mappings.evaluate import evaluate_all
+    from creditbridge.mappings.inputs import read_inputs
+
+    missing = [n for n, v in (("--roster", roster), ("--catalog", catalog), ("--records", records)) if v is None]
+    if rules_file is None and not programme:
+        missing.insert(0, "--programme")
+    if missing:
+        raise click.UsageError(f"standalone evaluation needs {', '.join(missing)}")
+    assert roster is not None and catalog is not None and records is not None
+    prog = load_programme(rules_file if rules_file is not None else str(programme))
+    if programme and prog.id != programme:
+        raise CreditbridgeError(f"rule file is for programme {prog.id}, not {programme}")
+    inputs = read_inputs(prog.id, roster, catalog, topics, records, assignments)
+    results = evaluate_all(prog, catalog=inputs.catalog, people=inputs.people, records=inputs.records,
+                           school_topics=inputs.topics, assignments=inputs.assignments)
+    out = [{k: v for k, v in r.as_json().items() if k not in ("year", "grade")} | {"reasons_zh": r.reasons_zh}
+           for r in results]
+    if as_json:
+        emit_json(out)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from creditbridge.mappings.explain import fmt
+
+    table = Table(title=f"{prog.id} v{prog.version}: {len(out)} result(s)")
+    for col in ("teacher", "role", "hours", "credits", "points", "passed", "first reason"):
+        table.add_column(col)
+    for r in out:
+        who = r["teacher"] if r["role"] == "school_admin" else mask_id_number(r["teacher"])
+        table.add_row(who, r["role"], fmt(r["hours"]), fmt(r["credits"]), fmt(r["points"]),
+                      "yes" if r["passed"] else "no", r["reasons"][0] if r["reasons"] else "")
+    Console().print(table)
+
+
+def _labels(programme: str, role: str) -> dict[str, tuple[str, str]]:
+    try:
+        prog = load_programme(programme)
+    except CreditbridgeError:
+        return {}
+    r = prog.roles.get(role)  # type: ignore[call-overload]
+    return {c.name: (c.en, c.zh) for c in r.components} if r else {}
+
+
+@credits_group.command("explain")
+@click.argument("teacher")
+@click.option("--programme", default=None, help="Programme id (default: every programme with a result).")
+@click.option("--role", default=None, type=click.Choice(["teacher", "workshop_host", "school_admin"]))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_app
+def explain_command(app: AppContext, teacher: str, programme: str | None, role: str | None, as_json: bool) -> None:
+    """Show one person's stored result as a table: TEACHER is the full ID number (shown masked),
+    or a school code for the school_admin role."""
+    from creditbridge.mappings.explain import print_result
+    from creditbridge.mappings.service import stored_result
+
+    key = teacher.strip().upper()
+    found = stored_result(app.store, key, programme, role)
+    if not found:
+        shown = key if role == "school_admin" else mask_id_number(key)
+        raise CreditbridgeError(f"no credit result for {shown}"
+                                f"{' in ' + programme if programme else ''}: run `creditbridge credits evaluate`")
+    if as_json:
+        emit_json(found if len(found) > 1 else found[0])
+        return
+    for r in found:
+        print_result(r, _labels(r["programme"], r["role"]))
+
+
+COMMANDS: list[Any] = [rules_group, credits_group]

@@ -1,0 +1,158 @@
+"""Reading a rule file: YAML → validated Programme, or every problem with its path in the file.
+
+A file either loads completely or not at all: nothing is built from a file with any problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from creditbridge import CreditbridgeError
+from creditbridge.mappings.schema import Programme
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # e.g. roles.teacher.components[2].cap
+    reason: str
+    line: int | None = None  # 1-based line in the file, when known
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.path or '<file>'}: {self.reason}{where}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "line": self.line}
+
+
+class RuleFileError(CreditbridgeError):
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"{source}: invalid rule file: {shown}{more}")
+
+
+class ProgrammeNotFound(CreditbridgeError):
+    pass
+
+
+def _path_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line of the deepest node of `loc` present in the YAML tree (a missing key points at its parent)."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node, line = nxt, nxt.start_mark.line + 1
+    return line
+
+
+def _reason(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if err.get("type") == "extra_forbidden":
+        return "unknown setting (check the spelling)"
+    if err.get("type") == "missing":
+        return "required setting is missing"
+    return msg
+
+
+class _RuleLoader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: pydantic parses dates, so a bad one ("2022-02-30") is reported
+    with its path like any other problem instead of failing inside the YAML parser."""
+
+
+_RuleLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def parse_programme(text: str, source: str) -> Programme:
+    """Validate rule-file text; raise RuleFileError listing every problem found."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.load(text, Loader=_RuleLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise RuleFileError(source, [Problem("", f"not valid YAML: {getattr(e, 'problem', e)}",
+                                             mark.line + 1 if mark else None)]) from e
+    if not isinstance(data, dict):
+        raise RuleFileError(source, [Problem("", "a rule file is a YAML mapping (id, name, year, ...)", 1)])
+    problems: list[Problem] = []
+    if "hash" in data:
+        problems.append(Problem("hash", "computed from the file by load_programme: do not set it",
+                                _line_of(root, ("hash",))))
+        data = {k: v for k, v in data.items() if k != "hash"}
+    try:
+        programme = Programme.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            problems.append(Problem(_path_text(loc), _reason(err), _line_of(root, loc)))
+        raise RuleFileError(source, problems) from None
+    if problems:
+        raise RuleFileError(source, problems)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return programme.model_copy(update={"hash": digest})
+
+
+def builtin_rule_path(code: str) -> Path | None:
+    candidate = resources.files("creditbridge.mappings").joinpath("rules", f"{code}.yaml")
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def builtin_programmes() -> list[str]:
+    folder = resources.files("creditbridge.mappings").joinpath("rules")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: str, mtime_ns: int, size: int) -> Programme:
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RuleFileError(path, [Problem("", f"not UTF-8 text (byte {e.start})")]) from e
+    return parse_programme(text, path)
+
+
+def load_programme(code_or_path: str | Path) -> Programme:
+    """A programme by id (the rule files shipped in mappings/rules/) or by the path of a rule file."""
+    text = str(code_or_path)
+    path = Path(text)
+    if not (text.endswith((".yaml", ".yml")) or path.is_file()):
+        found = builtin_rule_path(text)
+        if found is None:
+            raise ProgrammeNotFound(f"no rule file for programme {text!r} (known: {', '.join(builtin_programmes())})")
+        path = found
+    if not path.is_file():
+        raise ProgrammeNotFound(f"rule file {path} not found")
+    st = path.stat()
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)

@@ -1,0 +1,426 @@
+"""Evaluating every teacher of a programme in the state store and storing the results.
+
+The store is read in chunks of teachers in ID-number order (keyset pagination, plain Core rows, no
+ORM object per record), each chunk's records, lesson-case assignments and stored results fetched by
+the same key range, so memory stays flat however large the roster. One transaction per chunk: a
+result row is always whole. A stored result is rewritten only when something in it changed; a
+change of what a registry push carries (result_hash) is logged with the values before and after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Float, and_, bindparam, case, delete, func, insert, literal, null, select, update
+from sqlalchemy.sql.expression import type_coerce
+
+from creditbridge import CreditbridgeError
+from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
+from creditbridge.mappings.loading import builtin_rule_path, load_programme
+from creditbridge.mappings.schema import Programme
+from creditbridge.store import Store
+from creditbridge.store.models.base import UtcDateTime, utcnow
+from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher
+from creditbridge.store.models.credits import CreditEvaluationRun, CreditResult, CreditResultChange
+
+DEFAULT_CHUNK = 5000
+CR = CreditResult.__table__
+LR = LearningRecordRow.__table__
+TE = Teacher.__table__
+LCA = LessonCaseAssignment.__table__
+
+
+class EvaluationError(CreditbridgeError):
+    pass
+
+
+@dataclass
+class Counts:
+    evaluated: int = 0
+    changed: int = 0  # pushed outcome new or different (result_hash), or withdrawn
+    new: int = 0
+    updated: int = 0  # stored row rewritten (reasons, rule version, ...) without a pushed change
+    withdrawn: int = 0
+    passed: int = 0
+    failed: int = 0
+    by_programme: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"evaluated": self.evaluated, "changed": self.changed, "new": self.new, "updated": self.updated,
+                "withdrawn": self.withdrawn, "passed": self.passed, "failed": self.failed,
+                "programmes": self.by_programme}
+
+
+def _f(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _row_values(r: Result, prog: Programme, now: Any) -> dict[str, Any]:
+    return {"programme": r.programme, "teacher": r.teacher, "role": r.role, "year": r.year,
+            "hours": r.hours, "credits": r.credits, "points": r.points, "passed": r.passed,
+            "components": r.components, "reasons": r.reasons, "reasons_zh": r.reasons_zh,
+            "rule_version": prog.version, "rule_hash": prog.hash, "result_hash": r.result_hash, "evaluated_at": now}
+
+
+def _pushed(row: Any) -> dict[str, Any]:
+    return {"hours": _f(row["hours"]), "credits": _f(row["credits"]), "points": _f(row["points"]),
+            "passed": bool(row["passed"]), "rule_version": row["rule_version"], "rule_hash": row["rule_hash"]}
+
+
+def _same_content(old: Any, new: dict[str, Any]) -> bool:
+    return (old.result_hash == new["result_hash"] and old.rule_hash == new["rule_hash"]
+            and old.rule_version == new["rule_version"] and old.components == new["components"]
+            and old.reasons == new["reasons"] and old.reasons_zh == new["reasons_zh"])
+
+
+class _Writer:
+    """Compares a batch of results with the stored ones and writes only the differences."""
+
+    def __init__(self, conn: Connection, prog: Programme, run_id: int, counts: Counts, pc: dict[str, int]) -> None:
+        self.conn, self.prog, self.run_id, self.counts, self.pc = conn, prog, run_id, counts, pc
+
+    def write(self, results: list[Result], existing: dict[tuple[str, str], Any],
+              stale_scope: Iterable[tuple[str, str]]) -> None:
+        now = utcnow()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for r in results:
+            key = (r.teacher, r.role)
+            seen.add(key)
+            row = _row_values(r, self.prog, now)
+            self.counts.evaluated += 1
+            self.pc["evaluated"] += 1
+            if r.passed:
+                self.counts.passed += 1
+            else:
+                self.counts.failed += 1
+            old = existing.get(key)
+            if old is None:
+                inserts.append(row)
+                self.counts.new += 1
+                self.counts.changed += 1
+                self.pc["changed"] += 1
+                continue
+            if _same_content(old, row):
+                continue
+            updates.append({**row, "_id": old.id})
+            if old.result_hash != row["result_hash"]:
+                self.counts.changed += 1
+                self.pc["changed"] += 1
+                changes.append({"run_id": self.run_id, "programme": r.programme, "teacher": r.teacher,
+                                "role": r.role, "before": _pushed(old._mapping), "after": _pushed(row),
+                                "rule_changed": old.rule_hash != row["rule_hash"], "at": now})
+            else:
+                self.counts.updated += 1
+        stale = [existing[k] for k in stale_scope if k not in seen]
+        if inserts:
+            self.conn.execute(insert(CR), inserts)
+        if updates:
+            cols = ("year", "hours", "credits", "points", "passed", "components", "reasons", "reasons_zh",
+                    "rule_version", "rule_hash", "result_hash", "evaluated_at")
+            stmt = update(CR).where(CR.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+            self.conn.execute(stmt, [{k: u[k] for k in (*cols, "_id")} for u in updates])
+        if stale:
+            # A person no longer evaluated (left the roster, no host records any more): the outbox voids it.
+            self.conn.execute(delete(CR).where(CR.c.id.in_([s.id for s in stale])))
+            for s in stale:
+                changes.append({"run_id": self.run_id, "programme": self.prog.id, "teacher": s.teacher, "role": s.role,
+                                "before": _pushed(s._mapping), "after": {"withdrawn": True},
+                                "rule_changed": s.rule_hash != self.prog.hash, "at": now})
+            self.counts.withdrawn += len(stale)
+            self.counts.changed += len(stale)
+            self.pc["changed"] += len(stale)
+        if changes:
+            self.conn.execute(insert(CreditResultChange.__table__), changes)
+
+
+def load_catalog(conn: Connection, code: str) -> dict[str, Course]:
+    t = CatalogCourse.__table__
+    rows = conn.execute(select(t.c.code, t.c.kind, t.c.topic, t.c.mode, t.c.hours, t.c.stage, t.c.subject, t.c.city)
+                        .where(t.c.programme == code))
+    return {r.code: Course.of(r.code, r.kind, r.topic, r.mode, r.hours, r.stage, r.subject, r.city) for r in rows}
+
+
+def load_school_topics(conn: Connection, code: str) -> dict[str, list[str]]:
+    t = SchoolTopic.__table__
+    out: dict[str, list[str]] = {}
+    for school, topic in conn.execute(select(t.c.school_code, t.c.topic).where(t.c.programme == code)):
+        out.setdefault(school, []).append(topic)
+    return out
+
+
+def _range(col: Any, lo: str | None, hi: str | None) -> Any:
+    parts = []
+    if lo is not None:
+        parts.append(col > lo)
+    if hi is not None:
+        parts.append(col <= hi)
+    return and_(*parts) if parts else literal(True)
+
+
+class _RecordQuery:
+    """The records of a key range, fetched through the DBAPI cursor of the chunk's connection (same
+    transaction): the hot path of a million-teacher run, where building a Row per record would cost as
+    much as reading it. The SQL is compiled by SQLAlchemy once per shape of range, for the dialect in use."""
+
+    def __init__(self, conn: Connection, programme: str, rules: Rules) -> None:
+        self.conn = conn
+        dialect = conn.dialect
+        to_db = UtcDateTime().bind_processor(dialect)
+        ws, we = rules.window_start, rules.window_end
+        self.base = {"p": programme, "rev": "revocation",
+                     "ws": to_db(ws) if to_db else ws, "we": to_db(we) if to_db else we}
+        # Column order is the evaluator's RecTuple after the teacher; the window side comes from SQL, so
+        # timestamps are never turned into Python objects.
+        window = case((LR.c.occurred_at < bindparam("ws"), -1), (LR.c.occurred_at >= bindparam("we"), 1), else_=0)
+        cols = (LR.c.teacher, LR.c.course, LR.c.kind, LR.c.passed, type_coerce(LR.c.hours, Float),
+                type_coerce(LR.c.minutes, Float), type_coerce(LR.c.score, Float), LR.c.activity, window, null())
+        self.compiled: dict[tuple[bool, bool], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        for has_lo in (False, True):
+            for has_hi in (False, True):
+                conds = [LR.c.programme == bindparam("p"), LR.c.withdrawn_by.is_(None), LR.c.kind != bindparam("rev")]
+                if has_lo:
+                    conds.append(LR.c.teacher > bindparam("lo"))
+                if has_hi:
+                    conds.append(LR.c.teacher <= bindparam("hi"))
+                c = select(*cols).where(*conds).compile(dialect=dialect)
+                # construct_params holds the literals SQLAlchemy made binds of (the CASE's -1, 1, 0)
+                self.compiled[(has_lo, has_hi)] = (str(c), c.positiontup if dialect.positional else None,
+                                                   {**c.construct_params(_check=False), **self.base})
+
+    def fetch(self, lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
+        sql, order, fixed = self.compiled[(lo is not None, hi is not None)]
+        params = {**fixed, "lo": lo, "hi": hi}
+        cur = self.conn.connection.cursor()
+        try:
+            cur.execute(sql, tuple(params[n] for n in order) if order is not None else params)
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        return rows
+
+
+def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]:
+    if programme:
+        return [programme]
+    with store.engine.connect() as conn:
+        codes = [c for (c,) in conn.execute(select(TE.c.programme).distinct().order_by(TE.c.programme))]
+    known = [c for c in codes if builtin_rule_path(c) is not None]
+    if known:
+        return known
+    fallback = getattr(getattr(settings, "sync", None), "programme", None)
+    return [fallback] if fallback else []
+
+
+def evaluate_store(settings: Any, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
+                   progress: Callable[[int], None] | None = None, workers: int = 1) -> dict[str, Any]:
+    """Evaluate every teacher (and host and school) of one programme, or of every programme in the store
+    that has a rule file, and store the results. Returns counts (evaluated, changed, passed, failed, ...).
+
+    `programme` is a programme id or the path of a rule file. `workers` > 1 splits the roster into that
+    many key ranges evaluated by separate processes (the evaluation is CPU-bound Python)."""
+    counts = Counts()
+    for code in _programmes(store, settings, programme):
+        _evaluate_programme(store, code, load_programme(code), counts, chunk_size, progress, max(1, workers))
+    return counts.as_json()
+
+
+@dataclass
+class _Segment:
+    """What one key range produced: counts, and what the school-admin role needs from it."""
+
+    counts: Counts
+    pc: dict[str, int]
+    schools: dict[str, SchoolStats]
+
+
+def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | None, end: str | None,
+                 chunk_size: int, progress: Callable[[int], None] | None) -> tuple[_Segment, Evaluation]:
+    """Teachers with start < ID number <= end (None: open), chunk by chunk: read in one transaction,
+    evaluate, write in another (a short write transaction: SQLite allows one writer at a time)."""
+    code = prog.id
+    with conn.begin():
+        rules = Rules(prog, load_catalog(conn, code))
+        ev = Evaluation(rules, load_school_topics(conn, code))
+    counts, pc = Counts(), {"evaluated": 0, "changed": 0}
+    writer = _Writer(conn, prog, run_id, counts, pc)
+    person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
+    records = _RecordQuery(conn, code, rules)
+    codes = rules.codes
+    empty: frozenset[str] = frozenset()
+    last = start
+    while True:
+        with conn.begin():
+            q = select(TE.c.id_number, TE.c.school_code, TE.c.stage, TE.c.subject, TE.c.city).where(
+                TE.c.programme == code, _range(TE.c.id_number, last, end))
+            people = conn.execute(q.order_by(TE.c.id_number).limit(chunk_size)).all()
+            final = len(people) < chunk_size
+            lo, hi = last, (end if final else people[-1].id_number)
+            by_teacher: dict[str, list[Any]] = {}
+            for rec in records.fetch(lo, hi):
+                if rec[1] in codes:
+                    lst = by_teacher.get(rec[0])
+                    if lst is None:
+                        lst = by_teacher[rec[0]] = []
+                    lst.append(rec[1:])
+            assigned: dict[str, set[str]] = {}
+            for t, c in conn.execute(select(LCA.c.teacher, LCA.c.course).where(
+                    LCA.c.programme == code, _range(LCA.c.teacher, lo, hi))).all():
+                assigned.setdefault(t, set()).add(c)
+            existing = {(r.teacher, r.role): r for r in conn.execute(select(CR).where(
+                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
+        results: list[Result] = []
+        for idn, school, stage, subject, city in people:
+            person = Person.of(idn, school, stage, subject, city)
+            results.extend(ev.teacher(person, by_teacher.get(idn, []), assigned.get(idn, empty)))
+        with conn.begin():
+            writer.write(results, existing, existing.keys())
+        if progress is not None and people:
+            progress(len(people))
+        if final:
+            break
+        last = people[-1].id_number
+    return _Segment(counts, pc, ev.schools), ev
+
+
+def _segment_worker(url: str, rule_source: str, rule_hash: str, run_id: int, start: str | None, end: str | None,
+                    chunk_size: int) -> _Segment:
+    """One worker process: its own engine, the same rule file (checked by hash), one key range."""
+    from creditbridge.store import open_store
+
+    prog = load_programme(rule_source)
+    if prog.hash != rule_hash:
+        raise EvaluationError(f"rule file {rule_source} changed during the evaluation")
+    store = open_store(url, migrate=False)
+    try:
+        with store.engine.connect() as conn:
+            seg, _ev = _run_segment(conn, prog, run_id, start, end, chunk_size, None)
+        return seg
+    finally:
+        store.dispose()
+
+
+def _boundaries(conn: Connection, code: str, parts: int) -> list[str | None]:
+    """Key-range ends splitting the roster into `parts` nearly equal ranges: [None, e1, ..., None]."""
+    total = conn.execute(select(func.count()).select_from(TE).where(TE.c.programme == code)).scalar_one()
+    ends: list[str | None] = [None]
+    for k in range(1, parts):
+        at = conn.execute(select(TE.c.id_number).where(TE.c.programme == code).order_by(TE.c.id_number)
+                          .offset(max(0, total * k // parts - 1)).limit(1)).scalar()
+        if at is not None and at != ends[-1]:
+            ends.append(at)
+    return [*ends, None]
+
+
+def _evaluate_programme(store: Store, source: str, prog: Programme, counts: Counts, chunk_size: int,
+                        progress: Callable[[int], None] | None, workers: int) -> None:
+    code = prog.id
+    runs = CreditEvaluationRun.__table__
+    with store.engine.connect() as conn:
+        with conn.begin():
+            run_id = conn.execute(insert(runs).values(
+                programme=code, rule_version=prog.version, rule_hash=prog.hash, started_at=utcnow(),
+                evaluated=0, changed=0, passed=0, failed=0).returning(runs.c.id)).scalar_one()
+            bounds = _boundaries(conn, code, workers) if workers > 1 else [None, None]
+        if len(bounds) <= 2:
+            seg, ev = _run_segment(conn, prog, run_id, None, None, chunk_size, progress)
+            segments = [seg]
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with conn.begin():
+                ev = Evaluation(Rules(prog, load_catalog(conn, code)), load_school_topics(conn, code))
+            # spawn, not fork: a forked child would share this process's open connections
+            with ProcessPoolExecutor(len(bounds) - 1, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_segment_worker, store.url, str(_source_path(source)), prog.hash, run_id,
+                                       bounds[i], bounds[i + 1], chunk_size) for i in range(len(bounds) - 1)]
+                segments = []
+                for f in futures:
+                    segments.append(f.result())
+                    if progress is not None:
+                        progress(segments[-1].pc["evaluated"])
+            for seg in segments:
+                for school, st in seg.schools.items():
+                    mine = ev.schools.setdefault(school, SchoolStats())
+                    mine.teachers += st.teachers
+                    mine.passed += st.passed
+                    mine.records.extend(st.records)
+        pc = {"evaluated": 0, "changed": 0}
+        for seg in segments:
+            for k in ("evaluated", "changed", "new", "updated", "withdrawn", "passed", "failed"):
+                setattr(counts, k, getattr(counts, k) + getattr(seg.counts, k))
+            pc["evaluated"] += seg.pc["evaluated"]
+            pc["changed"] += seg.pc["changed"]
+        before_passed = counts.passed - sum(s.counts.passed for s in segments)
+        before_failed = counts.failed - sum(s.counts.failed for s in segments)
+        writer = _Writer(conn, prog, run_id, counts, pc)
+        person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
+        with conn.begin():
+            admin = ev.finish()
+            existing = {(r.teacher, r.role): r for r in conn.execute(select(CR).where(
+                CR.c.programme == code, CR.c.role == "school_admin"))}
+            writer.write(admin, existing, existing.keys())
+            kept = [*person_roles, "school_admin"] if "school_admin" in prog.roles else person_roles
+            stale_roles = conn.execute(select(CR).where(CR.c.programme == code, CR.c.role.not_in(kept))).all()
+            writer.write([], {(r.teacher, r.role): r for r in stale_roles}, [(r.teacher, r.role) for r in stale_roles])
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                finished_at=utcnow(), evaluated=pc["evaluated"], changed=pc["changed"],
+                passed=counts.passed - before_passed, failed=counts.failed - before_failed))
+    counts.by_programme[code] = {"evaluated": pc["evaluated"], "changed": pc["changed"], "run_id": run_id,
+                                 "rule_version": prog.version, "rule_hash": prog.hash}
+
+
+def _source_path(source: str) -> str:
+    """A programme id or rule-file path as something a worker process can load the same file from."""
+    path = builtin_rule_path(source)
+    return str(path) if path is not None else source
+
+
+def stored_result(store: Store, teacher: str, programme: str | None = None,
+                  role: str | None = None) -> list[dict[str, Any]]:
+    """The stored results of one person (or school, for school_admin), newest programme first."""
+    q = select(CR).where(CR.c.teacher == teacher)
+    if programme:
+        q = q.where(CR.c.programme == programme)
+    if role:
+        q = q.where(CR.c.role == role)
+    with store.engine.connect() as conn:
+        rows = conn.execute(q.order_by(CR.c.programme, CR.c.role)).all()
+    return [result_json(r._mapping) for r in rows]
+
+
+def all_results(store: Store, programmes: list[str]) -> list[dict[str, Any]]:
+    """Every stored result of the programmes, in the `credits evaluate --json` list shape."""
+    keys = ("teacher", "programme", "role", "hours", "credits", "points", "passed", "components", "reasons",
+            "reasons_zh")
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(CR).where(CR.c.programme.in_(programmes)).order_by(
+            CR.c.programme, CR.c.role, CR.c.teacher)).all()
+    return [{k: v for k, v in result_json(r._mapping).items() if k in keys} for r in rows]
+
+
+def result_json(m: Any) -> dict[str, Any]:
+    def num(v: Any) -> float | None:
+        return None if v is None else float(v) if isinstance(v, Decimal | int | float) else v
+
+    return {"teacher": m["teacher"], "programme": m["programme"], "role": m["role"], "year": m["year"],
+            "hours": num(m["hours"]), "credits": num(m["credits"]), "points": num(m["points"]),
+            "passed": bool(m["passed"]), "components": m["components"], "reasons": m["reasons"],
+            "reasons_zh": m["reasons_zh"], "rule_version": m["rule_version"], "rule_hash": m["rule_hash"],
+            "result_hash": m["result_hash"]}
+
+
+def recent_changes(store: Store, run_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    t = CreditResultChange.__table__
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.id).limit(limit)).all()
+        total = conn.execute(select(func.count()).select_from(t).where(t.c.run_id == run_id)).scalar_one()
+    out = [{"teacher": r.teacher, "role": r.role, "before": r.before, "after": r.after,
+            "rule_changed": r.rule_changed} for r in rows]
+    return [*out, {"more": total - len(out)}] if total > len(out) else out

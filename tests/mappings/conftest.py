@@ -1,0 +1,6 @@
+"""The mappings tests share builders in mapping_helpers.py."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
