@@ -61,7 +61,6 @@ class SyncSettings(_Section):
 class WebhookSettings(_Section):
     # Several secrets are accepted at once so a secret can be rotated without dropping deliveries.
     secrets: list[SecretStr] = Field(default_factory=list)
-    tolerance_seconds: int = Field(300, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     host: str = "127.0.0.1"
     port: int = 8080

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
 from creditbridge.webhooks.counters import read_all
@@ -105,21 +107,43 @@ def import_command(app: AppContext, file: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+def gunicorn_argv(settings: WebhookSettings, app_path: str = "creditbridge.webhooks.wsgi:app", *,
+                  host: str | None = None, port: int | None = None, workers: int | None = None,
+                  worker_class: str | None = None, threads: int | None = None) -> list[str]:
+    """The gunicorn command line for these settings; the benchmark serves its bare baseline with the same one."""
+    kind = worker_class or settings.worker_class
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{host or settings.host}:{port or settings.port}",
+            "--workers", str(workers or settings.workers), "--worker-class", kind,
+            "--keep-alive", str(settings.keepalive_seconds)]
+    if kind == "gthread":
+        argv += ["--threads", str(threads or settings.threads)]
+    if settings.access_log:
+        argv += ["--access-logfile", "-"]
+    return [*argv, app_path]
+
+
 @click.command("serve")
 @click.option("--host", default=None, help="Default: webhooks.host (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Default: webhooks.port (8080).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes. Default: webhooks.workers.")
+@click.option("--worker-class", type=click.Choice(["gthread", "sync"]), default=None,
+              help="gunicorn worker class. Default: webhooks.worker_class (gthread).")
+@click.option("--threads", type=int, default=None, help="Threads per gthread worker. Default: webhooks.threads.")
+@click.option("--print-command", is_flag=True, help="Print the gunicorn command line instead of running it.")
 @pass_app
-def serve_command(app: AppContext, host: str | None, port: int | None, workers: int | None) -> None:
+def serve_command(app: AppContext, host: str | None, port: int | None, workers: int | None,
+                  worker_class: str | None, threads: int | None, print_command: bool) -> None:
     """Run the webhook receiver under gunicorn."""
-    s = app.settings.webhooks
+    argv = gunicorn_argv(app.settings.webhooks, host=host, port=port, workers=workers,
+                         worker_class=worker_class, threads=threads)
+    if print_command:
+        click.echo(shlex.join(argv))
+        return
     app.store  # noqa: B018 - migrate once here, not in every worker at the same time
     app.close()
-    env = dict(os.environ)
+    env = dict(os.environ, CREDITBRIDGE_MIGRATED="1")
     if app.config_path:
         env["CREDITBRIDGE_CONFIG"] = str(Path(app.config_path).resolve())
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{host or s.host}:{port or s.port}",
-            "--workers", str(workers or s.workers), "--access-logfile", "-", "creditbridge.webhooks.wsgi:app"]
     os.execvpe(argv[0], argv, env)  # noqa: S606 - replace this process so signals reach gunicorn
 
 

@@ -15,7 +15,7 @@ def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert s.database.url == "sqlite:///creditbridge.db"
     assert s.moodle.url == "http://127.0.0.1:8765"
     assert s.sync.suspend_threshold == 0.10
-    assert s.webhooks.tolerance_seconds == 300
+    assert s.webhooks.max_body_bytes == 64 * 1024
 
 
 def test_default_config_file_is_the_defaults(tmp_path: Path) -> None:
