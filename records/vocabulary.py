@@ -27,6 +27,18 @@ SUBJECTS: dict[str, dict[str, str]] = {
 }
 
 
+# Labels of the 2022 compulsory-education curriculum and short forms the exports also write; each maps onto
+# an existing code, so nothing downstream changes.
+_ALIASES: dict[str, dict[str, str]] = {
+    "high": {"生物学": "biology", "心理健康": "mental-health", "综合实践": "integrated-practice"},
+    "middle": {"体育与健康": "pe", "信息科技": "it", "生物学": "biology", "思想品德": "morality-law",
+               "心理健康": "mental-health", "综合实践": "integrated-practice"},
+    "primary": {"体育与健康": "pe", "信息科技": "it", "品德与生活": "morality-law", "品德与社会": "morality-law",
+                "心理健康": "mental-health", "综合实践": "integrated-practice"},
+}
+for _stage, _labels in _ALIASES.items():
+    SUBJECTS[_stage].update(_labels)
+
 def stage_code(label: str) -> str | None:
     return STAGES.get(label.strip())
 

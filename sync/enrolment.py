@@ -59,12 +59,11 @@ def programme_rules(programme: str) -> ProgrammeRules:
     from creditbridge.sync.plan import programme_limits
 
     limits = programme_limits(programme)
-    name = programme
-    try:
-        from creditbridge.mappings import load_programme
+    from creditbridge.mappings import ProgrammeNotFound, load_programme
 
+    try:
         name = load_programme(programme).name
-    except Exception:  # no rule file: the category is named by the programme id
+    except ProgrammeNotFound:  # no rule file: the category is named by the programme id
         name = programme
     return ProgrammeRules(
         lesson_cases=limits.lesson_cases, by_city="city" in limits.lesson_case_match,

@@ -11,6 +11,7 @@ or a Moodle failure mid-run, does not raise: the outcome says `aborted` (with th
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,6 +35,9 @@ from creditbridge.sync.outcome import (
 from creditbridge.sync.report import report_path, write_report
 
 ClientFactory = Callable[[Settings], MoodleClient]
+# Besides the readers' own ReadError: what a file that is not what its name says raises from deep in the
+# standard library (a .xlsx that is no zip archive, a CSV in an unexpected encoding).
+UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile)
 
 __all__ = ["SyncAborted", "SyncFileError", "SyncOutcome", "sync_catalog", "sync_roster", "sync_topics"]
 
@@ -119,6 +123,10 @@ def _read_error(outcome: SyncOutcome, e: Exception, path: str | Path) -> SyncFil
         error = SyncFileError(f"{path}: no such file")
     elif isinstance(e, IsADirectoryError | PermissionError):
         error = SyncFileError(f"{path}: cannot be read ({type(e).__name__})")
+    elif isinstance(e, zipfile.BadZipFile):
+        error = SyncFileError(f"{Path(path).name}: cannot be opened as an XLSX workbook (not a zip archive)")
+    elif isinstance(e, UnicodeError):
+        error = SyncFileError(f"{Path(path).name}: cannot be decoded ({e})")
     else:
         error = SyncFileError(str(e))
     outcome.aborted = str(error)
@@ -146,7 +154,7 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
     with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
         try:
             courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map))
-        except (ReadError, OSError) as e:
+        except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         _add_errors(outcome, errors)
         with store.session() as s:
@@ -191,7 +199,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         try:
             table = read_topics(path, settings.sync.header_map)
             rows, errors = validate_topics(table)
-        except (ReadError, OSError) as e:
+        except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         with store.session() as s:
             known = load_known_topics(s, programme)
@@ -232,7 +240,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
             known = load_known_teachers(store.engine, programme)
             plan = plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
                                     delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold)
-        except (ReadError, OSError, UnicodeError) as e:
+        except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         (progress or no_progress)("reading", plan.rows_read, plan.rows_read)
         _add_errors(outcome, plan.errors)

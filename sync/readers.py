@@ -1,0 +1,405 @@
+"""Readers of the provincial export files: roster, catalog and school topics.
+
+A reader opens the file, finds the header row and maps its headers onto our field names at once,
+so a missing required column is reported (naming the header and the file) before any row is read.
+Rows are then streamed, never held: iterating a `Table` opens the file again and yields
+`(row_number, cells)`, where `cells[table.positions[field]]` is the text of that field and the row
+number is the one a spreadsheet shows (the header is row 1).
+
+Formats: XLSX (openpyxl, read-only streaming), CSV in UTF-8, UTF-8 with BOM or GB18030 (detected once
+per file from its first bytes, never guessed per row), and YAML for catalogs.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from creditbridge import CreditbridgeError
+
+
+class ReadError(CreditbridgeError):
+    """The file cannot be read as a table (unknown format, bad encoding, no header)."""
+
+
+class MissingColumnError(ReadError):
+    """A required column is not in the header row. Raised before any row is read."""
+
+    def __init__(self, path: Path, headers: list[str], found: list[str]) -> None:
+        self.path = path
+        self.headers = headers
+        names = ", ".join(headers)
+        super().__init__(
+            f"{path.name}: required column {names} missing from the header row "
+            f"(found: {', '.join(h for h in found if h) or 'nothing'}); "
+            "map another export's headers with [sync.header_map]"
+        )
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field we read, the headers that name it in exports, and whether a file must have it."""
+
+    name: str
+    headers: tuple[str, ...]
+    required: bool = True
+
+
+# The standard headers of DESIGN.md; the English field name is always accepted as well.
+ROSTER_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id_number", ("身份证号",)),
+    FieldSpec("name", ("姓名",)),
+    FieldSpec("school_code", ("学校代码",)),
+    FieldSpec("school_name", ("学校名称",)),
+    FieldSpec("county", ("区县",)),
+    FieldSpec("city", ("地市",)),
+    FieldSpec("stage", ("学段",)),
+    FieldSpec("subject", ("学科",)),
+    FieldSpec("rural", ("是否乡村教师",)),
+    FieldSpec("status", ("任职状态",)),
+    FieldSpec("phone", ("手机号",), required=False),
+    FieldSpec("email", ("邮箱",), required=False),
+    FieldSpec("teacher_code", ("教师编号",), required=False),
+)
+
+CATALOG_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("code", ("课程编号",)),
+    FieldSpec("title", ("课程名称",)),
+    FieldSpec("kind", ("类别",)),
+    FieldSpec("topic", ("专题",), required=False),
+    FieldSpec("mode", ("方式",), required=False),
+    FieldSpec("hours", ("学时",)),
+    FieldSpec("stage", ("学段",), required=False),
+    FieldSpec("subject", ("学科",), required=False),
+    FieldSpec("city", ("地市",), required=False),
+    FieldSpec("recorded_by", ("授课教师身份证号",), required=False),
+)
+
+TOPIC_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("school", ("学校代码", "school_code")),
+    FieldSpec("topic", ("专题",)),
+)
+
+_SAMPLE_BYTES = 1 << 20
+_HEADER_SEARCH_ROWS = 10
+
+
+def detect_encoding(path: Path) -> str:
+    """The codec of a CSV file, decided once from its first bytes.
+
+    A UTF-8 BOM gives "utf-8-sig"; otherwise a strict UTF-8 decode of the first megabyte is tried
+    (incrementally, so a character cut at the end of the sample does not count against it), and
+    anything that is not UTF-8 is taken as GB18030, the superset of GBK/GB2312 that Excel in China writes.
+    """
+    with open(path, "rb") as f:
+        sample = f.read(_SAMPLE_BYTES)
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ReadError(f"{path.name}: UTF-16 text is not supported; save the file as UTF-8 or GB18030 CSV")
+    try:
+        codecs.getincrementaldecoder("utf-8")("strict").decode(sample, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def _clean_header(h: Any) -> str:
+    # Exports decorate headers: required markers (*), full-width spaces, stray BOMs, line breaks.
+    text = "" if h is None else str(h)
+    return text.replace("\ufeff", "").replace("\u3000", " ").replace("*", "").replace("＊", "").strip()
+
+
+def _cell_text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        # An 18-digit ID number typed as a number has already lost its last digits in Excel; "1.0" style
+        # integers are rendered without the fraction so codes such as 370102001 survive.
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    return str(v).strip()
+
+
+@dataclass
+class Table:
+    """One export file with its header resolved. Iterate it (again and again) for `(row, cells)`.
+
+    columns: field name -> header as written in the file (use it in RowError.column).
+    positions: field name -> index into `cells`; optional fields absent from the file are not in it.
+    encoding: the CSV codec detected, or None for XLSX/YAML.
+    """
+
+    path: Path
+    kind: str  # roster | catalog | topics
+    format: str  # csv | xlsx | yaml
+    columns: dict[str, str]
+    positions: dict[str, int]
+    header_row: int
+    width: int
+    encoding: str | None = None
+    delimiter: str = ","
+    _yaml_rows: list[tuple[int, list[str]]] | None = field(default=None, repr=False)
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        if self.format == "csv":
+            return self._iter_csv()
+        if self.format == "xlsx":
+            return self._iter_xlsx()
+        return iter(self._yaml_rows or [])
+
+    def chunks(self, size: int = 256) -> Iterator[list[tuple[int, list[str]]]]:
+        """The same rows as iterating, in lists of up to `size`: CSV is read in C-level slices, which is what
+        keeps a million-row plan within a few times a bare csv pass."""
+        if self.format != "csv":
+            it = iter(self)
+            while chunk := list(islice(it, size)):
+                yield chunk
+            return
+        width = self.width
+        done = 0
+        try:
+            with open(self.path, encoding=self.encoding, newline="") as f:
+                numbered = enumerate(csv.reader(f, delimiter=self.delimiter), start=1)
+                for _ in islice(numbered, self.header_row):
+                    pass
+                while chunk := list(islice(numbered, size)):
+                    done = chunk[-1][0]
+                    cells = list(map(itemgetter(1), chunk))
+                    if min(map(len, cells)) < width or not all(map(any, cells)):
+                        chunk = [(r, c) for r, c in chunk if c and any(c)]
+                        for _, c in chunk:
+                            if len(c) < width:
+                                c.extend([""] * (width - len(c)))
+                        if not chunk:
+                            continue
+                    yield chunk
+        except UnicodeDecodeError as e:
+            raise ReadError(
+                f"{self.path.name}: a row after row {done} is not valid {self.encoding} text although the start of "
+                "the file was; save the whole file in one encoding (UTF-8 or GB18030)"
+            ) from e
+        except csv.Error as e:
+            raise ReadError(f"{self.path.name}: after row {done}: {e}") from e
+
+    def column(self, name: str) -> str:
+        """The file's header of a field (falls back to the field name for fields the file lacks)."""
+        return self.columns.get(name, name)
+
+    def dicts(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """Rows as {field: text}: convenient for small files; the roster path uses the cells directly."""
+        pos = self.positions
+        for row, cells in self:
+            yield row, {name: cells[i] for name, i in pos.items()}
+
+    def _iter_csv(self) -> Iterator[tuple[int, list[str]]]:
+        width = self.width
+        row = 0
+        try:
+            with open(self.path, encoding=self.encoding, newline="") as f:
+                reader = csv.reader(f, delimiter=self.delimiter)
+                for cells in reader:
+                    row += 1
+                    if row <= self.header_row:
+                        continue
+                    if not cells or (not cells[0] and not any(cells)):
+                        continue
+                    if len(cells) < width:
+                        cells.extend([""] * (width - len(cells)))
+                    yield row, cells
+        except UnicodeDecodeError as e:
+            raise ReadError(
+                f"{self.path.name}: row {row + 1} is not valid {self.encoding} text although the start of the file "
+                "was; save the whole file in one encoding (UTF-8 or GB18030)"
+            ) from e
+        except csv.Error as e:
+            raise ReadError(f"{self.path.name}: row {row + 1}: {e}") from e
+
+    def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
+        wb = _open_workbook(self.path)
+        try:
+            ws = wb.worksheets[0]
+            width = self.width
+            for row, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                if row <= self.header_row:
+                    continue
+                cells = [_cell_text(v) for v in values]
+                if not any(cells):
+                    continue
+                if len(cells) < width:
+                    cells.extend([""] * (width - len(cells)))
+                yield row, cells
+        finally:
+            wb.close()
+
+
+def _open_workbook(path: Path) -> Any:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as e:
+        raise ReadError(f"{path.name}: cannot be opened as an XLSX workbook ({type(e).__name__})") from e
+
+
+def _header_lookup(fields: tuple[FieldSpec, ...], header_map: Mapping[str, str] | None) -> dict[str, str]:
+    """Header text (case-folded) -> field name, including the configured export headers."""
+    lookup: dict[str, str] = {}
+    for spec in fields:
+        lookup[spec.name.casefold()] = spec.name
+        for h in spec.headers:
+            lookup[h.casefold()] = spec.name
+    for export_header, ours in (header_map or {}).items():
+        target = lookup.get(_clean_header(ours).casefold())
+        if target is not None:
+            lookup[_clean_header(export_header).casefold()] = target
+    return lookup
+
+
+def _resolve_header(
+    path: Path, header: list[str], fields: tuple[FieldSpec, ...], lookup: dict[str, str]
+) -> tuple[dict[str, str], dict[str, int]]:
+    columns: dict[str, str] = {}
+    positions: dict[str, int] = {}
+    for i, h in enumerate(header):
+        name = lookup.get(h.casefold())
+        if name is not None and name not in positions:
+            columns[name] = h
+            positions[name] = i
+    missing = [spec.headers[0] if spec.headers else spec.name for spec in fields
+               if spec.required and spec.name not in positions]
+    if missing:
+        raise MissingColumnError(path, missing, header)
+    return columns, positions
+
+
+def _pick_header(rows: list[list[str]], lookup: dict[str, str]) -> int:
+    """Index of the header row: the first row naming a known column (exports may put a title above)."""
+    for i, cells in enumerate(rows):
+        if any(c.casefold() in lookup for c in cells):
+            return i
+    for i, cells in enumerate(rows):
+        if any(cells):
+            return i
+    return 0
+
+
+def open_table(
+    path: str | Path, kind: str, fields: tuple[FieldSpec, ...], header_map: Mapping[str, str] | None = None
+) -> Table:
+    """Open an export file and resolve its header. Raises MissingColumnError / ReadError before any row."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReadError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    lookup = _header_lookup(fields, header_map)
+    if suffix in {".xlsx", ".xlsm"}:
+        return _open_xlsx(path, kind, fields, lookup)
+    if suffix in {".yaml", ".yml"}:
+        return _open_yaml(path, kind, fields, lookup)
+    if suffix in {".csv", ".txt", ".tsv"}:
+        return _open_csv(path, kind, fields, lookup)
+    raise ReadError(f"{path.name}: unknown file type {suffix or '(none)'}; use .xlsx, .csv or .yaml")
+
+
+def _open_csv(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str]) -> Table:
+    encoding = detect_encoding(path)
+    head: list[list[str]] = []
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            first = f.readline()
+            delimiter = "\t" if first.count("\t") > first.count(",") else ","
+            f.seek(0)
+            for cells in csv.reader(f, delimiter=delimiter):
+                head.append([_clean_header(c) for c in cells])
+                if len(head) >= _HEADER_SEARCH_ROWS:
+                    break
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ReadError(f"{path.name}: cannot read the header row as {encoding} CSV ({e})") from e
+    if not head:
+        raise ReadError(f"{path.name}: the file is empty (no header row)")
+    idx = _pick_header(head, lookup)
+    columns, positions = _resolve_header(path, head[idx], fields, lookup)
+    return Table(path, kind, "csv", columns, positions, header_row=idx + 1, width=len(head[idx]),
+                 encoding=encoding, delimiter=delimiter)
+
+
+def _open_xlsx(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str]) -> Table:
+    wb = _open_workbook(path)
+    try:
+        if not wb.worksheets:
+            raise ReadError(f"{path.name}: the workbook has no sheet")
+        head: list[list[str]] = []
+        for values in wb.worksheets[0].iter_rows(values_only=True, max_row=_HEADER_SEARCH_ROWS):
+            head.append([_clean_header(v) for v in values])
+    finally:
+        wb.close()
+    if not head:
+        raise ReadError(f"{path.name}: the first sheet is empty (no header row)")
+    idx = _pick_header(head, lookup)
+    columns, positions = _resolve_header(path, head[idx], fields, lookup)
+    return Table(path, kind, "xlsx", columns, positions, header_row=idx + 1, width=len(head[idx]))
+
+
+def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str]) -> Table:
+    # Catalogs are small (thousands of courses); a YAML document is parsed whole, keeping each item's line
+    # so errors point at the file the way row numbers point into a spreadsheet.
+    try:
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8-sig"))
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
+    items_node = node
+    if isinstance(data, dict):
+        key = next((k for k in ("courses", "catalog", "topics", "rows", "teachers") if k in data), None)
+        if key is None:
+            raise ReadError(f"{path.name}: expected a list of rows, or a mapping with a 'courses' list")
+        items_node = next(v for k, v in node.value if getattr(k, "value", None) == key)
+        data = data[key]
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise ReadError(f"{path.name}: expected a list of mappings (one per row)")
+    header: list[str] = []
+    for d in data:
+        for k in d:
+            h = _clean_header(k)
+            if h not in header:
+                header.append(h)
+    columns, positions = _resolve_header(path, header, fields, lookup)
+    rows: list[tuple[int, list[str]]] = []
+    for d, item in zip(data, items_node.value, strict=True):
+        by_header = {_clean_header(k): v for k, v in d.items()}
+        rows.append((item.start_mark.line + 1, [_cell_text(by_header.get(h)) for h in header]))
+    return Table(path, kind, "yaml", columns, positions, header_row=0, width=len(header), _yaml_rows=rows)
+
+
+def read_roster(path: str | Path, header_map: Mapping[str, str] | None = None) -> Table:
+    """A roster export (XLSX or CSV). `header_map` is settings.sync.header_map (export header -> ours)."""
+    return open_table(path, "roster", ROSTER_FIELDS, header_map)
+
+
+def read_catalog(path: str | Path, header_map: Mapping[str, str] | None = None) -> Table:
+    """A catalog (YAML, XLSX or CSV) with English or Chinese column names."""
+    return open_table(path, "catalog", CATALOG_FIELDS, header_map)
+
+
+def read_topics(path: str | Path, header_map: Mapping[str, str] | None = None) -> Table:
+    """A school topics file: rows of school (学校代码) and topic (专题)."""
+    return open_table(path, "topics", TOPIC_FIELDS, header_map)
