@@ -22,7 +22,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import tempfile
@@ -48,7 +47,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
 from creditbridge import CreditbridgeError
-from creditbridge.records import mask_id_number
+from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
@@ -61,7 +60,6 @@ JOB_IDS = ("catalog_sync", "roster_sync", "reconcile", "evaluate", "push", "dead
 # Advisory-lock key, fixed so every instance of every version asks for the same lock. Positive (63 bits), so
 # its halves read back from pg_locks (classid, objid: unsigned oids) compare without sign trouble.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"creditbridge.scheduler").digest()[:8], "big") >> 1
-_ID_NUMBER = re.compile(r"\b\d{17}[\dXx]\b")
 
 
 class SchedulerError(CreditbridgeError):
@@ -108,7 +106,7 @@ def instance_name() -> str:
 
 def scrub(message: str) -> str:
     """Mask any ID number an exception message might carry before it is logged or stored."""
-    return _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), message)
+    return mask_id_numbers(message)
 
 
 def timezone_of(settings: Settings) -> ZoneInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import sys
 
@@ -46,6 +47,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """creditbridge: Moodle ⇄ provincial teacher continuing-education credit registry."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # urllib3 warns on every connect retry; the transport reports the outcome in one line of its own.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
     app = AppContext(config_path=config_path)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -61,7 +64,18 @@ def _register() -> None:
                 continue
             raise
         for command in getattr(module, "COMMANDS", []):
+            _summarise(command)
             cli.add_command(command)
+
+
+def _summarise(command: click.Command) -> None:
+    """List each command in --help by its whole first sentence (wrapped), not click's 45-character cut."""
+    if command.short_help is None and command.help:
+        paragraph = inspect.cleandoc(command.help).split("\n\n", 1)[0].replace("\n", " ")
+        command.short_help = paragraph.partition(". ")[0].rstrip(".")
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _summarise(sub)
 
 
 _register()

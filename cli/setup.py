@@ -8,18 +8,19 @@ import click
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.settings import default_config_text
-from creditbridge.store.db import upgrade
+from creditbridge.store.db import open_store, safe_url
 
 
 @click.command("init")
-@click.option("--path", "path", default="creditbridge.toml", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the config file.")
+@click.option("--path", "path", type=click.Path(dir_okay=False),
+              help="Where to write the config file. Default: the --config file, else ./creditbridge.toml.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing config file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_app
-def init_command(app: AppContext, path: str, overwrite: bool, as_json: bool) -> None:
+def init_command(app: AppContext, path: str | None, overwrite: bool, as_json: bool) -> None:
     """Write a commented default config and create (or upgrade) the state store."""
-    target = Path(path)
+    # `creditbridge --config x.toml init` writes x.toml: the file every later command will read.
+    target = Path(path or app.config_path or "creditbridge.toml")
     wrote = False
     if target.exists() and not overwrite:
         if not as_json:
@@ -32,17 +33,11 @@ def init_command(app: AppContext, path: str, overwrite: bool, as_json: bool) -> 
     if app.config_path is None:
         app.config_path = str(target)
     url = app.settings.database.url
-    upgrade(url)
+    open_store(url).dispose()  # runs the migrations; a bad URL becomes a StoreError (exit 2)
     if as_json:
-        emit_json({"config": str(target), "config_written": wrote, "database": _safe_url(url)})
+        emit_json({"config": str(target), "config_written": wrote, "database": safe_url(url)})
     else:
-        click.echo(f"state store ready: {_safe_url(url)}")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+        click.echo(f"state store ready: {safe_url(url)}")
 
 
 COMMANDS = [init_command]

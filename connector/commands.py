@@ -43,10 +43,12 @@ def _fail(error: MoodleError, as_json: bool) -> None:
     if as_json:
         emit_json(error.as_json())
     else:
-        click.echo(f"error: {type(error).__name__} [{error.errorcode or '-'}] {error.message}", err=True)
+        code = f" [{error.errorcode}]" if error.errorcode else ""
+        click.echo(f"error: {error.message}{code}", err=True)
         if error.debuginfo:
             click.echo(f"debuginfo: {error.debuginfo.strip()}", err=True)
-    sys.exit(1)
+    # 2 like every other creditbridge error; 1 stays `moodle check`'s "functions are missing" finding.
+    sys.exit(2)
 
 
 @moodle_group.command("check")
@@ -55,7 +57,8 @@ def _fail(error: MoodleError, as_json: bool) -> None:
 def check_command(app: AppContext, as_json: bool) -> None:
     """Show the site, its Moodle version, the token's user and the functions the service lacks.
 
-    Exit code 1 when a function creditbridge needs is not in the token's service.
+    Exit code 1 when a function creditbridge needs is not in the token's service; 2 when the site
+    cannot be asked (unreachable, wrong token, not Moodle).
     """
     with MoodleClient(app.settings.moodle) as client:
         try:
@@ -93,7 +96,8 @@ def check_command(app: AppContext, as_json: bool) -> None:
 def call_command(app: AppContext, function: str, params: tuple[str, ...], as_json: bool) -> None:
     """Call any web-service FUNCTION with name=value PARAMS (bracket notation: users[0][username]=x).
 
-    Reads (get/search/view functions) are retried on transient errors; writes are sent once.
+    Reads (get/search/view functions) are retried on transient errors; writes are sent once. Exit code 2
+    when Moodle answers with an error.
     """
     fields: list[tuple[str, str]] = []
     for param in params:

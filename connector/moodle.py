@@ -26,6 +26,7 @@ from creditbridge.connector.errors import (
     TransientError,
     UnknownFunctionError,
     error_for,
+    mask_id_numbers,
 )
 from creditbridge.connector.functions import is_read
 from creditbridge.connector.transport import RetryPolicy, Transport
@@ -447,5 +448,6 @@ def _norm(field: str, value: str) -> str:
 def _item_label(item: Item) -> str:
     for key in ("username", "idnumber", "shortname", "name", "id"):
         if item.get(key) not in (None, ""):
-            return f"{key}={item[key]}"
+            # An idnumber may be a resident ID number (sync.send_id_number): labels end up in reports and logs.
+            return mask_id_numbers(f"{key}={item[key]}")
     return "item"

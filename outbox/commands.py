@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
@@ -27,6 +29,8 @@ def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json:
                           on_batch=lambda n: bar.advance(task, n))
     if as_json:
         emit_json(result)
+        if result.get("gave_up"):
+            sys.exit(2)  # the document says what stayed pending; the exit code tells a cron job it failed
         return
     if dry_run:
         click.echo(f"dry run: {result['would_send']} submission(s) would be sent to {result['target']} "
@@ -35,8 +39,9 @@ def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json:
     click.echo(f"sent {result['sent']}, acknowledged {result['acknowledged']}, rejected {result['rejected']}, "
                f"pending {result['pending']} (target {result['target']})")
     if result.get("gave_up"):
-        click.echo("registry unavailable: the rest stays pending and is resent with the same keys next time",
-                   err=True)
+        click.echo("error: registry unavailable: the rest stays pending and is resent with the same keys next "
+                   "time", err=True)
+        sys.exit(2)
 
 
 COMMANDS = [push_command]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, defer
 
 from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarget, Submission, load_target
 from creditbridge.outbox.build import AuditTrail, build
-from creditbridge.records import mask_id_number
+from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.registry import RegistrySubmission
@@ -82,7 +82,7 @@ def _record(store: Store, outcomes: Sequence[Outcome]) -> dict[str, int]:
             trail.add(r, o.status, o.status, o.reason or o.registry_id, "sent")
             if o.status == "rejected":
                 log.warning("registry rejected %s/%s v%d: %s", r.programme, mask_id_number(r.teacher),
-                            r.version, o.reason)
+                            r.version, mask_id_numbers(o.reason or ""))
             if o.status == "acknowledged" and r.supersedes_id:
                 supersede[r.supersedes_id] = r
         if supersede:

@@ -8,6 +8,8 @@ from datetime import date
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _SHAPE = re.compile(r"^\d{17}[\dX]$")
+# An ID number inside free text: a Moodle debuginfo, a registry's rejection reason, an exception message.
+_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 
 class IdNumberError(ValueError):
@@ -26,6 +28,11 @@ def mask_id_number(value: str | None) -> str:
     if len(v) <= 8:
         return "*" * len(v)
     return f"{v[:4]}{'*' * (len(v) - 6)}{v[-2:]}"
+
+
+def mask_id_numbers(text: str) -> str:
+    """`text` with every ID number in it masked (see mask_id_number)."""
+    return _IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
 
 
 def validate_id_number(value: str) -> str:

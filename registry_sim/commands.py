@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from creditbridge import CreditbridgeError
 from creditbridge.registry_sim.app import create_app
 
 
@@ -21,18 +22,14 @@ from creditbridge.registry_sim.app import create_app
 def registry_sim_command(host: str, port: int, db_path: str, key_id: str, secret: str, fail_rate: float,
                          max_inflight: int) -> None:
     """Run the provincial REST credit-registry simulator (API in docs/registry-api.md)."""
-    from werkzeug.serving import make_server
+    from creditbridge.cli.http_server import serve_until_interrupted
 
     app = create_app({"REGISTRY_SIM_DB": db_path, "REGISTRY_SIM_KEYS": {key_id: secret},
                       "REGISTRY_SIM_FAIL_RATE": fail_rate, "REGISTRY_SIM_MAX_INFLIGHT": max_inflight})
-    server = make_server(host, port, app, threaded=True)
-    click.echo(f"registry-sim listening on http://{host}:{server.server_port} (db {db_path})", err=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        serve_until_interrupted(app, host, port, announce=f"registry-sim listening on {{url}} (db {db_path})")
+    except OSError as e:
+        raise CreditbridgeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
 COMMANDS = [registry_sim_command]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import MetaData, Table, func, inspect, select
 
 from creditbridge import CreditbridgeError
-from creditbridge.records import mask_id_number
+from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.core import Teacher
@@ -23,12 +23,11 @@ from creditbridge.store.models.registry import RegistrySubmission
 log = logging.getLogger(__name__)
 LIST_LIMIT = 1000  # rows per list kept in a report; the totals always count everything
 _YEAR = re.compile(r"(?<!\d)(19|20)\d{2}(?!\d)")
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 
 def scrub(text: str | None) -> str | None:
     """Mask ID numbers inside free text (a registry's rejection reason may quote one)."""
-    return None if text is None else _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
+    return None if text is None else mask_id_numbers(text)
 
 
 def credit_result_table(store: Store) -> Table | None:

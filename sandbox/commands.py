@@ -70,7 +70,7 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
     except KeyboardInterrupt:
         pass
     except OSError as e:
-        raise CreditbridgeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise CreditbridgeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     finally:
         if handle is not None:
             handle.stop()
@@ -90,9 +90,9 @@ def _admin_post(url: str, token: str, endpoint: str, fields: dict[str, Any]) -> 
             reason = json.loads(e.read().decode()).get("error", e.reason)
         except ValueError:
             reason = e.reason
-        raise CreditbridgeError(f"sandbox refused {endpoint}: {reason} (HTTP {e.code})") from None
+        raise CreditbridgeError(f"sandbox refused {endpoint}: {reason} (HTTP {e.code})") from e
     except (urllib.error.URLError, TimeoutError) as e:
-        raise CreditbridgeError(f"cannot reach the sandbox at {url}: {getattr(e, 'reason', e)}") from None
+        raise CreditbridgeError(f"cannot reach the sandbox at {url}: {getattr(e, 'reason', e)}") from e
 
 
 _url = click.option("--url", envvar="CREDITBRIDGE_MOODLE_URL", required=True, help="The running sandbox's URL.")

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from creditbridge import CreditbridgeError
+
+
+class StoreError(CreditbridgeError):
+    """The state store cannot be opened: a malformed database.url, or a database that does not answer."""
+
+
+def safe_url(url: str) -> str:
+    """The URL for messages and logs: the password hidden, an unparsable URL not repeated at all."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unparsable URL)"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -51,9 +67,12 @@ def upgrade(url: str, revision: str = "heads") -> None:
 class Store:
     """One engine and its session factory; open it once per process."""
 
-    url: str
-    engine: Engine
-    sessions: sessionmaker[Session]
+    url: str = field(repr=False)  # may hold the database password
+    engine: Engine = field(repr=False)
+    sessions: sessionmaker[Session] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Store({safe_url(self.url)!r})"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -71,7 +90,13 @@ class Store:
 
 def open_store(url: str, migrate: bool = True, **engine_kwargs: Any) -> Store:
     """Open the store at `url`, bringing its schema up to date first unless told not to."""
-    if migrate:
-        upgrade(url)
-    engine = make_engine(url, **engine_kwargs)
+    try:
+        if migrate:
+            upgrade(url)
+        engine = make_engine(url, **engine_kwargs)
+    except ArgumentError as e:
+        raise StoreError(f"database.url {safe_url(url)} is not a database URL SQLAlchemy can open ({e})") from e
+    except OperationalError as e:
+        reason = str(e.orig or e).strip().splitlines()[0]
+        raise StoreError(f"cannot open the state store {safe_url(url)}: {reason}") from e
     return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))

@@ -4,6 +4,7 @@ same idempotency keys) may succeed; every library error is translated to one of 
 from __future__ import annotations
 
 from creditbridge import CreditbridgeError
+from creditbridge.records import mask_id_numbers
 
 
 class RegistryError(CreditbridgeError):
@@ -13,6 +14,8 @@ class RegistryError(CreditbridgeError):
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  request_id: str | None = None, retry_after: float | None = None) -> None:
+        # A registry's error text may quote the record it refused, ID number included.
+        message = mask_id_numbers(message)
         super().__init__(message)
         self.message = message
         self.status = status

@@ -55,8 +55,11 @@ def _error_from(resp: requests.Response) -> RegistryError:
     code = message = request_id = None
     try:
         body = resp.json()
-        err = body.get("error") or {}
-        code, message = err.get("code"), err.get("message")
+        err = body.get("error")
+        if isinstance(err, dict):
+            code, message = err.get("code"), err.get("message")
+        elif isinstance(err, str):  # {"error": "text"}: Flask-style answers keep the reason in a string
+            message = err
         detail = body.get("detail")  # FastAPI-style answers (Ralph LRS)
         if message is None and isinstance(detail, str):
             message = detail

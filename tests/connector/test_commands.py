@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask, Response, request
 from moodle_ws_fixtures import answer
 
+from creditbridge.cli.http_server import serve_in_thread
 from creditbridge.cli.main import cli
 
 TOKEN = "cli0123456789abcdef0123456789abcd"
@@ -29,34 +28,23 @@ class Replay:
 @pytest.fixture
 def replay() -> Iterator[tuple[Replay, str]]:
     state = Replay()
+    app = Flask("moodle-replay")
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            form = dict(parse_qsl(self.rfile.read(length).decode()))
-            state.forms.append(form)
-            if form.get("wstoken") != TOKEN:
-                body = answer("core_webservice_get_site_info", "Invalid token [debug")
-            else:
-                body = state.bodies[form["wsfunction"]]
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    @app.post("/webservice/rest/server.php")
+    def server() -> Response:
+        form = request.form.to_dict()
+        state.forms.append(form)
+        if form.get("wstoken") != TOKEN:
+            body = answer("core_webservice_get_site_info", "Invalid token [debug")
+        else:
+            body = state.bodies[form["wsfunction"]]
+        return Response(body, mimetype="application/json")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    handle = serve_in_thread(app)
     try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}"
+        yield state, handle.url
     finally:
-        server.shutdown()
-        server.server_close()
+        handle.stop()
 
 
 @pytest.fixture
@@ -101,8 +89,8 @@ def test_check_shows_missing_functions_and_exits_1(replay: tuple[Replay, str], c
 def test_check_with_wrong_token(replay: tuple[Replay, str], cli_runner: CliRunner) -> None:
     _, url = replay
     result = cli_runner.invoke(cli, ["moodle", "check"], env=_env(url, token="wrong-token-value"))
-    assert result.exit_code == 1
-    assert "invalidtoken" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "[invalidtoken]" in result.stderr
     assert "wrong-token-value" not in result.output
 
 
@@ -118,15 +106,15 @@ def test_call_with_bracket_params(replay: tuple[Replay, str], cli_runner: CliRun
     assert sent["moodlewsrestformat"] == "json"
 
 
-def test_call_error_prints_errorcode_and_exits_1(replay: tuple[Replay, str], cli_runner: CliRunner) -> None:
+def test_call_error_prints_errorcode_and_exits_2(replay: tuple[Replay, str], cli_runner: CliRunner) -> None:
     state, url = replay
     state.bodies["core_course_get_contents"] = answer("core_course_get_contents", "courseid=abc")
     result = cli_runner.invoke(cli, ["moodle", "call", "core_course_get_contents", "courseid=abc"], env=_env(url))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "invalidparameter" in result.stderr and "Invalid parameter value detected" in result.stderr
     result = cli_runner.invoke(cli, ["moodle", "call", "core_course_get_contents", "courseid=abc", "--json"],
                                env=_env(url))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert json.loads(result.stdout)["errorcode"] == "invalidparameter"
 
 

@@ -241,3 +241,31 @@ def test_push_to_the_import_file_target(store: Store, tmp_path: Path) -> None:
     assert by_id[id_number(3)][10] == "不合格" and by_id[id_number(4)][10] == "合格"
     assert push(settings, store)["sent"] == 0
     assert len(list(out.iterdir())) == 1
+
+
+def test_cli_push_with_no_registry_running_fails_cleanly_and_keeps_the_outbox(runner, tmp_path: Path,
+                                                                             sqlite_url: str) -> None:
+    import json
+    import socket
+
+    from creditbridge.store import open_store
+
+    store = open_store(sqlite_url)
+    add_teachers(store, [1])
+    put_results(store, [{"teacher": id_number(1)}])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "creditbridge.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_url}"\n[registry]\nurl = "http://127.0.0.1:{port}"\n'
+                   f'secret = "{SECRET}"\nretries = 1\nbackoff_seconds = 0.01\n', encoding="utf-8")
+    text = runner.invoke(cli, ["--config", str(cfg), "push"])
+    assert text.exit_code == 2, text.output
+    assert "error: registry unavailable" in text.stderr and "Traceback" not in text.output
+    as_json = runner.invoke(cli, ["--config", str(cfg), "push", "--json"])
+    assert as_json.exit_code == 2
+    doc = json.loads(as_json.stdout)
+    assert doc["gave_up"] is True and doc["pending"] == 1 and doc["acknowledged"] == 0
+    assert id_number(1) not in text.output + as_json.output
+    assert states(store) == {(id_number(1), 1): "sent"}
+    store.dispose()

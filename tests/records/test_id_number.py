@@ -68,3 +68,24 @@ def test_learning_record_checks_teacher_and_timezone() -> None:
     with pytest.raises(ValidationError, match="UTC offset"):
         LearningRecord(teacher="370102198602110011", programme="sd-2022", course="C", kind="course",
                        occurred_at=datetime(2022, 9, 1), source="s3")
+
+
+def test_mask_id_numbers_in_free_text() -> None:
+    from creditbridge.records import mask_id_numbers
+
+    first17 = "37010219850101001"
+    number = first17 + check_digit(first17)
+    text = f"user {number} refused; order 12345678901234567890 kept; ({number.lower()})"
+    masked = mask_id_numbers(text)
+    assert number not in masked and number.lower() not in masked
+    assert masked.count(mask_id_number(number)) == 2
+    assert "12345678901234567890" in masked  # 20 digits are no ID number
+
+
+def test_registry_error_text_is_masked() -> None:
+    from creditbridge.connector.registry.errors import RegistryConflictError
+
+    number = "37010219850101001X"
+    error = RegistryConflictError(f"teacher {number} already has version 2", status=409)
+    assert number not in str(error) and number not in error.message
+    assert "3701" in str(error) and "status 409" in str(error)
