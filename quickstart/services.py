@@ -91,8 +91,9 @@ def start_services(stack: ExitStack, settings: Settings, keys: Secrets, director
     from creditbridge.webhooks.app import close_app
     from creditbridge.webhooks.app import create_app as create_receiver
 
+    # The quickstart opened (and so migrated) the store already.
     receiver_app = create_receiver({"SETTINGS": settings, "DATABASE_URL": settings.database.url,
-                                    "WEBHOOK_SECRETS": [keys.webhook_secret]})
+                                    "WEBHOOK_SECRETS": [keys.webhook_secret], "STORE_MIGRATE": False})
     stack.callback(close_app, receiver_app)
     receiver = _serve(receiver_app, "quickstart-receiver")
     stack.callback(receiver.stop)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from creditbridge.sandbox import errors
 from creditbridge.sandbox.functions import ENROL_MANUAL_VERSION, OV, Call, V, register
-from creditbridge.sandbox.state import ROLES, Row
-from creditbridge.sandbox.ws_courses import course_image
-from creditbridge.sandbox.ws_users import user_details
+from creditbridge.sandbox.state import CONTEXT_COURSE, ROLES, STUDENT_ROLE, Row
+from creditbridge.sandbox.ws_users import fullname, user_details
 from creditbridge.sandbox.wsformat import Multiple, Single, dflt, opt
 
 ENROLLED_USER_DESC = Single({
@@ -117,6 +117,11 @@ def _enrolled_courses(call: Call, userid: int) -> list[Row]:
     return list(courses.values())
 
 
+# What user_get_user_details() builds besides these (customfields and pictures need queries of their own).
+_ALWAYS = {"id", "fullname"}
+_PER_ENROLMENT = {"roles", "enrolledcourses"}
+
+
 @register("core_enrol_get_enrolled_users", {"courseid": V("int"), "options": dflt(
     Multiple(Single({"name": V("alphanumext"), "value": V("raw")})), [])}, Multiple(ENROLLED_USER_DESC))
 def get_enrolled_users(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -127,30 +132,46 @@ def get_enrolled_users(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
     limitfrom, limitnumber = int(opts.get("limitfrom") or 0), int(opts.get("limitnumber") or 0)
     onlyactive = opts.get("onlyactive") in {"1", "true"}
     onlysuspended = opts.get("onlysuspended") in {"1", "true"}
-    userfields = [f.strip() for f in opts["userfields"].split(",")] if opts.get("userfields") else None
+    userfields = {f.strip() for f in opts["userfields"].split(",")} if opts.get("userfields") else None
     sortby = opts.get("sortby", "id") if opts.get("sortby") in {"id", "firstname", "lastname", "siteorder"} else "id"
     direction = "DESC" if (opts.get("sortdirection") or "").upper() == "DESC" else "ASC"
     order = "u.id" if sortby in {"id", "siteorder"} else f"u.{sortby}"
-    users = []
-    for u in st.rows("SELECT DISTINCT u.* FROM user u JOIN user_enrolments ue ON ue.userid = u.id JOIN enrol e ON "  # noqa: S608 - identifiers come from a fixed list
-                     f"e.id = ue.enrolid WHERE e.courseid = ? AND u.deleted = 0 ORDER BY {order} {direction}",
-                     course["id"]):
-        active = st.is_enrolled(course["id"], u["id"], active=True)
-        if (onlyactive and not active) or (onlysuspended and active):
-            continue
-        users.append(u)
-    users = users[limitfrom:limitfrom + limitnumber] if limitnumber else users[limitfrom:]
+    # One query for every enrolment of the course (a user may hold several, e.g. manual and self): a user is
+    # active when any of them is, as is_enrolled(active=True) says.
+    users: dict[int, Row] = {}
+    active: dict[int, bool] = {}
+    for r in st.rows("SELECT u.*, ue.status AS ue_status, ue.timestart AS ue_timestart, ue.timeend AS ue_timeend, "  # noqa: S608 - identifiers come from a fixed list
+                     "e.status AS e_status FROM user u JOIN user_enrolments ue ON ue.userid = u.id "
+                     f"JOIN enrol e ON e.id = ue.enrolid WHERE e.courseid = ? AND u.deleted = 0 "
+                     f"ORDER BY {order} {direction}, u.id {direction}", course["id"]):
+        ue = {"status": r.pop("ue_status"), "timestart": r.pop("ue_timestart"), "timeend": r.pop("ue_timeend"),
+              "estatus": r.pop("e_status")}
+        users.setdefault(r["id"], r)
+        active[r["id"]] = active.get(r["id"], False) or st.enrolment_active(ue)
+    listed = [u for uid, u in users.items()
+              if not ((onlyactive and not active[uid]) or (onlysuspended and active[uid]))]
+    listed = listed[limitfrom:limitfrom + limitnumber] if limitnumber else listed[limitfrom:]
+
+    # Build only what is asked for (Moodle's userfields): reconciliation asks for ids alone, and a user's
+    # full record with the list of every course they are in is the costly part.
+    def wanted(key: str) -> bool:
+        return userfields is None or key in userfields or key in _ALWAYS
+    details = userfields is None or bool(userfields - _ALWAYS - _PER_ENROLMENT)
+    roles: dict[int, list[int]] = {}
+    if wanted("roles") and listed:
+        for r in st.rows("SELECT userid, roleid FROM role_assignments WHERE contextid = ? ORDER BY id",
+                         st.course_context(course["id"])):
+            roles.setdefault(r["userid"], []).append(r["roleid"])
     out = []
-    for u in users:
-        d = user_details(call, u, courseid=course["id"])
-        d["roles"] = [{"roleid": r, "name": "", "shortname": ROLES[r], "sortorder": 0}
-                      for r in st.roles_in_course(course["id"], u["id"])]
-        mine = _enrolled_courses(call, u["id"])
+    for u in listed:
+        d = user_details(call, u, courseid=course["id"]) if details else {"id": u["id"], "fullname": fullname(u)}
+        d["roles"] = [{"roleid": r, "name": "", "shortname": ROLES[r], "sortorder": 0} for r in roles.get(u["id"], [])]
+        mine = _enrolled_courses(call, u["id"]) if wanted("enrolledcourses") else []
         if mine:
             d["enrolledcourses"] = [{"id": c["id"], "fullname": c["fullname"], "shortname": c["shortname"]}
                                     for c in mine]
         if userfields is not None:
-            d = {k: v for k, v in d.items() if k in userfields or k in {"id", "fullname"}}
+            d = {k: v for k, v in d.items() if wanted(k)}
         out.append(d)
     return out
 
@@ -163,24 +184,25 @@ def get_users_courses(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
         raise errors.invalid_user()
     if p["userid"] != call.userid:
         call.require("moodle/user:viewdetails")
+    courses = _enrolled_courses(call, p["userid"])
+    facts = _course_facts(call, [c["id"] for c in courses], p["userid"])
     out = []
-    for c in _enrolled_courses(call, p["userid"]):
-        count = st.scalar("SELECT COUNT(DISTINCT ue.userid) FROM user_enrolments ue JOIN enrol e ON e.id = ue.enrolid "
-                          "WHERE e.courseid = ?", c["id"])
-        has_criteria = bool(st.criteria(c["id"]))
-        cc = st.row("SELECT * FROM course_completions WHERE course = ? AND userid = ?", c["id"], p["userid"])
+    for c in courses:
+        f = facts[c["id"]]
         item: dict[str, Any] = {"id": c["id"], "shortname": c["shortname"], "fullname": c["fullname"],
                                 "displayname": c["fullname"]}
         if p["returnusercount"]:
-            item["enrolledusercount"] = count
+            item["enrolledusercount"] = f["count"]
         item.update({
             "idnumber": c["idnumber"] or "", "visible": c["visible"], "summary": c["summary"],
-            "summaryformat": c["summaryformat"], "format": c["format"], "courseimage": course_image(call, c["id"]),
+            "summaryformat": c["summaryformat"], "format": c["format"],
+            # the URL ws_courses.course_image() makes, from the context already read
+            "courseimage": f"{call.wwwroot}/pluginfile.php/{f['context']}/course/generated/course.svg",
             "showgrades": bool(c["showgrades"]), "lang": c["lang"] or "",
             "enablecompletion": bool(c["enablecompletion"]),
-            "completionhascriteria": has_criteria,
-            "completionusertracked": st.is_tracked_user(c["id"], p["userid"]), "category": c["category"],
-            "progress": _progress(call, c["id"], p["userid"]), "completed": bool(cc and cc["timecompleted"]),
+            "completionhascriteria": f["has_criteria"],
+            "completionusertracked": f["tracked"], "category": c["category"],
+            "progress": f["progress"] if c["enablecompletion"] else None, "completed": f["completed"],
             "startdate": c["startdate"], "enddate": c["enddate"], "marker": 0, "lastaccess": None,
             "isfavourite": False, "hidden": False, "overviewfiles": [], "showactivitydates": True,
             "showcompletionconditions": True, "timemodified": c["timemodified"]})
@@ -188,13 +210,40 @@ def get_users_courses(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _progress(call: Call, courseid: int, userid: int) -> float | None:
-    """\\core_completion\\progress::get_course_progress_percentage(): null without tracked activities."""
+def _course_facts(call: Call, courseids: list[int], userid: int) -> dict[int, dict[str, Any]]:
+    """What get_users_courses says of each of a user's courses (all actively enrolled: that is how they were
+    listed), read for all of them at once instead of a dozen queries a course: a teacher is in dozens."""
     st = call.state
-    course = st.get_course(courseid)
-    cms = st.rows("SELECT id FROM course_modules WHERE course = ? AND completion > 0", courseid)
-    if not course or not course["enablecompletion"] or not cms or not st.is_tracked_user(courseid, userid):
-        return None
-    done = sum(1 for cm in cms if (st.scalar("SELECT completionstate FROM course_modules_completion WHERE "
-                                             "coursemoduleid = ? AND userid = ?", cm["id"], userid) or 0) in (1, 2))
-    return done * 100.0 / len(cms)
+    ids = json.dumps(courseids)
+    within = "IN (SELECT value FROM json_each(?))"
+    counts = {r["courseid"]: r["n"] for r in st.rows(
+        f"SELECT e.courseid, COUNT(DISTINCT ue.userid) AS n FROM user_enrolments ue JOIN enrol e ON e.id = ue.enrolid "  # noqa: S608 - a fixed fragment
+        f"WHERE e.courseid {within} GROUP BY e.courseid", ids)}
+    with_criteria = {r["course"] for r in st.rows(
+        f"SELECT DISTINCT course FROM course_completion_criteria WHERE course {within}", ids)}  # noqa: S608 - a fixed fragment
+    completed = {r["course"] for r in st.rows(
+        f"SELECT course FROM course_completions WHERE userid = ? AND timecompleted AND course {within}",  # noqa: S608 - a fixed fragment
+        userid, ids)}
+    contexts = {r["instanceid"]: r["id"] for r in st.rows(
+        f"SELECT instanceid, id FROM context WHERE contextlevel = ? AND instanceid {within}", CONTEXT_COURSE, ids)}  # noqa: S608 - a fixed fragment
+    contexts = {cid: contexts.get(cid) or st.course_context(cid) for cid in courseids}
+    # completion_info::is_tracked_user(): actively enrolled (every course here is) with the student role.
+    students = {r["contextid"] for r in st.rows(
+        "SELECT contextid FROM role_assignments WHERE userid = ? AND roleid = ? "
+        "AND contextid IN (SELECT value FROM json_each(?))", userid, STUDENT_ROLE, json.dumps(list(contexts.values())))}
+    tracked_cms: dict[int, list[int]] = {}
+    for r in st.rows(f"SELECT course, id FROM course_modules WHERE completion > 0 AND course {within}", ids):  # noqa: S608 - a fixed fragment
+        tracked_cms.setdefault(r["course"], []).append(r["id"])
+    done = {r["coursemoduleid"] for r in st.rows(
+        "SELECT coursemoduleid FROM course_modules_completion WHERE userid = ? AND completionstate IN (1, 2) "
+        "AND coursemoduleid IN (SELECT value FROM json_each(?))", userid,
+        json.dumps([cm for cms in tracked_cms.values() for cm in cms]))}
+    facts: dict[int, dict[str, Any]] = {}
+    for cid in courseids:
+        tracked = contexts[cid] in students
+        cms = tracked_cms.get(cid, [])
+        # \core_completion\progress::get_course_progress_percentage(): null without tracked activities.
+        progress = sum(1 for cm in cms if cm in done) * 100.0 / len(cms) if cms and tracked else None
+        facts[cid] = {"count": counts.get(cid, 0), "has_criteria": cid in with_criteria, "completed": cid in completed,
+                      "context": contexts[cid], "tracked": tracked, "progress": progress}
+    return facts
