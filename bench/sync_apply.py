@@ -4,13 +4,13 @@ Prints wall time and Moodle write calls for: catalog + topics + first roster syn
 re-sync (must be 0 write calls); a re-sync with 1% of teachers changed. The baseline measured in the
 same run is the dry run of the same roster (read + validate + plan, nothing sent), so the ratio says
 what applying costs on top of planning. Usage:
-    python bench/sync_apply.py [teachers=1000] [batch_size=100]
+    python bench/sync_apply.py [--teachers 1000] [--batch 100]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 import tempfile
 import time
 import uuid
@@ -36,9 +36,12 @@ def timed(label: str, call: Any) -> Any:
 
 
 def main() -> None:
-    teachers = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-    teachers = max(10, min(teachers, 20_000))  # bounded: the sandbox is a test double, not a Moodle
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teachers", type=int, default=1000, help="10 to 20,000 (default 1,000)")
+    parser.add_argument("--batch", type=int, default=100, help="Moodle batch size (default 100)")
+    args = parser.parse_args()
+    batch = args.batch
+    teachers = max(10, min(args.teachers, 20_000))  # bounded: the sandbox is a test double, not a Moodle
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the figures
     token = uuid.uuid4().hex
     app = create_app({"SANDBOX_TOKEN": token, "SANDBOX_DB": ":memory:"})

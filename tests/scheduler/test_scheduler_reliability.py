@@ -53,7 +53,9 @@ def _runs(store: Store) -> list[JobRun]:
 def _advisory_holders(store: Store) -> int:
     with store.engine.connect() as c:
         return int(c.execute(text(
+            # Advisory locks are per database; other tests' schedulers hold the same key in theirs.
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid"), {"k": LOCK_KEY}).scalar() or 0)
 
 
