@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +72,23 @@ def credits_group() -> None:
               help="Standalone: a rule file to use instead of the programme's shipped one.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Store mode: evaluation processes, each taking a range of the roster.")
-@click.option("--list", "as_list", is_flag=True,
-              help="Store mode with --json: print the list of stored results, per person, instead of the counts.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--summary", is_flag=True,
+              help="Store mode: print the run's counts (evaluated, changed, passed, ...) instead of the per-person "
+                   "list; with --json as one JSON object.")
+# --list was needed before --json printed the list; accepted so that existing scripts keep working
+@click.option("--list", "as_list", is_flag=True, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: the list of results, per person.")
 @pass_app
 def evaluate_command(app: AppContext, programme: str | None, roster: Path | None, catalog: Path | None,
                      topics: Path | None, records: Path | None, assignments: Path | None, rules_file: Path | None,
-                     workers: int, as_list: bool, as_json: bool) -> None:
-    """Evaluate credits: on the state store, or standalone from files (--roster --catalog --records)."""
+                     workers: int, summary: bool, as_list: bool, as_json: bool) -> None:
+    """Evaluate credits: on the state store, or standalone from files (--roster --catalog --records).
+
+    With --json both forms print the list of results, per person; on the store, --summary prints the counts."""
     standalone = any(x is not None for x in (roster, catalog, topics, records, assignments, rules_file))
     if standalone:
+        if summary:
+            raise click.UsageError("--summary is for the store mode; the standalone form prints the list")
         _standalone(programme, roster, catalog, topics, records, assignments, rules_file, as_json)
         return
     from creditbridge.mappings.service import evaluate_store
@@ -94,13 +103,17 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
             task = bar.add_task("evaluating", total=None)
             counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers,
                                     progress=lambda n: bar.advance(task, n))
-    if as_json and as_list:
-        from creditbridge.mappings.service import all_results
-
-        emit_json(all_results(app.store, list(counts["programmes"])))
+    if as_json and summary:
+        emit_json(counts)
         return
     if as_json:
-        emit_json(counts)
+        from creditbridge.mappings.service import iter_results
+
+        # streamed: a million results are written as they are read, never held as one list
+        write_json_list(iter_results(app.store, list(counts["programmes"])))
+        if interactive():
+            click.echo(f"{counts['evaluated']} result(s) evaluated, {counts['changed']} changed, "
+                       f"passed {counts['passed']}, failed {counts['failed']}", err=True)
         return
     if not counts["programmes"]:
         click.echo("nothing to evaluate: no teachers in the store (run a roster sync first)")
@@ -110,6 +123,22 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
                    f"(rules version {pc['rule_version']}, hash {pc['rule_hash'][:12]})")
     click.echo(f"passed {counts['passed']}, failed {counts['failed']}; new {counts['new']}, "
                f"withdrawn {counts['withdrawn']}")
+
+
+def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:
+    """One JSON array on stdout, written item by item (one item a line) in batches of `batch` items.
+    Returns the number of items."""
+    n = 0
+    buf: list[str] = []
+    click.echo("[", nl=False)
+    for item in items:
+        buf.append(("\n" if n == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str))
+        n += 1
+        if len(buf) >= batch:
+            click.echo("".join(buf), nl=False)
+            buf.clear()
+    click.echo("".join(buf) + ("\n]" if n else "]"))
+    return n
 
 
 def _standalone(programme: str | None, roster: Path | None, catalog: Path | None, topics: Path | None,

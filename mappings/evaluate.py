@@ -99,6 +99,7 @@ class Result:
     reasons_zh: list[str]
     grade: str | None = None
     school: str | None = None
+    input_hash: str | None = None  # the store's fingerprint of the inputs (see service.py); None: not kept
 
     def as_json(self) -> dict[str, Any]:
         return {"teacher": self.teacher, "programme": self.programme, "role": self.role, "year": self.year,
@@ -553,6 +554,22 @@ class Evaluation:
         if self.admin_codes:
             stats.records.extend(rec for rec in records if rec[0] in self.admin_codes)
         return out
+
+    def unchanged(self, person: Person, records: list[RecTuple], passed: bool) -> None:
+        """Account for a roster person whose stored result stands (inputs unchanged): what `teacher` would
+        have added to the school's figures, without evaluating."""
+        stats = self.schools.get(person.school)
+        if stats is None:
+            stats = self.schools[person.school] = SchoolStats()
+        if self.teacher_plan is not None:
+            stats.teachers += 1
+            if passed:
+                stats.passed += 1
+        if self.admin_codes:
+            stats.records.extend(rec for rec in records if rec[0] in self.admin_codes)
+
+    def has_host_records(self, records: list[RecTuple]) -> bool:
+        return self.host_plan is not None and any(rec[0] in self.host_codes for rec in records)
 
     def finish(self) -> list[Result]:
         """School-admin results, from the teachers' own results in each school."""

@@ -4,18 +4,22 @@ The store is read in chunks of teachers in ID-number order (keyset pagination, p
 ORM object per record), each chunk's records, lesson-case assignments and stored results fetched by
 the same key range, so memory stays flat however large the roster. One transaction per chunk: a
 result row is always whole. A stored result is rewritten only when something in it changed; a
-change of what a registry push carries (result_hash) is logged with the values before and after.
+change of what a registry push carries (result_hash) is logged with the values before and after. A person
+whose inputs' fingerprint (input_hash) equals the stored one is not evaluated again (docs/rules.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Float, and_, bindparam, case, delete, func, insert, literal, null, select, update
-from sqlalchemy.sql.expression import type_coerce
+from sqlalchemy.sql.expression import cast, type_coerce
+from sqlalchemy.types import Text
 
 from creditbridge import CreditbridgeError
 from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
@@ -70,10 +74,56 @@ def _pushed(row: Any) -> dict[str, Any]:
             "passed": bool(row["passed"]), "rule_version": row["rule_version"], "rule_hash": row["rule_hash"]}
 
 
-def _same_content(old: Any, new: dict[str, Any]) -> bool:
+# The JSON columns are written and compared as text produced by the serializer SQLAlchemy's JSON type uses
+# by default (json.dumps): a stored row is read back as its text (CAST … AS TEXT, no parsing) and compared with
+# the new row's text, so an unchanged result costs a string comparison, not three JSON decodes.
+_dumps = json.dumps
+_INSERT_COLS = ("programme", "teacher", "role", "year", "hours", "credits", "points", "passed", "components",
+                "reasons", "reasons_zh", "rule_version", "rule_hash", "result_hash", "evaluated_at", "input_hash")
+_JSON_COLS = frozenset({"components", "reasons", "reasons_zh"})
+# what the comparison and the change log need of a stored result, JSON columns as text
+EXISTING_COLS = (CR.c.id, CR.c.teacher, CR.c.role, CR.c.hours, CR.c.credits, CR.c.points, CR.c.passed,
+                 CR.c.rule_version, CR.c.rule_hash, CR.c.result_hash, CR.c.input_hash,
+                 *(cast(CR.c[c], Text).label(c) for c in ("components", "reasons", "reasons_zh")))
+
+
+# Part of every input fingerprint: change it whenever the evaluator's logic changes without a rule-file change,
+# so that the next run re-evaluates everyone instead of keeping results computed by the old logic.
+EVALUATOR_VERSION = "1"
+
+
+def fingerprint_salt(prog: Programme, rules: Rules) -> bytes:
+    """What every person's fingerprint shares: evaluator version, rule file hash and the catalog."""
+    catalog = repr(sorted(rules.catalog.items()))
+    return hashlib.sha256(f"{EVALUATOR_VERSION}|{prog.hash}|{catalog}".encode()).digest()
+
+
+def fingerprint(salt: bytes, person: str, records: list[tuple[Any, ...]], assigned: Iterable[str]) -> str:
+    """The inputs of one person's results: `person` (school, stage, subject, city, the school's topics), the
+    records the evaluator sees and the assigned lesson cases. Records are taken in the order the store returns
+    them, not sorted (sorting cost more than the rest of the fingerprint): should that order ever differ for
+    the same records, the fingerprint differs and the person is evaluated again, which gives the same result
+    (evaluation does not depend on record order), so a spurious difference costs time, never correctness."""
+    h = hashlib.blake2b(salt, digest_size=20)
+    h.update(person.encode())
+    h.update(repr(records).encode())
+    h.update("\x1e".join(sorted(assigned)).encode())
+    return h.hexdigest()
+
+
+def _insert_sql(dialect: Any) -> str:
+    if dialect.name == "postgresql":
+        marks = ", ".join("%s::json" if c in _JSON_COLS else "%s" for c in _INSERT_COLS)
+    else:
+        marks = ", ".join("?" for _ in _INSERT_COLS)
+    # table and column names are this module's constants; every value is a bound parameter
+    return f"INSERT INTO {CR.name} ({', '.join(_INSERT_COLS)}) VALUES ({marks})"  # noqa: S608
+
+
+def _same_content(old: Any, new: dict[str, Any], texts: tuple[str, str, str]) -> bool:
     return (old.result_hash == new["result_hash"] and old.rule_hash == new["rule_hash"]
-            and old.rule_version == new["rule_version"] and old.components == new["components"]
-            and old.reasons == new["reasons"] and old.reasons_zh == new["reasons_zh"])
+            and old.rule_version == new["rule_version"] and old.components == texts[0]
+            and old.reasons == texts[1] and old.reasons_zh == texts[2])
 
 
 class _Writer:
@@ -81,14 +131,29 @@ class _Writer:
 
     def __init__(self, conn: Connection, prog: Programme, run_id: int, counts: Counts, pc: dict[str, int]) -> None:
         self.conn, self.prog, self.run_id, self.counts, self.pc = conn, prog, run_id, counts, pc
+        self.insert_sql = _insert_sql(conn.dialect)
+        self.kept: set[tuple[str, str]] = set()
+        self.to_db = UtcDateTime().bind_processor(conn.dialect)
+
+    def keep(self, old: Any) -> None:
+        """A stored result that stands (its inputs did not change): counted, not rewritten."""
+        self.kept.add((old.teacher, old.role))
+        self.counts.evaluated += 1
+        self.pc["evaluated"] += 1
+        if old.passed:
+            self.counts.passed += 1
+        else:
+            self.counts.failed += 1
 
     def write(self, results: list[Result], existing: dict[tuple[str, str], Any],
               stale_scope: Iterable[tuple[str, str]]) -> None:
         now = utcnow()
-        inserts: list[dict[str, Any]] = []
+        now_db = self.to_db(now) if self.to_db else now
+        inserts: list[tuple[Any, ...]] = []
         updates: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
-        seen: set[tuple[str, str]] = set()
+        refingerprint: list[tuple[str | None, int]] = []
+        seen, self.kept = self.kept, set()
         for r in results:
             key = (r.teacher, r.role)
             seen.add(key)
@@ -99,16 +164,21 @@ class _Writer:
                 self.counts.passed += 1
             else:
                 self.counts.failed += 1
+            texts = (_dumps(r.components), _dumps(r.reasons), _dumps(r.reasons_zh))
             old = existing.get(key)
             if old is None:
-                inserts.append(row)
+                inserts.append((r.programme, r.teacher, r.role, r.year, r.hours, r.credits, r.points, r.passed,
+                                *texts, self.prog.version, self.prog.hash, row["result_hash"], now_db,
+                                r.input_hash))
                 self.counts.new += 1
                 self.counts.changed += 1
                 self.pc["changed"] += 1
                 continue
-            if _same_content(old, row):
+            if _same_content(old, row, texts):
+                if old.input_hash != r.input_hash:
+                    refingerprint.append((r.input_hash, old.id))
                 continue
-            updates.append({**row, "_id": old.id})
+            updates.append({**row, "input_hash": r.input_hash, "_id": old.id})
             if old.result_hash != row["result_hash"]:
                 self.counts.changed += 1
                 self.pc["changed"] += 1
@@ -119,12 +189,16 @@ class _Writer:
                 self.counts.updated += 1
         stale = [existing[k] for k in stale_scope if k not in seen]
         if inserts:
-            self.conn.execute(insert(CR), inserts)
+            # straight to the DBAPI's executemany: no per-row parameter processing for up to a million rows
+            self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
             cols = ("year", "hours", "credits", "points", "passed", "components", "reasons", "reasons_zh",
-                    "rule_version", "rule_hash", "result_hash", "evaluated_at")
+                    "rule_version", "rule_hash", "result_hash", "evaluated_at", "input_hash")
             stmt = update(CR).where(CR.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
             self.conn.execute(stmt, [{k: u[k] for k in (*cols, "_id")} for u in updates])
+        if refingerprint:  # same result from other inputs (or a row stored before fingerprints): note the inputs
+            self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
+                              [{"_h": h, "_id": i} for h, i in refingerprint])
         if stale:
             # A person no longer evaluated (left the roster, no host records any more): the outbox voids it.
             self.conn.execute(delete(CR).where(CR.c.id.in_([s.id for s in stale])))
@@ -253,6 +327,10 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
     records = _RecordQuery(conn, code, rules)
     codes = rules.codes
     empty: frozenset[str] = frozenset()
+    normalised: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str | None]] = {}
+    school_keys: dict[str, str] = {}
+    salt = fingerprint_salt(prog, rules)
+    has_teacher_role = "teacher" in prog.roles
     last = start
     while True:
         with conn.begin():
@@ -272,12 +350,35 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             for t, c in conn.execute(select(LCA.c.teacher, LCA.c.course).where(
                     LCA.c.programme == code, _range(LCA.c.teacher, lo, hi))).all():
                 assigned.setdefault(t, set()).add(c)
-            existing = {(r.teacher, r.role): r for r in conn.execute(select(CR).where(
+            existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
                 CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
         results: list[Result] = []
         for idn, school, stage, subject, city in people:
-            person = Person.of(idn, school, stage, subject, city)
-            results.extend(ev.teacher(person, by_teacher.get(idn, []), assigned.get(idn, empty)))
+            # stage/subject/city normalised once per distinct combination, not once per teacher
+            norm = normalised.get((stage, subject, city))
+            if norm is None:
+                p = Person.of("", "", stage, subject, city)
+                norm = normalised[(stage, subject, city)] = (p.stage, p.subject, p.city)
+            person = Person(idn, school, *norm)
+            recs = by_teacher.get(idn, [])
+            asg = assigned.get(idn, empty)
+            topics = school_keys.get(school)
+            if topics is None:
+                topics = school_keys[school] = "\x1f".join(sorted(ev.topics.get(school, ev._default_topics)))
+            fp = fingerprint(salt, f"{school}\x1f{norm}\x1f{topics}", recs, asg)
+            old = existing.get((idn, "teacher")) if has_teacher_role else None
+            if old is not None and old.input_hash == fp:
+                host = existing.get((idn, "workshop_host"))
+                if (host is not None and host.input_hash == fp) or (host is None and not ev.has_host_records(recs)):
+                    # inputs unchanged since the stored result: it stands, without evaluating
+                    ev.unchanged(person, recs, bool(old.passed))
+                    writer.keep(old)
+                    if host is not None:
+                        writer.keep(host)
+                    continue
+            for r in ev.teacher(person, recs, asg):
+                r.input_hash = fp
+                results.append(r)
         with conn.begin():
             writer.write(results, existing, existing.keys())
         if progress is not None and people:
@@ -363,11 +464,12 @@ def _evaluate_programme(store: Store, source: str, prog: Programme, counts: Coun
         person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
         with conn.begin():
             admin = ev.finish()
-            existing = {(r.teacher, r.role): r for r in conn.execute(select(CR).where(
+            existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
                 CR.c.programme == code, CR.c.role == "school_admin"))}
             writer.write(admin, existing, existing.keys())
             kept = [*person_roles, "school_admin"] if "school_admin" in prog.roles else person_roles
-            stale_roles = conn.execute(select(CR).where(CR.c.programme == code, CR.c.role.not_in(kept))).all()
+            stale_roles = conn.execute(select(*EXISTING_COLS).where(CR.c.programme == code,
+                                                                    CR.c.role.not_in(kept))).all()
             writer.write([], {(r.teacher, r.role): r for r in stale_roles}, [(r.teacher, r.role) for r in stale_roles])
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 finished_at=utcnow(), evaluated=pc["evaluated"], changed=pc["changed"],
@@ -395,14 +497,29 @@ def stored_result(store: Store, teacher: str, programme: str | None = None,
     return [result_json(r._mapping) for r in rows]
 
 
+LIST_KEYS = ("teacher", "programme", "role", "hours", "credits", "points", "passed", "components", "reasons",
+             "reasons_zh")
+
+
+def iter_results(store: Store, programmes: list[str], batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every stored result of the programmes, in the `credits evaluate --json` list shape, one at a time:
+    read through a server-side cursor (stream_results + yield_per), so memory stays flat for a million."""
+    if not programmes:
+        return
+    with store.engine.connect() as conn:
+        res = conn.execution_options(stream_results=True, yield_per=batch).execute(
+            select(*(CR.c[k] for k in LIST_KEYS)).where(CR.c.programme.in_(programmes)).order_by(
+                CR.c.programme, CR.c.role, CR.c.teacher))
+        for r in res:
+            m = r._mapping
+            yield {"teacher": m["teacher"], "programme": m["programme"], "role": m["role"], "hours": _f(m["hours"]),
+                   "credits": _f(m["credits"]), "points": _f(m["points"]), "passed": bool(m["passed"]),
+                   "components": m["components"], "reasons": m["reasons"], "reasons_zh": m["reasons_zh"]}
+
+
 def all_results(store: Store, programmes: list[str]) -> list[dict[str, Any]]:
     """Every stored result of the programmes, in the `credits evaluate --json` list shape."""
-    keys = ("teacher", "programme", "role", "hours", "credits", "points", "passed", "components", "reasons",
-            "reasons_zh")
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(CR).where(CR.c.programme.in_(programmes)).order_by(
-            CR.c.programme, CR.c.role, CR.c.teacher)).all()
-    return [{k: v for k, v in result_json(r._mapping).items() if k in keys} for r in rows]
+    return list(iter_results(store, programmes))
 
 
 def result_json(m: Any) -> dict[str, Any]:

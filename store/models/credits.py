@@ -36,6 +36,9 @@ class CreditResult(Base):
     # sha256 of what a registry push carries (role, year, hours, credits, points, passed)
     result_hash: Mapped[str] = mapped_column(String(64))
     evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # fingerprint of everything the result was computed from (rules, catalog, the person, their school's topics,
+    # assignments, records): an unchanged fingerprint lets a re-evaluation skip the person (migration 0007)
+    input_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CreditEvaluationRun(Base):

@@ -99,7 +99,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         close_app(receiver_app)
 
 
-def _cb(runner: CliRunner, world: World, *args: str) -> dict[str, Any]:
+def _cb(runner: CliRunner, world: World, *args: str) -> Any:
     result: Result = runner.invoke(cli, ["--config", str(world.config), *args, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, f"{args}: {result.output}"
     return json.loads(result.stdout)
@@ -156,9 +156,12 @@ def test_a_user_runs_the_whole_path(world: World, tmp_path: Path) -> None:
     assert intake["records"] == completions, "each signed completion became exactly one learning record"
     assert intake["rejected"] == 0 and intake["parked"] == 0 and intake["duplicates"] == 0
 
-    evaluated = _cb(runner, world, "credits", "evaluate")
-    assert evaluated["evaluated"] >= len(teachers)
-    assert 0 < evaluated["passed"] <= len(finished)
+    evaluated = _cb(runner, world, "credits", "evaluate")  # --json: the list, per person
+    by_teacher = {r["teacher"]: r for r in evaluated if r["role"] == "teacher"}
+    assert {id_number for _, id_number in teachers} <= set(by_teacher), "every active teacher has a result"
+    passed_now = {t for t, r in by_teacher.items() if r["passed"]}
+    assert passed_now and passed_now <= finished, "only teachers who studied pass"
+    assert all(r["reasons"] for t, r in by_teacher.items() if not r["passed"]), "every failure says why"
 
     pushed = _cb(runner, world, "push")
     assert pushed["rejected"] == 0 and pushed["pending"] == 0

@@ -133,18 +133,27 @@ def test_cli_evaluate_and_explain_on_the_store(config: str, db_url: str, runner:
         seed(store)
     finally:
         store.dispose()
+    # --json: the list, per person (issue 6), the same shape as the standalone form's
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--json"])
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
-    assert doc["evaluated"] == 3 and doc["changed"] == 3 and doc["programmes"]["sd-2022"]["rule_version"] == "1"
-    res = runner.invoke(cli, ["--config", config, "credits", "evaluate"])
-    assert res.exit_code == 0 and "3 result(s) evaluated, 0 result(s) changed" in res.output
-    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--list", "--json"])
     listed = {r["teacher"]: r for r in json.loads(res.stdout)}
     assert set(listed) == {T_PASS, T_SHORT, T_OTHER}
-    assert listed[T_PASS]["passed"] is True and listed[T_PASS]["points"] is None
     assert set(listed[T_PASS]) == {"teacher", "programme", "role", "hours", "credits", "points", "passed",
                                    "components", "reasons", "reasons_zh"}
+    assert {k: listed[T_PASS][k] for k in ("programme", "role", "hours", "credits", "points", "passed")} == {
+        "programme": "sd-2022", "role": "teacher", "hours": 24, "credits": 24, "points": None, "passed": True}
+    assert listed[T_PASS]["components"] == {"lesson_cases": 6, "ethics": 4, "electives": 14}
+    assert listed[T_SHORT]["passed"] is False and "elective hours 12 < 14" in listed[T_SHORT]["reasons"]
+    # --summary --json: the run's counts; a second run changes nothing
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--summary", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert (doc["evaluated"], doc["changed"], doc["passed"], doc["failed"]) == (3, 0, 1, 2)
+    assert doc["programmes"]["sd-2022"]["rule_version"] == "1"
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate"])
+    assert res.exit_code == 0 and "3 result(s) evaluated, 0 result(s) changed" in res.output
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--list", "--json"])  # the old spelling
+    assert {r["teacher"] for r in json.loads(res.stdout)} == {T_PASS, T_SHORT, T_OTHER}
 
     res = runner.invoke(cli, ["--config", config, "credits", "explain", T_SHORT])
     assert res.exit_code == 0, res.output
@@ -210,3 +219,11 @@ def test_worker_processes_give_the_same_results(store: Store) -> None:
     with store.session() as s:
         after = {(r.teacher, r.role): (r.result_hash, r.reasons) for r in s.scalars(select(CreditResult))}
     assert after == before
+
+
+def test_cli_json_on_an_empty_store_is_an_empty_list(config: str, runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == []
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--summary", "--json"])
+    assert json.loads(res.stdout)["evaluated"] == 0
