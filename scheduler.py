@@ -556,6 +556,7 @@ class CreditScheduler:
         self.tz = timezone_of(settings)
         self._stop = threading.Event()
         self.active = threading.Event()
+        self.lock_losses = 0  # times the lock was taken away while active (observable by operators and tests)
 
     # The job store lives in the state database under its own table name, created by our migration.
     def _jobstore(self) -> SQLAlchemyJobStore:
@@ -614,7 +615,8 @@ class CreditScheduler:
             said_standby = False
             failed = False
             try:
-                self._run_active()
+                # A lost lock also waits a retry interval: the database that dropped it may drop it again.
+                failed = self._run_active()
             except Exception as e:  # the store went away mid-start, say: give the lock up and try again later
                 log.error("scheduler %s could not run the schedule: %s", self.instance,
                           scrub(f"{type(e).__name__}: {e}"))
@@ -626,7 +628,8 @@ class CreditScheduler:
                 self._stop.wait(retry)
         log.info("scheduler %s stopped", self.instance)
 
-    def _run_active(self) -> None:
+    def _run_active(self) -> bool:
+        """Run the schedule until stop() or until the lock is lost; True when it was lost."""
         orphans = interrupt_orphans(self.store, self.instance)
         sched, jobstore, executor = self._build()
         self.install_jobs(sched, jobstore)
@@ -669,7 +672,9 @@ class CreditScheduler:
                 jobstore.shutdown()
             watchdog.join(2)
         if lost.is_set():
+            self.lock_losses += 1
             log.warning("scheduler %s back to standby", self.instance)
+        return lost.is_set()
 
 
 def serve(settings: Settings, store: Store, *, specs: list[JobSpec] | None = None) -> None:

@@ -10,11 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from creditbridge.records import LearningRecord
+from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
@@ -71,6 +72,15 @@ def row_from_record(rec: LearningRecord, origin: str) -> LearningRecordRow:
         passed=rec.passed, occurred_at=rec.occurred_at, source=rec.source, origin=origin)
 
 
+def _parse(raw: Any) -> WebhookPayload:
+    """The stored body as a payload; a body that no longer validates is parked, never retried forever in a loop."""
+    try:
+        return WebhookPayload.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors(include_input=False)[0]
+        raise Unresolvable(f"invalid payload: {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+
+
 def records_for(s: Session, p: WebhookPayload, programme: str) -> list[LearningRecord]:
     teacher = find_teacher(s, programme, p.user.id, p.user.username)
     if teacher is None:
@@ -78,21 +88,25 @@ def records_for(s: Session, p: WebhookPayload, programme: str) -> list[LearningR
     course = find_course(s, programme, p.course.id, p.course.idnumber)
     if course is None:
         raise Unresolvable(f"unknown course {p.course.id} (idnumber {p.course.idnumber!r})")
+    return _checked_records(p, teacher.id_number, course.code, course.hours, programme)
+
+
+def _checked_records(p: WebhookPayload, teacher: str, code: str, hours: Decimal,
+                     programme: str) -> list[LearningRecord]:
     try:
-        return _records(p, teacher, course, programme)
+        return _records(p, teacher, code, hours, programme)
     except ValidationError as e:
         # e.g. a stored ID number with a wrong check digit: parked until the roster is corrected
         raise Unresolvable(f"record invalid: {e.errors(include_input=False)[0]['msg']}") from e
 
 
-def _records(p: WebhookPayload, teacher: Teacher, course: CatalogCourse, programme: str) -> list[LearningRecord]:
+def _records(p: WebhookPayload, teacher: str, code: str, hours: Decimal, programme: str) -> list[LearningRecord]:
     site = p.site.rstrip("/")
     when = datetime.fromtimestamp(p.timecreated, UTC)
     minutes = None if p.timespent is None else round(p.timespent / 60, 2)
-    base: dict[str, Any] = {"teacher": teacher.id_number, "programme": programme, "course": course.code,
-                            "occurred_at": when}
+    base: dict[str, Any] = {"teacher": teacher, "programme": programme, "course": code, "occurred_at": when}
     if p.event is EventType.course_completed:
-        return [LearningRecord(**base, kind="course", passed=True, hours=float(course.hours), minutes=minutes,
+        return [LearningRecord(**base, kind="course", passed=True, hours=float(hours), minutes=minutes,
                                source=course_source(site, p.user.id, p.course.id))]
     if p.activity is None:
         raise Unresolvable(f"{p.event.value} without an activity")
@@ -120,9 +134,218 @@ def _withdraw(s: Session, rec: LearningRecord) -> int:
     return len(rows)
 
 
+# Deliveries per transaction: one commit, a handful of IN queries and one bulk insert per chunk instead of a
+# transaction and ~6 queries per delivery. Bounded, so memory stays flat and row locks stay short on a big inbox.
+CHUNK_SIZE = 200
+
+Counts = dict[str, int]
+
+
+def _new_counts() -> Counts:
+    return {"processed": 0, "records": 0, "duplicates": 0, "parked": 0, "withdrawn": 0}
+
+
 def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
-                    include_parked: bool = True) -> dict[str, int]:
-    """Turn pending (and, by default, parked) deliveries into learning records, one transaction each."""
+                    include_parked: bool = True, chunk_size: int = CHUNK_SIZE) -> dict[str, int]:
+    """Turn pending (and, by default, parked) deliveries into learning records, `chunk_size` per transaction.
+
+    On PostgreSQL each chunk is claimed with FOR UPDATE SKIP LOCKED, so concurrent processors (receiver
+    workers, `intake replay`, the scheduler) never take the same delivery. A chunk that fails for any reason
+    other than an unknown user/course (e.g. a concurrent twin's insert, a value the database refuses) is
+    rolled back and redone one delivery at a time, so one poison delivery cannot hold back the others."""
+    programme = settings.sync.programme
+    states = ["pending", "parked"] if include_parked else ["pending"]
+    wids = None if webhook_ids is None else list(webhook_ids)
+    chunk_size = max(1, chunk_size)
+    with store.session() as s:
+        # Only what is waiting now: deliveries stored while we run are left for the next call, so this returns.
+        q = select(func.max(WebhookDelivery.id)).where(WebhookDelivery.state.in_(states))
+        if wids is not None:
+            q = q.where(WebhookDelivery.webhook_id.in_(wids))
+        upper = s.scalar(q)
+    out = _new_counts()
+    if upper is None:
+        return out
+    after = 0
+    while True:
+        claimed: list[int] = []
+        try:
+            with store.session() as s:
+                counts = _process_chunk(s, programme, states, wids, after, upper, chunk_size, claimed)
+        except Exception:
+            if not claimed:
+                raise  # the claim itself failed: nothing to redo, the database is the problem
+            log.warning("chunk of %d deliveries failed; redoing them one by one", len(claimed), exc_info=True)
+            counts = _new_counts()
+            for did in claimed:
+                _process_one_safely(store, did, states, programme, counts)
+        if not claimed:
+            return out
+        for k, v in counts.items():
+            out[k] += v
+        if len(claimed) < chunk_size:  # the rest (if any) is locked by another processor, which does it
+            return out
+        after = claimed[-1]
+
+
+def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str] | None, after: int,
+                   upper: int, limit: int, claimed: list[int]) -> Counts:
+    """One transaction over the next `limit` deliveries after id `after`; fills `claimed` before any risk."""
+    q = (select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.payload)
+         .where(WebhookDelivery.state.in_(states), WebhookDelivery.id > after, WebhookDelivery.id <= upper)
+         .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
+    if wids is not None:
+        q = q.where(WebhookDelivery.webhook_id.in_(wids))
+    rows = s.execute(q).all()
+    claimed.extend(r.id for r in rows)
+    out = _new_counts()
+    if not rows:
+        return out
+
+    parsed: list[tuple[int, str, WebhookPayload | Unresolvable]] = []
+    for r in rows:
+        try:
+            parsed.append((r.id, r.webhook_id, _parse(r.payload)))
+        except Unresolvable as e:
+            parsed.append((r.id, r.webhook_id, e))
+    payloads = [p for _, _, p in parsed if isinstance(p, WebhookPayload)]
+    teachers = _teacher_lookup(s, programme, payloads)
+    courses = _course_lookup(s, programme, payloads)
+
+    # Records in delivery order; a delivery whose user or course is unknown is parked with its reason.
+    done: list[tuple[int, str]] = []
+    parked: list[tuple[int, str, str]] = []
+    wanted: list[LearningRecord] = []
+    for did, wid, p in parsed:
+        try:
+            if isinstance(p, Unresolvable):
+                raise p
+            teacher = teachers.get(("id", p.user.id)) or (teachers.get(("name", p.user.username))
+                                                           if p.user.username else None)
+            if teacher is None:
+                raise Unresolvable(f"unknown Moodle user {p.user.id} ({p.user.username})")
+            course = (courses.get(("code", p.course.idnumber)) if p.course.idnumber else None) \
+                or courses.get(("id", p.course.id))
+            if course is None:
+                raise Unresolvable(f"unknown course {p.course.id} (idnumber {p.course.idnumber!r})")
+            wanted.extend(_checked_records(p, teacher, course[0], course[1], programme))
+        except Unresolvable as e:
+            parked.append((did, wid, str(e)))
+            continue
+        done.append((did, wid))
+
+    existing = set(s.scalars(select(LearningRecordRow.source)
+                             .where(LearningRecordRow.source.in_({r.source for r in wanted})))) if wanted else set()
+    new_rows: list[dict[str, Any]] = []
+    # Activity rows of this chunk by (programme, teacher, course, activity): a revocation later in the chunk
+    # withdraws them in memory, exactly as the one-by-one order would have.
+    chunk_activities: dict[tuple[str, str, str, str | None], list[dict[str, Any]]] = {}
+    for rec in wanted:
+        if rec.source in existing:
+            out["duplicates"] += 1
+            continue
+        existing.add(rec.source)
+        row = _row_values(rec)
+        key = (rec.programme, rec.teacher, rec.course, rec.activity)
+        if rec.kind == "revocation":
+            # Rows stored before this chunk: updated now, before this chunk's rows exist in the table.
+            out["withdrawn"] += _withdraw_stored(s, rec)
+            for earlier in chunk_activities.get(key, ()):
+                if earlier["withdrawn_by"] is None and earlier["occurred_at"] <= rec.occurred_at:
+                    earlier["withdrawn_by"] = rec.source
+                    out["withdrawn"] += 1
+        elif rec.kind == "activity":
+            chunk_activities.setdefault(key, []).append(row)
+        new_rows.append(row)
+    if new_rows:
+        s.execute(insert(LearningRecordRow), new_rows)
+        out["records"] += len(new_rows)
+
+    now = utcnow()
+    if done:
+        s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_([d for d, _ in done]))
+                  .values(state="processed", processed_at=now).execution_options(synchronize_session=False))
+        s.execute(delete(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w in done]))
+                  .execution_options(synchronize_session=False))
+        out["processed"] += len(done)
+    if parked:
+        s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_([d for d, _, _ in parked]))
+                  .values(state="parked").execution_options(synchronize_session=False))
+        known = {p.webhook_id: p for p in s.scalars(
+            select(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w, _ in parked])))}
+        for _, wid, reason in parked:
+            pe = known.get(wid)
+            if pe is None:
+                s.add(ParkedEvent(webhook_id=wid, reason=reason))
+            else:
+                pe.reason, pe.attempts, pe.last_tried_at = reason, pe.attempts + 1, now
+        out["parked"] += len(parked)
+    return out
+
+
+def _teacher_lookup(s: Session, programme: str, payloads: list[WebhookPayload]) -> dict[tuple[str, Any], str]:
+    """("id", moodle user id) / ("name", username) -> ID number, for the users of this chunk only.
+    The lowest teacher id wins a tie, like the one-by-one lookup's `.first()` on the same index order."""
+    found: dict[tuple[str, Any], str] = {}
+    user_ids = {p.user.id for p in payloads}
+    if user_ids:
+        for uid, idn in s.execute(select(Teacher.moodle_user_id, Teacher.id_number)
+                                  .where(Teacher.programme == programme, Teacher.moodle_user_id.in_(user_ids))
+                                  .order_by(Teacher.id)):
+            found.setdefault(("id", uid), idn)
+    names = {p.user.username for p in payloads if p.user.username and ("id", p.user.id) not in found}
+    if names:
+        for name, idn in s.execute(select(Teacher.username, Teacher.id_number)
+                                   .where(Teacher.programme == programme, Teacher.username.in_(names))
+                                   .order_by(Teacher.id)):
+            found.setdefault(("name", name), idn)
+    return found
+
+
+def _course_lookup(s: Session, programme: str, payloads: list[WebhookPayload]
+                   ) -> dict[tuple[str, Any], tuple[str, Decimal]]:
+    """("code", catalog code) / ("id", Moodle course id) -> (code, hours), for the courses of this chunk."""
+    found: dict[tuple[str, Any], tuple[str, Decimal]] = {}
+    codes = {p.course.idnumber for p in payloads if p.course.idnumber}
+    if codes:
+        for code, hours in s.execute(select(CatalogCourse.code, CatalogCourse.hours)
+                                     .where(CatalogCourse.programme == programme, CatalogCourse.code.in_(codes))
+                                     .order_by(CatalogCourse.id)):
+            found.setdefault(("code", code), (code, hours))
+    course_ids = {p.course.id for p in payloads if ("code", p.course.idnumber) not in found}
+    if course_ids:
+        for cid, code, hours in s.execute(
+                select(CatalogCourse.moodle_course_id, CatalogCourse.code, CatalogCourse.hours)
+                .where(CatalogCourse.programme == programme, CatalogCourse.moodle_course_id.in_(course_ids))
+                .order_by(CatalogCourse.id)):
+            found.setdefault(("id", cid), (code, hours))
+    return found
+
+
+def _row_values(rec: LearningRecord) -> dict[str, Any]:
+    def dec(v: float | None) -> Decimal | None:
+        return None if v is None else Decimal(str(v))
+    return {"programme": rec.programme, "teacher": rec.teacher, "course": rec.course, "activity": rec.activity,
+            "kind": rec.kind.value, "hours": dec(rec.hours), "minutes": dec(rec.minutes), "score": dec(rec.score),
+            "passed": rec.passed, "occurred_at": rec.occurred_at, "source": rec.source, "origin": "webhook",
+            "withdrawn_by": None}
+
+
+def _withdraw_stored(s: Session, rec: LearningRecord) -> int:
+    """`_withdraw` as one UPDATE: the stored activity completions this revocation revokes."""
+    res = s.execute(update(LearningRecordRow).where(
+        LearningRecordRow.programme == rec.programme, LearningRecordRow.teacher == rec.teacher,
+        LearningRecordRow.course == rec.course, LearningRecordRow.activity == rec.activity,
+        LearningRecordRow.kind == "activity", LearningRecordRow.withdrawn_by.is_(None),
+        LearningRecordRow.occurred_at <= rec.occurred_at).values(withdrawn_by=rec.source)
+        .execution_options(synchronize_session=False))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def process_pending_one_by_one(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
+                               include_parked: bool = True) -> dict[str, int]:
+    """The per-delivery path (one transaction per delivery) on its own: the chunk path's fallback, and the
+    baseline of bench/inbox_processing.py."""
     programme = settings.sync.programme
     states = ["pending", "parked"] if include_parked else ["pending"]
     with store.session() as s:
@@ -130,35 +353,64 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
         if webhook_ids is not None:
             q = q.where(WebhookDelivery.webhook_id.in_(list(webhook_ids)))
         ids = list(s.scalars(q))
-    out = {"processed": 0, "records": 0, "duplicates": 0, "parked": 0, "withdrawn": 0}
+    out = _new_counts()
     for did in ids:
+        _process_one_safely(store, did, states, programme, out)
+    return out
+
+
+def _process_one_safely(store: Store, did: int, states: list[str], programme: str, out: Counts) -> None:
+    """`_process_one`; if the delivery itself makes it fail, it is parked with the error as its reason (so it is
+    retried on every run and listed by `intake parked`) instead of stopping the deliveries after it."""
+    try:
+        with store.session() as s:
+            _process_one(s, did, states, programme, out)
+    except OperationalError:
+        # Locked, deadlocked, connection lost: nothing wrong with the delivery. It stays pending for the next run.
+        raise
+    except Exception as e:
+        reason = _failure_reason(e)
+        log.warning("delivery %d failed and is parked: %s", did, reason)
         with store.session() as s:
             d = s.scalars(select(WebhookDelivery).where(WebhookDelivery.id == did,
                                                         WebhookDelivery.state.in_(states))
                           .with_for_update(skip_locked=True)).first()
-            if d is None:  # another worker took it
-                continue
-            payload = WebhookPayload.model_validate(d.payload)
-            try:
-                recs = records_for(s, payload, programme)
-            except Unresolvable as e:
-                _park(s, d, str(e))
+            if d is not None:
+                _park(s, d, reason)
                 out["parked"] += 1
-                continue
-            for rec in recs:
-                if store_record(s, rec, "webhook"):
-                    out["records"] += 1
-                    if rec.kind == "revocation":
-                        out["withdrawn"] += _withdraw(s, rec)
-                else:
-                    out["duplicates"] += 1
-            d.state = "processed"
-            d.processed_at = utcnow()
-            parked = s.scalars(select(ParkedEvent).where(ParkedEvent.webhook_id == d.webhook_id)).first()
-            if parked is not None:
-                s.delete(parked)
-            out["processed"] += 1
-    return out
+
+
+def _failure_reason(e: Exception) -> str:
+    # The driver's own message (not SQLAlchemy's, which repeats the SQL and its parameters), first line only,
+    # with any ID number masked.
+    msg = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return mask_id_numbers(f"processing failed: {type(e).__name__}: {msg[0] if msg else ''}")[:500]
+
+
+def _process_one(s: Session, did: int, states: list[str], programme: str, out: Counts) -> None:
+    d = s.scalars(select(WebhookDelivery).where(WebhookDelivery.id == did, WebhookDelivery.state.in_(states))
+                  .with_for_update(skip_locked=True)).first()
+    if d is None:  # another worker took it
+        return
+    try:
+        recs = records_for(s, _parse(d.payload), programme)
+    except Unresolvable as e:
+        _park(s, d, str(e))
+        out["parked"] += 1
+        return
+    for rec in recs:
+        if store_record(s, rec, "webhook"):
+            out["records"] += 1
+            if rec.kind == "revocation":
+                out["withdrawn"] += _withdraw(s, rec)
+        else:
+            out["duplicates"] += 1
+    d.state = "processed"
+    d.processed_at = utcnow()
+    parked = s.scalars(select(ParkedEvent).where(ParkedEvent.webhook_id == d.webhook_id)).first()
+    if parked is not None:
+        s.delete(parked)
+    out["processed"] += 1
 
 
 def _park(s: Session, d: WebhookDelivery, reason: str) -> None:
@@ -180,4 +432,5 @@ def list_parked(store: Store) -> list[dict[str, Any]]:
                  "parked_at": p.parked_at.isoformat()} for p, ev, payload in rows]
 
 
-__all__ = ["course_source", "list_parked", "process_pending", "store_record"]
+__all__ = ["CHUNK_SIZE", "course_source", "list_parked", "process_pending", "process_pending_one_by_one",
+           "store_record"]
