@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from creditbridge import CreditbridgeError
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
 from creditbridge.mappings.loading import RuleFileError, load_programme, parse_programme
 from creditbridge.records.id_number import mask_id_number
+from creditbridge.store.models.core import Teacher
 
 
 @click.group("rules")
@@ -194,13 +196,19 @@ def _labels(programme: str, role: str) -> dict[str, tuple[str, str]]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @pass_app
 def explain_command(app: AppContext, teacher: str, programme: str | None, role: str | None, as_json: bool) -> None:
-    """Show one person's stored result as a table: TEACHER is the full ID number (shown masked),
-    or a school code for the school_admin role."""
+    """Show one person's stored result as a table: TEACHER is the full ID number (shown masked), the
+    teacher's Moodle username, or a school code for the school_admin role."""
     from creditbridge.mappings.explain import print_result
     from creditbridge.mappings.service import stored_result
 
     key = teacher.strip().upper()
     found = stored_result(app.store, key, programme, role)
+    if not found:
+        # A username keeps the ID number off the screen and out of shell history.
+        with app.store.session() as s:
+            owner = s.scalar(select(Teacher.id_number).where(Teacher.username == teacher.strip()).limit(1))
+        if owner is not None:
+            found = stored_result(app.store, owner, programme, role)
     if not found:
         shown = key if role == "school_admin" else mask_id_number(key)
         raise CreditbridgeError(f"no credit result for {shown}"

@@ -451,7 +451,7 @@ def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: dic
 def _credit_figures(store: Store, programme: str) -> dict[str, Any]:
     """Read back from the credit results themselves, not from the step counters."""
     from creditbridge.store.models import Base
-    from creditbridge.store.models.core import LearningRecordRow
+    from creditbridge.store.models.core import LearningRecordRow, Teacher
 
     with store.session() as s:
         t = Base.metadata.tables["credit_result"]
@@ -460,8 +460,11 @@ def _credit_figures(store: Store, programme: str) -> dict[str, Any]:
         total = s.scalar(select(func.count()).select_from(t).where(*where)) or 0
         credits = s.scalar(select(func.coalesce(func.sum(t.c.credits), 0)).where(*where))
         # Someone who did not pass makes the more instructive `credits explain` example.
-        sample = s.scalar(select(t.c.teacher).where(*where, t.c.passed.is_(False)).order_by(t.c.teacher).limit(1)) \
+        sample_id = s.scalar(select(t.c.teacher).where(*where, t.c.passed.is_(False)).order_by(t.c.teacher).limit(1)) \
             or s.scalar(select(t.c.teacher).where(*where).order_by(t.c.teacher).limit(1))
+        # The suggested `credits explain` names the teacher by Moodle username: no ID number on the screen.
+        sample = s.scalar(select(Teacher.username).where(Teacher.programme == programme,
+                                                         Teacher.id_number == sample_id)) or sample_id
         reasons: Counter[str] = Counter()
         for (found,) in s.execute(select(t.c.reasons).where(*where, t.c.passed.is_(False))):
             # "elective hours 7 < 14" and "elective hours 9 < 14" are one reason: drop the figures and codes.

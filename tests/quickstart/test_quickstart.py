@@ -153,6 +153,8 @@ def test_human_summary_names_the_report_and_next_commands(tmp_path: Path) -> Non
     assert "\x1b[" not in out and "\x1b[" not in proc.stderr
     # The printed `credits explain` command works as printed, from where the user stands.
     line = next(x for x in out.splitlines() if "credits explain" in x)
+    # It names the teacher by Moodle username: no ID number anywhere in what the user sees.
+    assert not re.search(r"\d{17}[\dX]", out + proc.stderr)
     argv = shlex.split(line[line.index("creditbridge"):])
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDITBRIDGE_")}
     explain = subprocess.run([sys.executable, "-m", "creditbridge.cli.main", *argv[1:], "--json"], cwd=tmp_path,
