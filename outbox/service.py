@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarget, Submission, load_target
@@ -38,59 +38,77 @@ def _open_count(session: Session) -> int:
                           .where(RegistrySubmission.state.in_(OPEN_STATES))) or 0
 
 
+SUBMISSIONS = RegistrySubmission.__table__
+
+
 def _claim(store: Store, after_id: int, limit: int, target_name: str) -> tuple[list[Submission], int]:
     """Mark the next batch `sent` and commit, before anything leaves the machine."""
+    t = SUBMISSIONS
     with store.session() as s:
-        rows = s.scalars(select(RegistrySubmission)
-                         .where(RegistrySubmission.state.in_(OPEN_STATES), RegistrySubmission.id > after_id)
-                         .order_by(RegistrySubmission.id).limit(limit)).all()
+        # Core rows and one UPDATE: building ORM objects for each batch was most of a push's cost.
+        rows = s.execute(select(t.c.id, t.c.state, t.c.idempotency_key, t.c.action, t.c.payload, t.c.supersedes_id)
+                         .where(t.c.state.in_(OPEN_STATES), t.c.id > after_id)
+                         .order_by(t.c.id).limit(limit)).all()
         if not rows:
             return [], after_id
         sup_ids = {r.supersedes_id for r in rows if r.supersedes_id}
-        sup_keys = dict(s.execute(select(RegistrySubmission.id, RegistrySubmission.idempotency_key)
-                                  .where(RegistrySubmission.id.in_(sup_ids))).all()) if sup_ids else {}
-        now = utcnow()
+        sup_keys = dict(s.execute(select(t.c.id, t.c.idempotency_key)
+                                  .where(t.c.id.in_(sup_ids))).all()) if sup_ids else {}
+        s.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
+                  .values(state="sent", attempts=t.c.attempts + 1, sent_at=utcnow(), target=target_name))
         trail = AuditTrail()
-        batch = []
         for r in rows:
             if r.state == "pending":
-                trail.add(r, "sent", "sent", None, "pending")
-            r.state, r.attempts, r.sent_at, r.target = "sent", r.attempts + 1, now, target_name
-            batch.append(Submission(key=r.idempotency_key, action=r.action, record=r.payload,  # type: ignore[arg-type]
-                                    supersedes=sup_keys.get(r.supersedes_id)))
+                trail.add(r.id, "sent", "sent", None, "pending")
         trail.write(s)
+        batch = [Submission(key=r.idempotency_key, action=r.action, record=r.payload,
+                            supersedes=sup_keys.get(r.supersedes_id)) for r in rows]
         return batch, rows[-1].id
 
 
 def _record(store: Store, outcomes: Sequence[Outcome]) -> dict[str, int]:
     counts = {"acknowledged": 0, "rejected": 0, "transient": 0}
     by_key = {o.key: o for o in outcomes}
+    t = SUBMISSIONS
     with store.session() as s:
-        # The payload is not needed to record an answer: leave its JSON undecoded.
-        rows = s.scalars(select(RegistrySubmission).options(defer(RegistrySubmission.payload))
-                         .where(RegistrySubmission.idempotency_key.in_(list(by_key)))).all()
+        # The payload is not needed to record an answer: leave it unread.
+        rows = s.execute(select(t.c.id, t.c.idempotency_key, t.c.state, t.c.programme, t.c.teacher, t.c.version,
+                                t.c.action, t.c.supersedes_id)
+                         .where(t.c.idempotency_key.in_(list(by_key)))).all()
         now = utcnow()
         trail = AuditTrail()
-        supersede: dict[int, RegistrySubmission] = {}
+        decided: list[dict[str, Any]] = []
+        supersede: dict[int, Any] = {}
         for r in rows:
             o = by_key[r.idempotency_key]
             counts[o.status] += 1
             if o.status == "transient" or r.state != "sent":
                 continue  # undecided, or already decided by a concurrent push
-            r.state, r.decided_at = o.status, now
-            r.reason, r.registry_id = o.reason, o.registry_id
-            trail.add(r, o.status, o.status, o.reason or o.registry_id, "sent")
+            decided.append({"b_id": r.id, "b_state": o.status, "b_reason": o.reason, "b_registry_id": o.registry_id})
+            trail.add(r.id, o.status, o.status, o.reason or o.registry_id, "sent")
             if o.status == "rejected":
                 log.warning("registry rejected %s/%s v%d: %s", r.programme, mask_id_number(r.teacher),
                             r.version, mask_id_numbers(o.reason or ""))
             if o.status == "acknowledged" and r.supersedes_id:
                 supersede[r.supersedes_id] = r
+        if decided:
+            # One executemany; `state = 'sent'` keeps an answer from overwriting a concurrent decision.
+            s.execute(update(t).where(t.c.id == bindparam("b_id"), t.c.state == "sent")
+                      .values(state=bindparam("b_state"), decided_at=now, reason=bindparam("b_reason"),
+                              registry_id=bindparam("b_registry_id")), decided)
         if supersede:
-            for earlier in s.scalars(select(RegistrySubmission).where(RegistrySubmission.id.in_(list(supersede)))):
+            # Read after the updates above, so an earlier version acknowledged in this same batch is seen
+            # as acknowledged (and superseded), as the registry now holds it.
+            earlier_rows = s.execute(select(t.c.id, t.c.state).where(
+                t.c.id.in_(list(supersede)), t.c.state.in_(("acknowledged", "sent")))).all()
+            by_new_state: dict[str, list[int]] = {}
+            for earlier in earlier_rows:
                 later = supersede[earlier.id]
-                if earlier.state in ("acknowledged", "sent"):
-                    new_state = "voided" if later.action == "void" else "superseded"
-                    trail.transition(earlier, new_state, new_state, f"by version {later.version}")
+                new_state = "voided" if later.action == "void" else "superseded"
+                by_new_state.setdefault(new_state, []).append(earlier.id)
+                trail.add(earlier.id, new_state, new_state, f"by version {later.version}", earlier.state)
+            for new_state, ids in by_new_state.items():
+                s.execute(update(t).where(t.c.id.in_(ids)).values(state=new_state, decided_at=now))
         trail.write(s)
     return counts
 
