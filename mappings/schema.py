@@ -26,6 +26,14 @@ Measure = Literal["hours", "minutes", "score", "count", "pass_rate", "share_of_t
 TeacherField = Literal["stage", "subject", "city"]
 
 
+def _not_below(lower: str, v: float | None, info: ValidationInfo) -> float | None:
+    """An upper bound (cap, ceiling, maximum) may not sit under the lower bound declared before it."""
+    lo = info.data.get(lower)
+    if v is not None and lo is not None and v < lo:
+        raise ValueError(f"must be ≥ {lower} ({lo:g})")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -153,10 +161,7 @@ class Component(_Strict):
     @field_validator("cap")
     @classmethod
     def _cap_not_below_minimum(cls, v: float | None, info: ValidationInfo) -> float | None:
-        minimum = info.data.get("minimum")
-        if v is not None and minimum is not None and v < minimum:
-            raise ValueError(f"must be ≥ minimum ({minimum:g})")
-        return v
+        return _not_below("minimum", v, info)
 
     @field_validator("pool")
     @classmethod
@@ -201,10 +206,7 @@ class Group(_Strict):
     @field_validator("cap")
     @classmethod
     def _cap_not_below_minimum(cls, v: float | None, info: ValidationInfo) -> float | None:
-        minimum = info.data.get("minimum")
-        if v is not None and minimum is not None and v < minimum:
-            raise ValueError(f"must be ≥ minimum ({minimum:g})")
-        return v
+        return _not_below("minimum", v, info)
 
 
 class Total(_Strict):
@@ -216,10 +218,7 @@ class Total(_Strict):
     @field_validator("maximum_hours")
     @classmethod
     def _max_not_below_min(cls, v: float | None, info: ValidationInfo) -> float | None:
-        lo = info.data.get("minimum_hours")
-        if v is not None and lo is not None and v < lo:
-            raise ValueError(f"must be ≥ minimum_hours ({lo:g})")
-        return v
+        return _not_below("minimum_hours", v, info)
 
 
 HourKey = Literal["any", "online", "offline"]
@@ -312,10 +311,7 @@ class Cycle(_Strict):
     @field_validator("ceiling_hours")
     @classmethod
     def _ceiling(cls, v: float | None, info: ValidationInfo) -> float | None:
-        lo = info.data.get("floor_hours")
-        if v is not None and lo is not None and v < lo:
-            raise ValueError(f"must be ≥ floor_hours ({lo:g})")
-        return v
+        return _not_below("floor_hours", v, info)
 
 
 class Programme(_Strict):
