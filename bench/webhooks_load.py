@@ -342,6 +342,8 @@ def line(name: str, r: dict, bare: dict | None) -> str:
     out += f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms"
     if bare:
         out += f"  ratio to bare {r['per_s'] / bare['per_s']:.2f}"
+        if "stored" in r:
+            out += f" (stored/s to bare req/s {r['stored_per_s'] / bare['per_s']:.2f})"
     out += f"  codes {r['codes']}"
     cpu = r["cpu"]
     out += (f"\n{'':<22}CPU per request: server {cpu.server / r['requests'] * 1000:.2f} ms, database "

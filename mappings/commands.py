@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from sqlalchemy import select
 
 from creditbridge import CreditbridgeError
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
-from creditbridge.mappings.loading import RuleFileError, load_programme, parse_programme
+from creditbridge.mappings.cycle import cycle_id, cycle_problems
+from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
 
@@ -42,15 +44,31 @@ def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
             for p in e.problems:
                 click.echo(f"  {p}", err=True)
         ctx.exit(2)
+    problems = cycle_problems(prog, _line_of(yaml.compose(text), ("year",)))
+    if problems:
+        if as_json:
+            emit_json({"file": str(file), "valid": False, "problems": [p.as_json() for p in problems]})
+        else:
+            click.echo(f"{file}: {len(problems)} problem(s)", err=True)
+            for p in problems:
+                click.echo(f"  {p}", err=True)
+        ctx.exit(2)
     summary = {"file": str(file), "valid": True, "id": prog.id, "name": prog.name, "year": prog.year,
                "version": prog.version, "deadline": prog.deadline.isoformat(), "hash": prog.hash,
                "roles": {name: [c.name for c in role.components] for name, role in prog.roles.items()}}
+    if prog.cycle is not None:
+        summary["cycle"] = {"id": cycle_id(prog), "derived": prog.cycle.id is None,
+                            "start_year": prog.cycle.start_year,
+                            "last_year": prog.cycle.start_year + prog.cycle.years - 1}
     if as_json:
         emit_json(summary)
         return
     click.echo(f"{file}: valid ({prog.id} {prog.year}, version {prog.version}, hash {prog.hash[:12]})")
     for name, comps in summary["roles"].items():
         click.echo(f"  {name}: {', '.join(comps)}")
+    if "cycle" in summary:
+        c = summary["cycle"]
+        click.echo(f"  cycle {c['id']}{' (derived id)' if c['derived'] else ''}: {c['start_year']}–{c['last_year']}")
 
 
 @click.group("credits")
@@ -193,11 +211,15 @@ def _labels(programme: str, role: str) -> dict[str, tuple[str, str]]:
 @click.argument("teacher")
 @click.option("--programme", default=None, help="Programme id (default: every programme with a result).")
 @click.option("--role", default=None, type=click.Choice(["teacher", "workshop_host", "school_admin"]))
+@click.option("--rules", "rule_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rule file of a programme not shipped, for its cycle lines (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @pass_app
-def explain_command(app: AppContext, teacher: str, programme: str | None, role: str | None, as_json: bool) -> None:
+def explain_command(app: AppContext, teacher: str, programme: str | None, role: str | None,
+                    rule_files: tuple[Path, ...], as_json: bool) -> None:
     """Show one person's stored result as a table: TEACHER is the full ID number (shown masked), the
-    teacher's Moodle username, or a school code for the school_admin role."""
+    teacher's Moodle username, or a school code for the school_admin role. A teacher result of a programme
+    with a multi-year cycle is followed by the teacher's cycle so far."""
     from creditbridge.mappings.explain import print_result
     from creditbridge.mappings.service import stored_result
 
@@ -213,11 +235,117 @@ def explain_command(app: AppContext, teacher: str, programme: str | None, role: 
         shown = key if role == "school_admin" else mask_id_number(key)
         raise CreditbridgeError(f"no credit result for {shown}"
                                 f"{' in ' + programme if programme else ''}: run `creditbridge credits evaluate`")
+    cycles = {i: c for i, r in enumerate(found) if (c := _cycle_of(app, r, rule_files)) is not None}
     if as_json:
+        for i, c in cycles.items():
+            found[i] = {**found[i], "cycle": c}
         emit_json(found if len(found) > 1 else found[0])
         return
-    for r in found:
+    from rich.console import Console
+
+    from creditbridge.mappings.explain import cycle_table
+
+    for i, r in enumerate(found):
         print_result(r, _labels(r["programme"], r["role"]))
+        if i in cycles:
+            Console().print(cycle_table(cycles[i]))
+
+
+def _cycle_of(app: AppContext, result: dict[str, Any], rule_files: tuple[Path, ...]) -> dict[str, Any] | None:
+    """The teacher's cycle status when the result's programme declares a cycle, else None. A cycle that cannot
+    be added up (yearly files that disagree) is said on stderr: the yearly result is still shown."""
+    from creditbridge.mappings.cycle import current_year, find_cycle, iter_cycle_statuses
+
+    if result["role"] != "teacher":
+        return None
+    source: str | Path = next((f for f in rule_files if load_programme(f).id == result["programme"]),
+                              result["programme"])
+    try:
+        prog = load_programme(source)
+    except ProgrammeNotFound:
+        return None  # no rule file, no cycle to speak of: the yearly result is all there is
+    if prog.cycle is None:
+        return None
+    try:
+        found = find_cycle(app.store, source, rule_files, teachers=[result["teacher"]])
+    except CreditbridgeError as e:
+        click.echo(f"cycle: {e}", err=True)
+        return None
+    statuses = iter_cycle_statuses(app.store, found.spec, current_year(found.reference), teachers=[result["teacher"]])
+    try:
+        status = next(statuses, None)
+    finally:
+        statuses.close()  # releases the store connections now, not when the generator is collected
+    return status.as_json() if status is not None else None
+
+
+@credits_group.command("cycle")
+@click.option("--programme", required=True,
+              help="Programme id (or rule-file path) of any year of the cycle.")
+@click.option("--rules", "rule_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rule file of another year of the cycle that is not shipped (repeatable).")
+@click.option("--as-of", "as_of", type=click.IntRange(2000, 2100), default=None,
+              help="The year the cycle is seen from: later cycle years are still to come "
+                   "(default: this year in the programme's time zone).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: the list, per teacher.")
+@pass_app
+def cycle_command(app: AppContext, programme: str, rule_files: tuple[Path, ...], as_of: int | None,
+                  as_json: bool) -> None:
+    """Multi-year cycle totals per teacher, from the stored yearly results.
+
+    Every programme in the store whose rule file declares the same cycle id counts: hours per year, the cycle
+    total after the ceiling, the floor met or short, years still to come, topics covered and missing."""
+    from creditbridge.mappings.cycle import current_year, find_cycle, iter_cycle_statuses
+
+    found = find_cycle(app.store, programme, rule_files)
+    spec = found.spec
+    year = as_of if as_of is not None else current_year(found.reference)
+    for w in found.warnings:
+        click.echo(f"warning: {w}", err=True)
+    statuses = iter_cycle_statuses(app.store, spec, year)
+    if as_json:
+        # streamed like `credits evaluate --json`, with the full ID number as the key
+        n = write_json_list(s.as_json() for s in statuses)
+        if interactive():
+            click.echo(f"{n} teacher(s) in cycle {spec.id}", err=True)
+        return
+    _print_cycle(spec, year, statuses)
+
+
+def _print_cycle(spec: Any, year: int, statuses: Iterable[Any], batch: int = 500) -> None:
+    """A plain-text table written as it is read (a rich Table would hold every row until printed)."""
+    from creditbridge.mappings.explain import fmt
+
+    progs = ", ".join(f"{c} ({y})" for c, y in spec.programmes) or "none in the store"
+    click.echo(f"cycle {spec.id}: {spec.start_year}–{spec.last_year}, floor {fmt(spec.floor_hours)} hours, "
+               f"ceiling {fmt(spec.ceiling_hours)}, {len(spec.must_cover_topics)} topic(s) to cover; "
+               f"as of {year}; programmes: {progs}")
+    years = list(range(spec.start_year, spec.last_year + 1))
+    head = (f"{'teacher':<18}  " + "".join(f"{y:>7}" for y in years)
+            + f"  {'cycle':>7}  {'floor':<12}  {'topics':>6}  missing topics")
+    click.echo(head)
+    n = met = complete = 0
+    buf: list[str] = []
+    for s in statuses:
+        by_year: dict[int, list[str]] = {}
+        for y in s.years:
+            shown = fmt(y["hours"]) if y["counted"] == y["hours"] else f"({fmt(y['hours'])})"
+            by_year.setdefault(y["year"], []).append(shown)
+        cells = "".join(f"{'+'.join(by_year.get(y, ['-'])):>7}" for y in years)
+        floor = "-" if s.floor_met is None else "met" if s.floor_met else f"short {fmt(s.short_hours)}"
+        topics = f"{len(s.topics_covered)}/{len(spec.must_cover_topics)}" if spec.must_cover_topics else "-"
+        buf.append(f"{mask_id_number(s.teacher):<18}  {cells}  {fmt(s.cycle_hours):>7}  {floor:<12}  {topics:>6}  "
+                   f"{', '.join(s.topics_missing) or '-'}")
+        n += 1
+        met += bool(s.floor_met)
+        complete += s.complete
+        if len(buf) >= batch:
+            click.echo("\n".join(buf))
+            buf.clear()
+    if buf:
+        click.echo("\n".join(buf))
+    click.echo(f"{n} teacher(s): floor met {met}, complete (floor and topics) {complete}; "
+               "(n) = hours of a year not passed, not counted")
 
 
 COMMANDS: list[Any] = [rules_group, credits_group]

@@ -13,14 +13,23 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from creditbridge.mappings.explain import render
-from creditbridge.mappings.schema import Component, Programme, Role
+from creditbridge.mappings.schema import Component, Programme, Role, Window
 from creditbridge.records.vocabulary import stage_code, subject_code
 
 _EPS = 1e-9
+
+Facts = tuple[tuple[str, Any], ...]  # a reason's facts as hashable (name, value) pairs
+
+
+@lru_cache(maxsize=1 << 16)
+def _render(key: str, facts: Facts) -> tuple[str, str]:
+    # The same few thousand reasons recur across a million teachers: each is worded once.
+    return render(key, dict(facts))
 
 
 def _norm_stage(v: str | None) -> str | None:
@@ -140,10 +149,9 @@ class Rules:
     def __init__(self, programme: Programme, catalog: Mapping[str, Course]) -> None:
         self.programme = programme
         self.catalog = dict(catalog)
-        tz = ZoneInfo(programme.timezone)
-        w = programme.window
-        self.window_start = datetime.combine(w.start, time.min, tz).astimezone(UTC)
-        self.window_end = datetime.combine(w.end + timedelta(days=1), time.min, tz).astimezone(UTC)  # exclusive
+        self.window_start, self.window_end = self.bounds(programme.window)
+        # does any component have a window of its own? then records must carry their time (see service.py)
+        self.component_windows = any(c.window is not None for r in programme.roles.values() for c in r.components)
         self.free_topics = frozenset(programme.topics.free)
         self.mandatory_topics = frozenset(programme.topics.mandatory)
         # role -> code -> [(index, component)]
@@ -180,23 +188,32 @@ class Rules:
             p = self._plans[role_name] = RolePlan(self, role_name)
         return p
 
-    def window_side(self, at: datetime | None) -> int:
+    def bounds(self, w: Window) -> tuple[datetime, datetime]:
+        """A window's inclusive dates in the programme's time zone as UTC instants, the end exclusive."""
+        tz = ZoneInfo(self.programme.timezone)
+        return (datetime.combine(w.start, time.min, tz).astimezone(UTC),
+                datetime.combine(w.end + timedelta(days=1), time.min, tz).astimezone(UTC))
+
+    def window_side(self, at: datetime | str | None, bounds: tuple[datetime, datetime] | None = None) -> int:
+        """-1 before the window (the programme's, or `bounds`), 0 inside (or no time known), 1 after."""
         if at is None:
             return 0
         if isinstance(at, str):  # SQLite's text form of a UTC timestamp
             at = datetime.fromisoformat(at)
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)  # the store keeps UTC
-        return -1 if at < self.window_start else (1 if at >= self.window_end else 0)
+        start, end = bounds if bounds is not None else (self.window_start, self.window_end)
+        return -1 if at < start else (1 if at >= end else 0)
 
     def allowed_topics(self, chosen: Iterable[str]) -> frozenset[str]:
         return frozenset(chosen) | self.mandatory_topics | self.free_topics
 
 
 # A record as the evaluator's inner loop reads it (the store hands these over without building objects):
-# (course, kind, passed, hours, minutes, score, activity, window, occurred_at); window is -1 before the
-# programme window, 0 inside, 1 after, or None to be computed from occurred_at.
-RecTuple = tuple[str, str, bool | None, Any, Any, Any, str | None, int | None, datetime | None]
+# (teacher, course, kind, passed, hours, minutes, score, activity, window, occurred_at); window is -1 before
+# the programme window, 0 inside, 1 after, or None to be computed from occurred_at. The teacher comes first
+# because the store's rows do: grouping them by teacher then needs no copy of each row.
+RecTuple = tuple[str | None, str, str, bool | None, Any, Any, Any, str | None, int | None, datetime | None]
 
 _M_HOURS, _M_MINUTES, _M_SCORE, _M_COUNT, _M_RATE, _M_SHARE = range(6)
 _MEASURES = {"hours": _M_HOURS, "minutes": _M_MINUTES, "score": _M_SCORE, "count": _M_COUNT,
@@ -205,8 +222,8 @@ _MEASURES = {"hours": _M_HOURS, "minutes": _M_MINUTES, "score": _M_SCORE, "count
 
 def as_tuple(rec: Any) -> RecTuple:
     """Any record-like object (Record, a LearningRecord, a row with those names) as the inner loop's tuple."""
-    return (rec.course, str(rec.kind), rec.passed, rec.hours, rec.minutes, rec.score, rec.activity,
-            getattr(rec, "window", None), getattr(rec, "occurred_at", None))
+    return (getattr(rec, "teacher", None), rec.course, str(rec.kind), rec.passed, rec.hours, rec.minutes, rec.score,
+            rec.activity, getattr(rec, "window", None), getattr(rec, "occurred_at", None))
 
 
 def _fits_teacher(comp: Component, course: Course | None, person: Person | None) -> str | None:
@@ -229,7 +246,11 @@ def _credits(role: Role, passed: bool, hours_by_mode: dict[str, float]) -> float
     if not passed and c.when_failed == "zero":
         return 0.0
     ratio = c.hours_per_credit
-    raw = sum(h / ratio.get(mode, ratio.get("any", 1.0)) for mode, h in hours_by_mode.items()) * c.weight
+    default = ratio.get("any", 1.0)
+    raw = 0.0
+    for mode, h in hours_by_mode.items():
+        raw += h / ratio.get(mode, default)
+    raw *= c.weight
     raw = round(raw, 6)  # 59.99999999 from float sums must floor to 2 credits' worth, not below
     q = 10 ** c.decimals
     if c.rounding == "floor":
@@ -281,15 +302,21 @@ class RolePlan:
         self.n = len(role.components)
         self.measures = [_MEASURES[c.measure] for c in self.comps]
         # code -> tuple of hits: (index, assigned_only, school_topics, topic, match_teacher, counts_any,
-        #                         min_score, hours_each, catalog_hours, mode, measure)
+        #                         min_score, hours_each, catalog_hours, measure, own window or None)
+        windows = [rules.bounds(c.window) if c.window is not None else None for c in self.comps]
+        self.window_facts_of = [(("start", c.window.start), ("end", c.window.end)) if c.window else ()
+                                for c in self.comps]
         self.hits: dict[str, tuple[tuple[Any, ...], ...]] = {}
         for code, lst in rules.matches[role_name].items():
             course = rules.catalog.get(code)
             self.hits[code] = tuple(
                 (i, c.assigned_only, c.school_topics and course is not None, course.topic if course else None,
                  bool(c.match_teacher) and course is not None, c.counts == "any", c.min_score, c.hours_each,
-                 course.hours if course else 0.0, course.mode if course else "online", _MEASURES[c.measure])
+                 course.hours if course else 0.0, _MEASURES[c.measure], windows[i])
                 for i, c in lst)
+        # the delivery mode of every code the role counts (credits may convert hours by mode)
+        self.code_mode = {code: (rules.catalog[code].mode if code in rules.catalog else "online")
+                          for code in rules.matches[role_name]}
         self.require_assigned = {i for i, c in enumerate(self.comps) if c.require_all and c.assigned_only}
         # require_all lists that do not depend on the teacher (no topic or teacher filter): computed once
         self.static_wanted = {i: [c.code for c in rules.selection[role_name].get(i, [])]
@@ -297,7 +324,7 @@ class RolePlan:
                               if c.require_all and not c.assigned_only and not c.school_topics and not c.match_teacher}
         self.comp_codes = [{code for code, lst in rules.matches[role_name].items() if any(j == i for j, _ in lst)}
                            for i in range(self.n)]
-        self.window_text = (self.programme.window.start, self.programme.window.end)
+        self.window_facts = (("start", self.programme.window.start), ("end", self.programme.window.end))
         # per component, the settings _finish reads, unpacked once instead of per teacher
         self.fast = [(c, c.name, self.measures[i], c.cap, c.minimum, c.wanted_count,
                       c.measure == "hours" and c.adds_to_total, c.require_all, c.required, c.points is not None,
@@ -310,15 +337,14 @@ class RolePlan:
         hits_of = self.hits
         n = self.n
         hours: list[dict[str, float] | None] = [None] * n
-        modes: list[dict[str, str] | None] = [None] * n
         minutes = [0.0] * n
         scores: list[dict[tuple[str, str | None], float] | None] = [None] * n
         items: list[set[tuple[str, str | None]] | None] = [None] * n
         passed_codes: list[set[str] | None] = [None] * n
-        notes: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] | None = None
+        notes: dict[tuple[Any, ...], tuple[str, Facts]] | None = None
 
         # passed may be 1/0 (SQLite through the DBAPI cursor) as well as True/False; None means "not said"
-        for course, kind, passed, rec_hours, rec_minutes, score, activity, window, occurred_at in records:
+        for _teacher, course, kind, passed, rec_hours, rec_minutes, score, activity, window, occurred_at in records:
             hits = hits_of.get(course)
             if hits is None or kind == "revocation":
                 continue
@@ -326,24 +352,31 @@ class RolePlan:
                 window = rules.window_side(occurred_at)
             if window:
                 notes = notes if notes is not None else {}
-                notes[("w", course, window)] = ("outside_window", {"code": course, "side": window,
-                                                           "start": self.window_text[0], "end": self.window_text[1]})
+                notes[("w", course, window)] = ("outside_window", (("code", course), ("side", window),
+                                                                   *self.window_facts))
                 continue
-            for (i, assigned_only, by_topic, topic, by_teacher, any_, min_score, hours_each, cat_hours, mode,
-                 measure) in hits:
+            for (i, assigned_only, by_topic, topic, by_teacher, any_, min_score, hours_each, cat_hours,
+                 measure, own_window) in hits:
+                if own_window is not None:
+                    side = rules.window_side(occurred_at, own_window)
+                    if side:
+                        notes = notes if notes is not None else {}
+                        notes[("w", course, side, i)] = ("outside_window", (("code", course), ("side", side),
+                                                                            *self.window_facts_of[i]))
+                        continue
                 if assigned_only and course not in assigned:
                     notes = notes if notes is not None else {}
                     notes[("a", course)] = ("not_assigned", self._item(i, course))
                     continue
                 if by_topic and topic not in topics:
                     notes = notes if notes is not None else {}
-                    notes[("t", course)] = ("outside_topics", {**self._item(i, course), "topic": topic})
+                    notes[("t", course)] = ("outside_topics", (*self._item(i, course), ("topic", topic)))
                     continue
                 if by_teacher:
                     misfit = _fits_teacher(self.comps[i], rules.catalog[course], person)
                     if misfit:
                         notes = notes if notes is not None else {}
-                        notes[("m", course)] = ("not_for_teacher", {**self._item(i, course), "field": misfit})
+                        notes[("m", course)] = ("not_for_teacher", (*self._item(i, course), ("field", misfit)))
                         continue
                 if not (any_ or passed or (passed is None and min_score is not None and score is not None
                                                    and float(score) + _EPS >= min_score)):
@@ -356,10 +389,8 @@ class RolePlan:
                     d = hours[i]
                     if d is None:
                         d = hours[i] = {}
-                        modes[i] = {}
                     if h > d.get(course, -1.0):
                         d[course] = h
-                        modes[i][course] = mode  # type: ignore[index]
                 elif measure == _M_MINUTES:
                     if rec_minutes is not None:
                         minutes[i] += float(rec_minutes)
@@ -377,20 +408,19 @@ class RolePlan:
                     passed_codes[i] = set()
                 it.add((course, activity))
                 passed_codes[i].add(course)  # type: ignore[union-attr]
-        return self._finish(key, person, assigned, topics, school, hours, modes, minutes, scores, items, passed_codes,
-                            notes)
+        return self._finish(key, person, assigned, topics, school, hours, minutes, scores, items, passed_codes, notes)
 
-    def _item(self, i: int, code: str) -> dict[str, Any]:
+    def _item(self, i: int, code: str) -> Facts:
         en, zh = self.comps[i].item
-        return {"code": code, "item_en": en, "item_zh": zh}
+        return (("code", code), ("item_en", en), ("item_zh", zh))
 
     def _finish(self, key: str, person: Person | None, assigned: frozenset[str] | set[str], topics: frozenset[str],
-                school: SchoolStats | None, hours: list[Any], modes: list[Any], minutes: list[float],
+                school: SchoolStats | None, hours: list[Any], minutes: list[float],
                 scores: list[Any], items: list[Any], passed_codes: list[Any],
-                notes: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] | None) -> Result:
+                notes: dict[tuple[Any, ...], tuple[str, Facts]] | None) -> Result:
         role = self.role
         prog = self.programme
-        shortfalls: list[tuple[str, dict[str, Any]]] = []
+        shortfalls: list[tuple[str, Facts]] = []
         failed = False
         values: dict[str, float] = {}
         comp_points: dict[str, float] = {}
@@ -422,9 +452,9 @@ class RolePlan:
             values[name] = value
             if adds and raw > 0:
                 scale = value / raw
-                md = modes[i]
+                code_mode = self.code_mode
                 for code, h in hours[i].items():
-                    mode = md[code]
+                    mode = code_mode[code]
                     hours_by_mode[mode] = hours_by_mode.get(mode, 0.0) + h * scale
             if require_all:
                 if i in self.require_assigned:
@@ -438,15 +468,17 @@ class RolePlan:
                 missing = [c for c in wanted if c not in pc]
                 if missing:
                     en, zh = comp.item
-                    shortfalls.extend(("not_passed", {"code": c, "item_en": en, "item_zh": zh}) for c in missing)
+                    shortfalls.extend(("not_passed", (("code", c), ("item_en", en), ("item_zh", zh)))
+                                      for c in missing)
                     failed = failed or required
             if wanted_n is not None and len(pc) < wanted_n:
-                shortfalls.append(("too_few", {"label_en": comp.en, "label_zh": comp.zh, "count": len(pc),
-                                               "wanted": wanted_n}))
+                shortfalls.append(("too_few", (("label_en", comp.en), ("label_zh", comp.zh), ("count", len(pc)),
+                                               ("wanted", wanted_n))))
                 failed = failed or required
             if minimum is not None and value + _EPS < minimum:
-                shortfalls.append(("below_minimum", {"label_en": comp.en, "label_zh": comp.zh, "measure": comp.measure,
-                                                     "value": value, "minimum": minimum}))
+                shortfalls.append(("below_minimum", (("label_en", comp.en), ("label_zh", comp.zh),
+                                                     ("measure", comp.measure), ("value", value),
+                                                     ("minimum", minimum))))
                 failed = failed or required
             if has_points:
                 comp_points[name] = _r2(_points(comp, value, n_items))
@@ -460,9 +492,9 @@ class RolePlan:
                 v = min(v, g.cap)
             group_values[g.name] = _r2(v)
             if g.minimum is not None and v + _EPS < g.minimum:
-                shortfalls.append(("group_below", {"label_en": g.label_en or g.name.replace("_", " "),
-                                                   "label_zh": g.label_zh or g.label_en or g.name,
-                                                   "value": v, "minimum": g.minimum}))
+                shortfalls.append(("group_below", (("label_en", g.label_en or g.name.replace("_", " ")),
+                                                   ("label_zh", g.label_zh or g.label_en or g.name),
+                                                   ("value", v), ("minimum", g.minimum))))
                 failed = True
 
         total = role.total
@@ -473,7 +505,7 @@ class RolePlan:
             total_hours = total.maximum_hours
         total_hours = _r2(total_hours)
         if total.minimum_hours is not None and total_hours + _EPS < total.minimum_hours:
-            shortfalls.append(("total_below", {"value": total_hours, "minimum": total.minimum_hours}))
+            shortfalls.append(("total_below", (("value", total_hours), ("minimum", total.minimum_hours))))
             failed = True
 
         points: float | None = None
@@ -483,7 +515,7 @@ class RolePlan:
                 points = min(points, total.maximum_points)
             points = _r2(points)
             if total.pass_mark is not None and points + _EPS < total.pass_mark:
-                shortfalls.append(("points_below", {"value": points, "minimum": total.pass_mark}))
+                shortfalls.append(("points_below", (("value", points), ("minimum", total.pass_mark))))
                 failed = True
         passed = not failed
 
@@ -499,9 +531,9 @@ class RolePlan:
         if role.grade_rule and grades:
             grade = "不合格" if "不合格" in grades else ("优秀" if all(g == "优秀" for g in grades) else "合格")
 
-        texts = [render(k, f) for k, f in shortfalls]
+        texts = [_render(k, f) for k, f in shortfalls]
         if notes:
-            texts += [render(*notes[k]) for k in sorted(notes)]
+            texts += [_render(*notes[k]) for k in sorted(notes)]
         return Result(teacher=key, programme=prog.id, role=self.role_name, year=prog.year, hours=total_hours,
                       credits=credits, points=points, passed=passed, components=components,
                       reasons=[t[0] for t in texts], reasons_zh=[t[1] for t in texts], grade=grade,
@@ -549,10 +581,10 @@ class Evaluation:
             if r.passed:
                 stats.passed += 1
             out.append(r)
-        if self.host_plan is not None and any(rec[0] in self.host_codes for rec in records):
+        if self.host_plan is not None and any(rec[1] in self.host_codes for rec in records):
             out.append(self.host_plan.evaluate(person.key, records, person=person, assigned=assigned))
         if self.admin_codes:
-            stats.records.extend(rec for rec in records if rec[0] in self.admin_codes)
+            stats.records.extend(rec for rec in records if rec[1] in self.admin_codes)
         return out
 
     def unchanged(self, person: Person, records: list[RecTuple], passed: bool) -> None:
@@ -566,10 +598,10 @@ class Evaluation:
             if passed:
                 stats.passed += 1
         if self.admin_codes:
-            stats.records.extend(rec for rec in records if rec[0] in self.admin_codes)
+            stats.records.extend(rec for rec in records if rec[1] in self.admin_codes)
 
     def has_host_records(self, records: list[RecTuple]) -> bool:
-        return self.host_plan is not None and any(rec[0] in self.host_codes for rec in records)
+        return self.host_plan is not None and any(rec[1] in self.host_codes for rec in records)
 
     def finish(self) -> list[Result]:
         """School-admin results, from the teachers' own results in each school."""

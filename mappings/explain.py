@@ -64,6 +64,22 @@ def render(key: str, f: dict[str, Any]) -> tuple[str, str]:
                 f"{f['label_zh']}学时 {fmt(f['value'])} < {fmt(f['minimum'])}")
     if key == "no_teachers":
         return ("no teachers in the school: pass rate 0", "学校无参训教师: 合格率 0")
+    if key == "cycle_year_not_counted":
+        return (f"{f['year']} ({f['programme']}) not passed: its {fmt(f['hours'])} hours do not count in the cycle",
+                f"{f['year']}年 ({f['programme']}) 未合格: {fmt(f['hours'])} 学时不计入周期")
+    if key == "cycle_above_ceiling":
+        return (f"cycle {f['cycle']} hours {fmt(f['value'])} above the ceiling {fmt(f['ceiling'])}: "
+                f"{fmt(f['excess'])} not counted",
+                f"周期 {f['cycle']} 学时 {fmt(f['value'])} 超过上限 {fmt(f['ceiling'])}: {fmt(f['excess'])} 不计")
+    if key == "cycle_below_floor":
+        left_en = f"{f['remaining']} year(s) to come" if f["remaining"] else "no year to come"
+        left_zh = f"还剩 {f['remaining']} 年" if f["remaining"] else "周期已无剩余年份"
+        return (f"cycle {f['cycle']} hours {fmt(f['value'])} < {fmt(f['floor'])}: short by {fmt(f['short'])}, "
+                f"{left_en}",
+                f"周期 {f['cycle']} 学时 {fmt(f['value'])} < {fmt(f['floor'])}: 差 {fmt(f['short'])}, {left_zh}")
+    if key == "cycle_topics_missing":
+        shown = ", ".join(f["topics"])
+        return (f"cycle {f['cycle']} topics not covered yet: {shown}", f"周期 {f['cycle']} 尚未覆盖的专题: {shown}")
     raise KeyError(key)
 
 
@@ -94,3 +110,29 @@ def result_table(result: dict[str, Any], labels: dict[str, tuple[str, str]] | No
 def print_result(result: dict[str, Any], labels: dict[str, tuple[str, str]] | None = None,
                  console: Console | None = None) -> None:
     (console or Console()).print(result_table(result, labels))
+
+
+def cycle_table(status: dict[str, Any]) -> Table:
+    """One teacher's cycle (mappings.cycle.CycleStatus.as_json()) as a rich table, the ID number masked."""
+    span = f"{status['start_year']}–{status['last_year']}"
+    table = Table(title=f"cycle / 周期 {status['cycle']} · {span} · {mask_id_number(status['teacher'])}")
+    table.add_column("item / 项目")
+    table.add_column("value / 数值", justify="right")
+    for y in status["years"]:
+        note = "" if y["counted"] == y["hours"] else " (not counted / 不计)"
+        table.add_row(f"{y['year']} {y['programme']}", f"{fmt(y['hours'])}{note}")
+    table.add_row("cycle hours / 周期学时", fmt(status["cycle_hours"]))
+    if status["ceiling_hours"] is not None:
+        table.add_row("ceiling / 上限", fmt(status["ceiling_hours"]))
+    if status["floor_hours"] is not None:
+        table.add_row("floor / 下限", fmt(status["floor_hours"]))
+        table.add_row("floor met / 达到下限", "yes / 是" if status["floor_met"] else
+                      f"no, short by {fmt(status['short_hours'])} / 否, 差 {fmt(status['short_hours'])}")
+    table.add_row("years to come / 剩余年份", ", ".join(str(y) for y in status["years_remaining"]) or "-")
+    if status["topics_covered"] or status["topics_missing"]:
+        table.add_row("topics covered / 已覆盖专题", ", ".join(status["topics_covered"]) or "-")
+        table.add_row("topics missing / 未覆盖专题", ", ".join(status["topics_missing"]) or "-")
+    for en, zh in zip(status["reasons"], status["reasons_zh"], strict=True):
+        table.add_row(f"[yellow]{en}[/yellow]", "")
+        table.add_row(f"[yellow]{zh}[/yellow]", "")
+    return table

@@ -155,6 +155,9 @@ class Component(_Strict):
     required: bool = True  # a shortfall here fails the role
     adds_to_total: bool = True  # False for a check inside another component (a restricted elective)
     external: bool = False  # recorded outside the LMS (imported records)
+    # The component's own study window inside the programme's (sd-early: subject courses 16 Jul–15 Nov while
+    # general topics run to the credit deadline); a record outside it counts for nothing here.
+    window: Window | None = None
     points: Points | None = None
     grade: GradeBands | None = None
 
@@ -300,13 +303,21 @@ class Topics(_Strict):
 
 
 class Cycle(_Strict):
-    """A multi-year cycle with floors and ceilings over the cycle (yearly ones are in roles.*.total)."""
+    """A multi-year cycle with floors and ceilings over the cycle (yearly ones are in roles.*.total).
 
+    Each yearly programme file of one cycle declares the same cycle; `id` is what ties them together
+    (mappings/cycle.py adds their stored results up). When a file leaves it out, mappings.cycle.cycle_id
+    derives it from the programme id without its year, start_year and the last year (jx-2018 → jx-2018-2022),
+    so a file written before the id existed still joins the cycle its next year's file names."""
+
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
     years: int = Field(ge=1)
-    start_year: int
+    start_year: int = Field(ge=2000, le=2100)
     floor_hours: float | None = Field(default=None, ge=0)
     ceiling_hours: float | None = Field(default=None, ge=0)
     must_cover_topics: list[str] = Field(default_factory=list)
+    # which yearly results add their hours to the cycle: passed ones only, or any (a failed year's hours too)
+    counts: Literal["passed", "any"] = "passed"
 
     @field_validator("ceiling_hours")
     @classmethod
@@ -351,6 +362,17 @@ class Programme(_Strict):
         w = info.data.get("window")
         if w is not None and v < w.start:
             raise ValueError(f"must be on or after the window start ({w.start})")
+        return v
+
+    @field_validator("roles")
+    @classmethod
+    def _component_windows_inside(cls, v: dict[str, Role], info: ValidationInfo) -> dict[str, Role]:
+        w = info.data.get("window")
+        for role_name, role in v.items():
+            for i, c in enumerate(role.components):
+                if w is not None and c.window is not None and (c.window.start < w.start or c.window.end > w.end):
+                    raise ValueError(f"{role_name}.components.{i}.window ({c.window.start} – {c.window.end}) must "
+                                     f"lie inside the programme window ({w.start} – {w.end})")
         return v
 
     @field_validator("roles")

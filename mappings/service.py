@@ -11,14 +11,17 @@ whose inputs' fingerprint (input_hash) equals the stored one is not evaluated ag
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Float, and_, bindparam, case, delete, func, insert, literal, null, select, update
-from sqlalchemy.sql.expression import cast, type_coerce
+from sqlalchemy.sql.expression import cast, false
 from sqlalchemy.types import Text
 
 from creditbridge import CreditbridgeError
@@ -31,6 +34,7 @@ from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Les
 from creditbridge.store.models.credits import CreditEvaluationRun, CreditResult, CreditResultChange
 
 DEFAULT_CHUNK = 5000
+_first = itemgetter(0)
 CR = CreditResult.__table__
 LR = LearningRecordRow.__table__
 TE = Teacher.__table__
@@ -62,22 +66,19 @@ def _f(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
-def _row_values(r: Result, prog: Programme, now: Any) -> dict[str, Any]:
-    return {"programme": r.programme, "teacher": r.teacher, "role": r.role, "year": r.year,
-            "hours": r.hours, "credits": r.credits, "points": r.points, "passed": r.passed,
-            "components": r.components, "reasons": r.reasons, "reasons_zh": r.reasons_zh,
-            "rule_version": prog.version, "rule_hash": prog.hash, "result_hash": r.result_hash, "evaluated_at": now}
-
-
 def _pushed(row: Any) -> dict[str, Any]:
     return {"hours": _f(row["hours"]), "credits": _f(row["credits"]), "points": _f(row["points"]),
             "passed": bool(row["passed"]), "rule_version": row["rule_version"], "rule_hash": row["rule_hash"]}
 
 
-# The JSON columns are written and compared as text produced by the serializer SQLAlchemy's JSON type uses
-# by default (json.dumps): a stored row is read back as its text (CAST … AS TEXT, no parsing) and compared with
-# the new row's text, so an unchanged result costs a string comparison, not three JSON decodes.
-_dumps = json.dumps
+# The JSON columns are written and compared as text made by orjson (ten times json.dumps' speed, which mattered
+# at a million rows): a stored row is read back as its text (CAST … AS TEXT, no parsing) and compared with the
+# new row's text, so an unchanged result costs a string comparison, not three JSON decodes. Every write of these
+# columns goes through `_dumps`, never through SQLAlchemy's JSON serializer, so the two texts always agree.
+def _dumps(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
 _INSERT_COLS = ("programme", "teacher", "role", "year", "hours", "credits", "points", "passed", "components",
                 "reasons", "reasons_zh", "rule_version", "rule_hash", "result_hash", "evaluated_at", "input_hash")
 _JSON_COLS = frozenset({"components", "reasons", "reasons_zh"})
@@ -89,7 +90,7 @@ EXISTING_COLS = (CR.c.id, CR.c.teacher, CR.c.role, CR.c.hours, CR.c.credits, CR.
 
 # Part of every input fingerprint: change it whenever the evaluator's logic changes without a rule-file change,
 # so that the next run re-evaluates everyone instead of keeping results computed by the old logic.
-EVALUATOR_VERSION = "1"
+EVALUATOR_VERSION = "2"
 
 
 def fingerprint_salt(prog: Programme, rules: Rules) -> bytes:
@@ -103,27 +104,46 @@ def fingerprint(salt: bytes, person: str, records: list[tuple[Any, ...]], assign
     records the evaluator sees and the assigned lesson cases. Records are taken in the order the store returns
     them, not sorted (sorting cost more than the rest of the fingerprint): should that order ever differ for
     the same records, the fingerprint differs and the person is evaluated again, which gives the same result
-    (evaluation does not depend on record order), so a spurious difference costs time, never correctness."""
+    (evaluation does not depend on record order), so a spurious difference costs time, never correctness.
+    The records are serialised with marshal (a fifth of repr's cost); its format may change with the Python
+    version, which again costs one re-evaluation, never a wrong result."""
     h = hashlib.blake2b(salt, digest_size=20)
     h.update(person.encode())
-    h.update(repr(records).encode())
+    h.update(marshal.dumps(records))
     h.update("\x1e".join(sorted(assigned)).encode())
     return h.hexdigest()
 
 
-def _insert_sql(dialect: Any) -> str:
+_UPDATE_COLS = ("year", "hours", "credits", "points", "passed", "components", "reasons", "reasons_zh",
+                "rule_version", "rule_hash", "result_hash", "evaluated_at", "input_hash")
+
+
+def _mark(dialect: Any, col: str) -> str:
     if dialect.name == "postgresql":
-        marks = ", ".join("%s::json" if c in _JSON_COLS else "%s" for c in _INSERT_COLS)
-    else:
-        marks = ", ".join("?" for _ in _INSERT_COLS)
-    # table and column names are this module's constants; every value is a bound parameter
+        return "%s::json" if col in _JSON_COLS else "%s"
+    return "?"
+
+
+# Table and column names below are this module's constants; every value is a bound parameter.
+def _insert_sql(dialect: Any) -> str:
+    marks = ", ".join(_mark(dialect, c) for c in _INSERT_COLS)
     return f"INSERT INTO {CR.name} ({', '.join(_INSERT_COLS)}) VALUES ({marks})"  # noqa: S608
 
 
-def _same_content(old: Any, new: dict[str, Any], texts: tuple[str, str, str]) -> bool:
-    return (old.result_hash == new["result_hash"] and old.rule_hash == new["rule_hash"]
-            and old.rule_version == new["rule_version"] and old.components == texts[0]
-            and old.reasons == texts[1] and old.reasons_zh == texts[2])
+def _update_sql(dialect: Any) -> str:
+    sets = ", ".join(f"{c} = {_mark(dialect, c)}" for c in _UPDATE_COLS)
+    return f"UPDATE {CR.name} SET {sets} WHERE id = {_mark(dialect, 'id')}"  # noqa: S608
+
+
+def _time_to_db(dialect: Any) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy binds for a UtcDateTime on this dialect (SQLite: its own text form), for the rows this
+    module hands to the DBAPI directly: the same text as every ORM write, so stored times compare as text."""
+    return UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+
+def _same_content(old: Any, result_hash: str, prog: Programme, texts: tuple[str, str, str]) -> bool:
+    return (old.result_hash == result_hash and old.rule_hash == prog.hash and old.rule_version == prog.version
+            and old.components == texts[0] and old.reasons == texts[1] and old.reasons_zh == texts[2])
 
 
 class _Writer:
@@ -132,8 +152,10 @@ class _Writer:
     def __init__(self, conn: Connection, prog: Programme, run_id: int, counts: Counts, pc: dict[str, int]) -> None:
         self.conn, self.prog, self.run_id, self.counts, self.pc = conn, prog, run_id, counts, pc
         self.insert_sql = _insert_sql(conn.dialect)
+        self.update_sql = _update_sql(conn.dialect)
+        self.copy = conn.dialect.name == "postgresql"
         self.kept: set[tuple[str, str]] = set()
-        self.to_db = UtcDateTime().bind_processor(conn.dialect)
+        self.to_db = _time_to_db(conn.dialect)
 
     def keep(self, old: Any) -> None:
         """A stored result that stands (its inputs did not change): counted, not rewritten."""
@@ -150,52 +172,62 @@ class _Writer:
         now = utcnow()
         now_db = self.to_db(now) if self.to_db else now
         inserts: list[tuple[Any, ...]] = []
-        updates: list[dict[str, Any]] = []
+        updates: list[tuple[Any, ...]] = []
         changes: list[dict[str, Any]] = []
         refingerprint: list[tuple[str | None, int]] = []
         seen, self.kept = self.kept, set()
+        prog, counts, pc = self.prog, self.counts, self.pc
         for r in results:
             key = (r.teacher, r.role)
             seen.add(key)
-            row = _row_values(r, self.prog, now)
-            self.counts.evaluated += 1
-            self.pc["evaluated"] += 1
+            counts.evaluated += 1
+            pc["evaluated"] += 1
             if r.passed:
-                self.counts.passed += 1
+                counts.passed += 1
             else:
-                self.counts.failed += 1
+                counts.failed += 1
+            rh = r.result_hash
             texts = (_dumps(r.components), _dumps(r.reasons), _dumps(r.reasons_zh))
             old = existing.get(key)
             if old is None:
                 inserts.append((r.programme, r.teacher, r.role, r.year, r.hours, r.credits, r.points, r.passed,
-                                *texts, self.prog.version, self.prog.hash, row["result_hash"], now_db,
-                                r.input_hash))
-                self.counts.new += 1
-                self.counts.changed += 1
-                self.pc["changed"] += 1
+                                *texts, prog.version, prog.hash, rh, now_db, r.input_hash))
+                counts.new += 1
+                counts.changed += 1
+                pc["changed"] += 1
                 continue
-            if _same_content(old, row, texts):
+            if _same_content(old, rh, prog, texts):
                 if old.input_hash != r.input_hash:
                     refingerprint.append((r.input_hash, old.id))
                 continue
-            updates.append({**row, "input_hash": r.input_hash, "_id": old.id})
-            if old.result_hash != row["result_hash"]:
-                self.counts.changed += 1
-                self.pc["changed"] += 1
+            updates.append((r.year, r.hours, r.credits, r.points, r.passed, *texts, prog.version, prog.hash, rh,
+                            now_db, r.input_hash, old.id))
+            if old.result_hash != rh:
+                counts.changed += 1
+                pc["changed"] += 1
+                after = {"hours": r.hours, "credits": r.credits, "points": r.points, "passed": r.passed,
+                         "rule_version": prog.version, "rule_hash": prog.hash}
                 changes.append({"run_id": self.run_id, "programme": r.programme, "teacher": r.teacher,
-                                "role": r.role, "before": _pushed(old._mapping), "after": _pushed(row),
-                                "rule_changed": old.rule_hash != row["rule_hash"], "at": now})
+                                "role": r.role, "before": _pushed(old._mapping), "after": after,
+                                "rule_changed": old.rule_hash != prog.hash, "at": now})
             else:
-                self.counts.updated += 1
+                counts.updated += 1
         stale = [existing[k] for k in stale_scope if k not in seen]
         if inserts:
-            # straight to the DBAPI's executemany: no per-row parameter processing for up to a million rows
-            self.conn.exec_driver_sql(self.insert_sql, inserts)
+            # Straight to the DBAPI, no per-row parameter processing for up to a million rows: COPY on
+            # PostgreSQL (an executemany there is one round trip per row), executemany on SQLite.
+            if self.copy:
+                cur = self.conn.connection.cursor()
+                try:
+                    with cur.copy(f"COPY {CR.name} ({', '.join(_INSERT_COLS)}) FROM STDIN") as cp:
+                        for row_ in inserts:
+                            cp.write_row(row_)
+                finally:
+                    cur.close()
+            else:
+                self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
-            cols = ("year", "hours", "credits", "points", "passed", "components", "reasons", "reasons_zh",
-                    "rule_version", "rule_hash", "result_hash", "evaluated_at", "input_hash")
-            stmt = update(CR).where(CR.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
-            self.conn.execute(stmt, [{k: u[k] for k in (*cols, "_id")} for u in updates])
+            self.conn.exec_driver_sql(self.update_sql, updates)
         if refingerprint:  # same result from other inputs (or a row stored before fingerprints): note the inputs
             self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
                               [{"_h": h, "_id": i} for h, i in refingerprint])
@@ -238,37 +270,59 @@ def _range(col: Any, lo: str | None, hi: str | None) -> Any:
 
 
 class _RecordQuery:
-    """The records of a key range, fetched through the DBAPI cursor of the chunk's connection (same
-    transaction): the hot path of a million-teacher run, where building a Row per record would cost as
-    much as reading it. The SQL is compiled by SQLAlchemy once per shape of range, for the dialect in use."""
+    """The records (and lesson-case assignments) of a key range, fetched through the DBAPI cursor of the
+    chunk's connection (same transaction): the hot path of a million-teacher run, where building a Row per
+    record would cost as much as reading it. The SQL is compiled by SQLAlchemy once per shape of range, for
+    the dialect in use."""
 
     def __init__(self, conn: Connection, programme: str, rules: Rules) -> None:
         self.conn = conn
         dialect = conn.dialect
-        to_db = UtcDateTime().bind_processor(dialect)
+        to_db = _time_to_db(dialect)
         ws, we = rules.window_start, rules.window_end
         self.base = {"p": programme, "rev": "revocation",
                      "ws": to_db(ws) if to_db else ws, "we": to_db(we) if to_db else we}
-        # Column order is the evaluator's RecTuple after the teacher; the window side comes from SQL, so
-        # timestamps are never turned into Python objects.
+        # Column order is the evaluator's RecTuple; the window side comes from SQL, so timestamps are never
+        # turned into Python objects. Only the codes some role counts are read, ordered by teacher (the
+        # (programme, teacher) index gives that order without a sort).
         window = case((LR.c.occurred_at < bindparam("ws"), -1), (LR.c.occurred_at >= bindparam("we"), 1), else_=0)
-        cols = (LR.c.teacher, LR.c.course, LR.c.kind, LR.c.passed, type_coerce(LR.c.hours, Float),
-                type_coerce(LR.c.minutes, Float), type_coerce(LR.c.score, Float), LR.c.activity, window, null())
-        self.compiled: dict[tuple[bool, bool], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        cols = (LR.c.teacher, LR.c.course, LR.c.kind, LR.c.passed, cast(LR.c.hours, Float),
+                cast(LR.c.minutes, Float), cast(LR.c.score, Float), LR.c.activity, window,
+                # a component with a window of its own needs the time (as text: the fingerprint marshals rows)
+                cast(LR.c.occurred_at, Text) if rules.component_windows else null())
+        # one bound parameter per code (an "expanding" IN would need values at compile time)
+        codes = [bindparam(f"code{i}", c, type_=LR.c.course.type) for i, c in enumerate(sorted(rules.codes))]
+        self.compiled = self._compile(dialect, cols, LR, [LR.c.withdrawn_by.is_(None), LR.c.kind != bindparam("rev"),
+                                                          LR.c.course.in_(codes) if codes else false()])
+        self.compiled_lca = self._compile(dialect, (LCA.c.teacher, LCA.c.course), LCA, [])
+
+    def _compile(self, dialect: Any, cols: tuple[Any, ...], table: Any, extra: list[Any]
+                 ) -> dict[tuple[bool, bool], tuple[str, tuple[str, ...] | None, dict[str, Any]]]:
+        compiled = {}
         for has_lo in (False, True):
             for has_hi in (False, True):
-                conds = [LR.c.programme == bindparam("p"), LR.c.withdrawn_by.is_(None), LR.c.kind != bindparam("rev")]
+                conds = [table.c.programme == bindparam("p"), *extra]
                 if has_lo:
-                    conds.append(LR.c.teacher > bindparam("lo"))
+                    conds.append(table.c.teacher > bindparam("lo"))
                 if has_hi:
-                    conds.append(LR.c.teacher <= bindparam("hi"))
-                c = select(*cols).where(*conds).compile(dialect=dialect)
+                    conds.append(table.c.teacher <= bindparam("hi"))
+                c = select(*cols).where(*conds).order_by(table.c.teacher).compile(dialect=dialect)
                 # construct_params holds the literals SQLAlchemy made binds of (the CASE's -1, 1, 0)
-                self.compiled[(has_lo, has_hi)] = (str(c), c.positiontup if dialect.positional else None,
-                                                   {**c.construct_params(_check=False), **self.base})
+                compiled[(has_lo, has_hi)] = (str(c), c.positiontup if dialect.positional else None,
+                                              {**c.construct_params(_check=False), **self.base})
+        return compiled
 
     def fetch(self, lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
-        sql, order, fixed = self.compiled[(lo is not None, hi is not None)]
+        """The range's learning records as RecTuples, in teacher order."""
+        return self._run(self.compiled, lo, hi)
+
+    def assignments(self, lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
+        """The range's lesson-case assignments: (teacher, course)."""
+        return self._run(self.compiled_lca, lo, hi)
+
+    def _run(self, compiled: dict[tuple[bool, bool], tuple[str, tuple[str, ...] | None, dict[str, Any]]],
+             lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
+        sql, order, fixed = compiled[(lo is not None, hi is not None)]
         params = {**fixed, "lo": lo, "hi": hi}
         cur = self.conn.connection.cursor()
         try:
@@ -325,10 +379,9 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
     writer = _Writer(conn, prog, run_id, counts, pc)
     person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
     records = _RecordQuery(conn, code, rules)
-    codes = rules.codes
     empty: frozenset[str] = frozenset()
     normalised: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str | None]] = {}
-    school_keys: dict[str, str] = {}
+    person_inputs: dict[tuple[str, tuple[str | None, str | None, str | None]], str] = {}
     salt = fingerprint_salt(prog, rules)
     has_teacher_role = "teacher" in prog.roles
     last = start
@@ -339,17 +392,14 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             people = conn.execute(q.order_by(TE.c.id_number).limit(chunk_size)).all()
             final = len(people) < chunk_size
             lo, hi = last, (end if final else people[-1].id_number)
-            by_teacher: dict[str, list[Any]] = {}
-            for rec in records.fetch(lo, hi):
-                if rec[1] in codes:
-                    lst = by_teacher.get(rec[0])
-                    if lst is None:
-                        lst = by_teacher[rec[0]] = []
-                    lst.append(rec[1:])
+            # rows come ordered by teacher: one group per teacher, each row already the evaluator's RecTuple
+            by_teacher = {t: list(g) for t, g in groupby(records.fetch(lo, hi), _first)}
             assigned: dict[str, set[str]] = {}
-            for t, c in conn.execute(select(LCA.c.teacher, LCA.c.course).where(
-                    LCA.c.programme == code, _range(LCA.c.teacher, lo, hi))).all():
-                assigned.setdefault(t, set()).add(c)
+            for t, c in records.assignments(lo, hi):
+                a = assigned.get(t)
+                if a is None:
+                    a = assigned[t] = set()
+                a.add(c)
             existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
                 CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
         results: list[Result] = []
@@ -362,10 +412,12 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             person = Person(idn, school, *norm)
             recs = by_teacher.get(idn, [])
             asg = assigned.get(idn, empty)
-            topics = school_keys.get(school)
-            if topics is None:
-                topics = school_keys[school] = "\x1f".join(sorted(ev.topics.get(school, ev._default_topics)))
-            fp = fingerprint(salt, f"{school}\x1f{norm}\x1f{topics}", recs, asg)
+            # what the fingerprint says of the person, made once per school and normalised combination
+            inputs = person_inputs.get((school, norm))
+            if inputs is None:
+                topics = "\x1f".join(sorted(ev.topics.get(school, ev._default_topics)))
+                inputs = person_inputs[(school, norm)] = f"{school}\x1f{norm}\x1f{topics}"
+            fp = fingerprint(salt, inputs, recs, asg)
             old = existing.get((idn, "teacher")) if has_teacher_role else None
             if old is not None and old.input_hash == fp:
                 host = existing.get((idn, "workshop_host"))

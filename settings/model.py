@@ -71,6 +71,10 @@ class WebhookSettings(_Section):
     threads: int = Field(4, ge=1, le=64)
     keepalive_seconds: int = Field(5, ge=0, le=300)
     access_log: bool = True
+    # Group commit: the deliveries that reach a worker while it is writing are stored together, with one
+    # INSERT and one commit, at most this many at a time (1: one commit per delivery). No timer: a delivery
+    # arriving while nothing is being written is written at once.
+    store_batch: int = Field(64, ge=1, le=1000)
     # Turn each delivery into a learning record right after its commit; false leaves it to `intake replay`
     # (or the scheduler), which makes the receiver faster under load.
     process_inline: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from mapping_helpers import SCHOOL, T1, rec, sample_catalog, teacher_result
@@ -147,3 +148,43 @@ def test_a_teacher_with_no_records_gets_a_failed_result_with_reasons() -> None:
     assert r.teacher == T1 and r.school == SCHOOL
     assert (r.hours, r.credits, r.passed, r.points) == (0, 0, False, None)
     assert "total hours 0 < 24" in r.reasons
+
+
+@pytest.mark.parametrize(("lesson_at", "elective_at", "lessons", "electives_", "reasons"), [
+    # inside both: everything counts
+    (datetime(2021, 11, 15, 23, 59, tzinfo=CST), datetime(2021, 12, 31, 23, 59, tzinfo=CST), 6, 18, []),
+    # subject lessons after their own window (16 Jul–15 Nov) count for nothing, electives still do until 31 Dec
+    (datetime(2021, 11, 16, 0, 0, tzinfo=CST), datetime(2021, 11, 16, 0, 0, tzinfo=CST), 0, 18,
+     ["record after the window: SD22-L-M-MATH-001 (2021-07-16 – 2021-11-15), not counted"]),
+    # before the programme window: nothing counts, said once per record against the programme's dates
+    (datetime(2021, 7, 15, 23, 59, tzinfo=CST), datetime(2021, 7, 15, 23, 59, tzinfo=CST), 0, 0,
+     ["record before the window: SD22-L-M-MATH-001 (2021-07-16 – 2021-12-31), not counted"]),
+    # after the programme window (1 Jan 2022 in Jinan)
+    (datetime(2021, 11, 1, tzinfo=CST), datetime(2022, 1, 1, 0, 0, tzinfo=CST), 6, 0,
+     ["record after the window: SD22-E-STEAM-04 (2021-07-16 – 2021-12-31), not counted"]),
+])
+def test_sd_early_subject_lessons_have_a_window_of_their_own(lesson_at: datetime, elective_at: datetime,
+                                                              lessons: int, electives_: int,
+                                                              reasons: list[str]) -> None:
+    cat = _early_catalog()
+    recs = [*(rec(c, at=lesson_at) for c in sorted(ASSIGNED)), rec("SD22-ETH-02", at=elective_at),
+            *electives(16, elective_at)]
+    r = teacher_result("sd-early", recs, assigned=ASSIGNED, topics=TOPICS, catalog=cat)
+    assert r.components["lesson_cases"] == lessons
+    assert r.components["electives"] == electives_
+    for reason in reasons:
+        assert reason in r.reasons
+    assert r.passed == (lessons == 6 and electives_ == 18)
+
+
+def test_a_component_window_outside_the_programme_window_is_refused(tmp_path: Path) -> None:
+    from creditbridge.mappings.loading import RuleFileError, builtin_rule_path, load_programme
+
+    text = builtin_rule_path("sd-early").read_text(encoding="utf-8").replace(
+        "window: {start: 2021-07-16, end: 2021-11-15}", "window: {start: 2021-07-01, end: 2021-11-15}")
+    bad = tmp_path / "sd-early.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(RuleFileError) as e:
+        load_programme(str(bad))
+    assert any("teacher.components.0.window" in p.reason and "inside the programme window" in p.reason
+               for p in e.value.problems)

@@ -227,3 +227,28 @@ def test_cli_json_on_an_empty_store_is_an_empty_list(config: str, runner: CliRun
     assert json.loads(res.stdout) == []
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--summary", "--json"])
     assert json.loads(res.stdout)["evaluated"] == 0
+
+
+def test_a_component_window_applies_on_the_store(store: Store, tmp_path: Path) -> None:
+    """A component with a window of its own needs each record's time from the store (both backends):
+    the lesson cases, done on 1 Sep, fall after a lesson-case window ending 31 Aug."""
+    seed(store)
+    text = builtin_rule_path("sd-2022").read_text(encoding="utf-8").replace(
+        "        hours_each: 2\n", "        hours_each: 2\n        window: {start: 2022-08-01, end: 2022-08-31}\n", 1)
+    assert "end: 2022-08-31" in text
+    rule = tmp_path / "sd-2022.yaml"
+    rule.write_text(text, encoding="utf-8")
+    first = evaluate_store(None, store, programme=str(rule))
+    assert first["evaluated"] == 3
+    r = stored_result(store, T_PASS, "sd-2022")[0]
+    assert r["components"]["lesson_cases"] == 0 and r["components"]["electives"] == 14
+    assert "record after the window: SD22-L-M-MATH-001 (2022-08-01 – 2022-08-31), not counted" in r["reasons"]
+    assert not r["passed"]
+    again = evaluate_store(None, store, programme=str(rule))
+    assert (again["changed"], again["new"], again["updated"]) == (0, 0, 0)  # the fingerprint holds the times too
+    with store.session() as s:
+        s.add(LearningRecordRow(programme="sd-2022", teacher=T_PASS, course="SD22-L-M-MATH-002", kind="course",
+                                passed=True, occurred_at=datetime(2022, 8, 20, 2, 0, tzinfo=UTC), source="t:aug"))
+    third = evaluate_store(None, store, programme=str(rule))
+    assert third["changed"] == 1
+    assert stored_result(store, T_PASS, "sd-2022")[0]["components"]["lesson_cases"] == 2
