@@ -245,9 +245,12 @@ def explain_command(app: AppContext, teacher: str, programme: str | None, role: 
 
     from creditbridge.mappings.explain import cycle_table
 
+    shown_cycles: set[str] = set()
     for i, r in enumerate(found):
         print_result(r, _labels(r["programme"], r["role"]))
-        if i in cycles:
+        # yearly results of one cycle share its table: shown once, under the first of them
+        if i in cycles and cycles[i]["cycle"] not in shown_cycles:
+            shown_cycles.add(cycles[i]["cycle"])
             Console().print(cycle_table(cycles[i]))
 
 
