@@ -35,14 +35,16 @@ from psycopg import OperationalError as PgOperationalError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
+from creditbridge import CreditbridgeError
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
 
 log = logging.getLogger(__name__)
 
 
-class InboxWriteError(Exception):
-    """The delivery could not be stored (the database refused its row or could not be reached)."""
+class InboxWriteError(CreditbridgeError):
+    """The delivery could not be stored (the database refused its row or could not be reached). Retry is safe:
+    nothing of it was acknowledged, and the insert dedupes by webhook id."""
 
 
 @dataclass(slots=True, eq=False)
