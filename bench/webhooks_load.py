@@ -3,7 +3,7 @@ PostgreSQL, each right after a bare Flask endpoint under the same gunicorn comma
 threads, keep-alive, access log) in the same run; the ratio is to that adjacent bare phase.
 
     python bench/webhooks_load.py [--duration 10] [--deliveries 40000] [--connections 16] [--workers 2]
-        [--worker-class gthread] [--threads 4] [--processing none|request|background] [--client wrk|python]
+        [--worker-class gevent|gthread|sync] [--threads 4] [--processing none|request|background] [--client wrk|python]
         [--no-sqlite] [--no-pg]
 
 Bounded: each phase sends for --duration seconds (after a 1 s warm-up whose rows are not counted) from a
@@ -364,7 +364,8 @@ def main() -> None:
     ap.add_argument("--deliveries", type=int, default=40_000, help="distinct signed deliveries per phase")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
+    ap.add_argument("--worker-class", choices=["gevent", "gthread", "sync"], default=WebhookSettings().worker_class,
+                    help="default: the receiver's default (webhooks.worker_class)")
     ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     ap.add_argument("--no-access-log", action="store_true")
     ap.add_argument("--processing", choices=["none", "request", "background"], default="none",

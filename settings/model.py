@@ -65,10 +65,14 @@ class WebhookSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(2, ge=1)
-    # gthread keeps connections alive and lets one worker wait on the database for several requests at once;
-    # sync serves one request per worker and closes the connection after each answer.
-    worker_class: Literal["gthread", "sync"] = "gthread"
+    # gevent (the default) serves each request in a greenlet: a worker waiting on its database commit goes on
+    # with other requests without an OS thread switch, which made it the fastest on 2 cores (BENCHMARKS.md).
+    # gthread keeps connections alive with `threads` OS threads per worker; sync serves one request per worker
+    # and closes the connection after each answer.
+    worker_class: Literal["gevent", "gthread", "sync"] = "gevent"
     threads: int = Field(4, ge=1, le=64)
+    # Concurrent connections per gevent worker (gunicorn's --worker-connections).
+    worker_connections: int = Field(1000, ge=1, le=10_000)
     keepalive_seconds: int = Field(5, ge=0, le=300)
     access_log: bool = True
     # Group commit: the deliveries that reach a worker while it is writing are stored together, with one

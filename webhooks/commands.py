@@ -117,6 +117,8 @@ def gunicorn_argv(settings: WebhookSettings, app_path: str = "creditbridge.webho
             "--keep-alive", str(settings.keepalive_seconds)]
     if kind == "gthread":
         argv += ["--threads", str(threads or settings.threads)]
+    elif kind == "gevent":
+        argv += ["--worker-connections", str(settings.worker_connections)]
     if settings.access_log:
         argv += ["--access-logfile", "-"]
     return [*argv, app_path]
@@ -126,8 +128,8 @@ def gunicorn_argv(settings: WebhookSettings, app_path: str = "creditbridge.webho
 @click.option("--host", default=None, help="Default: webhooks.host (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Default: webhooks.port (8080).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes. Default: webhooks.workers.")
-@click.option("--worker-class", type=click.Choice(["gthread", "sync"]), default=None,
-              help="gunicorn worker class. Default: webhooks.worker_class (gthread).")
+@click.option("--worker-class", type=click.Choice(["gevent", "gthread", "sync"]), default=None,
+              help="gunicorn worker class. Default: webhooks.worker_class (gevent).")
 @click.option("--threads", type=int, default=None, help="Threads per gthread worker. Default: webhooks.threads.")
 @click.option("--print-command", is_flag=True, help="Print the gunicorn command line instead of running it.")
 @pass_app

@@ -61,7 +61,7 @@ class _Waiting:
     writes_next: bool = False
     # Held from the moment the row is queued; released once, by the thread that has its answer or hands it the
     # writer role. A bare lock is the cheapest wake-up there is.
-    wake: Any = field(default_factory=threading.Lock)
+    wake: Any = field(default_factory=lambda: threading.Lock())  # looked up per call: gevent may patch it
 
 
 class InboxWriter:

@@ -78,6 +78,9 @@ def _tamper(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]
     ("malformed_json", 422, "bad_body"),
     ("schema_violation", 422, "bad_body"),
     ("garbage_signature", 401, "bad_signature"),
+    ("nul_in_webhook_id", 400, "bad_webhook_id"),
+    ("long_webhook_id", 400, "bad_webhook_id"),
+    ("not_utf8", 401, "bad_signature"),
 ])
 def test_bad_input_gets_4xx_and_stores_nothing(client, case, status, reason):
     c, store = client
@@ -106,6 +109,14 @@ def test_bad_input_gets_4xx_and_stores_nothing(client, case, status, reason):
         body, headers = signed(p)
     elif case == "garbage_signature":
         headers["webhook-signature"] = "v1"
+    elif case in ("nul_in_webhook_id", "long_webhook_id"):
+        # signed correctly, but not an id the inbox can keep whole (nor one worth logging)
+        from standardwebhooks.webhooks import Webhook
+        wid = "msg_\x00abc" if case == "nul_in_webhook_id" else "msg_" + "a" * 100
+        headers["webhook-id"] = wid
+        headers["webhook-signature"] = Webhook(SECRET).sign(wid, datetime.now(UTC), body.decode())
+    elif case == "not_utf8":
+        body = body.replace(b'"tch200001"', b'"tch\xff00001"')
     r = c.post("/webhooks/moodle", data=body, headers=headers)
     assert r.status_code == status, r.json
     assert r.json["reason"] == reason
@@ -146,3 +157,14 @@ def test_json_body_is_not_parsed_before_signature(client):
     r = c.post("/webhooks/moodle", data=json.dumps({"x": 1}), headers={"webhook-id": "a", "webhook-timestamp": "1",
                                                                        "webhook-signature": "v1,AAAA"})
     assert r.status_code == 401 and deliveries(store) == 0
+
+
+def test_other_methods_and_paths_get_json_4xx(client):
+    c, store = client
+    r = c.get("/webhooks/moodle")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST" and r.json["reason"] == "method_not_allowed"
+    body, headers = signed(payload())
+    r = c.post("/webhooks/moodle/extra", data=body, headers=headers)
+    assert r.status_code == 404 and r.json["reason"] == "not_found"
+    assert c.get("/healthz").status_code == 200  # the rest of the app is still Flask's
+    assert deliveries(store) == 0

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 from webhook_helpers import SECRET, payload, seed, settings_for, signed
 
@@ -42,8 +43,9 @@ def option(argv: list[str], name: str) -> str | None:
 
 def test_worker_settings_reach_the_gunicorn_command_line(runner, tmp_path, sqlite_url):
     default = serve_argv(runner, write_config(tmp_path, sqlite_url))
-    assert (option(default, "--worker-class"), option(default, "--threads"), option(default, "--workers"),
-            option(default, "--keep-alive")) == ("gthread", "4", "2", "5")
+    assert (option(default, "--worker-class"), option(default, "--worker-connections"), option(default, "--workers"),
+            option(default, "--keep-alive")) == ("gevent", "1000", "2", "5")
+    assert "--threads" not in default
     assert "--access-logfile" in default and default[-1] == "creditbridge.webhooks.wsgi:app"
 
     cfg = write_config(tmp_path, sqlite_url, 'worker_class = "sync"\nworkers = 3\naccess_log = false\n'
@@ -56,6 +58,7 @@ def test_worker_settings_reach_the_gunicorn_command_line(runner, tmp_path, sqlit
     flags = serve_argv(runner, cfg, "--worker-class", "gthread", "--threads", "6", "--workers", "1")
     assert (option(flags, "--worker-class"), option(flags, "--threads"), option(flags, "--workers")) == (
         "gthread", "6", "1")
+    assert "--worker-connections" not in flags
 
 
 def test_bad_worker_class_in_settings_is_refused(runner, tmp_path, sqlite_url):
@@ -71,10 +74,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_gthread_server_keeps_the_connection_alive(tmp_path, sqlite_url):
-    """Under the default gthread workers one TCP connection carries many deliveries (sync would close it)."""
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_server_keeps_the_connection_alive(tmp_path, sqlite_url, worker_class):
+    """Under gevent (the default) and gthread workers one TCP connection carries many deliveries (sync would
+    close it)."""
     open_store(sqlite_url).dispose()
-    cfg = write_config(tmp_path, sqlite_url, "workers = 1\nthreads = 2\nprocess_inline = false\n")
+    cfg = write_config(tmp_path, sqlite_url, f'workers = 1\nthreads = 2\nprocess_inline = false\n'
+                                             f'worker_class = "{worker_class}"\n')
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", cfg, "serve",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
