@@ -8,6 +8,9 @@ stores them with one multi-row `INSERT … ON CONFLICT (webhook_id) DO NOTHING R
 transaction. A request arriving while nothing is being written writes its own row at once: there is no
 timer and no linger, and batches grow only with the load (they hold what arrived during the previous commit).
 
+Under gunicorn's gevent workers (the default) the request threads are greenlets and the locks gevent's: the same
+code, and the writer's wait for the database lets the worker's other requests run and queue up meanwhile.
+
 Why the role moves between request threads instead of living in a dedicated writer thread: a waiting request
 has to be woken anyway, and waking it as the next writer saves the two thread switches per batch a dedicated
 thread costs (wake the writer, and the writer's own wake-up); under gunicorn's gthread workers every switch is
