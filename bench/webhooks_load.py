@@ -1,18 +1,25 @@
 """Loopback load on the webhook receiver under gunicorn: signed deliveries (10% duplicates), on SQLite and
 PostgreSQL, each right after a bare Flask endpoint under the same gunicorn command line (workers, worker class,
-threads, keep-alive, access log) in the same run; the ratio is to that adjacent bare phase.
+threads, keep-alive, access log) and the same number of client connections in the same run; each ratio is to
+that adjacent bare phase.
 
-    python bench/webhooks_load.py [--duration 10] [--deliveries 40000] [--connections 16] [--workers 2]
+    python bench/webhooks_load.py [--duration 10] [--deliveries N] [--connections 16,64] [--workers 2]
         [--worker-class gevent|gthread|sync] [--threads 4] [--processing none|request|background] [--client wrk|python]
         [--no-sqlite] [--no-pg]
 
+Concurrency: `--connections` is a list; every level runs both sides. The bare endpoint is CPU-bound at any of
+them, while the receiver is partly latency-bound (each answer waits for a durable commit, and its batches hold
+what arrived during the previous commit), so its rate grows with the senders. The summary compares capacities:
+the receiver's best stored/s among the levels whose p99 is within 100 ms against the bare endpoint's best req/s,
+and prints the ratio at every level as well.
+
 Bounded: each phase sends for --duration seconds (after a 1 s warm-up whose rows are not counted) from a
-pool of --deliveries distinct signed deliveries; a client that exhausts its share starts again and the
-output says so ("pool wrapped": every further request is a duplicate, so stored/s can only be understated).
-All deliveries are signed before a phase starts (fresh timestamps, within the 5-minute tolerance), so the
-clients do no crypto. Stored deliveries are counted in the database after the run, not taken from the
-answers. The client is `wrk` (Debian package wrk; C, keep-alive connections, a Lua script cycling through
-the signed requests) when installed, else Python processes with keep-alive `http.client` connections.
+pool of --deliveries distinct signed deliveries (default 9,000 per second of --duration); a client that exhausts
+its share starts again and the output says so ("pool wrapped": every further request is a duplicate, so stored/s
+can only be understated). All deliveries are signed before a phase starts (fresh timestamps, within the 5-minute
+tolerance), so the clients do no crypto. Stored deliveries are counted in the database after the run, not taken
+from the answers. The client is `wrk` (Debian package wrk; C, keep-alive connections, a Lua script cycling
+through the signed requests) when installed, else Python processes with keep-alive `http.client` connections.
 """
 
 from __future__ import annotations
@@ -250,6 +257,7 @@ class Bench:
         self.web = WebhookSettings(workers=args.workers, worker_class=args.worker_class, threads=args.threads,
                                    access_log=not args.no_access_log)
         self.base = 100_000
+        self.connections = args.connections[0]
 
     def pool(self, n: int) -> list[Delivery]:
         self.base += n + 1
@@ -258,8 +266,8 @@ class Bench:
     def load(self, port: int, pool: list[Delivery], duration: float) -> dict:
         a = self.args
         if a.client == "wrk":
-            return wrk_load(port, pool, duration, a.connections, a.client_threads)
-        return python_load(port, pool, duration, a.connections, a.client_procs)
+            return wrk_load(port, pool, duration, self.connections, a.client_threads)
+        return python_load(port, pool, duration, self.connections, a.client_procs)
 
     def bare(self) -> dict:
         port = free_port()
@@ -267,7 +275,7 @@ class Bench:
         proc = start(argv, port)
         try:
             self.load(port, self.pool(2000), 1.0)  # warm-up
-            pool = self.pool(self.args.deliveries)
+            pool = self.pool(10_000)  # it stores nothing: wrapping round its pool changes nothing
             with CpuMeter(proc.pid, list) as cpu:
                 res = self.load(port, pool, self.args.duration)
             res["cpu"] = cpu
@@ -350,7 +358,7 @@ def line(name: str, r: dict, bare: dict | None) -> str:
             f"{cpu.db / r['requests'] * 1000:.2f} ms, client {cpu.client / r['requests'] * 1000:.2f} ms")
     if r["errors"]:
         out += f"  ERRORS {r['errors']}"
-    if r["wrapped"]:
+    if r["wrapped"] and "stored" in r:
         out += f"  pool wrapped {r['wrapped']}x (raise --deliveries)"
     if "drain_s" in r:
         out += (f"\n{'':<22}unprocessed at end of run {r['unprocessed_at_end']}, drained in {r['drain_s']:.1f} s"
@@ -358,11 +366,54 @@ def line(name: str, r: dict, bare: dict | None) -> str:
     return out
 
 
+# Targets of the completion-intake issue, on a 2-core machine with PostgreSQL.
+TARGET_STORED_PER_S, TARGET_P99_MS, TARGET_RATIO = 1000, 100.0, 0.5
+
+
+def levels(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--connections: a comma-separated list of counts, not {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"--connections: counts of at least 1, not {text!r}")
+    return out
+
+
+def summary(backend: str, rows: list[tuple[int, dict, dict]]) -> str:
+    """The levels side by side, then capacity against capacity: the receiver's best stored/s with p99 within
+    the target against the bare endpoint's best req/s."""
+    out = [f"{backend}: {'connections':>11} {'bare req/s':>10} {'stored/s':>9} {'req/s':>7} {'p99 ms':>7} "
+           f"{'ratio':>6} {'stored ratio':>12}"]
+    for conns, bare, r in rows:
+        out.append(f"{'':<{len(backend) + 1}} {conns:>11} {bare['per_s']:>10.0f} {r['stored_per_s']:>9.0f} "
+                   f"{r['per_s']:>7.0f} {r['p99_ms']:>7.1f} {r['per_s'] / bare['per_s']:>6.2f} "
+                   f"{r['stored_per_s'] / bare['per_s']:>12.2f}")
+    bare_best = max(bare["per_s"] for _, bare, _ in rows)
+    within = [(r["stored_per_s"], conns, r) for conns, _, r in rows if r["p99_ms"] <= TARGET_P99_MS]
+    if not within:
+        out.append(f"{'':<{len(backend) + 1}} capacity: no level kept p99 within {TARGET_P99_MS:g} ms")
+        return "\n".join(out)
+    stored, conns, r = max(within, key=lambda x: x[0])
+    ratio = r["per_s"] / bare_best
+    verdict = ""
+    if backend == "postgresql":
+        met = stored >= TARGET_STORED_PER_S and ratio >= TARGET_RATIO
+        verdict = (f"; target (>= {TARGET_STORED_PER_S} stored/s, p99 <= {TARGET_P99_MS:g} ms, ratio >= "
+                   f"{TARGET_RATIO}) {'met' if met else 'NOT met'}")
+    out.append(f"{'':<{len(backend) + 1}} capacity: {stored:.0f} stored/s ({r['per_s']:.0f} req/s, p99 "
+               f"{r['p99_ms']:.1f} ms, {conns} connections) against bare {bare_best:.0f} req/s: ratio {ratio:.2f} "
+               f"({stored / bare_best:.2f} on stored deliveries){verdict}")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per phase (max 120)")
-    ap.add_argument("--deliveries", type=int, default=40_000, help="distinct signed deliveries per phase")
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--deliveries", type=int, default=None,
+                    help="distinct signed deliveries per receiver phase (default: 9,000 per second of --duration)")
+    ap.add_argument("--connections", type=levels, default=[16, 64],
+                    help="client connections, a comma-separated list of levels (default 16,64)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--worker-class", choices=["gevent", "gthread", "sync"], default=WebhookSettings().worker_class,
                     help="default: the receiver's default (webhooks.worker_class)")
@@ -378,36 +429,49 @@ def main() -> None:
     ap.add_argument("--no-pg", action="store_true")
     args = ap.parse_args()
     args.duration = min(args.duration, 120.0)
+    if args.deliveries is None:
+        args.deliveries = int(9_000 * args.duration)
     bench = Bench(args)
-    print(f"{args.deliveries} signed deliveries per phase (10% repeats), {args.duration:g} s per phase, "
-          f"{args.connections} connections ({args.client}), server: "
+    print(f"{args.deliveries} signed deliveries per receiver phase (10% repeats), {args.duration:g} s per phase, "
+          f"{','.join(map(str, args.connections))} connections ({args.client}), server: "
           f"{' '.join(gunicorn_argv(bench.web, 'APP')[3:])}, processing={args.processing}; "
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    results: dict[str, list[tuple[int, dict, dict]]] = {"sqlite": [], "postgresql": []}
     # The machine is shared: each receiver phase gets its own bare phase right before it, and its ratio is
     # taken to that one, so a change in outside load between phases moves both sides alike.
-    if not args.no_sqlite:
-        bare = bench.bare()
-        print(line("bare Flask 200", bare, None), flush=True)
-        tmp = Path(tempfile.mkdtemp())
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        open_store(url).dispose()
-        print(line("receiver sqlite", bench.receiver(url), bare), flush=True)
-    if not args.no_pg:
-        bare = bench.bare()
-        print(line("bare Flask 200", bare, None), flush=True)
-        name = f"cb_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    for conns in args.connections:
+        bench.connections = conns
+        print(f"-- {conns} connections", flush=True)
+        if not args.no_sqlite:
+            bare = bench.bare()
+            print(line("bare Flask 200", bare, None), flush=True)
+            tmp = Path(tempfile.mkdtemp())
+            url = f"sqlite:///{tmp / 'bench.db'}"
             open_store(url).dispose()
-            print(line("receiver postgresql", bench.receiver(url), bare), flush=True)
-        finally:
+            r = bench.receiver(url)
+            print(line("receiver sqlite", r, bare), flush=True)
+            results["sqlite"].append((conns, bare, r))
+        if not args.no_pg:
+            bare = bench.bare()
+            print(line("bare Flask 200", bare, None), flush=True)
+            name = f"cb_bench_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
             with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+                open_store(url).dispose()
+                r = bench.receiver(url)
+                print(line("receiver postgresql", r, bare), flush=True)
+                results["postgresql"].append((conns, bare, r))
+            finally:
+                with admin.connect() as c:
+                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for backend, rows in results.items():
+        if rows:
+            print(summary(backend, rows))
 
 
 if __name__ == "__main__":
