@@ -386,24 +386,25 @@ def summary(backend: str, rows: list[tuple[int, dict, dict]]) -> str:
     out = [f"{backend}: {'connections':>11} {'bare req/s':>10} {'stored/s':>9} {'req/s':>7} {'p99 ms':>7} "
            f"{'ratio':>6} {'stored ratio':>12}"]
     for conns, bare, r in rows:
-        out.append(f"{'':<{len(backend) + 1}} {conns:>11} {bare['per_s']:>10.0f} {r['stored_per_s']:>9.0f} "
+        out.append(f"{' ' * (len(backend) + 1)} {conns:>11} {bare['per_s']:>10.0f} {r['stored_per_s']:>9.0f} "
                    f"{r['per_s']:>7.0f} {r['p99_ms']:>7.1f} {r['per_s'] / bare['per_s']:>6.2f} "
                    f"{r['stored_per_s'] / bare['per_s']:>12.2f}")
     bare_best = max(bare["per_s"] for _, bare, _ in rows)
     within = [(r["stored_per_s"], conns, r) for conns, _, r in rows if r["p99_ms"] <= TARGET_P99_MS]
-    if not within:
-        out.append(f"{'':<{len(backend) + 1}} capacity: no level kept p99 within {TARGET_P99_MS:g} ms")
-        return "\n".join(out)
-    stored, conns, r = max(within, key=lambda x: x[0])
-    ratio = r["per_s"] / bare_best
-    verdict = ""
+    pad = " " * (len(backend) + 2)
+    if within:
+        stored, conns, r = max(within, key=lambda x: x[0])
+        out.append(f"{pad}capacity: {stored:.0f} stored/s ({r['per_s']:.0f} req/s, p99 {r['p99_ms']:.1f} ms, "
+                   f"{conns} connections) against bare {bare_best:.0f} req/s: ratio {r['per_s'] / bare_best:.2f} "
+                   f"({stored / bare_best:.2f} on stored deliveries)")
+    else:
+        stored = 0.0
+        out.append(f"{pad}capacity: no level kept p99 within {TARGET_P99_MS:g} ms")
     if backend == "postgresql":
-        met = stored >= TARGET_STORED_PER_S and ratio >= TARGET_RATIO
-        verdict = (f"; target (>= {TARGET_STORED_PER_S} stored/s, p99 <= {TARGET_P99_MS:g} ms, ratio >= "
-                   f"{TARGET_RATIO}) {'met' if met else 'NOT met'}")
-    out.append(f"{'':<{len(backend) + 1}} capacity: {stored:.0f} stored/s ({r['per_s']:.0f} req/s, p99 "
-               f"{r['p99_ms']:.1f} ms, {conns} connections) against bare {bare_best:.0f} req/s: ratio {ratio:.2f} "
-               f"({stored / bare_best:.2f} on stored deliveries){verdict}")
+        # The stricter reading of the ratio: stored deliveries (the 10% duplicates left out) to bare requests.
+        met = stored >= TARGET_STORED_PER_S and stored / bare_best >= TARGET_RATIO
+        out.append(f"{pad}target (>= {TARGET_STORED_PER_S} stored/s with p99 <= {TARGET_P99_MS:g} ms, stored/s to "
+                   f"bare req/s >= {TARGET_RATIO}): {'met' if met else 'NOT met'}")
     return "\n".join(out)
 
 
