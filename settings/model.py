@@ -82,9 +82,10 @@ class WebhookSettings(_Section):
     # Turn each delivery into a learning record right after its commit; false leaves it to `intake replay`
     # (or the scheduler), which makes the receiver faster under load.
     process_inline: bool = True
-    # "request": process before answering; "background": a per-worker thread processes after the answer
-    # (the delivery is committed first, so a crash leaves it pending for `intake replay`, never lost).
-    inline_mode: Literal["request", "background"] = "request"
+    # "background": a per-worker thread processes after the answer (the delivery is committed first, so a crash
+    # leaves it pending for `intake replay` and the scheduler, never lost); "request": process before answering,
+    # so the record exists when the sender gets its 2xx, at ~1/10 of the receiver's rate (docs/webhooks.md).
+    inline_mode: Literal["request", "background"] = "background"
     # Deliveries waiting for the background thread, per worker; past this they wait for `intake replay`.
     background_queue: int = Field(10_000, ge=1)
 

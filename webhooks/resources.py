@@ -74,6 +74,10 @@ def background(app: Flask) -> BackgroundProcessor:
     return _once(app, _BACKGROUND, make)
 
 
+def background_if_started(app: Flask) -> BackgroundProcessor | None:
+    return app.extensions.get(_BACKGROUND)
+
+
 def _once(app: Flask, key: str, make: Callable[[Store], T]) -> T:
     """app.extensions[key], made from the store on first use by whichever request gets there first."""
     found = app.extensions.get(key)

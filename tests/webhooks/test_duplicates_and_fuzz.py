@@ -7,7 +7,7 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from webhook_helpers import SECRET, payload, seed, settings_for, signed
+from webhook_helpers import SECRET, payload, seed, settings_for, settle, signed
 
 from creditbridge.store import open_store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow
@@ -31,6 +31,7 @@ def test_thousand_deliveries_with_repeats_make_one_record_each(db_url):
     rng.shuffle(sends)
     statuses = [c.post("/webhooks/moodle", data=b, headers=h).status_code for b, h in sends]
     assert statuses.count(202) == 770 and statuses.count(200) == 230
+    settle(app)
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 770
         assert s.scalar(select(func.count()).select_from(LearningRecordRow)) == 770

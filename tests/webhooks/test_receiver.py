@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from webhook_helpers import OLD_SECRET, SECRET, payload, seed, settings_for, signed
+from webhook_helpers import OLD_SECRET, SECRET, payload, seed, settings_for, settle, signed
 
 from creditbridge.store import Store, open_store
 from creditbridge.store.models.core import LearningRecordRow
@@ -40,13 +40,18 @@ def records(store: Store) -> list[LearningRecordRow]:
         return list(s.scalars(select(LearningRecordRow)))
 
 
-def test_signed_delivery_becomes_record_and_duplicate_has_no_effect(client):
+@pytest.mark.parametrize("mode", ["background", "request"])
+def test_signed_delivery_becomes_record_and_duplicate_has_no_effect(client, mode):
     c, store = client
+    c.application.config["WEBHOOKS_INLINE_MODE"] = mode
     body, headers = signed(payload())
     r = c.post("/webhooks/moodle", data=body, headers=headers)
     assert r.status_code == 202, r.json
+    if mode == "request":  # processed before the answer went out
+        assert len(records(store)) == 1
     again = c.post("/webhooks/moodle", data=body, headers=headers)
     assert again.status_code == 200 and again.json["duplicate"] is True
+    settle(c.application)
     assert deliveries(store) == 1
     [rec] = records(store)
     assert (rec.teacher, rec.course, rec.kind, rec.passed, float(rec.hours)) == (
@@ -130,6 +135,7 @@ def test_unknown_user_is_parked_then_processed_after_sync(client):
     c, store = client
     body, headers = signed(payload(userid=99, username="tch999"))
     assert c.post("/webhooks/moodle", data=body, headers=headers).status_code == 202
+    settle(c.application)
     [parked] = list_parked(store)
     assert parked["reason"] == "unknown Moodle user 99 (tch999)"
     assert records(store) == []
@@ -146,6 +152,7 @@ def test_revocation_withdraws_activity_record_and_is_kept(client):
     for state, t in ((1, 1795385697), (0, 1795385800)):
         body, headers = signed(payload("activity_completion_updated", state=state, objectid=3, timecreated=t))
         assert c.post("/webhooks/moodle", data=body, headers=headers).status_code == 202
+    settle(c.application)
     rows = {r.kind: r for r in records(store)}
     assert set(rows) == {"activity", "revocation"}
     assert rows["activity"].withdrawn_by == rows["revocation"].source

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask, request
 from sqlalchemy import select
-from webhook_helpers import SECRET, SITE, seed, settings_for
+from webhook_helpers import SECRET, SITE, seed, settings_for, settle
 from werkzeug.serving import make_server
 
 from creditbridge.connector.moodle import MoodleClient
@@ -30,6 +30,7 @@ INCOMPLETE = {"completionstatus": {"completed": False, "aggregation": 1, "comple
 
 class Served:
     def __init__(self, app: Flask) -> None:
+        self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -148,6 +149,7 @@ def test_sender_delivers_signed_events_that_become_records(store, receiver):
     sender.flush()
     sender.stop()
     assert (sender.sent, sender.failed) == (3, 0)
+    settle(receiver.app)
     with store.session() as s:
         rows = sorted((r.kind, r.teacher, r.activity) for r in s.scalars(select(LearningRecordRow)))
     # course_completed's learner is relateduserid (16), not userid (2, the cron user)

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import Flask
 from standardwebhooks.webhooks import Webhook
 
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse, Teacher
+from creditbridge.webhooks import resources
 from creditbridge.webhooks.payload import webhook_id
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -23,6 +25,13 @@ ID_NUMBER = "11010519491231002X"
 def settings_for(url: str, secrets: list[str] | None = None) -> Settings:
     return Settings.model_validate({"database": {"url": url},
                                     "webhooks": {"secrets": secrets if secrets is not None else [SECRET]}})
+
+
+def settle(app: Flask) -> None:
+    """Wait for what the sender's 2xx does not wait for: the app's background processing of the deliveries it
+    stored (the default, webhooks.inline_mode = "background"). Nothing to wait for in "request" mode."""
+    processor = resources.background_if_started(app)
+    assert processor is None or processor.drain(30.0), "background processing did not finish within 30 s"
 
 
 def payload(event: str = "course_completed", *, userid: int = 16, courseid: int = 7, objectid: int = 1,
