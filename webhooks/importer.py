@@ -23,7 +23,7 @@ from creditbridge import CreditbridgeError
 from creditbridge.records import LearningRecord, mask_id_number
 from creditbridge.settings import Settings
 from creditbridge.store import Store
-from creditbridge.webhooks.processing import store_record
+from creditbridge.webhooks.processing import apply_revocations, store_record
 
 XLSX_COLUMNS = {"teacher": "身份证号", "course": "课程编号", "activity": "活动编号", "score": "成绩",
                 "hours": "学时", "occurred_at": "日期", "source": "来源"}
@@ -112,11 +112,9 @@ def import_file(settings: Settings, store: Store, path: Path) -> dict[str, Any]:
         good, bad = _xlsx(settings, path)
     else:
         raise ImportFileError(f"{path.name}: expected .jsonl or .xlsx")
-    stored = dupes = 0
     with store.session() as s:
-        for _n, rec in good:
-            if store_record(s, rec, "import"):
-                stored += 1
-            else:
-                dupes += 1
-    return {"file": str(path), "valid": len(good), "stored": stored, "duplicates": dupes, "errors": bad}
+        inserted = [rec for _n, rec in good if store_record(s, rec, "import")]
+        # An imported revocation withdraws like a webhook's, and an imported completion already revoked is withdrawn.
+        withdrawn = apply_revocations(s, inserted)
+    return {"file": str(path), "valid": len(good), "stored": len(inserted), "duplicates": len(good) - len(inserted),
+            "withdrawn": withdrawn, "errors": bad}

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from creditbridge.records import LearningRecord
 from creditbridge.records.id_number import mask_id_numbers
@@ -122,18 +122,6 @@ def _records(p: WebhookPayload, teacher: str, code: str, hours: Decimal, program
                            minutes=minutes, source=f"moodle:{site}:activity_completed:{tail}")]
 
 
-def _withdraw(s: Session, rec: LearningRecord) -> int:
-    """Withdraw the activity completions this revocation revokes (those before it, not yet withdrawn)."""
-    rows = s.scalars(select(LearningRecordRow).where(
-        LearningRecordRow.programme == rec.programme, LearningRecordRow.teacher == rec.teacher,
-        LearningRecordRow.course == rec.course, LearningRecordRow.activity == rec.activity,
-        LearningRecordRow.kind == "activity", LearningRecordRow.withdrawn_by.is_(None),
-        LearningRecordRow.occurred_at <= rec.occurred_at)).all()
-    for r in rows:
-        r.withdrawn_by = rec.source
-    return len(rows)
-
-
 # Deliveries per transaction: one commit, a handful of IN queries and one bulk insert per chunk instead of a
 # transaction and ~6 queries per delivery. Bounded, so memory stays flat and row locks stay short on a big inbox.
 CHUNK_SIZE = 200
@@ -237,29 +225,20 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
     existing = set(s.scalars(select(LearningRecordRow.source)
                              .where(LearningRecordRow.source.in_({r.source for r in wanted})))) if wanted else set()
     new_rows: list[dict[str, Any]] = []
-    # Activity rows of this chunk by (programme, teacher, course, activity): a revocation later in the chunk
-    # withdraws them in memory, exactly as the one-by-one order would have.
-    chunk_activities: dict[tuple[str, str, str, str | None], list[dict[str, Any]]] = {}
+    inserted: list[LearningRecord] = []
     for rec in wanted:
         if rec.source in existing:
             out["duplicates"] += 1
             continue
         existing.add(rec.source)
-        row = _row_values(rec)
-        key = (rec.programme, rec.teacher, rec.course, rec.activity)
-        if rec.kind == "revocation":
-            # Rows stored before this chunk: updated now, before this chunk's rows exist in the table.
-            out["withdrawn"] += _withdraw_stored(s, rec)
-            for earlier in chunk_activities.get(key, ()):
-                if earlier["withdrawn_by"] is None and earlier["occurred_at"] <= rec.occurred_at:
-                    earlier["withdrawn_by"] = rec.source
-                    out["withdrawn"] += 1
-        elif rec.kind == "activity":
-            chunk_activities.setdefault(key, []).append(row)
-        new_rows.append(row)
+        new_rows.append(_row_values(rec))
+        inserted.append(rec)
     if new_rows:
         s.execute(insert(LearningRecordRow), new_rows)
         out["records"] += len(new_rows)
+        # After the insert, so the order of the chunk does not matter: a revocation withdraws this chunk's
+        # completions as well as stored ones, and a completion arriving after its revocation is withdrawn too.
+        out["withdrawn"] += apply_revocations(s, inserted)
 
     now = utcnow()
     if done:
@@ -331,14 +310,41 @@ def _row_values(rec: LearningRecord) -> dict[str, Any]:
             "withdrawn_by": None}
 
 
+def apply_revocations(s: Session, inserted: Sequence[LearningRecord]) -> int:
+    """Withdrawals owed by records just inserted (in this session), in both arrival orders: a revocation
+    withdraws the stored activity completions of its activity at or before its time; an activity completion
+    whose revocation was stored before it (a sender's retry arriving late, two workers, an import) is withdrawn
+    by the first revocation at or after its time. The number of completions withdrawn."""
+    n = 0
+    for rec in sorted((r for r in inserted if r.kind == "revocation"), key=lambda r: r.occurred_at):
+        n += _withdraw_stored(s, rec)
+    late = [r.source for r in inserted if r.kind == "activity"]
+    for k in range(0, len(late), 500):
+        n += _withdraw_revoked(s, late[k:k + 500])
+    return n
+
+
 def _withdraw_stored(s: Session, rec: LearningRecord) -> int:
-    """`_withdraw` as one UPDATE: the stored activity completions this revocation revokes."""
+    """The stored activity completions this revocation revokes, in one UPDATE."""
     res = s.execute(update(LearningRecordRow).where(
         LearningRecordRow.programme == rec.programme, LearningRecordRow.teacher == rec.teacher,
         LearningRecordRow.course == rec.course, LearningRecordRow.activity == rec.activity,
         LearningRecordRow.kind == "activity", LearningRecordRow.withdrawn_by.is_(None),
         LearningRecordRow.occurred_at <= rec.occurred_at).values(withdrawn_by=rec.source)
         .execution_options(synchronize_session=False))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _withdraw_revoked(s: Session, sources: list[str]) -> int:
+    """The activity completions among `sources` that a stored revocation at or after their time revokes."""
+    a, r = LearningRecordRow, aliased(LearningRecordRow)
+    revoking = (select(r.source).where(
+        r.kind == "revocation", r.programme == a.programme, r.teacher == a.teacher, r.course == a.course,
+        r.activity == a.activity, r.occurred_at >= a.occurred_at)
+        .order_by(r.occurred_at, r.id).limit(1).correlate(a).scalar_subquery())
+    res = s.execute(update(a).where(a.source.in_(sources), a.kind == "activity", a.withdrawn_by.is_(None),
+                                    revoking.is_not(None)).values(withdrawn_by=revoking)
+                    .execution_options(synchronize_session=False))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -398,13 +404,10 @@ def _process_one(s: Session, did: int, states: list[str], programme: str, out: C
         _park(s, d, str(e))
         out["parked"] += 1
         return
-    for rec in recs:
-        if store_record(s, rec, "webhook"):
-            out["records"] += 1
-            if rec.kind == "revocation":
-                out["withdrawn"] += _withdraw(s, rec)
-        else:
-            out["duplicates"] += 1
+    inserted = [rec for rec in recs if store_record(s, rec, "webhook")]
+    out["records"] += len(inserted)
+    out["duplicates"] += len(recs) - len(inserted)
+    out["withdrawn"] += apply_revocations(s, inserted)
     d.state = "processed"
     d.processed_at = utcnow()
     parked = s.scalars(select(ParkedEvent).where(ParkedEvent.webhook_id == d.webhook_id)).first()
@@ -432,5 +435,5 @@ def list_parked(store: Store) -> list[dict[str, Any]]:
                  "parked_at": p.parked_at.isoformat()} for p, ev, payload in rows]
 
 
-__all__ = ["CHUNK_SIZE", "course_source", "list_parked", "process_pending", "process_pending_one_by_one",
-           "store_record"]
+__all__ = ["CHUNK_SIZE", "apply_revocations", "course_source", "list_parked", "process_pending",
+           "process_pending_one_by_one", "store_record"]

@@ -65,6 +65,22 @@ def test_import_jsonl_reports_bad_lines_and_stores_good(runner, config, db_url, 
     assert json.loads(r.output)["duplicates"] == 1  # re-import changes nothing
 
 
+def test_imported_revocation_and_late_completion_are_withdrawn_like_webhooks(runner, config, tmp_path):
+    base = {"teacher": ID_NUMBER, "programme": "sd-2022", "course": "C1", "activity": "A1", "hours": None,
+            "minutes": None, "score": None, "occurred_at": "2022-09-01T10:00:00+08:00"}
+    done = dict(base, kind="activity", passed=True, source="offline:done")
+    revoked = dict(base, kind="revocation", passed=None, occurred_at="2022-09-02T10:00:00+08:00",
+                   source="offline:revoked")
+    late = dict(done, occurred_at="2022-08-30T10:00:00+08:00", source="offline:late")  # imported after its revocation
+    for n, lines in enumerate([[done, revoked], [late]]):
+        f = tmp_path / f"records{n}.jsonl"
+        f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        r = runner.invoke(cli, ["--config", config, "intake", "import", str(f), "--json"])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.output)
+        assert (out["stored"], out["withdrawn"]) == (len(lines), 1)
+
+
 def test_import_xlsx_scores(runner, config, db_url, tmp_path):
     wb = Workbook()
     ws = wb.active

@@ -152,6 +152,30 @@ def test_revocation_after_its_completion_in_the_same_chunk(store: Store) -> None
     assert all(r.withdrawn_by is not None for r in rows(store) if r.kind == "activity")
 
 
+@pytest.mark.parametrize("process", [process_pending, process_pending_one_by_one])
+@pytest.mark.parametrize("same_chunk", [True, False])
+def test_completion_arriving_after_its_revocation_is_withdrawn(store: Store, process: Any, same_chunk: bool) -> None:
+    """Moodle's adhoc tasks can deliver out of order (a failed send retried after the next event's send, two
+    workers): a completion stored after the revocation that revoked it is withdrawn all the same, and one made
+    after the revocation (a re-completion) still counts."""
+    seed(store)
+    revoke = payload("activity_completion_updated", state=0, objectid=2, timecreated=1795385100)
+    late = [payload("activity_completion_updated", state=1, objectid=1, timecreated=1795385000),
+            payload("activity_completion_updated", state=1, objectid=3, timecreated=1795385200)]
+    if same_chunk:
+        put(store, [revoke, *late])
+        out = process(store, settings_for(store.url))
+    else:
+        put(store, [revoke])
+        assert process(store, settings_for(store.url))["withdrawn"] == 0
+        put(store, late)
+        out = process(store, settings_for(store.url))
+    assert out["withdrawn"] == 1 and out["records"] == (3 if same_chunk else 2)
+    got = {r.source.rsplit(":", 1)[1]: r for r in rows(store)}
+    assert got["1795385000"].withdrawn_by == got["1795385100"].source
+    assert got["1795385200"].withdrawn_by is None
+
+
 def test_poison_payload_in_a_chunk_is_parked_with_its_reason(store: Store) -> None:
     seed(store)
     good = put(store, [payload(objectid=1), payload("activity_completion_updated", objectid=2)])
