@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
@@ -315,6 +316,7 @@ def apply_revocations(s: Session, inserted: Sequence[LearningRecord]) -> int:
     withdraws the stored activity completions of its activity at or before its time; an activity completion
     whose revocation was stored before it (a sender's retry arriving late, two workers, an import) is withdrawn
     by the first revocation at or after its time. The number of completions withdrawn."""
+    _serialize_per_activity(s, inserted)
     n = 0
     for rec in sorted((r for r in inserted if r.kind == "revocation"), key=lambda r: r.occurred_at):
         n += _withdraw_stored(s, rec)
@@ -322,6 +324,24 @@ def apply_revocations(s: Session, inserted: Sequence[LearningRecord]) -> int:
     for k in range(0, len(late), 500):
         n += _withdraw_revoked(s, late[k:k + 500])
     return n
+
+
+def _serialize_per_activity(s: Session, inserted: Sequence[LearningRecord]) -> None:
+    """On PostgreSQL, wait for any other transaction that stored a completion or revocation of the same activity
+    to commit: otherwise a revocation and its completion processed at once by two workers would not see each
+    other's uncommitted rows, and neither would withdraw. Transaction-level advisory locks, taken in key order
+    so two transactions cannot deadlock on them. (SQLite has one writer at a time.)"""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({_activity_key(r) for r in inserted if r.kind in ("activity", "revocation")})
+    if keys:
+        s.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) "
+                       "WITH ORDINALITY AS t(k, n) ORDER BY n"), {"keys": keys})
+
+
+def _activity_key(rec: LearningRecord) -> int:
+    raw = "\x1f".join(("creditbridge.activity", rec.programme, rec.teacher, rec.course, rec.activity or ""))
+    return int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def _withdraw_stored(s: Session, rec: LearningRecord) -> int:

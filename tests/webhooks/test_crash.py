@@ -110,7 +110,14 @@ def test_concurrent_senders_under_gevent_store_each_delivery_once(tmp_path, db_u
             t.start()
         for t in threads:
             t.join(timeout=60)
-        health = [requests.get(url + "/healthz", timeout=5).json() for _ in range(4)]
+        # /healthz reports the worker that answers it, and which one does is up to the kernel: ask until some
+        # worker has batched (or 40 times, enough to reach both).
+        health = []
+        for _ in range(40):
+            health.append(requests.get(url + "/healthz", timeout=5).json())
+            b, d = health[-1]["store_batches"]["batches"], health[-1]["store_batches"]["deliveries"]
+            if 0 < b < d:
+                break
     finally:
         proc.terminate()
         proc.wait(timeout=30)

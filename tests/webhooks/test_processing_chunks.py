@@ -176,6 +176,39 @@ def test_completion_arriving_after_its_revocation_is_withdrawn(store: Store, pro
     assert got["1795385200"].withdrawn_by is None
 
 
+@pytest.mark.postgres
+def test_revocation_and_its_completion_processed_at_once_by_two_workers(pg_url: str) -> None:
+    """Two processors (receiver workers) each hold one half in an open transaction: the second to get there waits
+    for the first to commit, then sees its row, so the completion is withdrawn whichever commits first."""
+    store = open_store(pg_url)
+    try:
+        seed(store)
+        [revoke_id] = put(store, [payload("activity_completion_updated", state=0, objectid=2, timecreated=1795385100)])
+        [done_id] = put(store, [payload("activity_completion_updated", state=1, objectid=1, timecreated=1795385000)])
+        conf = settings_for(pg_url)
+        first = store.sessions()
+        # Worker 1 processes the revocation and stays inside its transaction (as if the chunk went on).
+        out1 = processing._process_chunk(first, "sd-2022", ["pending"], [revoke_id], 0, 10**9, 10, [])
+        assert out1["records"] == 1 and out1["withdrawn"] == 0  # nothing to withdraw yet
+        result: dict[str, Any] = {}
+
+        def second() -> None:
+            result["out"] = process_pending(store, conf, webhook_ids=[done_id])
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(1.0)
+        assert t.is_alive(), "worker 2 must wait for worker 1's transaction"
+        first.commit()
+        first.close()
+        t.join(30)
+        assert result["out"]["records"] == 1 and result["out"]["withdrawn"] == 1
+        got = {r.source.rsplit(":", 1)[1]: r for r in rows(store)}
+        assert got["1795385000"].withdrawn_by == got["1795385100"].source
+    finally:
+        store.dispose()
+
+
 def test_poison_payload_in_a_chunk_is_parked_with_its_reason(store: Store) -> None:
     seed(store)
     good = put(store, [payload(objectid=1), payload("activity_completion_updated", objectid=2)])
