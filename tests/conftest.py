@@ -15,9 +15,6 @@ from sqlalchemy.engine import make_url
 
 from creditbridge.store import Store, open_store
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "fixtures" / "moodle-ws"
-SAMPLES = SHARED / "samples"
 PG_ADMIN_URL = os.environ.get("CREDITBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "moodle-ws"
+from fixture_paths import fixture
+
+FIXTURES = fixture("moodle-ws")
 
 
 def ws_calls() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_paths import fixture
 from replay import RECORDING_ORDER, Exchange, Replayer, load, mismatch
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "moodle-ws"
-if not FIXTURES.is_dir():
-    pytest.skip(f"transcripts not found at {FIXTURES}", allow_module_level=True)
+FIXTURES = fixture("moodle-ws")
 
 _results: dict[tuple[str, bool], dict[int, Exchange]] = {}
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from fixture_paths import fixture
 
 from creditbridge.mappings import load_programme
 from creditbridge.mappings.evaluate import Course, Person, Record, Result, Rules, as_tuple, evaluate_all
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+SAMPLES = fixture("samples")
 IN_WINDOW = datetime(2022, 9, 1, 2, 0, tzinfo=UTC)
 T1 = "370102198602110011"
 T2 = "370102198703120024"

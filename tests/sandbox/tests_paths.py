@@ -1,5 +1,5 @@
 """Where the shared transcripts live (the same place tests/conftest.py's FIXTURES points to)."""
 
-from pathlib import Path
+from fixture_paths import fixture
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "moodle-ws"
+FIXTURES = fixture("moodle-ws")

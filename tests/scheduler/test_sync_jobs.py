@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fixture_paths import fixture
 
 from creditbridge.cli.main import cli
 
 pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
 pytest.importorskip("creditbridge.sync.service", reason="the sync flow is not in this build")
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "sd-2022"
+SAMPLES = fixture("samples", "sd-2022")
 TOKEN = "scheduler-test-token"
 
 

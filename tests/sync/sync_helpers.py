@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from fixture_paths import fixture
 
 from creditbridge.cli.main import cli
 from creditbridge.connector.errors import TransientError
@@ -20,7 +21,7 @@ from creditbridge.settings import Settings, load_settings
 
 HEADERS = ["身份证号", "姓名", "学校代码", "学校名称", "区县", "地市", "学段", "学科", "是否乡村教师", "任职状态",
            "邮箱"]
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "sd-2022"
+SAMPLES = fixture("samples", "sd-2022")
 
 
 def id_number(n: int, region: str = "370102", born: str = "19850101") -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from fixture_paths import fixture
 
 from creditbridge.sync.readers import (
     MissingColumnError,
@@ -17,7 +18,7 @@ from creditbridge.sync.readers import (
     read_topics,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+SAMPLES = fixture("samples")
 SAMPLE_ROSTER = SAMPLES / "sd-2022" / "roster.csv"
 SAMPLE_CATALOG = SAMPLES / "sd-2022" / "catalog.csv"
 
