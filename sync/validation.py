@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from hashlib import blake2b
 from itertools import repeat
 from operator import add, and_, eq, ge, is_not, itemgetter
 
-from creditbridge.records.id_number import mask_id_number
+from creditbridge.records.id_number import CHECK_CHARACTERS, WEIGHTS, birth_date_valid, mask_id_number
 from creditbridge.records.vocabulary import STAGES, SUBJECTS
 from creditbridge.sync.readers import Table
 from creditbridge.sync.records import CatalogRow, InvalidRow, RosterRow, RowError, TopicRow
@@ -44,8 +43,6 @@ CATALOG_KINDS: dict[str, str] = {
 MODES: dict[str, str] = {"online": "online", "offline": "offline", "线上": "online", "在线": "online",
                          "网络": "online", "线下": "offline", "面授": "offline", "": "online"}
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"\+?[\d\- ]{5,20}")
 _STAGE_LABELS = "高中, 初中, 小学, 幼儿园"
@@ -67,20 +64,15 @@ class _PartialSums(dict[str, int]):
 
     def __init__(self, start: int, dates: bool = False) -> None:
         super().__init__()
-        self.weights = _ID_WEIGHTS[start:]
+        self.weights = WEIGHTS[start:]
         self.dates = dates
 
     def __missing__(self, key: str) -> int:
         if len(self) > 200_000:  # bounded whatever the input
             self.clear()
         value = sum(int(c) * w for c, w in zip(key, self.weights, strict=False)) % 11
-        if self.dates:
-            try:
-                date(int(key[:4]), int(key[4:6]), int(key[6:8]))
-                if not 1900 <= int(key[:4]) <= 2100:
-                    value = -1
-            except ValueError:
-                value = -1
+        if self.dates and not birth_date_valid(key):
+            value = -1
         self[key] = value
         return value
 
@@ -89,15 +81,13 @@ _REGIONS = _PartialSums(0)
 _BIRTHS = _PartialSums(6, dates=True)
 _SEQUENCES = _PartialSums(14)
 _DIGITS = frozenset("0123456789X")
-_CHECK_OF_SUM = tuple(_ID_CHECK[i % 11] for i in range(40))
+_CHECK_OF_SUM = tuple(CHECK_CHARACTERS[i % 11] for i in range(40))
 _VALID_ID = "11010519491231002X"  # a placeholder while a column is checked; its row is already flagged
 
 
 def id_number_problem(v: str) -> str | None:
-    """Why `v` (already stripped and upper-cased) is not a valid 18-digit ID number, or None.
-
-    The reason never holds the number in full.
-    """
+    """The fast kernel of `records.id_number.id_number_problem` (the reference, tested equal): three cached
+    partial sums instead of 17 multiplications, for a million-row roster. Same reasons, same masking."""
     if len(v) != 18 or not (v.isascii() and v[:17].isdigit() and v[17] in _DIGITS):
         if not v:
             return "missing ID number"
@@ -105,7 +95,7 @@ def id_number_problem(v: str) -> str | None:
     birth = _BIRTHS[v[6:14]]
     if birth < 0:
         return f"ID number {mask_id_number(v)} has no valid birth date"
-    if _ID_CHECK[(_REGIONS[v[:6]] + birth + _SEQUENCES[v[14:17]]) % 11] != v[17]:
+    if CHECK_CHARACTERS[(_REGIONS[v[:6]] + birth + _SEQUENCES[v[14:17]]) % 11] != v[17]:
         return f"ID number {mask_id_number(v)} has a wrong check digit (ISO 7064 MOD 11-2)"
     return None
 
