@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import sys
@@ -10,22 +9,24 @@ import sys
 import click
 
 from creditbridge import CreditbridgeError, __version__
+from creditbridge.cli import setup
 from creditbridge.cli.context import AppContext
+from creditbridge.connector import commands as connector_commands
+from creditbridge.mappings import commands as mappings_commands
+from creditbridge.outbox import commands as outbox_commands
+from creditbridge.quickstart import commands as quickstart_commands
+from creditbridge.registry_sim import commands as registry_sim_commands
+from creditbridge.reports import commands as reports_commands
+from creditbridge.runner import commands as runner_commands
+from creditbridge.sandbox import commands as sandbox_commands
+from creditbridge.sync import commands as sync_commands
+from creditbridge.webhooks import commands as webhooks_commands
 
-# (module, attribute holding a list of click commands). Order is the order `--help` lists them in.
-COMMAND_MODULES = [
-    "creditbridge.cli.setup",
-    "creditbridge.connector.commands",
-    "creditbridge.sandbox.commands",
-    "creditbridge.sync.commands",
-    "creditbridge.webhooks.commands",
-    "creditbridge.mappings.commands",
-    "creditbridge.outbox.commands",
-    "creditbridge.registry_sim.commands",
-    "creditbridge.reports.commands",
-    "creditbridge.runner.commands",
-    "creditbridge.quickstart.commands",
-]
+# Each flow's list of click commands, in the order `--help` lists them. Every flow is always installed: a
+# failing import is a bug and stops the CLI loudly.
+COMMAND_MODULES = [setup, connector_commands, sandbox_commands, sync_commands, webhooks_commands,
+                   mappings_commands, outbox_commands, registry_sim_commands, reports_commands, runner_commands,
+                   quickstart_commands]
 
 
 class CreditbridgeGroup(click.Group):
@@ -55,15 +56,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 
 def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            # A flow not installed in this build; any other import failure is a real bug and surfaces.
-            if e.name is not None and name.startswith(e.name):
-                continue
-            raise
-        for command in getattr(module, "COMMANDS", []):
+    for module in COMMAND_MODULES:
+        for command in module.COMMANDS:
             _summarise(command)
             cli.add_command(command)
 
