@@ -25,36 +25,89 @@ def test_committed_schema_matches_model():
 
 
 def test_plugin_has_moodle_layout():
-    for rel in ("version.php", "db/events.php", "classes/observer.php", "classes/task/send_webhook.php",
-                "classes/payload.php", "classes/privacy/provider.php", "settings.php",
-                "lang/en/local_creditbridge.php", "lang/zh_cn/local_creditbridge.php"):
+    for rel in ("version.php", "db/events.php", "db/services.php", "db/access.php", "classes/observer.php",
+                "classes/collector.php", "classes/task/send_webhook.php", "classes/payload.php",
+                "classes/delivery_policy.php", "classes/course_filter.php", "classes/readiness.php",
+                "classes/external/get_site_readiness.php", "classes/privacy/provider.php", "settings.php",
+                "lang/en/local_creditbridge.php", "lang/zh_cn/local_creditbridge.php",
+                "tests/standalone_bootstrap.php", "tests/phpunit_standalone.xml", "tests/generator/lib.php"):
         assert (PLUGIN / rel).is_file(), rel
-    assert "$plugin->requires  = 2022112800" in (PLUGIN / "version.php").read_text()
+    version = (PLUGIN / "version.php").read_text()
+    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120600" in version
     events = (PLUGIN / "db/events.php").read_text()
     assert events.count("'internal'  => false") == 3
     tests = {p.parent.name for p in PLUGIN.glob("tests/*/*_test.php")}
-    assert tests == {"course_completed", "course_module_completion_updated", "user_graded"}
+    assert tests == {"course_completed", "course_module_completion_updated", "user_graded", "task", "privacy",
+                     "external"}
+    standalone = {p.name for p in PLUGIN.glob("tests/*_test.php")}
+    assert standalone == {"payload_test.php", "delivery_policy_test.php", "course_filter_test.php"}
+    listed = set(re.findall(r"<file>([^<]+)</file>", (PLUGIN / "tests/phpunit_standalone.xml").read_text()))
+    assert listed == standalone  # a standalone test not listed would never run in CI
 
 
-def _keys(block: str) -> set[str]:
-    return set(re.findall(r"^\s*'(\w+)' =>", block, re.M))
+def _lang_keys(lang: str) -> set[str]:
+    text = (PLUGIN / f"lang/{lang}/local_creditbridge.php").read_text(encoding="utf-8")
+    return set(re.findall(r"^\$string\['([^']+)'\]", text, re.M))
+
+
+def _golden_payloads() -> list[dict]:
+    pairs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(PLUGIN.glob("tests/fixtures/golden/*.json"))]
+    return [p["expected"] for p in pairs if p["expected"] is not None]
 
 
 def test_php_payload_keys_match_schema():
-    src = (PLUGIN / "classes/payload.php").read_text()
-    top = src[src.index("return [\n            'event'"):]
-    top = top[: top.index("];\n    }")]
-    props = json_schema()["properties"]
-    assert _keys(top) == set(props)
-    defs = json_schema()["$defs"]
-    for php_key, model in (("user", "MoodleUser"), ("course", "MoodleCourse")):
-        inner = re.search(rf"'{php_key}' => \[([^\]]*)\]", top).group(1)
-        assert set(re.findall(r"'(\w+)' =>", inner)) == set(defs[model]["properties"]), php_key
-    activity = re.search(r"\$activity = \[([^\]]*)\]", src).group(1)
-    assert set(re.findall(r"'(\w+)' =>", activity)) == set(defs["MoodleActivity"]["properties"])
-    lang_en = _keys((PLUGIN / "lang/en/local_creditbridge.php").read_text().replace("$string[", ""))
-    lang_zh = _keys((PLUGIN / "lang/zh_cn/local_creditbridge.php").read_text().replace("$string[", ""))
-    assert lang_en == lang_zh
+    """What the PHP builder emits (its golden outputs, checked by payload_test.php) uses exactly the schema's keys."""
+    schema = json_schema()
+    payloads = _golden_payloads()
+    assert {k for p in payloads for k in p} == set(schema["properties"])
+    for p in payloads:
+        assert set(schema["required"]) <= set(p)
+    defs = schema["$defs"]
+    for key, model in (("user", "MoodleUser"), ("course", "MoodleCourse"), ("activity", "MoodleActivity"),
+                       ("gradeitem", "MoodleGradeItem")):
+        shapes = {frozenset(p[key]) for p in payloads if p.get(key) is not None}
+        assert shapes == {frozenset(defs[model]["properties"])}, key
+    lang_en = _lang_keys("en")
+    assert lang_en == _lang_keys("zh_cn") and len(lang_en) >= 20
+    used = set(re.findall(r"get_string\('([\w:]+)', 'local_creditbridge'",
+                          "".join(p.read_text() for p in PLUGIN.rglob("*.php"))))
+    used |= set(re.findall(r"'(privacy:metadata:[\w:]+)'", (PLUGIN / "classes/privacy/provider.php").read_text()))
+    assert used <= lang_en, used - lang_en
+
+
+def test_readiness_capabilities_are_the_documented_ones():
+    """classes/readiness.php asks about exactly the capabilities docs/moodle.md tells an administrator to give."""
+    src = (PLUGIN / "classes/readiness.php").read_text()
+    block = src[src.index("const CAPABILITIES = ["):]
+    php_caps = re.findall(r"'([a-z]+/[a-z_]+:[a-z_]+)'", block[: block.index("];")])
+    doc = (PLUGIN.parent / "docs/moodle.md").read_text(encoding="utf-8")
+    table = doc[doc.index("| capability | why |"):]
+    table = table[: table.index("\n\n")]
+    # The plugin's own capability is needed to ask, not asked about.
+    documented = [c for line in table.splitlines() if "not** needed" not in line
+                  for c in re.findall(r"`([a-z]+/[a-z_]+:[a-z_]+)`", line) if not c.startswith("local/creditbridge:")]
+    assert len(php_caps) == len(set(php_caps))
+    assert set(php_caps) == set(documented)
+
+
+PHP_DECLARATIONS = """
+define('MOODLE_INTERNAL', 1); define('RISK_CONFIG', 2); define('CONTEXT_SYSTEM', 10);
+require $argv[1]; require $argv[2];
+echo json_encode(['functions' => $functions, 'capabilities' => $capabilities]);
+"""
+
+
+@needs_php
+def test_readiness_function_is_declared_as_the_contract_says():
+    r = subprocess.run([PHP, "-r", PHP_DECLARATIONS, str(PLUGIN / "db/services.php"), str(PLUGIN / "db/access.php")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    decl = json.loads(r.stdout)
+    fn = decl["functions"]["local_creditbridge_get_site_readiness"]
+    assert (fn["classname"], fn["type"], fn["capabilities"]) == (
+        "local_creditbridge\\external\\get_site_readiness", "read", "local/creditbridge:viewreadiness")
+    cap = decl["capabilities"]["local/creditbridge:viewreadiness"]
+    assert (cap["riskbitmask"], cap["contextlevel"], cap["archetypes"]) == (2, 10, [])
 
 
 @needs_php
