@@ -24,6 +24,7 @@ from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks.app import close_app, create_app
 from creditbridge.webhooks.counters import read_all
 from creditbridge.webhooks.payload import WebhookPayload
+from creditbridge.webhooks.sender import build_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "local_creditbridge"
@@ -61,6 +62,19 @@ def test_pair_is_anchored_to_the_recording_and_valid(name):
         # The event's own ids are the payload's: what the receiver derives the webhook id and sources from.
         assert (expected["objectid"], expected["timecreated"]) == (pair["event"]["objectid"],
                                                                    pair["event"]["timecreated"])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PAIRS.items() if p["expected"] is not None))
+def test_python_sender_builds_the_same_payload(name):
+    """creditbridge.webhooks.sender (the sandbox's and the tests' plugin) makes what the PHP builder makes."""
+    pair = PAIRS[name]
+    event, records = pair["event"], pair["records"]
+    cm, item = records["cm"], records["gradeitem"]
+    built = build_payload(event, site=pair["site"], user=records["user"], course=records["course"],
+                          activity=None if cm is None else {"cmid": cm["id"], **cm},
+                          grade=None if item is None else float(event["other"]["finalgrade"]),
+                          grademax=None if item is None else item["grademax"], gradeitem=item)
+    assert built == WebhookPayload.model_validate(pair["expected"])
 
 
 @pytest.fixture
