@@ -79,7 +79,8 @@ final class delivery_policy_test extends \basic_testcase {
             $d = delivery_policy::decide($status, $error, '', 1000, 12);
             $this->assertSame([delivery_policy::RETRY, 'transient', 86400], [$d['action'], $d['severity'], $d['delay']]);
         }
-        $this->assertStringContainsString('Connection refused', delivery_policy::decide(0, 'Connection refused', '', 1, 12)['message']);
+        $refused = delivery_policy::decide(0, 'Connection refused', '', 1, 12);
+        $this->assertStringContainsString('Connection refused', $refused['message']);
     }
 
     public function test_receiver_without_secret_is_a_configuration_error(): void {
@@ -105,7 +106,8 @@ final class delivery_policy_test extends \basic_testcase {
     }
 
     public function test_hostile_answer_bodies_are_not_echoed_raw(): void {
-        foreach (['', 'not json', '[1,2]', '{"reason": 7}', json_encode(['reason' => "x\x00\n<b>" . str_repeat('y', 500)])] as $body) {
+        $hostile = json_encode(['reason' => "x\x00\n<b>" . str_repeat('y', 500)]);
+        foreach (['', 'not json', '[1,2]', '{"reason": 7}', $hostile] as $body) {
             $d = delivery_policy::decide(400, '', $body, 1, 12);
             $this->assertSame(delivery_policy::RETRY, $d['action']);
             $this->assertDoesNotMatchRegularExpression('/[\x00\n]/', $d['message']);

@@ -6,12 +6,14 @@ import json
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook
+from webhook_helpers import OLD_SECRET, SECRET, payload, settings_for, signed
 
+from creditbridge.webhooks.app import close_app, create_app
 from creditbridge.webhooks.payload import SCHEMA_PATH, json_schema, webhook_id
 
 PLUGIN = Path(__file__).resolve().parents[2] / "local_creditbridge"
@@ -133,3 +135,62 @@ def test_php_signature_and_id_verify_in_python():
     assert wid == webhook_id("http://127.0.0.1:8765", "\\core\\event\\course_completed", 1, 1795385698, 16)
     Webhook(secret).verify(body.encode(), {"webhook-id": wid, "webhook-timestamp": str(ts),
                                            "webhook-signature": sig}, json_parse=False)
+
+
+POLICY = """
+require $argv[1];
+$out = [];
+foreach (json_decode(stream_get_contents(STDIN), true) as $a) {
+    $out[] = \\local_creditbridge\\delivery_policy::decide($a['status'], '', $a['body'], 1, 12);
+}
+echo json_encode($out);
+"""
+
+
+def _answers(tmp_path: Path) -> list[tuple[str, int, str]]:
+    """(case, status, body) as the real receiver answers them (Flask test client, SQLite)."""
+    out: list[tuple[str, int, str]] = []
+    app = create_app({"SETTINGS": settings_for(f"sqlite:///{tmp_path / 'state.db'}"),
+                      "WEBHOOKS_PROCESS_INLINE": False})
+    c = app.test_client()
+    cases = {
+        "stored": signed(payload()),
+        "duplicate": signed(payload()),
+        "wrong_secret": signed(payload(objectid=2), secret=OLD_SECRET),
+        "clock_behind": signed(payload(objectid=3), when=datetime.now(UTC) - timedelta(minutes=10)),
+        "clock_ahead": signed(payload(objectid=4), when=datetime.now(UTC) + timedelta(minutes=10)),
+        "bad_body": signed({**payload(objectid=5), "colour": "red"}),
+    }
+    for name, (body, headers) in cases.items():
+        r = c.post("/webhooks/moodle", data=body, headers=headers)
+        out.append((name, r.status_code, r.get_data(as_text=True)))
+    close_app(app)
+    app = create_app({"SETTINGS": settings_for(f"sqlite:///{tmp_path / 'other.db'}", secrets=[]),
+                      "WEBHOOKS_PROCESS_INLINE": False})
+    body, headers = signed(payload(objectid=6), secret=SECRET)
+    r = app.test_client().post("/webhooks/moodle", data=body, headers=headers)
+    out.append(("no_secret_configured", r.status_code, r.get_data(as_text=True)))
+    close_app(app)
+    return out
+
+
+@needs_php
+def test_plugin_delivery_policy_reads_the_real_receivers_answers(tmp_path):
+    """The plugin's retry policy, fed the receiver's real answers: a stored or duplicate delivery is done, a body
+    the receiver refuses is dropped, a wrong secret, a clock off by 10 minutes and a receiver without secrets are
+    configuration errors retried with backoff, each named for the administrator."""
+    answers = _answers(tmp_path)
+    r = subprocess.run([PHP, "-r", POLICY, str(PLUGIN / "classes/delivery_policy.php")], capture_output=True,
+                       text=True, timeout=30,
+                       input=json.dumps([{"status": s, "body": b} for _, s, b in answers]))
+    assert r.returncode == 0, r.stderr
+    decided = {name: d for (name, _, _), d in zip(answers, json.loads(r.stdout), strict=True)}
+    got = {name: (d["action"], d["severity"]) for name, d in decided.items()}
+    assert got == {
+        "stored": ("done", "ok"), "duplicate": ("done", "ok"),
+        "wrong_secret": ("retry", "config"), "clock_behind": ("retry", "config"), "clock_ahead": ("retry", "config"),
+        "bad_body": ("drop", "refused"), "no_secret_configured": ("retry", "config"),
+    }
+    assert "secret" in decided["wrong_secret"]["message"]
+    assert "clock" in decided["clock_behind"]["message"] and "clock" in decided["clock_ahead"]["message"]
+    assert "webhooks.secrets" in decided["no_secret_configured"]["message"]

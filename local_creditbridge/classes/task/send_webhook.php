@@ -149,7 +149,10 @@ class send_webhook extends \core\task\adhoc_task {
      */
     protected static function record(array $decision, string $id): void {
         if ($decision['severity'] === 'ok') {
-            set_config('lastsuccess', time(), 'local_creditbridge');
+            // At most once a minute: set_config purges the config cache, and a busy site sends many webhooks.
+            if (time() - (int)get_config('local_creditbridge', 'lastsuccess') >= 60) {
+                set_config('lastsuccess', time(), 'local_creditbridge');
+            }
             return;
         }
         $level = $decision['severity'] === 'config' ? 'CONFIGURATION ERROR' : strtoupper($decision['severity']);
