@@ -45,5 +45,5 @@ if ($hassiteconfig) {
         \local_creditbridge\course_filter::DEFAULT_FIELD, PARAM_ALPHANUMEXT));
     $settings->add(new admin_setting_configtext('local_creditbridge/maxattempts',
         get_string('maxattempts', 'local_creditbridge'), get_string('maxattempts_desc', 'local_creditbridge'),
-        \local_creditbridge\task\send_webhook::DEFAULT_MAX_ATTEMPTS, PARAM_INT));
+        \local_creditbridge\delivery_policy::DEFAULT_MAX_ATTEMPTS, PARAM_INT));
 }

@@ -41,6 +41,23 @@ class delivery_policy {
     /** @var string Action: give up on this event. */
     const DROP = 'drop';
 
+    /** @var int Default of the setting maxattempts: about a day and a half of backoff. */
+    const DEFAULT_MAX_ATTEMPTS = 12;
+
+    /** @var int Largest maxattempts taken: beyond it the backoff is a day per attempt for years. */
+    const MAX_MAX_ATTEMPTS = 1000;
+
+    /**
+     * The setting maxattempts as a bound: its default when unset or not a positive whole number.
+     *
+     * @param mixed $setting get_config's value (false when unset)
+     * @return int
+     */
+    public static function max_attempts($setting): int {
+        $value = is_int($setting) ? $setting : (is_string($setting) && ctype_digit(trim($setting)) ? (int)trim($setting) : 0);
+        return $value > 0 ? min($value, self::MAX_MAX_ATTEMPTS) : self::DEFAULT_MAX_ATTEMPTS;
+    }
+
     /**
      * Backoff before attempt $attempt + 1: 60 s, 120 s, 240 s ... at most a day.
      *

@@ -98,6 +98,17 @@ final class delivery_policy_test extends \basic_testcase {
         $this->assertStringContainsString('admin/cli/cfg.php', $d['message']);
     }
 
+    public function test_maxattempts_setting_of_any_form(): void {
+        $this->assertSame(12, delivery_policy::max_attempts(false)); // Never saved.
+        foreach (['', '0', '-3', 'abc', '2.5', ' ', null, 0, -1] as $bad) {
+            $this->assertSame(delivery_policy::DEFAULT_MAX_ATTEMPTS, delivery_policy::max_attempts($bad), var_export($bad, true));
+        }
+        $this->assertSame(5, delivery_policy::max_attempts('5'));
+        $this->assertSame(5, delivery_policy::max_attempts(' 5 '));
+        $this->assertSame(1, delivery_policy::max_attempts(1));
+        $this->assertSame(1000, delivery_policy::max_attempts('99999999999999999999'));
+    }
+
     public function test_backoff_doubles_up_to_a_day(): void {
         $this->assertSame([60, 120, 240, 480], array_map([delivery_policy::class, 'backoff'], [1, 2, 3, 4]));
         $this->assertSame(86400, delivery_policy::backoff(12));

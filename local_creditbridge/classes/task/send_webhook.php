@@ -28,9 +28,6 @@ use local_creditbridge\payload;
  */
 class send_webhook extends \core\task\adhoc_task {
 
-    /** @var int Default of the setting maxattempts: attempts a 4xx answer gets (about a day and a half). */
-    const DEFAULT_MAX_ATTEMPTS = 12;
-
     /**
      * Task name.
      *
@@ -98,9 +95,8 @@ class send_webhook extends \core\task\adhoc_task {
         }
         $attempt = (int)($data['attempt'] ?? 0) + 1;
         [$status, $error, $answer, $blocked] = self::post($endpoint, $secret, $id, $body);
-        $maxattempts = (int)get_config('local_creditbridge', 'maxattempts');
         $decision = delivery_policy::decide($status, $error, $answer, $attempt,
-            $maxattempts > 0 ? $maxattempts : self::DEFAULT_MAX_ATTEMPTS, $blocked);
+            delivery_policy::max_attempts(get_config('local_creditbridge', 'maxattempts')), $blocked);
         self::record($decision, $id);
         if ($decision['action'] === delivery_policy::RETRY) {
             $data['attempt'] = $attempt;
