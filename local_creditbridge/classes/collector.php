@@ -37,7 +37,16 @@ class collector {
      */
     public static function collect(array $data): array {
         global $CFG;
-        $records = self::records($data);
+        $item = null;
+        if ($data['eventname'] === '\core\event\user_graded') {
+            // Every grade change regrades the course total for the learner: leave those first, before any other
+            // read (a regrade of a large course raises one per learner).
+            $item = self::grade_item($data);
+            if ($item && payload::is_total((array)$item)) {
+                return ['outcome' => self::TOTAL, 'payload' => null, 'reason' => 'the grade of a course or category total'];
+            }
+        }
+        $records = self::records($data, $item);
         if (is_string($records)) {
             return ['outcome' => self::MISSING, 'payload' => null, 'reason' => $records];
         }
@@ -59,12 +68,11 @@ class collector {
      * The records an event refers to, as the pure payload builder takes them.
      *
      * @param array $data the event's data
+     * @param \stdClass|null $item the grade item of a user_graded event, when already read
      * @return array|string the records, or why they cannot be had (a record that no longer exists)
      */
-    public static function records(array $data) {
+    public static function records(array $data, ?\stdClass $item = null) {
         global $DB;
-        $other = $data['other'] ?? [];
-        $other = is_array($other) ? $other : (array)json_decode(json_encode($other), true);
         $userid = payload::learner_id($data);
         $user = $DB->get_record('user', ['id' => $userid, 'deleted' => 0], 'id, username, idnumber');
         if (!$user) {
@@ -82,15 +90,11 @@ class collector {
                 return "course module {$data['contextinstanceid']} no longer exists";
             }
         } else if ($data['eventname'] === '\core\event\user_graded') {
-            $itemid = (int)($other['itemid'] ?? 0);
-            if (!$itemid) {
-                $itemid = (int)$DB->get_field('grade_grades', 'itemid', ['id' => (int)$data['objectid']]);
-            }
-            $item = $DB->get_record('grade_items', ['id' => $itemid],
-                'id, courseid, itemtype, itemmodule, iteminstance, idnumber, grademax');
+            $item = $item ?? self::grade_item($data);
             if (!$item) {
-                return "grade item {$itemid} no longer exists";
+                return "the grade item of grade {$data['objectid']} no longer exists";
             }
+            $itemid = (int)$item->id;
             $gradeitem = (array)$item;
             if ($item->itemtype === 'mod') {
                 $cm = get_coursemodule_from_instance($item->itemmodule, $item->iteminstance, $item->courseid, false,
@@ -107,6 +111,25 @@ class collector {
                 : null,
             'gradeitem' => $gradeitem,
         ];
+    }
+
+    /**
+     * The grade item of a user_graded event ("other" names it; plugin 1.0.0's queued data may not).
+     *
+     * @param array $data the event's data
+     * @return \stdClass|null
+     */
+    protected static function grade_item(array $data): ?\stdClass {
+        global $DB;
+        $other = $data['other'] ?? [];
+        $other = is_array($other) ? $other : (array)json_decode(json_encode($other), true);
+        $itemid = (int)($other['itemid'] ?? 0);
+        if (!$itemid) {
+            $itemid = (int)$DB->get_field('grade_grades', 'itemid', ['id' => (int)$data['objectid']]);
+        }
+        $item = $DB->get_record('grade_items', ['id' => $itemid],
+            'id, courseid, itemtype, itemmodule, iteminstance, idnumber, grademax');
+        return $item ?: null;
     }
 
     /**
