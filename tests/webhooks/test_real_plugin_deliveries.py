@@ -6,6 +6,7 @@ parked (the course-total grade included); the revocation withdraws the completio
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -148,3 +149,48 @@ def test_every_real_delivery_is_stored_and_processed_none_parked(receiver):
     assert doc["records"] == 4
     parked = CliRunner().invoke(cli, ["--config", cfg, "intake", "parked"])
     assert parked.exit_code == 0 and parked.output.strip() == "no parked events"
+
+
+FAKE_MOODLE = Path(__file__).resolve().parent / "fake_moodle"
+PLUGIN = Path(__file__).resolve().parents[2] / "local_creditbridge"
+PHP = shutil.which("php")
+
+
+@pytest.mark.skipif(PHP is None, reason="php-cli not installed (apt-get install -y php-cli; .ci/run does)")
+def test_plugin_task_sends_the_recorded_events_to_a_real_receiver(receiver):
+    """The plugin's own code (observer path, send task, retry policy) in a fake Moodle (fake_moodle/: the few
+    Moodle calls it makes), raising the recorded events against a real `creditbridge serve`: the payloads are the
+    golden ones, the course total is not sent, the sends need no database after the learner is deleted, a wrong
+    secret and a blocked URL are configuration errors retried later, a 1.0.0 task for a deleted user ends."""
+    url, _cfg, store = receiver
+    r = subprocess.run([PHP, str(FAKE_MOODLE / "run_plugin.php"), str(PLUGIN), url + "/webhooks/moodle", SECRET],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["collected"] == {
+        "01_course_completed": ["send", True], "02_activity_completed": ["send", True],
+        "03_activity_revoked": ["send", True], "04_grade_manual_item": ["send", True],
+        "05_grade_course_total": ["total", False], "06_activity_completed_again": ["send", True]}
+    assert out["unmanaged"] == "unmanaged"
+    assert out["missing"] == {"outcome": "missing", "payload": None, "reason": "user 4242 no longer exists"}
+    assert out["queued_after_sending"] == 0  # all five delivered although the learner was deleted
+    wrong = out["wrong_secret"]
+    assert (wrong["queued"], wrong["attempt"], wrong["delay"]) == (1, 1, 60)
+    assert wrong["lasterror"]["severity"] == "config"
+    assert "secret" in wrong["lasterror"]["message"] and "HTTP 401 bad_signature" in wrong["lasterror"]["message"]
+    assert out["retry_after_fix_queued"] == 0
+    assert out["blocked_queued"] == 1
+    log = "\n".join(out["mtrace"])
+    assert "CONFIGURATION ERROR" in log and "The URL is blocked." in log and "curlsecurityblockedhosts" in log
+    assert out["mtrace"][-1] == "local_creditbridge: event queued by plugin 1.0.0 not sent: user 5809 no longer exists"
+
+    wait_until_processed(url)
+    with store.session() as s:
+        states = sorted((d.event, d.state) for d in s.scalars(select(WebhookDelivery)))
+        rows = sorted((x.kind, x.activity or "", str(x.score), x.withdrawn_by is not None)
+                      for x in s.scalars(select(LearningRecordRow)))
+    assert states == sorted([("course_completed", "processed"), ("grade_updated", "processed")]
+                            + [("activity_completion_updated", "processed")] * 3)
+    assert rows == sorted([("course", "", "None", False), ("activity", "ETH02-A1", "None", True),
+                           ("revocation", "ETH02-A1", "None", False), ("activity", "ETH02-A1", "None", False),
+                           ("score", "ETH02-WS", "85.00", False)])
