@@ -98,6 +98,7 @@ def _parse(raw: Any) -> WebhookPayload:
 
 
 def records_for(s: Session, p: WebhookPayload, programme: str) -> list[LearningRecord]:
+    check_creditable(p)
     teacher = find_teacher(s, programme, p.user.id, p.user.username)
     if teacher is None:
         raise Unresolvable(f"unknown Moodle user {p.user.id} ({p.user.username})")
@@ -139,18 +140,26 @@ def _records(p: WebhookPayload, teacher: str, code: str, hours: Decimal, program
                            minutes=minutes, source=f"moodle:{site}:activity_completed:{tail}")]
 
 
-def _graded_item(p: WebhookPayload) -> tuple[str, str]:
-    """(activity code, source key) of a grade: its activity (a module's grade item), else its grade item (a
-    manual item, e.g. a workshop host's score). Course and category totals, and plugin 1.0.0's grades that name
-    neither, are not creditable."""
-    item = p.gradeitem
-    if item is not None and item.itemtype in TOTAL_ITEMTYPES:
+def check_creditable(p: WebhookPayload) -> None:
+    """NotCreditable for a delivery that makes no record whoever its user and course are: a course or category
+    total, and plugin 1.0.0's grades that name neither activity nor grade item (its manual items and course
+    totals look the same). Checked before the user and course are looked up, so these are never parked."""
+    if p.event is not EventType.grade_updated:
+        return
+    if p.gradeitem is not None and p.gradeitem.itemtype in TOTAL_ITEMTYPES:
         raise NotCreditable("course_total")
+    if p.activity is None and p.gradeitem is None:
+        raise NotCreditable("grade_without_item")
+
+
+def _graded_item(p: WebhookPayload) -> tuple[str, str]:
+    """(activity code, source key) of a creditable grade: its activity (a module's grade item), else its grade
+    item (a manual item, e.g. a workshop host's score)."""
+    check_creditable(p)
     if p.activity is not None:
         return p.activity.idnumber or f"cm{p.activity.cmid}", str(p.activity.cmid)
-    if item is not None:
-        return item.idnumber or f"gi{item.id}", f"gi{item.id}"
-    raise NotCreditable("grade_without_item")
+    assert p.gradeitem is not None  # check_creditable refused a grade naming neither
+    return p.gradeitem.idnumber or f"gi{p.gradeitem.id}", f"gi{p.gradeitem.id}"
 
 
 # Deliveries per transaction: one commit, a handful of IN queries and one bulk insert per chunk instead of a
@@ -240,6 +249,7 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
         try:
             if isinstance(p, Unresolvable):
                 raise p
+            check_creditable(p)
             teacher = teachers.get(("id", p.user.id)) or (teachers.get(("name", p.user.username))
                                                            if p.user.username else None)
             if teacher is None:

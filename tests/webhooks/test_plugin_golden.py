@@ -24,6 +24,7 @@ from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks.app import close_app, create_app
 from creditbridge.webhooks.counters import read_all
 from creditbridge.webhooks.payload import WebhookPayload
+from creditbridge.webhooks.processing import process_pending, process_pending_one_by_one
 from creditbridge.webhooks.sender import build_payload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +154,22 @@ def test_a_total_named_as_such_is_not_creditable_never_parked(client, itemtype):
         assert list(s.scalars(select(WebhookDelivery.state))) == ["processed"]
         assert list(s.scalars(select(LearningRecordRow))) == []
     assert read_all(store)["not_creditable_course_total"] == 1
+
+
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_a_grade_of_an_unknown_user_and_course_that_could_never_count_is_not_parked(client, one_by_one):
+    """Plugin 1.0.0 sent every course's grades: one that names no item is not creditable wherever it comes from,
+    so it is not parked waiting for a user or course that may never be synced (chunk and one-by-one paths)."""
+    c, store = client
+    c.application.config["WEBHOOKS_PROCESS_INLINE"] = False
+    p = json.loads(PAIRS["05_grade_course_total"]["recorded"]["body"])
+    p["user"] = {"id": 777, "username": "stranger", "idnumber": ""}
+    p["course"] = {"id": 888, "idnumber": "MATH-7"}
+    body, headers = signed(p)
+    assert c.post("/webhooks/moodle", data=body, headers=headers).status_code == 202
+    out = (process_pending_one_by_one if one_by_one else process_pending)(store, settings_for(store.url))
+    assert (out["processed"], out["parked"], out["records"]) == (1, 0, 0)
+    assert read_all(store)["not_creditable_grade_without_item"] == 1
 
 
 def test_a_manual_item_without_id_number_is_named_by_its_id(client):
