@@ -17,8 +17,8 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'local_creditbridge';
-$plugin->version   = 2026112400;
-$plugin->requires  = 2022112800; // Moodle 4.1.
-$plugin->supported = [401, 405];
+$plugin->version   = 2026120600;
+$plugin->requires  = 2023042400; // Moodle 4.2: core_external classes.
+$plugin->supported = [402, 405];
 $plugin->maturity  = MATURITY_STABLE;
-$plugin->release   = '1.0.0';
+$plugin->release   = '1.1.0';

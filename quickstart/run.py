@@ -320,7 +320,7 @@ def record_completions(admin: SandboxAdmin, completions: list[Completion],
 def _drain(run: Run, settings: Settings, store: Store, services: Services) -> None:
     from creditbridge.store.models.core import LearningRecordRow
     from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
-    from creditbridge.webhooks.counters import read_all
+    from creditbridge.webhooks.counters import read_all, split_outcomes
     from creditbridge.webhooks.processing import process_pending
 
     done = next(s.counts for s in run.steps if s.key == "completions")
@@ -350,7 +350,7 @@ def _drain(run: Run, settings: Settings, store: Store, services: Services) -> No
                                .where(WebhookDelivery.state == "pending")) or 0
         counters = read_all(store)
         c.update({"received": received, "duplicates": counters.get("duplicate", 0),
-                  "rejected": sum(v for k, v in counters.items() if k not in ("accepted", "duplicate")),
+                  "rejected": sum(split_outcomes(counters)[0].values()),
                   "records": records, "parked": parked, "pending": pending,
                   "sender_failed": getattr(sender, "failed", 0), "processed": processed["processed"],
                   "receive_seconds": round(receiving, 3), "process_seconds": round(processing, 3)})

@@ -14,7 +14,7 @@ from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
-from creditbridge.webhooks.counters import read_all
+from creditbridge.webhooks.counters import read_all, split_outcomes
 
 
 @click.group("intake")
@@ -35,9 +35,10 @@ def status_command(app: AppContext, as_json: bool) -> None:
                            .where(WebhookDelivery.state == "pending")) or 0
         records = s.scalar(select(func.count()).select_from(LearningRecordRow)) or 0
         parked = s.scalar(select(func.count()).select_from(ParkedEvent)) or 0
-    rejected = {k: v for k, v in counters.items() if k not in ("duplicate", "accepted")}
+    rejected, not_creditable = split_outcomes(counters)
     doc = {"received": received, "duplicates": counters.get("duplicate", 0), "rejected": sum(rejected.values()),
-           "rejected_by_reason": rejected, "records": records, "parked": parked, "pending": pending}
+           "rejected_by_reason": rejected, "records": records, "parked": parked, "pending": pending,
+           "not_creditable": sum(not_creditable.values()), "not_creditable_by_reason": not_creditable}
     if as_json:
         emit_json(doc)
         return

@@ -47,6 +47,18 @@ class MoodleActivity(BaseModel):
     modname: str = Field(max_length=40, description="Module type, e.g. page, quiz, assign")
 
 
+class MoodleGradeItem(BaseModel):
+    """The grade item a grade belongs to (grade_updated from plugin 1.1 on). Plugin 1.0.0 sent none: its grades
+    of manual items and of the course total were the same apart from the grade's id."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1, description="grade_items.id")
+    itemtype: str = Field(max_length=30, description="mod, manual, course or category (course/category: totals)")
+    itemmodule: str | None = Field(None, max_length=40, description="Module of a mod item, e.g. assign")
+    iteminstance: int | None = Field(None, ge=0, description="Module instance id of a mod item")
+    idnumber: str = Field("", max_length=100, description="The grade item's ID number (its activity code)")
+
+
 class WebhookPayload(BaseModel):
     """One Moodle event as the plugin reports it. Extra keys are refused so a typo cannot pass silently."""
 
@@ -63,6 +75,7 @@ class WebhookPayload(BaseModel):
     completionstate: int | None = Field(None, ge=0, le=3)
     grade: float | None = None
     grademax: float | None = Field(None, ge=0)
+    gradeitem: MoodleGradeItem | None = None
     timespent: int | None = Field(None, ge=0, description="Seconds spent, where Moodle knows it")
     timecreated: int = Field(ge=0, description="Unix time of the Moodle event")
 

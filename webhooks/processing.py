@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +23,7 @@ from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
+from creditbridge.webhooks.counters import bump_in
 from creditbridge.webhooks.payload import EventType, WebhookPayload
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,19 @@ log = logging.getLogger(__name__)
 
 class Unresolvable(Exception):
     """The event names a user or course this store does not know (yet). Parked, retried after a sync."""
+
+
+class NotCreditable(Exception):
+    """A delivery kept and acknowledged that makes no learning record (a course-total grade, a grade naming no
+    item): processed, never parked, and counted in intake_counter as `not_creditable_<reason>`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Grade items whose grade aggregates the items that are sent on their own: a record of it would count them twice.
+TOTAL_ITEMTYPES = frozenset({"course", "category"})
 
 
 def course_source(site: str, userid: int, courseid: int) -> str:
@@ -83,6 +98,7 @@ def _parse(raw: Any) -> WebhookPayload:
 
 
 def records_for(s: Session, p: WebhookPayload, programme: str) -> list[LearningRecord]:
+    check_creditable(p)
     teacher = find_teacher(s, programme, p.user.id, p.user.username)
     if teacher is None:
         raise Unresolvable(f"unknown Moodle user {p.user.id} ({p.user.username})")
@@ -109,18 +125,41 @@ def _records(p: WebhookPayload, teacher: str, code: str, hours: Decimal, program
     if p.event is EventType.course_completed:
         return [LearningRecord(**base, kind="course", passed=True, hours=float(hours), minutes=minutes,
                                source=course_source(site, p.user.id, p.course.id))]
+    if p.event is EventType.grade_updated:
+        activity, key = _graded_item(p)
+        return [LearningRecord(**base, activity=activity, kind="score", score=p.grade, minutes=minutes,
+                               source=f"moodle:{site}:grade_updated:{p.user.id}:{key}:{p.timecreated}:{p.objectid}")]
     if p.activity is None:
         raise Unresolvable(f"{p.event.value} without an activity")
     activity = p.activity.idnumber or f"cm{p.activity.cmid}"
     tail = f"{p.user.id}:{p.activity.cmid}:{p.timecreated}"
-    if p.event is EventType.grade_updated:
-        return [LearningRecord(**base, activity=activity, kind="score", score=p.grade, minutes=minutes,
-                               source=f"moodle:{site}:grade_updated:{tail}:{p.objectid}")]
     if p.completionstate == 0:
         return [LearningRecord(**base, activity=activity, kind="revocation",
                                source=f"moodle:{site}:activity_revoked:{tail}")]
     return [LearningRecord(**base, activity=activity, kind="activity", passed=p.completionstate != 3,
                            minutes=minutes, source=f"moodle:{site}:activity_completed:{tail}")]
+
+
+def check_creditable(p: WebhookPayload) -> None:
+    """NotCreditable for a delivery that makes no record whoever its user and course are: a course or category
+    total, and plugin 1.0.0's grades that name neither activity nor grade item (its manual items and course
+    totals look the same). Checked before the user and course are looked up, so these are never parked."""
+    if p.event is not EventType.grade_updated:
+        return
+    if p.gradeitem is not None and p.gradeitem.itemtype in TOTAL_ITEMTYPES:
+        raise NotCreditable("course_total")
+    if p.activity is None and p.gradeitem is None:
+        raise NotCreditable("grade_without_item")
+
+
+def _graded_item(p: WebhookPayload) -> tuple[str, str]:
+    """(activity code, source key) of a creditable grade: its activity (a module's grade item), else its grade
+    item (a manual item, e.g. a workshop host's score)."""
+    check_creditable(p)
+    if p.activity is not None:
+        return p.activity.idnumber or f"cm{p.activity.cmid}", str(p.activity.cmid)
+    assert p.gradeitem is not None  # check_creditable refused a grade naming neither
+    return p.gradeitem.idnumber or f"gi{p.gradeitem.id}", f"gi{p.gradeitem.id}"
 
 
 # Deliveries per transaction: one commit, a handful of IN queries and one bulk insert per chunk instead of a
@@ -204,11 +243,13 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
     # Records in delivery order; a delivery whose user or course is unknown is parked with its reason.
     done: list[tuple[int, str]] = []
     parked: list[tuple[int, str, str]] = []
+    not_creditable: list[str] = []
     wanted: list[LearningRecord] = []
     for did, wid, p in parsed:
         try:
             if isinstance(p, Unresolvable):
                 raise p
+            check_creditable(p)
             teacher = teachers.get(("id", p.user.id)) or (teachers.get(("name", p.user.username))
                                                            if p.user.username else None)
             if teacher is None:
@@ -221,6 +262,8 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
         except Unresolvable as e:
             parked.append((did, wid, str(e)))
             continue
+        except NotCreditable as e:
+            not_creditable.append(e.reason)
         done.append((did, wid))
 
     existing = set(s.scalars(select(LearningRecordRow.source)
@@ -248,6 +291,8 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
         s.execute(delete(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w in done]))
                   .execution_options(synchronize_session=False))
         out["processed"] += len(done)
+    for reason, n in Counter(not_creditable).items():
+        bump_in(s, f"not_creditable_{reason}", n)
     if parked:
         s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_([d for d, _, _ in parked]))
                   .values(state="parked").execution_options(synchronize_session=False))
@@ -424,6 +469,9 @@ def _process_one(s: Session, did: int, states: list[str], programme: str, out: C
         _park(s, d, str(e))
         out["parked"] += 1
         return
+    except NotCreditable as e:
+        recs = []
+        bump_in(s, f"not_creditable_{e.reason}")
     inserted = [rec for rec in recs if store_record(s, rec, "webhook")]
     out["records"] += len(inserted)
     out["duplicates"] += len(recs) - len(inserted)

@@ -13,9 +13,11 @@ from creditbridge.webhooks.payload import MOODLE_EVENTS, WebhookPayload, webhook
 
 def build_payload(event: dict[str, Any], *, site: str, user: dict[str, Any], course: dict[str, Any],
                   activity: dict[str, Any] | None = None, grade: float | None = None,
-                  grademax: float | None = None, timespent: int | None = None) -> WebhookPayload:
+                  grademax: float | None = None, timespent: int | None = None,
+                  gradeitem: dict[str, Any] | None = None) -> WebhookPayload:
     """From a Moodle event as the observer sees it. The learner is relateduserid (course_completed is
-    raised by cron, whose userid is the admin/cron user)."""
+    raised by cron, whose userid is the admin/cron user). `gradeitem` (id, itemtype, itemmodule, iteminstance,
+    idnumber) for a grade, as plugin 1.1 names it; left out, a grade looks like plugin 1.0.0's."""
     other = event.get("other") or {}
     if isinstance(other, str):
         other = json.loads(other or "{}")
@@ -30,7 +32,9 @@ def build_payload(event: dict[str, Any], *, site: str, user: dict[str, Any], cou
                                                    "idnumber": activity.get("idnumber") or "",
                                                    "modname": activity.get("modname") or ""},
         "completionstate": None if state is None else int(state), "grade": grade, "grademax": grademax,
-        "timespent": timespent, "timecreated": int(event["timecreated"])})
+        "timespent": timespent, "timecreated": int(event["timecreated"]),
+        "gradeitem": None if gradeitem is None else {k: gradeitem.get(k) for k in
+                                                     ("id", "itemtype", "itemmodule", "iteminstance", "idnumber")}})
 
 
 def sign(payload: WebhookPayload, secret: str, now: datetime | None = None) -> tuple[bytes, dict[str, str]]:

@@ -9,8 +9,8 @@
 namespace local_creditbridge;
 
 /**
- * Event observers. They only queue an adhoc task: sending never blocks the teacher's page, and a
- * failed send is retried by the task API with backoff.
+ * Event observers. They build the payload from the event as it is raised (collector) and queue an adhoc task that
+ * only sends it: sending never blocks the teacher's page, and nothing the task needs can be deleted under it.
  *
  * @package    local_creditbridge
  * @copyright  2026 creditbridge
@@ -37,7 +37,7 @@ class observer {
     }
 
     /**
-     * A grade was set or changed.
+     * A grade was set or changed (course and category totals are not sent: payload::is_total).
      *
      * @param \core\event\user_graded $event
      */
@@ -46,7 +46,7 @@ class observer {
     }
 
     /**
-     * Queue the send with the event data as the observer saw it.
+     * Queue the send of the event's payload, built now.
      *
      * @param \core\event\base $event
      */
@@ -54,17 +54,16 @@ class observer {
         if (empty(get_config('local_creditbridge', 'endpoint'))) {
             return;
         }
-        $task = new task\send_webhook();
-        $task->set_custom_data([
-            'eventname' => $event->eventname,
-            'objectid' => (int)$event->objectid,
-            'userid' => (int)$event->userid,
-            'relateduserid' => (int)$event->relateduserid,
-            'courseid' => (int)$event->courseid,
-            'contextinstanceid' => (int)$event->contextinstanceid,
-            'timecreated' => (int)$event->timecreated,
-            'other' => $event->other,
-        ]);
-        \core\task\manager::queue_adhoc_task($task);
+        $result = collector::collect($event->get_data());
+        if ($result['outcome'] === collector::MISSING) {
+            // Not a normal case (something was deleted in the same request): the PHP error log says so. An
+            // unmanaged course or a total is normal and goes unlogged.
+            // phpcs:ignore moodle.PHP.ForbiddenFunctions.FoundWithAlternative
+            error_log("local_creditbridge: {$event->eventname} {$event->objectid} not sent: {$result['reason']}");
+            return;
+        }
+        if ($result['outcome'] === collector::SEND) {
+            task\send_webhook::queue_payload($result['payload']);
+        }
     }
 }

@@ -11,6 +11,10 @@ namespace local_creditbridge;
 /**
  * Builds the webhook payload (documented in webhooks/payload.schema.json of creditbridge).
  *
+ * Pure: plain arrays in, the payload array out; no database, no globals. The observer reads what an event refers
+ * to when the event is queued (collector::records) and hands it in here, so a user, course or module deleted
+ * before the send cannot fail the send. Tested standalone against golden pairs (tests/fixtures/golden).
+ *
  * @package    local_creditbridge
  * @copyright  2026 creditbridge
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
@@ -24,57 +28,121 @@ class payload {
         '\core\event\user_graded' => 'grade_updated',
     ];
 
+    /** @var string[] Grade item types whose grade aggregates other items' grades, which are sent on their own. */
+    const TOTAL_ITEMTYPES = ['course', 'category'];
+
     /**
-     * The payload for one queued event.
+     * The learner of an event: relateduserid (course_completed is raised by cron, where userid is not the learner;
+     * user_graded's userid is the grader), else userid.
      *
-     * @param array $data the event data the observer queued
-     * @return array
+     * @param array $event the event's data
+     * @return int
      */
-    public static function build(array $data): array {
-        global $CFG, $DB;
-        $other = is_array($data['other']) ? $data['other'] : (array)json_decode((string)$data['other'], true);
-        // The learner: course_completed is raised by cron, so userid is not the learner there.
-        $userid = !empty($data['relateduserid']) ? (int)$data['relateduserid'] : (int)$data['userid'];
-        $user = $DB->get_record('user', ['id' => $userid], 'id, username, idnumber', MUST_EXIST);
-        $course = $DB->get_record('course', ['id' => $data['courseid']], 'id, idnumber', MUST_EXIST);
+    public static function learner_id(array $event): int {
+        return !empty($event['relateduserid']) ? (int)$event['relateduserid'] : (int)$event['userid'];
+    }
+
+    /**
+     * Whether a grade item's grades are not sent: course and category totals aggregate the grades of the items
+     * that are sent themselves, and a receiver counting both would count one grade twice.
+     *
+     * @param array $gradeitem the grade item (itemtype at least)
+     * @return bool
+     */
+    public static function is_total(array $gradeitem): bool {
+        return in_array((string)($gradeitem['itemtype'] ?? ''), self::TOTAL_ITEMTYPES, true);
+    }
+
+    /**
+     * The payload for one event.
+     *
+     * @param array $event the event's data (\core\event\base::get_data()): eventname, objectid, userid,
+     *     relateduserid, courseid, contextinstanceid, timecreated, other
+     * @param array $records what the event refers to, read when it was queued: user (id, username, idnumber),
+     *     course (id, idnumber), cm (id, idnumber, modname) or null, gradeitem (id, itemtype, itemmodule,
+     *     iteminstance, idnumber, grademax) or null
+     * @param string $site $CFG->wwwroot
+     * @return array|null null when the event is not sent (the grade of a course or category total)
+     */
+    public static function build(array $event, array $records, string $site): ?array {
+        $eventname = (string)$event['eventname'];
+        if (!isset(self::EVENTS[$eventname])) {
+            throw new \coding_exception("local_creditbridge does not send {$eventname}");
+        }
+        $other = $event['other'] ?? [];
+        $other = is_array($other) ? $other : (array)json_decode((string)$other, true);
+        $user = $records['user'];
+        $course = $records['course'];
+        $cm = $records['cm'] ?? null;
+        $gradeitem = $records['gradeitem'] ?? null;
 
         $activity = null;
         $completionstate = null;
         $grade = null;
         $grademax = null;
-        if ($data['eventname'] === '\core\event\course_module_completion_updated') {
-            $cm = get_coursemodule_from_id('', $data['contextinstanceid'], 0, false, MUST_EXIST);
-            $activity = ['cmid' => (int)$cm->id, 'idnumber' => (string)$cm->idnumber, 'modname' => (string)$cm->modname];
+        if ($eventname === '\core\event\course_module_completion_updated') {
+            $activity = self::activity($cm);
             $completionstate = isset($other['completionstate']) ? (int)$other['completionstate'] : null;
-        } else if ($data['eventname'] === '\core\event\user_graded') {
-            $gradegrade = $DB->get_record('grade_grades', ['id' => $data['objectid']], '*', MUST_EXIST);
-            $item = $DB->get_record('grade_items', ['id' => $gradegrade->itemid], '*', MUST_EXIST);
-            if ($item->itemtype === 'mod') {
-                $cm = get_coursemodule_from_instance($item->itemmodule, $item->iteminstance, $item->courseid);
-                if ($cm) {
-                    $activity = ['cmid' => (int)$cm->id, 'idnumber' => (string)$cm->idnumber,
-                        'modname' => (string)$cm->modname];
-                }
+        } else if ($eventname === '\core\event\user_graded') {
+            if ($gradeitem === null || self::is_total($gradeitem)) {
+                return null;
             }
-            $grade = $gradegrade->finalgrade === null ? null : (float)$gradegrade->finalgrade;
-            $grademax = (float)$item->grademax;
+            // The grade as the event saw it (user_graded carries the final grade in "other").
+            $grade = isset($other['finalgrade']) ? (float)$other['finalgrade'] : null;
+            $grademax = (float)$gradeitem['grademax'];
+            $activity = $cm === null ? null : self::activity($cm);
         }
 
-        return [
-            'event' => self::EVENTS[$data['eventname']],
-            'eventname' => $data['eventname'],
-            'objectid' => (int)$data['objectid'],
-            'site' => rtrim($CFG->wwwroot, '/'),
-            'user' => ['id' => (int)$user->id, 'username' => (string)$user->username, 'idnumber' => (string)$user->idnumber],
-            'course' => ['id' => (int)$course->id, 'idnumber' => (string)$course->idnumber],
+        $payload = [
+            'event' => self::EVENTS[$eventname],
+            'eventname' => $eventname,
+            'objectid' => (int)$event['objectid'],
+            'site' => rtrim($site, '/'),
+            'user' => ['id' => (int)$user['id'], 'username' => (string)$user['username'],
+                'idnumber' => (string)$user['idnumber']],
+            'course' => ['id' => (int)$course['id'], 'idnumber' => (string)$course['idnumber']],
             'activity' => $activity,
             'completionstate' => $completionstate,
             'grade' => $grade,
             'grademax' => $grademax,
             // Core Moodle does not record time spent; a site with a time-tracking plugin fills it in.
             'timespent' => null,
-            'timecreated' => (int)$data['timecreated'],
+            'timecreated' => (int)$event['timecreated'],
         ];
+        if ($gradeitem !== null) {
+            // Only grades name their grade item, so completions stay byte for byte what plugin 1.0.0 sent.
+            $payload['gradeitem'] = [
+                'id' => (int)$gradeitem['id'],
+                'itemtype' => (string)$gradeitem['itemtype'],
+                'itemmodule' => isset($gradeitem['itemmodule']) ? (string)$gradeitem['itemmodule'] : null,
+                'iteminstance' => isset($gradeitem['iteminstance']) ? (int)$gradeitem['iteminstance'] : null,
+                'idnumber' => (string)($gradeitem['idnumber'] ?? ''),
+            ];
+        }
+        return $payload;
+    }
+
+    /**
+     * The payload's activity for a course module.
+     *
+     * @param array|null $cm id, idnumber, modname
+     * @return array|null
+     */
+    protected static function activity(?array $cm): ?array {
+        if ($cm === null) {
+            return null;
+        }
+        return ['cmid' => (int)$cm['id'], 'idnumber' => (string)$cm['idnumber'], 'modname' => (string)$cm['modname']];
+    }
+
+    /**
+     * The body as sent: JSON with slashes and Chinese text unescaped (what plugin 1.0.0 sent).
+     *
+     * @param array $payload
+     * @return string
+     */
+    public static function encode(array $payload): string {
+        return json_encode($payload, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
     }
 
     /**

@@ -16,18 +16,31 @@
 
 defined('MOODLE_INTERNAL') || die();
 
+$string['creditbridge:viewreadiness'] = 'View the site readiness report for creditbridge';
 $string['endpoint'] = 'Webhook endpoint';
-$string['endpoint_desc'] = 'URL of the creditbridge receiver, e.g. https://credits.example.org/webhooks/moodle';
+$string['endpoint_desc'] = 'URL of the creditbridge receiver, e.g. https://credits.example.org/webhooks/moodle. Moodle\'s HTTP security must allow its host and port (curlsecurityblockedhosts, curlsecurityallowedport): a private address or a port other than 80/443 is blocked by default ("The URL is blocked.").';
+$string['lasterror'] = 'Last error';
+$string['lastsuccess'] = 'Last successful send';
+$string['managedfield'] = 'Managed courses: course custom field';
+$string['managedfield_desc'] = 'Only completions and grades of courses that have an ID number and a value in this course custom field are sent (creditbridge\'s sync fills credit_hours in every catalog course). Empty: every course.';
+$string['maxattempts'] = 'Attempts after a refusal';
+$string['maxattempts_desc'] = 'How many times an event is sent when the receiver answers with a 4xx status other than 410/422 (a wrong secret, a clock more than 5 minutes off, a body too large), with a backoff from 1 minute doubling to 1 day, before it is dropped. Server errors and network failures are retried without limit.';
 $string['pluginname'] = 'Creditbridge completion webhooks';
-$string['privacy:metadata:creditbridge'] = 'Course and activity completions and grades are sent to the creditbridge connector, which reports continuing-education credits to the provincial registry.';
+$string['privacy:metadata:creditbridge'] = 'Course and activity completions and grades of courses creditbridge manages are sent to the creditbridge receiver set in the plugin\'s settings (endpoint), which reports continuing-education credits to the provincial registry.';
+$string['privacy:metadata:creditbridge:activity'] = 'The activity (course module id, ID number, type)';
 $string['privacy:metadata:creditbridge:completionstate'] = 'The activity completion state';
-$string['privacy:metadata:creditbridge:courseid'] = 'The course id and idnumber';
+$string['privacy:metadata:creditbridge:courseid'] = 'The course id and ID number';
 $string['privacy:metadata:creditbridge:grade'] = 'The grade and maximum grade';
+$string['privacy:metadata:creditbridge:gradeitem'] = 'The grade item the grade belongs to (id, type, module, ID number)';
 $string['privacy:metadata:creditbridge:idnumber'] = 'The user\'s ID number';
 $string['privacy:metadata:creditbridge:timecreated'] = 'The time of the event';
 $string['privacy:metadata:creditbridge:userid'] = 'The user\'s id';
 $string['privacy:metadata:creditbridge:username'] = 'The user\'s username';
+$string['privacy:metadata:task_adhoc'] = 'Until it is sent, each event waits in a queued task with the data it will send.';
+$string['privacy:metadata:task_adhoc:customdata'] = 'The data to be sent (as described for the creditbridge receiver)';
+$string['privacy:metadata:task_adhoc:nextruntime'] = 'When the next attempt to send it is made';
+$string['privacy:pendingwebhooks'] = 'Completions and grades waiting to be sent';
 $string['secret'] = 'Signing secret';
-$string['secret_desc'] = 'Shared secret (whsec_...) used to sign each webhook (Standard Webhooks).';
-$string['sendfailed'] = 'Webhook send failed ({$a}); it will be retried.';
+$string['secret_desc'] = 'Shared secret (whsec_...) used to sign each webhook (Standard Webhooks); one of the receiver\'s webhooks.secrets.';
+$string['status'] = 'Status';
 $string['task_send_webhook'] = 'Send a completion webhook';

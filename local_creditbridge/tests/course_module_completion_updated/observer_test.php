@@ -9,20 +9,24 @@
 namespace local_creditbridge\course_module_completion_updated;
 
 /**
- * Activity completion and its revocation (completionstate 0) each queue a send.
+ * Activity completion and its revocation (completionstate 0) each queue a send built at once; deleting the
+ * module afterwards does not break the send. Needs a Moodle (advanced_testcase).
  *
  * @package    local_creditbridge
  * @copyright  2026 creditbridge
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  * @covers     \local_creditbridge\observer::course_module_completion_updated
+ * @covers     \local_creditbridge\collector
  */
 final class observer_test extends \advanced_testcase {
 
-    public function test_completion_and_revocation_are_queued(): void {
+    public function test_completion_and_revocation_are_queued_and_survive_the_module(): void {
+        global $CFG;
+        require_once($CFG->dirroot . '/course/lib.php');
         $this->resetAfterTest();
-        set_config('endpoint', 'http://127.0.0.1:9/webhooks/moodle', 'local_creditbridge');
-        set_config('secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'local_creditbridge');
-        $course = $this->getDataGenerator()->create_course(['enablecompletion' => 1]);
+        $generator = $this->getDataGenerator()->get_plugin_generator('local_creditbridge');
+        $generator->configure();
+        $course = $generator->create_managed_course();
         $page = $this->getDataGenerator()->create_module('page', ['course' => $course->id, 'idnumber' => 'ACT-1',
             'completion' => COMPLETION_TRACKING_MANUAL]);
         $learner = $this->getDataGenerator()->create_and_enrol($course, 'student');
@@ -32,14 +36,17 @@ final class observer_test extends \advanced_testcase {
         $completion->update_state($cm, COMPLETION_COMPLETE, $learner->id);
         $completion->update_state($cm, COMPLETION_INCOMPLETE, $learner->id);
 
-        $tasks = array_values(\core\task\manager::get_adhoc_tasks('\local_creditbridge\task\send_webhook'));
-        $this->assertCount(2, $tasks);
-        $states = array_map(fn($t) => \local_creditbridge\payload::build((array)$t->get_custom_data())['completionstate'],
-            $tasks);
-        sort($states);
-        $this->assertSame([0, 1], $states);
-        $payload = \local_creditbridge\payload::build((array)$tasks[0]->get_custom_data());
-        $this->assertSame('ACT-1', $payload['activity']['idnumber']);
-        $this->assertSame('page', $payload['activity']['modname']);
+        $payloads = array_values(array_filter($generator->queued_payloads(),
+            fn($p) => $p['event'] === 'activity_completion_updated'));
+        $this->assertCount(2, $payloads);
+        $this->assertEqualsCanonicalizing([0, 1], array_column($payloads, 'completionstate'));
+        $this->assertSame(['cmid' => (int)$cm->id, 'idnumber' => 'ACT-1', 'modname' => 'page'], $payloads[0]['activity']);
+
+        course_delete_module($cm->id);
+        $tasks = \core\task\manager::get_adhoc_tasks('\local_creditbridge\task\send_webhook');
+        ob_start();
+        reset($tasks)->execute();
+        $out = ob_get_clean();
+        $this->assertStringContainsString('retrying', $out);
     }
 }

@@ -9,32 +9,52 @@
 namespace local_creditbridge\user_graded;
 
 /**
- * A grade change queues a send carrying grade and grade max.
+ * A grade queues a send naming its grade item (a module's or a manual one); the course total's regrade is not
+ * sent. Needs a Moodle (advanced_testcase).
  *
  * @package    local_creditbridge
  * @copyright  2026 creditbridge
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  * @covers     \local_creditbridge\observer::user_graded
+ * @covers     \local_creditbridge\collector
  */
 final class observer_test extends \advanced_testcase {
 
-    public function test_grade_is_queued_with_grade_and_max(): void {
+    public function test_grades_name_their_item_and_totals_are_not_sent(): void {
+        global $CFG;
+        require_once($CFG->libdir . '/gradelib.php');
         $this->resetAfterTest();
-        set_config('endpoint', 'http://127.0.0.1:9/webhooks/moodle', 'local_creditbridge');
-        set_config('secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'local_creditbridge');
-        $course = $this->getDataGenerator()->create_course();
+        $generator = $this->getDataGenerator()->get_plugin_generator('local_creditbridge');
+        $generator->configure();
+        $course = $generator->create_managed_course();
         $learner = $this->getDataGenerator()->create_and_enrol($course, 'student');
-        $assign = $this->getDataGenerator()->create_module('assign', ['course' => $course->id, 'grade' => 100]);
+        $assign = $this->getDataGenerator()->create_module('assign', ['course' => $course->id, 'grade' => 100,
+            'idnumber' => 'ASG-1']);
         $item = \grade_item::fetch(['itemtype' => 'mod', 'itemmodule' => 'assign', 'iteminstance' => $assign->id,
             'courseid' => $course->id]);
+        $manual = new \grade_item(['courseid' => $course->id, 'itemtype' => 'manual', 'itemname' => 'Workshop score',
+            'idnumber' => 'WS-1', 'grademax' => 20]);
+        $manual->insert();
 
         $item->update_final_grade($learner->id, 85, 'test');
+        $manual->update_final_grade($learner->id, 17.5, 'test');
+        grade_regrade_final_grades($course->id);
 
-        $tasks = array_values(\core\task\manager::get_adhoc_tasks('\local_creditbridge\task\send_webhook'));
-        $this->assertNotEmpty($tasks);
-        $payload = \local_creditbridge\payload::build((array)end($tasks)->get_custom_data());
-        $this->assertSame('grade_updated', $payload['event']);
-        $this->assertEquals(85.0, $payload['grade']);
-        $this->assertEquals(100.0, $payload['grademax']);
+        $grades = array_values(array_filter($generator->queued_payloads(), fn($p) => $p['event'] === 'grade_updated'));
+        $this->assertNotEmpty($grades);
+        $types = array_unique(array_map(fn($p) => $p['gradeitem']['itemtype'], $grades));
+        sort($types);
+        $this->assertSame(['manual', 'mod'], $types);
+        foreach ($grades as $p) {
+            if ($p['gradeitem']['itemtype'] === 'mod') {
+                $this->assertEquals([85.0, 100.0], [$p['grade'], $p['grademax']]);
+                $this->assertSame('assign', $p['activity']['modname']);
+                $this->assertSame('assign', $p['gradeitem']['itemmodule']);
+            } else {
+                $this->assertEquals([17.5, 20.0], [$p['grade'], $p['grademax']]);
+                $this->assertNull($p['activity']);
+                $this->assertSame('WS-1', $p['gradeitem']['idnumber']);
+            }
+        }
     }
 }

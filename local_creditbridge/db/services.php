@@ -1,0 +1,30 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+
+/**
+ * External functions: the read-only readiness report creditbridge's `moodle check` asks for. Add it to the
+ * creditbridge external service (Site administration > Server > Web services > External services > Functions).
+ *
+ * @package    local_creditbridge
+ * @copyright  2026 creditbridge
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+defined('MOODLE_INTERNAL') || die();
+
+$functions = [
+    'local_creditbridge_get_site_readiness' => [
+        'classname' => 'local_creditbridge\external\get_site_readiness',
+        'methodname' => 'execute',
+        'description' => 'What creditbridge needs of this site: the calling user\'s capabilities, custom fields, ' .
+            'welcome messages of manual enrolment, and whether the webhook receiver can be reached.',
+        'type' => 'read',
+        'capabilities' => 'local/creditbridge:viewreadiness',
+        'ajax' => false,
+    ],
+];
