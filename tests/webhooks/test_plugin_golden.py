@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_paths import fixture
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from webhook_helpers import ID_NUMBER, SECRET, settings_for, signed
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "local_creditbridge"
 GOLDEN = sorted((PLUGIN / "tests" / "fixtures" / "golden").glob("*.json"))
 PAIRS: dict[str, dict[str, Any]] = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in GOLDEN}
-RECORDING = json.loads((ROOT / "tests" / "fixtures" / "plugin-webhooks" / "deliveries.json").read_text("utf-8"))
+RECORDING = json.loads(fixture("plugin-webhooks", "deliveries.json").read_text("utf-8"))
 SECOND_ID_NUMBER = "110105195001010012"  # the cron-completion pair's teacher
 
 

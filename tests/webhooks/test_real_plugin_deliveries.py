@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
+from fixture_paths import fixture
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 from webhook_helpers import ID_NUMBER, SECRET
@@ -30,7 +31,7 @@ from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Tea
 from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks.payload import webhook_id
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "plugin-webhooks" / "deliveries.json"
+FIXTURE = fixture("plugin-webhooks", "deliveries.json")
 RECORDED: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
 ENTRIES: list[dict[str, Any]] = RECORDED["entries"]
 SITE = "http://127.0.0.1:8089"
