@@ -219,7 +219,9 @@ def create_courses(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
             st.context_for(CONTEXT_COURSE, cid, st.context_for(CONTEXT_COURSECAT, course["categoryid"]))
             st.insert("course_sections", {"course": cid, "section": 0, "name": None})
             for plugin, status, role in (("manual", 0, 5), ("guest", 1, 0), ("self", 1, 5)):
-                st.insert("enrol", {"enrol": plugin, "status": status, "courseid": cid, "roleid": role})
+                # A new manual instance takes enrol_manual's sendcoursewelcomemessage as its customint1.
+                st.insert("enrol", {"enrol": plugin, "status": status, "courseid": cid, "roleid": role,
+                                    "customint1": st.welcome_default() if plugin == "manual" else 0})
             if row.get("newsitems", 5):  # the Announcements forum every new course gets
                 st.add_course_module(cid, "forum", "Announcements", completion=0)
             save_course_fields(call, cid, course.get("customfields") or [])
@@ -245,6 +247,7 @@ def update_courses(call: Call, p: dict[str, Any]) -> dict[str, Any]:
                         raise WsException("dml_missing_record_exception", "invalidrecord",
                                           "Can't find data record in database table course.")
                     call.require("moodle/course:update")
+                    _require_change_capabilities(call, existing, course)
                     if course.get("shortname") and st.scalar("SELECT 1 FROM course WHERE shortname = ? AND id != ?",
                                                              course["shortname"], course["id"]):
                         raise errors.moodle_exception("shortnametaken", "Short name is already used for another "
@@ -268,6 +271,25 @@ def update_courses(call: Call, p: dict[str, Any]) -> dict[str, Any]:
                 warnings.append({"item": "course", "itemid": course["id"], "warningcode": e.errorcode,
                                  "message": e.message})
     return {"warnings": warnings}
+
+
+# core_course_external::update_courses() checks these in this order, each only when the value changes, and
+# stops at the first one missing: a course with a new category and a new fullname names only the category
+# (roles.json #4). (given key, stored column, capability)
+_CHANGE_CHECKS = (("categoryid", "category", "moodle/course:changecategory"),
+                  ("fullname", "fullname", "moodle/course:changefullname"),
+                  ("shortname", "shortname", "moodle/course:changeshortname"),
+                  ("idnumber", "idnumber", "moodle/course:changeidnumber"),
+                  ("summary", "summary", "moodle/course:changesummary"),
+                  ("summaryformat", "summaryformat", "moodle/course:changesummary"),
+                  ("visible", "visible", "moodle/course:visibility"))
+
+
+def _require_change_capabilities(call: Call, existing: Row, course: dict[str, Any]) -> None:
+    for key, column, capability in _CHANGE_CHECKS:
+        stored = existing[column]
+        if course.get(key) is not None and str(course[key]) != ("" if stored is None else str(stored)):
+            call.require(capability)
 
 
 def course_sortorder(call: Call, course: Row) -> int:
@@ -464,7 +486,7 @@ def get_contents(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
     course = st.row("SELECT * FROM course WHERE id = ?", p["courseid"])
     if course is None:
         raise errors.missing_record("course", p["courseid"])
-    if not call.is_admin and not st.is_enrolled(course["id"], call.userid):
+    if not call.has("moodle/course:view") and not st.is_enrolled(course["id"], call.userid):
         raise errors.moodle_exception("requireloginerror", "Course or activity not accessible.")
     opts = {o["name"].lower(): o["value"] for o in p["options"]}
     for name in ("excludemodules", "excludecontents", "includestealthmodules"):

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from lxml import etree
 
+from creditbridge.connector.functions import READINESS_FUNCTION
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
 from creditbridge.sandbox.state import TOKEN_NOREST, TOKEN_USER, SandboxState
@@ -46,7 +47,9 @@ def load(name: str, fixtures: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ the site before the first transcript
 
 def prepare_site(state: SandboxState) -> None:
-    """The two accounts the recording site had before users.json (ids 3 and 4) and their tokens' users."""
+    """The two accounts the recording site had before users.json (ids 3 and 4) and their tokens' users. The
+    recorded site had no local_creditbridge plugin: its readiness function is not in the service."""
+    state.set_in_service(READINESS_FUNCTION, False)
     state.create_user("wsplain", firstname="Plain", lastname="Wsuser")
     state.create_user("wslimited", firstname="Limited", lastname="Wsuser")
 
