@@ -34,9 +34,12 @@ def _hint(token: str) -> str:
               help="Send completions as signed webhooks here (as the local_creditbridge plugin does).")
 @click.option("--webhook-secret", envvar="CREDITBRIDGE_WEBHOOK_SECRET", help="Secret for signing webhooks.")
 @click.option("--wwwroot", help="The site URL the sandbox reports (default: the URL it listens on).")
+@click.option("--role", type=click.Choice(["admin", "docs"]), default="admin", show_default=True,
+              help="Whose token --token is: the site administrator's (may do everything), or a user "
+                   "`creditbridge` holding exactly the role docs/moodle.md describes (as strict as a real site).")
 @click.pass_context
 def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str, debug: bool,
-            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None) -> None:
+            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None, role: str) -> None:
     """Run a Moodle-compatible sandbox LMS at /webservice/rest/server.php (Ctrl-C stops it)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -49,7 +52,7 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
     token = token or secrets.token_hex(16)
     site = (wwwroot or (f"http://{host}:{port}" if port else "")).rstrip("/") or None
     config: dict[str, Any] = {"SANDBOX_TOKEN": token, "SANDBOX_DB": db, "SANDBOX_DEBUG": debug,
-                              "SANDBOX_WWWROOT": site}
+                              "SANDBOX_WWWROOT": site, "SANDBOX_ROLE": role}
     if webhook_url:
         config.update(SANDBOX_WEBHOOK_URL=webhook_url, SANDBOX_WEBHOOK_SECRET=webhook_secret)
     handle = None
@@ -58,6 +61,9 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
         handle = serve_in_thread(app, host, port, log_requests=True)  # also settles the site URL for port 0
         click.echo(f"sandbox LMS listening on {handle.url}")
         click.echo(f"  web services: {handle.url}/webservice/rest/server.php")
+        if role == "docs":
+            click.echo("  the token belongs to user `creditbridge` with the role docs/moodle.md describes; "
+                       "the admin endpoints (/sandbox/admin/...) take the same token")
         if generated:
             # A generated token is shown once so the newcomer can use it; a given one only as a hint.
             click.echo(f"  admin token:  {token}")
