@@ -165,7 +165,8 @@ def welcome_findings(r: Readiness) -> list[Finding]:
 def receiver_findings(r: Readiness) -> list[Finding]:
     url = r.receiver.url
     if not url:
-        return [Finding("receiver_not_configured", "error", "the plugin has no endpoint: no webhook is sent",
+        # A warning: without webhooks `intake reconcile` still finds completions, only later.
+        return [Finding("receiver_not_configured", "warning", "the plugin has no endpoint: no webhook is sent",
                         f"{PLUGIN_ENDPOINT_PAGE}: the URL of `creditbridge serve` + /webhooks/moodle")]
     if not r.receiver.blocked:
         return []

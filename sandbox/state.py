@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS course (
   groupmodeforce INTEGER DEFAULT 0, defaultgroupingid INTEGER DEFAULT 0, enablecompletion INTEGER DEFAULT 1,
   completionnotify INTEGER DEFAULT 0, lang TEXT DEFAULT '', theme TEXT DEFAULT '', marker INTEGER DEFAULT 0,
   calendartype TEXT DEFAULT '', timecreated INTEGER, timemodified INTEGER, cacherev INTEGER DEFAULT 0,
-  formatoptions TEXT DEFAULT '{}');
+  formatoptions TEXT DEFAULT '{}', sortorder INTEGER);
 CREATE TABLE IF NOT EXISTS customfield_field (
   id INTEGER PRIMARY KEY, shortname TEXT UNIQUE, name TEXT, type TEXT, configdata TEXT, sortorder INTEGER);
 CREATE TABLE IF NOT EXISTS customfield_data (fieldid INTEGER, instanceid INTEGER, value TEXT,
@@ -162,9 +162,11 @@ class SandboxState:
         self._depth = 0
         self.clock: Callable[[], int] = lambda: int(time.time())
         self.db.executescript(SCHEMA)
+        # Site files written by earlier versions: instances that send no welcome message, computed sortorders.
         if "customint1" not in {r[1] for r in self.db.execute("PRAGMA table_info(enrol)")}:
-            # A site file written before welcome messages were modelled: its instances send none.
             self.db.execute("ALTER TABLE enrol ADD COLUMN customint1 INTEGER DEFAULT 0")
+        if "sortorder" not in {r[1] for r in self.db.execute("PRAGMA table_info(course)")}:
+            self.db.execute("ALTER TABLE course ADD COLUMN sortorder INTEGER")
         self._seq: dict[str, int] = {}
         if self.scalar("SELECT COUNT(*) FROM user") == 0:
             self._install()

@@ -158,7 +158,9 @@ def course_customfields(call: Call, courseid: int) -> list[dict[str, Any]]:
             valueraw = int(raw) if raw else 0
             value = "Yes" if valueraw else "No"
         else:
-            valueraw = raw or ""
+            # A text field without a data record reads null (roles.json: courses made before the field
+            # existed); one saved by a course form or web service holds "" (courses.json).
+            valueraw = raw
             value = raw or None
         out.append({"name": f["name"], "shortname": f["shortname"], "type": f["type"], "valueraw": valueraw,
                     "value": value})
@@ -225,6 +227,10 @@ def create_courses(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
             if row.get("newsitems", 5):  # the Announcements forum every new course gets
                 st.add_course_module(cid, "forum", "Announcements", completion=0)
             save_course_fields(call, cid, course.get("customfields") or [])
+            for f in course_fields(call):  # the course form saves every text field, given or not
+                if f["type"] == "text":
+                    st.execute("INSERT OR IGNORE INTO customfield_data (fieldid, instanceid, value) VALUES (?, ?, '')",
+                               f["id"], cid)
             out.append({"id": cid, "shortname": course["shortname"]})
     return out
 
@@ -262,6 +268,8 @@ def update_courses(call: Call, p: dict[str, Any]) -> dict[str, Any]:
                     changes = {k: course[k] for k in COURSE_COLUMNS if course.get(k) is not None}
                     if course.get("categoryid") is not None:
                         changes["category"] = course["categoryid"]
+                        if course["categoryid"] != existing["category"]:
+                            changes["sortorder"] = None
                     merged = {**existing, **changes}
                     _check_dates(merged)
                     changes["timemodified"] = call.now()
@@ -293,7 +301,10 @@ def _require_change_capabilities(call: Call, existing: Row, course: dict[str, An
 
 
 def course_sortorder(call: Call, course: Row) -> int:
-    """Moodle puts a new course first in its category and renumbers: newest = category sortorder + 1."""
+    """Moodle puts a new course first in its category and renumbers: newest = category sortorder + 1. A site
+    prepared server-side may fix a course's sortorder; moving the course to another category drops it."""
+    if course.get("sortorder") is not None:
+        return int(course["sortorder"])
     cat = call.state.row("SELECT sortorder FROM course_categories WHERE id = ?", course["category"])
     newer = call.state.scalar("SELECT COUNT(*) FROM course WHERE category = ? AND id >= ?", course["category"],
                               course["id"])

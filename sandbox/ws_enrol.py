@@ -8,6 +8,7 @@ from typing import Any
 from creditbridge.sandbox import errors
 from creditbridge.sandbox.functions import ENROL_MANUAL_VERSION, OV, Call, V, register
 from creditbridge.sandbox.state import CONTEXT_COURSE, ROLES, STUDENT_ROLE, Row
+from creditbridge.sandbox.ws_courses import course_sortorder
 from creditbridge.sandbox.ws_users import fullname, user_details
 from creditbridge.sandbox.wsformat import Multiple, Single, dflt, opt
 
@@ -115,7 +116,8 @@ def unenrol_users(call: Call, p: dict[str, Any]) -> None:
 
 
 def _enrolled_courses(call: Call, userid: int) -> list[Row]:
-    """enrol_get_users_courses($userid, onlyactive = true), Moodle's course order."""
+    """enrol_get_users_courses($userid, onlyactive = true), Moodle's course order: visible first, then
+    course.sortorder (category order, then the position inside the category; roles.json #23)."""
     st = call.state
     courses: dict[int, Row] = {}
     for row in st.rows("SELECT c.*, ue.status AS uestatus, ue.timestart, ue.timeend, e.status AS estatus "
@@ -123,7 +125,7 @@ def _enrolled_courses(call: Call, userid: int) -> list[Row]:
                        "WHERE ue.userid = ? ORDER BY c.visible DESC, c.id", userid):
         if row["id"] not in courses and st.enrolment_active({**row, "status": row["uestatus"]}):
             courses[row["id"]] = row
-    return list(courses.values())
+    return sorted(courses.values(), key=lambda c: (-c["visible"], course_sortorder(call, c), c["id"]))
 
 
 # What user_get_user_details() builds besides these (customfields and pictures need queries of their own).
