@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay import RECORDING_ORDER, Exchange, Replayer, load, mismatch
+from replay import RECORDING_ORDER, SEPARATE_SITES, Exchange, Replayer, load, mismatch
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "moodle-ws"
 if not FIXTURES.is_dir():
@@ -23,9 +23,10 @@ def replayed(name: str, *, debug: bool | None = None) -> dict[int, Exchange]:
     debug = name == "errors_debug.json" if debug is None else debug
     key = (name, debug)
     if key not in _results:
-        replayer = Replayer(debug=debug)
+        separate = name in SEPARATE_SITES
+        replayer = Replayer(debug=debug, site="roles" if separate else "recordings")
         try:
-            for earlier in RECORDING_ORDER[:RECORDING_ORDER.index(name)]:
+            for earlier in [] if separate else RECORDING_ORDER[:RECORDING_ORDER.index(name)]:
                 replayer.replay(earlier, load(earlier, FIXTURES)["entries"])
             _results[key] = {ex.index: ex for ex in replayer.replay(name, load(name, FIXTURES)["entries"])}
         finally:
@@ -34,7 +35,7 @@ def replayed(name: str, *, debug: bool | None = None) -> dict[int, Exchange]:
 
 
 def _exchanges() -> Iterator[Any]:
-    for name in RECORDING_ORDER:
+    for name in RECORDING_ORDER + SEPARATE_SITES:
         for index, entry in enumerate(load(name, FIXTURES)["entries"]):
             if entry["kind"] == "ws_call":
                 yield pytest.param(name, index, id=f"{name.removesuffix('.json')}#{index:02d} {entry['title']}")
@@ -47,8 +48,9 @@ def test_exchange_matches_recording(name: str, index: int) -> None:
 
 
 def test_every_ws_call_is_replayed() -> None:
-    total = sum(1 for name in RECORDING_ORDER for e in load(name, FIXTURES)["entries"] if e["kind"] == "ws_call")
-    assert len(list(_exchanges())) == total == 143
+    total = sum(1 for name in RECORDING_ORDER + SEPARATE_SITES for e in load(name, FIXTURES)["entries"]
+                if e["kind"] == "ws_call")
+    assert len(list(_exchanges())) == total == 163
 
 
 @pytest.mark.parametrize("index", [i for i, e in enumerate(load("errors_debug.json", FIXTURES)["entries"])
@@ -95,7 +97,7 @@ def _text(body: str) -> str:
     return re.sub(r'"userprivateaccesskey":"[^"]*"', '"userprivateaccesskey":"<key>"', body)
 
 
-@pytest.mark.parametrize("name", RECORDING_ORDER)
+@pytest.mark.parametrize("name", RECORDING_ORDER + SEPARATE_SITES)
 def test_json_text_is_what_php_prints(name: str) -> None:
     """Byte for byte (times and context ids aside): PHP's json_encode escapes "/" and non-ASCII characters."""
     checked = 0
