@@ -5,15 +5,17 @@ are sent and recorded, and fail the way Moodle fails; a grade raises user_graded
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask, request
 from site_admin import admin, docs_site, ws
 
+from creditbridge.connector.functions import READINESS_FUNCTION
 from creditbridge.sandbox.app import create_app, state_of
-from creditbridge.sandbox.webhook_sender import WebhookSender
-from creditbridge.webhooks.payload import WebhookPayload
+from creditbridge.sandbox.server import serve_in_thread
 
 WS = "/webservice/rest/server.php"
 NOPERM = "Sorry, but you do not currently have permissions to do that ({})."
@@ -169,27 +171,79 @@ def test_failing_mail_saves_the_enrolment_then_answers_the_error(sandbox_server:
     assert _enrol(sandbox_server, token, [(other, cid)]) is None
 
 
-def test_a_grade_raises_user_graded_for_the_course_total_too(sandbox_server: Any) -> None:
-    state = sandbox_server.state
-    uid = state.create_user("learner1")
-    cid = _course(sandbox_server, sandbox_server.token, "G1")
-    cmid = state.add_course_module(cid, "assign", "Workshop")
-    heard: list[dict[str, Any]] = []
-    state.add_completion_listener(heard.append)
-    admin(sandbox_server, "activity_completion", userid=uid, cmid=cmid, completionstate=1, grade=85, grademax=100)
-    graded = [e for e in heard if e["eventname"] == "\\core\\event\\user_graded"]
-    assert len(graded) == 2 and graded[0]["objectid"] != graded[1]["objectid"]
-    sender = WebhookSender("http://127.0.0.1:9/unused", "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "http://site",
-                           state)
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A receiver that keeps every delivery (headers, body) and answers 202, like the recording's server."""
+    received: list[tuple[dict[str, str], bytes]] = []
+    app = Flask("hook")
+
+    @app.post("/hook")
+    def take() -> tuple[str, int]:
+        received.append((dict(request.headers), request.get_data()))
+        return "", 202
+
+    served = serve_in_thread(app)
     try:
-        bodies = [json.loads(sender.payload_for(e).model_dump_json()) for e in graded]
+        yield served.url + "/hook", received
     finally:
+        served.stop()
+
+
+def _site_with_sender(url: str) -> Flask:
+    return create_app({"SANDBOX_TOKEN": "t", "SANDBOX_WEBHOOK_URL": url, "SANDBOX_WWWROOT": "http://sandbox.test",
+                       "SANDBOX_WEBHOOK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+
+
+def _graded_site(app: Flask) -> tuple[int, int]:
+    state = state_of(app)
+    uid = state.create_user("learner1")
+    app.test_client().post(WS, data={"wstoken": "t", "wsfunction": "core_course_create_courses",
+                                     "courses[0][fullname]": "G", "courses[0][shortname]": "G1",
+                                     "courses[0][idnumber]": "G-1", "courses[0][categoryid]": "1"})
+    return uid, state.add_course_module(2, "assign", "Workshop", completion=0)
+
+
+def test_a_grade_sends_two_deliveries_differing_only_in_objectid(hook: Any) -> None:
+    """As deliveries.json: the grade item's and the course total's user_graded, activity null in both."""
+    url, received = hook
+    app = _site_with_sender(url)
+    try:
+        uid, cmid = _graded_site(app)
+        r = app.test_client().post("/sandbox/admin/activity_completion", data={
+            "wstoken": "t", "userid": uid, "cmid": cmid, "completionstate": 0, "grade": 85, "grademax": 100})
+        assert r.status_code == 200
+        sender = app.extensions["sandbox_webhook_sender"]
+        sender.flush()
         sender.stop()
-    assert bodies[0]["objectid"] != bodies[1]["objectid"]
-    assert {k: v for k, v in bodies[0].items() if k != "objectid"} == \
-        {k: v for k, v in bodies[1].items() if k != "objectid"}
-    assert bodies[0]["activity"] is None and bodies[0]["grade"] == 85
-    WebhookPayload.model_validate(bodies[1])
+    finally:
+        state_of(app).close()
+    grades = [(h, json.loads(b)) for h, b in received if json.loads(b)["event"] == "grade_updated"]
+    assert len(grades) == 2
+    (h1, first), (h2, second) = grades
+    assert first["objectid"] != second["objectid"] and h1["Webhook-Id"] != h2["Webhook-Id"]
+    assert {k: v for k, v in first.items() if k != "objectid"} == {k: v for k, v in second.items() if k != "objectid"}
+    assert first["activity"] is None and (first["grade"], first["grademax"]) == (85, 100)
+    assert first["user"] == {"id": uid, "username": "learner1", "idnumber": ""}
+
+
+def test_a_blocked_receiver_gets_nothing(hook: Any, caplog: pytest.LogCaptureFixture) -> None:
+    url, received = hook
+    app = _site_with_sender(url)
+    try:
+        uid, _ = _graded_site(app)
+        c = app.test_client()
+        switched = c.post("/sandbox/admin/switch", data={"wstoken": "t", "name": "receiver_blocked", "on": "1"})
+        assert switched.status_code == 200
+        c.post("/sandbox/admin/course_completion", data={"wstoken": "t", "userid": uid, "courseid": 2})
+        sender = app.extensions["sandbox_webhook_sender"]
+        sender.flush()
+        assert received == [] and sender.failed == 1
+        assert "Webhook send failed (The URL is blocked.)" in caplog.text
+        readiness = c.post(WS, data={"wstoken": "t", "wsfunction": READINESS_FUNCTION, "moodlewsrestformat": "json"})
+        assert readiness.get_json(force=True)["receiver"] == {"url": url, "blocked": 1, "reason": "The URL is blocked."}
+        sender.stop()
+    finally:
+        state_of(app).close()
 
 
 @pytest.mark.parametrize(("query_format", "json_answer"), [({"moodlewsrestformat": "json"}, True), ({}, False)])
