@@ -4,15 +4,18 @@ each gap (capability, profile field, course field, welcome messages, blocked rec
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from flask import Flask, Response, request
 from site_admin import admin, docs_site, ws
 
+from creditbridge.cli.http_server import serve_in_thread
 from creditbridge.cli.main import cli
-from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES
+from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES, REQUIRED_FUNCTIONS
 
 
 @pytest.fixture
@@ -210,3 +213,75 @@ def test_every_required_capability_is_reported_by_the_sandbox(sandbox_server: An
     assert all(c["allowed"] == 1 for c in answer["capabilities"])
     assert answer["welcomemessage"] == {"manual_default": 0, "instances_sending": 0}
     assert answer["receiver"] == {"url": "https://creditbridge.example/webhooks/moodle", "blocked": 0, "reason": ""}
+
+
+def test_readiness_over_xml(sandbox_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site forcing XML: every leaf is a string, the check reads it the same."""
+    config = tmp_path / "xml.toml"
+    config.write_text('[moodle]\nretries = 1\nformat = "xml"\n', encoding="utf-8")
+    monkeypatch.setenv("CREDITBRIDGE_CONFIG", str(config))
+    token = docs_site(sandbox_server)
+    runner = CliRunner()
+    assert check(runner, sandbox_server, token).exit_code == 0
+    admin(sandbox_server, "capability", capability="moodle/course:changefullname", allow=0)
+    f = only(check(runner, sandbox_server, token, "--json"), "capability_missing")
+    assert "moodle/course:changefullname" in f["message"]
+
+
+GOOD = {"release": "4.5.6 (Build: 20250811)", "plugin_version": 2026120600,
+        "capabilities": [{"name": c, "allowed": 1} for c in REQUIRED_CAPABILITIES],
+        "profilefields": ["schoolcode", "stage", "subject", "rural", "school", "county", "city"],
+        "coursefields": ["credit_hours"], "welcomemessage": {"manual_default": 0, "instances_sending": 0},
+        "receiver": {"url": "https://cb.example/webhooks/moodle", "blocked": 0, "reason": ""}}
+
+
+@pytest.fixture
+def fake_site() -> Iterator[tuple[dict[str, Any], str]]:
+    """A Moodle whose readiness function answers whatever the test puts in `answer["body"]`."""
+    answer: dict[str, Any] = {"body": GOOD}
+    app = Flask("fake-moodle")
+
+    @app.post("/webservice/rest/server.php")
+    def server() -> Response:
+        if request.form["wsfunction"] == "core_webservice_get_site_info":
+            body: Any = {"sitename": "Fake", "username": "creditbridge", "userid": 3, "fullname": "C B",
+                         "release": "4.5.6", "version": "2024100706.00",
+                         "functions": [{"name": n, "version": "1"} for n in [*REQUIRED_FUNCTIONS, READINESS_FUNCTION]]}
+        else:
+            body = answer["body"]
+        return Response(json.dumps(body), mimetype="application/json")
+
+    handle = serve_in_thread(app)
+    try:
+        yield answer, handle.url
+    finally:
+        handle.stop()
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ([], "(the answer)"),
+    ({**GOOD, "capabilities": "all"}, "capabilities"),
+    ({**GOOD, "capabilities": [{"name": "moodle/course:view", "allowed": "yes"}]}, "capabilities.0.allowed"),
+    ({k: v for k, v in GOOD.items() if k != "receiver"}, "receiver"),
+    ({**GOOD, "welcomemessage": {"manual_default": None, "instances_sending": 0}}, "welcomemessage.manual_default"),
+    ({**GOOD, "profilefields": [{"shortname": "x"}]}, "profilefields.0"),
+])
+def test_a_broken_readiness_answer_is_named_not_trusted(fake_site: Any, cli_runner: CliRunner, body: Any,
+                                                        where: str) -> None:
+    answer, url = fake_site
+    answer["body"] = body
+    result = cli_runner.invoke(cli, ["moodle", "check", "--json"],
+                               env={"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": "t" * 32})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert not report["readiness_checked"]
+    [f] = report["findings"]
+    assert f["code"] == "readiness_unreadable" and f["severity"] == "warning"
+    assert f"answered something unexpected at {where}:" in f["message"]
+
+
+def test_the_fake_site_with_a_good_answer_is_ready(fake_site: Any, cli_runner: CliRunner) -> None:
+    _, url = fake_site
+    result = cli_runner.invoke(cli, ["moodle", "check", "--json"],
+                               env={"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": "t" * 32})
+    assert result.exit_code == 0 and json.loads(result.stdout)["findings"] == []

@@ -105,3 +105,39 @@ def test_file_database_survives_a_restart(tmp_path: Path) -> None:
     assert state.token("first") is None and state.token("second") is not None  # one valid admin token
     assert state.create_user("next") == 4  # ids continue after guest 1, admin 2, kept 3
     state.close()
+
+
+def test_role_docs_gives_the_token_to_a_user_with_the_docs_role(tmp_path: Path) -> None:
+    """`creditbridge sandbox --role docs`: the token is the creditbridge user's, as strict as a real site."""
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "sandbox", "--port", str(port), "--role", "docs"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CREDITBRIDGE_MOODLE_TOKEN": TOKEN})
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert any("user `creditbridge`" in line for line in lines), lines
+        config = tmp_path / "creditbridge.toml"
+        config.write_text("[moodle]\nretries = 0\n", encoding="utf-8")
+        env = {**os.environ, "CREDITBRIDGE_CONFIG": str(config),
+               "CREDITBRIDGE_MOODLE_URL": f"http://127.0.0.1:{port}", "CREDITBRIDGE_MOODLE_TOKEN": TOKEN}
+        result = run(env, "moodle", "check", "--json")
+        report = json.loads(result.stdout)
+        assert report["user"]["username"] == "creditbridge" and report["readiness_checked"]
+        assert not [f for f in report["findings"] if f["code"] == "capability_missing"]
+        made = run(env, "moodle", "call", "core_course_create_courses", "courses[0][fullname]=X",
+                   "courses[0][shortname]=X", "courses[0][categoryid]=1", "--json")
+        assert made.returncode == 0, made.stderr
+        courseid = json.loads(made.stdout)[0]["id"]
+        deleted = run(env, "moodle", "call", "core_course_delete_courses", f"courseids[0]={courseid}")
+        assert deleted.returncode == 2
+        assert deleted.stderr == ("error: Sorry, but you do not currently have permissions to do that (Delete "
+                                  "courses). [nopermissions]\n")
+        bad = run(env, "sandbox", "--role", "root", "--port", "0")
+        assert bad.returncode == 2 and "'root' is not one of 'admin', 'docs'" in bad.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
