@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
@@ -377,7 +377,11 @@ def admin_switch() -> Response:
 def admin_receiver() -> Response:
     """The plugin's endpoint setting (local_creditbridge | endpoint)."""
     state = _admin()
-    state.set_config("local_creditbridge_endpoint", _text("url"))
+    url = _text("url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AdminError(400, f"url must be an http(s) URL with a host, got {url!r}")
+    state.set_config("local_creditbridge_endpoint", url)
     return jsonify({"url": state.config("local_creditbridge_endpoint")})
 
 

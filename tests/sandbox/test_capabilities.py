@@ -273,6 +273,9 @@ def test_json_body_with_the_format_in_the_query_string(sandbox_server: Any, quer
     ("profile_field", {"shortname": "bad name!", "action": "add"}, 400, "shortname"),
     ("course_field", {"shortname": "credit_hours", "action": "drop"}, 400, "action"),
     ("service", {"function": "core_nothing", "present": "0"}, 404, "no function"),
+    ("receiver", {"url": "ftp://10.0.0.1/hook"}, 400, "http(s) URL"),
+    ("receiver", {"url": "https:///webhooks"}, 400, "with a host"),
+    ("receiver", {}, 400, "missing field: url"),
 ])
 def test_admin_switches_refuse_bad_input(sandbox_server: Any, endpoint: str, fields: dict[str, str], status: int,
                                          message: str) -> None:
