@@ -50,27 +50,29 @@ class Finding:
         return asdict(self)
 
 
-class _Strict(BaseModel):
+class _Lenient(BaseModel):
+    # Lax types: an XML answer carries every leaf as a string ("1"), a plugin may send booleans for 0/1;
+    # keys added by a later plugin version are ignored.
     model_config = ConfigDict(extra="ignore", strict=False)
 
 
-class _Capability(_Strict):
+class _Capability(_Lenient):
     name: str
     allowed: int
 
 
-class _Welcome(_Strict):
+class _Welcome(_Lenient):
     manual_default: int
     instances_sending: int
 
 
-class _Receiver(_Strict):
+class _Receiver(_Lenient):
     url: str
     blocked: int
     reason: str = ""
 
 
-class Readiness(_Strict):
+class Readiness(_Lenient):
     """The readiness function's answer (the contract the plugin and the sandbox both keep)."""
 
     release: str

@@ -46,7 +46,8 @@ class Call:
     debug: bool
     sitename: str = "Sandbox"
 
-    _capabilities: set[str] | None = None
+    # The token user's capabilities, read once per request.
+    _capabilities: set[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def is_admin(self) -> bool:

@@ -302,8 +302,8 @@ def test_docs_role_sandbox_token_is_the_creditbridge_user() -> None:
                                 "moodlewsrestformat": "json", "courses[0][fullname]": "X", "courses[0][shortname]": "X",
                                 "courses[0][categoryid]": "1"}).get_json(force=True)
         denied = c.post(WS, data={"wstoken": "docs-token", "wsfunction": "core_course_delete_courses",
-                                  "moodlewsrestformat": "json", "courseids[0]": str(made[0]["id"])})
-        denied = denied.get_json(force=True)
+                                  "moodlewsrestformat": "json", "courseids[0]": str(made[0]["id"])}
+                        ).get_json(force=True)
         assert denied["errorcode"] == "nopermissions" and "(Delete courses)" in denied["message"]
     finally:
         state_of(app).close()
