@@ -84,9 +84,14 @@ def test_email_needs_viewuseridentity(sandbox_server: Any) -> None:
     found = ws(sandbox_server, token, "core_user_get_users_by_field", field="email",
                **{"values[0]": "tch1@example.org"})
     assert [u["email"] for u in found] == ["tch1@example.org"]
-    # Case-sensitive lookup, as on the real site.
+    # Case-sensitive lookup, as on the real site, while the duplicate check on create is not (issue 13, item 4).
     assert ws(sandbox_server, token, "core_user_get_users_by_field", field="email",
               **{"values[0]": "TCH1@example.org"}) == []
+    clash = ws(sandbox_server, token, "core_user_create_users", **{
+        "users[0][username]": "tch1b", "users[0][password]": "Teach#2024a", "users[0][firstname]": "A",
+        "users[0][lastname]": "B", "users[0][email]": "TCH1@Example.org"})
+    assert clash == {"exception": "core\\exception\\invalid_parameter_exception", "errorcode": "invalidparameter",
+                     "message": "Invalid parameter value detected"}
 
 
 def test_unknown_profile_field_is_dropped_and_stored_once_the_field_exists(sandbox_server: Any) -> None:
