@@ -163,5 +163,43 @@ def run_cron(url: str, token: str, as_json: bool) -> None:
         click.echo(f"{len(answer['completed'])} course completion(s) recorded")
 
 
+_onoff = click.Choice(["on", "off"])
+
+
+@sandbox.command("site")
+@_url
+@_token
+@click.option("--welcome", type=_onoff, help="Course welcome messages of manual enrolment: the default for new "
+              "courses and every existing course's setting.")
+@click.option("--allow", "allow", multiple=True, metavar="CAPABILITY", help="Give the creditbridge role a capability.")
+@click.option("--deny", "deny", multiple=True, metavar="CAPABILITY", help="Take a capability from the role.")
+@click.option("--mail-fails", type=_onoff, help="Make outgoing mail fail (welcome messages are not sent).")
+@click.option("--receiver", metavar="URL", help="The plugin's endpoint setting.")
+@click.option("--receiver-blocked", type=_onoff, help="Curl security blocks the plugin's endpoint.")
+@_json
+def site(url: str, token: str, welcome: str | None, allow: tuple[str, ...], deny: tuple[str, ...],
+         mail_fails: str | None, receiver: str | None, receiver_blocked: str | None, as_json: bool) -> None:
+    """Change what a site administrator changes on Moodle's admin pages (the sandbox's admin switches)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    if welcome:
+        calls.append(("welcome", {"sendoption": 1 if welcome == "on" else 0, "scope": "all"}))
+    calls += [("capability", {"capability": cap, "allow": 1}) for cap in allow]
+    calls += [("capability", {"capability": cap, "allow": 0}) for cap in deny]
+    if mail_fails:
+        calls.append(("switch", {"name": "mail_fails", "on": int(mail_fails == "on")}))
+    if receiver:
+        calls.append(("receiver", {"url": receiver}))
+    if receiver_blocked:
+        calls.append(("switch", {"name": "receiver_blocked", "on": int(receiver_blocked == "on")}))
+    if not calls:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    answers = [{"endpoint": endpoint, **_admin_post(url, token, endpoint, fields)} for endpoint, fields in calls]
+    if as_json:
+        emit_json(answers)
+    else:
+        for answer in answers:
+            click.echo(" ".join(f"{k}={v}" for k, v in answer.items()))
+
+
 COMMANDS = [sandbox]
 

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask, request
 from site_admin import admin, docs_site, ws
 
+from creditbridge.cli.main import cli
 from creditbridge.connector.functions import READINESS_FUNCTION
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
@@ -314,3 +316,37 @@ def test_docs_role_sandbox_token_is_the_creditbridge_user() -> None:
         state_of(app).close()
     with pytest.raises(Exception, match="SANDBOX_ROLE must be one of admin, docs"):
         create_app({"SANDBOX_TOKEN": "t", "SANDBOX_ROLE": "root"})
+
+
+def test_site_command_changes_the_admin_settings(sandbox_server: Any) -> None:
+    """`creditbridge sandbox site`: what an administrator changes, from the command line."""
+    token = admin(sandbox_server, "role_user")["token"]
+    env = {"CREDITBRIDGE_MOODLE_URL": sandbox_server.url, "CREDITBRIDGE_MOODLE_TOKEN": sandbox_server.token}
+    runner = CliRunner()
+    done = runner.invoke(cli, ["sandbox", "site", "--welcome", "off", "--deny", "moodle/course:changefullname",
+                               "--receiver", "http://10.0.0.9:8080/webhooks/moodle", "--receiver-blocked", "on",
+                               "--mail-fails", "on", "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert [a["endpoint"] for a in json.loads(done.stdout)] == ["welcome", "capability", "switch", "receiver",
+                                                                 "switch"]
+    readiness = ws(sandbox_server, token, READINESS_FUNCTION)
+    assert {"name": "moodle/course:changefullname", "allowed": 0} in readiness["capabilities"]
+    assert readiness["welcomemessage"] == {"manual_default": 0, "instances_sending": 0}
+    assert readiness["receiver"]["blocked"] == 1
+    back = runner.invoke(cli, ["sandbox", "site", "--allow", "moodle/course:changefullname"], env=env)
+    assert back.exit_code == 0 and "allowed=True" in back.stdout
+    assert {"name": "moodle/course:changefullname", "allowed": 1} in \
+        ws(sandbox_server, token, READINESS_FUNCTION)["capabilities"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--deny", "change everything"], "field capability is not valid: 'change everything'"),
+    (["--receiver", "10.0.0.9:8080"], "url must be an http(s) URL"),
+    ([], "nothing to change"),
+    (["--welcome", "maybe"], "'maybe' is not one of 'on', 'off'"),
+])
+def test_site_command_refuses_bad_input(sandbox_server: Any, args: list[str], message: str) -> None:
+    env = {"CREDITBRIDGE_MOODLE_URL": sandbox_server.url, "CREDITBRIDGE_MOODLE_TOKEN": sandbox_server.token}
+    result = CliRunner().invoke(cli, ["sandbox", "site", *args], env=env)
+    assert result.exit_code == 2 and message in result.output
+    assert sandbox_server.token not in result.output
