@@ -81,6 +81,9 @@ def test_the_comparison_catches_differences() -> None:
     assert mismatch(_tampered("courses.json", 23, "<VALUE>Wellbeing</VALUE>", "<VALUE>Pedagogy</VALUE>")) is not None
     assert mismatch(_tampered("errors_debug.json", 7, '"courseid =>', '"id =>')) is not None
     assert mismatch(_tampered("limits.json", 3, '"id":19', '"id":20')) is not None
+    assert mismatch(_tampered("roles.json", 4, "(Change course category)", "(Change course full name)")) is not None
+    assert mismatch(_tampered("roles.json", 3, '"idnumber"', '"email":"tch100001@example.org","idnumber"')) \
+        is not None
 
 
 def test_key_order_counts() -> None:
