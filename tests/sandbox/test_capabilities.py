@@ -311,7 +311,9 @@ def test_docs_role_sandbox_token_is_the_creditbridge_user() -> None:
         denied = c.post(WS, data={"wstoken": "docs-token", "wsfunction": "core_course_delete_courses",
                                   "moodlewsrestformat": "json", "courseids[0]": str(made[0]["id"])}
                         ).get_json(force=True)
-        assert denied["errorcode"] == "nopermissions" and "(Delete courses)" in denied["message"]
+        assert denied == {"warnings": [{"item": "course", "itemid": made[0]["id"], "warningcode": "cannotdeletecourse",
+                                        "message": f"You do not have the permission to delete this course"
+                                                   f"{made[0]['id']}"}]}
     finally:
         state_of(app).close()
     with pytest.raises(Exception, match="SANDBOX_ROLE must be one of admin, docs"):

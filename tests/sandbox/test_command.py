@@ -124,14 +124,15 @@ def test_role_docs_gives_the_token_to_a_user_with_the_docs_role(tmp_path: Path) 
         report = json.loads(result.stdout)
         assert report["user"]["username"] == "creditbridge" and report["readiness_checked"]
         assert not [f for f in report["findings"] if f["code"] == "capability_missing"]
-        made = run(env, "moodle", "call", "core_course_create_courses", "courses[0][fullname]=X",
-                   "courses[0][shortname]=X", "courses[0][categoryid]=1", "--json")
-        assert made.returncode == 0, made.stderr
-        courseid = json.loads(made.stdout)[0]["id"]
-        deleted = run(env, "moodle", "call", "core_course_delete_courses", f"courseids[0]={courseid}")
-        assert deleted.returncode == 2
-        assert deleted.stderr == ("error: Sorry, but you do not currently have permissions to do that (Delete "
-                                  "courses). [nopermissions]\n")
+        user = ["users[0][username]=tch1", "users[0][password]=Teach#2024a", "users[0][firstname]=A",
+                "users[0][lastname]=B", "users[0][email]=tch1@example.org"]
+        assert run(env, "sandbox", "site", "--deny", "moodle/user:create").returncode == 0
+        refused = run(env, "moodle", "call", "core_user_create_users", *user)
+        assert refused.returncode == 2
+        assert refused.stderr == ("error: Sorry, but you do not currently have permissions to do that (Create "
+                                  "users). [nopermissions]\n")
+        assert run(env, "sandbox", "site", "--allow", "moodle/user:create").returncode == 0
+        assert run(env, "moodle", "call", "core_user_create_users", *user).returncode == 0
         bad = run(env, "sandbox", "--role", "root", "--port", "0")
         assert bad.returncode == 2 and "'root' is not one of 'admin', 'docs'" in bad.stderr
     finally:
