@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -164,6 +164,13 @@ def welcome_findings(r: Readiness) -> list[Finding]:
     return out
 
 
+def _shown(parts: SplitResult) -> str:
+    """The endpoint without user:password, query or fragment: a secret may sit there, and output is shared."""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
 def receiver_findings(r: Readiness) -> list[Finding]:
     url = r.receiver.url
     if not url:
@@ -173,14 +180,21 @@ def receiver_findings(r: Readiness) -> list[Finding]:
     if not r.receiver.blocked:
         return []
     parts = urlsplit(url)
-    port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
+    except ValueError:  # a port that is not a number: the plugin's setting is broken, say so as it is
+        port = 0
+    if port == 0 or not parts.hostname:
+        return [Finding("receiver_invalid", "error", f"the plugin's endpoint is not a usable URL: {r.receiver.reason}",
+                        f"{PLUGIN_ENDPOINT_PAGE}: the URL of `creditbridge serve` + /webhooks/moodle")]
     fixes = [f"php admin/cli/cfg.php --name=curlsecurityblockedhosts --set=<the list without {parts.hostname} "
              "or its range>"]
     if port not in (80, 443):
         fixes.append(f"php admin/cli/cfg.php --name=curlsecurityallowedport --set=$'443\\n80\\n{port}'")
     fixes.append("(Site administration > General > Security > HTTP security)")
     return [Finding("receiver_blocked", "error",
-                    f"the site refuses to send webhooks to {url}: {r.receiver.reason or 'blocked by curl security'}",
+                    f"the site refuses to send webhooks to {_shown(parts)}: "
+                    f"{r.receiver.reason or 'blocked by curl security'}",
                     "; ".join(fixes))]
 
 

@@ -285,3 +285,27 @@ def test_the_fake_site_with_a_good_answer_is_ready(fake_site: Any, cli_runner: C
     result = cli_runner.invoke(cli, ["moodle", "check", "--json"],
                                env={"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": "t" * 32})
     assert result.exit_code == 0 and json.loads(result.stdout)["findings"] == []
+
+
+def test_a_blocked_endpoint_with_credentials_is_shown_without_them(fake_site: Any, cli_runner: CliRunner) -> None:
+    answer, url = fake_site
+    answer["body"] = {**GOOD, "receiver": {"url": "https://hook:s3cr3t-pw@cb.example:8443/webhooks/moodle?key=k3y",
+                                           "blocked": 1, "reason": "The URL is blocked."}}
+    result = cli_runner.invoke(cli, ["moodle", "check", "--json"],
+                               env={"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": "t" * 32})
+    assert result.exit_code == 1
+    [f] = json.loads(result.stdout)["findings"]
+    assert "https://cb.example:8443/webhooks/moodle" in f["message"] and "8443" in f["fix"]
+    assert "s3cr3t-pw" not in result.output and "k3y" not in result.output
+
+
+def test_a_blocked_endpoint_that_is_no_url(fake_site: Any, cli_runner: CliRunner) -> None:
+    answer, url = fake_site
+    answer["body"] = {**GOOD, "receiver": {"url": "http://cb.example:port/x", "blocked": 1,
+                                           "reason": "The URL is blocked."}}
+    result = cli_runner.invoke(cli, ["moodle", "check", "--json"],
+                               env={"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": "t" * 32})
+    assert result.exit_code == 1
+    [f] = json.loads(result.stdout)["findings"]
+    assert f["code"] == "receiver_invalid" and "not a usable URL" in f["message"]
+    assert "Local plugins > creditbridge > endpoint" in f["fix"]
