@@ -9,34 +9,18 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.connector.encoding import decode_params
 from creditbridge.connector.errors import MoodleError
-from creditbridge.connector.functions import REQUIRED_FUNCTIONS
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.connector.readiness import readiness_report
 
 
 @click.group("moodle")
 def moodle_group() -> None:
     """Talk to the configured Moodle site's web services."""
-
-
-def check_site(client: MoodleClient) -> dict[str, Any]:
-    """Site info plus the required functions the token's service lacks."""
-    info = client.get_site_info()
-    available = {f["name"] for f in info.get("functions", [])}
-    missing = [name for name in REQUIRED_FUNCTIONS if name not in available]
-    return {
-        "url": client.settings.url,
-        "sitename": info.get("sitename"),
-        "release": info.get("release"),
-        "version": info.get("version"),
-        "user": {"id": info.get("userid"), "username": info.get("username"), "fullname": info.get("fullname")},
-        "required": len(REQUIRED_FUNCTIONS),
-        "missing": [{"function": name, "purpose": REQUIRED_FUNCTIONS[name]} for name in missing],
-        "ok": not missing,
-    }
 
 
 def _fail(error: MoodleError, as_json: bool) -> None:
@@ -51,41 +35,62 @@ def _fail(error: MoodleError, as_json: bool) -> None:
     sys.exit(2)
 
 
+# `moodle check` exit codes: 0 ready, 1 not ready (a finding of severity error), 2 the site could not be asked.
+NOT_READY = 1
+
+
 @moodle_group.command("check")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (findings as a list).")
 @pass_app
 def check_command(app: AppContext, as_json: bool) -> None:
-    """Show the site, its Moodle version, the token's user and the functions the service lacks.
+    """Tell the site's readiness: the functions the token's service lacks and, through the plugin's
+    readiness function, the token user's missing capabilities, missing profile and course custom fields,
+    welcome messages of manual enrolment and whether the site may reach the receiver. Each finding names
+    its fix.
 
-    Exit code 1 when a function creditbridge needs is not in the token's service; 2 when the site
-    cannot be asked (unreachable, wrong token, not Moodle).
+    Exit code 0 when ready, 1 when not ready (any finding of severity error), 2 when the site cannot be
+    asked (unreachable, wrong token, not Moodle).
     """
     with MoodleClient(app.settings.moodle) as client:
         try:
-            report = check_site(client)
+            report = readiness_report(client, app.settings.sync)
         except MoodleError as e:
             _fail(e, as_json)
             return
     if as_json:
         emit_json(report)
     else:
-        console = Console(soft_wrap=True)
-        console.print(f"Site:    {report['sitename']} ({report['url']})")
-        console.print(f"Moodle:  {report['release']} (version {report['version']})")
-        user = report["user"]
-        console.print(f"Token user: {user['username']} ({user['fullname']}, id {user['id']})")
-        if report["ok"]:
-            console.print(f"All {report['required']} functions creditbridge needs are in the service.")
-        else:
-            table = Table(title=f"{len(report['missing'])} of {report['required']} required functions "
-                                "missing from the token's service")
-            table.add_column("function", no_wrap=True)
-            table.add_column("needed to")
-            for row in report["missing"]:
-                table.add_row(row["function"], row["purpose"])
-            console.print(table)
-    if not report["ok"]:
-        sys.exit(1)
+        _print_report(report)
+    if not report["ready"]:
+        sys.exit(NOT_READY)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    console = Console(soft_wrap=True)
+    console.print(f"Site:    {report['sitename']} ({report['url']})", markup=False)
+    console.print(f"Moodle:  {report['release']} (version {report['version']})", markup=False)
+    user = report["user"]
+    console.print(f"Token user: {user['username']} ({user['fullname']}, id {user['id']})", markup=False)
+    if report["ok"]:
+        console.print(f"All {report['required']} functions creditbridge needs are in the service.")
+    if report["plugin_version"]:
+        console.print(f"Plugin local_creditbridge {report['plugin_version']}: readiness checked.")
+    findings = report["findings"]
+    if findings:
+        errors = sum(1 for f in findings if f["severity"] == "error")
+        table = Table(title=f"{errors} problem(s), {len(findings) - errors} warning(s)")
+        for column in ("severity", "finding", "fix"):
+            table.add_column(column)
+        for f in findings:
+            # Text, not markup: messages carry brackets and names from the site.
+            table.add_row(f["severity"], Text(f["message"]), Text(f["fix"]))
+        console.print(table)
+    if not report["ready"]:
+        console.print("Not ready: fix the problems above, then run this again.")
+    elif not report["readiness_checked"]:
+        console.print("No problem found, but the site's readiness could not be checked (see the warning).")
+    else:
+        console.print("Ready.")
 
 
 @moodle_group.command("call")

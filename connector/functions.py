@@ -38,3 +38,41 @@ _READ_VERBS = ("_get_", "_search_", "_view_")
 def is_read(function: str) -> bool:
     """Moodle names functions component_verb_object; reads are get/search/view."""
     return any(verb in function for verb in _READ_VERBS)
+
+
+# The capabilities the token user's system role needs, each with why (docs/moodle.md lists the same; the
+# plugin's readiness function reports has_capability() for each in the system context).
+REQUIRED_CAPABILITIES: dict[str, str] = {
+    "webservice/rest:use": "use the REST protocol at all",
+    "moodle/user:create": "create teacher accounts",
+    "moodle/user:update": "update teacher accounts, suspend leavers",
+    "moodle/user:delete": "delete accounts (never done by sync, but checked by Moodle's user functions)",
+    "moodle/user:viewdetails": "look accounts up by username / idnumber",
+    "moodle/user:viewalldetails": "read all profile fields of an account",
+    "moodle/user:viewhiddendetails": "read idnumbers and hidden profile fields",
+    "moodle/site:viewuseridentity": "look accounts up by email (without it Moodle answers [] and hides email)",
+    "moodle/course:create": "create catalog courses",
+    "moodle/course:update": "update catalog courses",
+    "moodle/course:changefullname": "rename a course when the catalog title changes",
+    "moodle/course:changecategory": "move a course when the catalog moves it",
+    "moodle/course:changesummary": "change a course summary",
+    "moodle/course:view": "read courses the user is not enrolled in",
+    "moodle/course:viewhiddencourses": "read hidden courses",
+    "moodle/category:manage": "create the programme/stage/subject categories",
+    "moodle/category:viewhiddencategories": "read hidden categories",
+    "moodle/cohort:manage": "create school/county/city cohorts",
+    "moodle/cohort:assign": "add and remove cohort members",
+    "moodle/cohort:view": "read cohorts and their members",
+    "enrol/manual:enrol": "enrol teachers",
+    "enrol/manual:unenrol": "remove withdrawn enrolments",
+    "moodle/role:assign": "give the student role on enrolment (student must be assignable by this role)",
+    "moodle/course:viewparticipants": "list enrolled users",
+    "moodle/course:enrolreview": "read enrolments and enrolment methods",
+    "report/completion:view": "read other users' completion (reconciliation)",
+    "moodle/course:overridecompletion": "read and override activity completion (reconciliation)",
+    "local/creditbridge:viewreadiness": "let `creditbridge moodle check` read the site's readiness",
+}
+
+# The plugin's read-only readiness function (local_creditbridge/db/services.php). Optional: a service
+# without it makes `moodle check` fall back to what core functions can tell.
+READINESS_FUNCTION = "local_creditbridge_get_site_readiness"

@@ -4,21 +4,24 @@ server-side (activities, completion criteria, completions, the completion cron, 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from creditbridge.connector.functions import REQUIRED_CAPABILITIES
 from creditbridge.sandbox import errors
 from creditbridge.sandbox import ws_cohorts as _ws_cohorts  # noqa: F401 - registers its functions
 from creditbridge.sandbox import ws_completion as _ws_completion  # noqa: F401
 from creditbridge.sandbox import ws_courses as _ws_courses  # noqa: F401
 from creditbridge.sandbox import ws_enrol as _ws_enrol  # noqa: F401
+from creditbridge.sandbox import ws_readiness as _ws_readiness  # noqa: F401
 from creditbridge.sandbox import ws_site as _ws_site  # noqa: F401
 from creditbridge.sandbox import ws_users as _ws_users  # noqa: F401
 from creditbridge.sandbox.errors import WsException
 from creditbridge.sandbox.functions import FUNCTIONS, KNOWN_OUTSIDE_SERVICE, Call
-from creditbridge.sandbox.state import ADMIN_ID, TOKEN_NOREST, NotFound, SandboxState
+from creditbridge.sandbox.state import ADMIN_ID, TOKEN_ADMIN, TOKEN_NOREST, WELCOME_DEFAULT, NotFound, SandboxState
 from creditbridge.sandbox.wsformat import MAX_INPUT_VARS, php_decode, to_json, validate, xml_exception, xml_response
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,11 @@ COMMON_HEADERS = {"Cache-Control": "private, must-revalidate, pre-check=0, post-
                   "Access-Control-Allow-Origin": "*"}
 DEFAULTS: dict[str, Any] = {"SANDBOX_DB": ":memory:", "SANDBOX_DEBUG": False, "SANDBOX_WEBHOOK_URL": None,
                             "SANDBOX_WEBHOOK_SECRET": None, "SANDBOX_WWWROOT": None,
-                            "SANDBOX_SITENAME": "creditbridge sandbox"}
+                            "SANDBOX_SITENAME": "creditbridge sandbox", "SANDBOX_ROLE": "admin"}
+# SANDBOX_ROLE: whose token SANDBOX_TOKEN is. "admin": the site administrator's (may do everything, the
+# quickstart's default); "docs": a user `creditbridge` holding exactly the role docs/moodle.md describes.
+ROLES = ("admin", "docs")
+ROLE_USERNAME = "creditbridge"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -39,7 +46,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     if not app.config.get("SANDBOX_TOKEN"):
         raise errors.CreditbridgeError("SANDBOX_TOKEN is required (the admin's web-service token)")
-    state = SandboxState(app.config["SANDBOX_DB"] or ":memory:", admin_token=app.config["SANDBOX_TOKEN"])
+    role = app.config.get("SANDBOX_ROLE") or "admin"
+    if role not in ROLES:
+        raise errors.CreditbridgeError(f"SANDBOX_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
+    state = SandboxState(app.config["SANDBOX_DB"] or ":memory:",
+                         admin_token=app.config["SANDBOX_TOKEN"] if role == "admin" else None)
+    if role == "docs":
+        state.setup_role_user(ROLE_USERNAME, list(REQUIRED_CAPABILITIES), token=app.config["SANDBOX_TOKEN"])
+    if app.config.get("SANDBOX_WEBHOOK_URL"):
+        state.set_config("local_creditbridge_endpoint", app.config["SANDBOX_WEBHOOK_URL"])
     app.extensions["sandbox_state"] = state
     app.register_blueprint(bp)
     if app.config.get("SANDBOX_WEBHOOK_URL"):
@@ -109,15 +124,17 @@ def _run(state: SandboxState, merged: dict[str, Any], debug: bool) -> tuple[Any,
     if user["suspended"]:
         raise WsException("core\\exception\\moodle_exception", "wsaccessusersuspended",
                           f"Refused web service access for suspended username: {user['username']}")
-    if found["kind"] == TOKEN_NOREST:
+    # A user whose system role lacks webservice/rest:use is refused like the token kind made for that case.
+    if found["kind"] == TOKEN_NOREST or (found["kind"] != TOKEN_ADMIN and state.system_roles(user["id"]) and
+                                         "webservice/rest:use" not in state.capabilities_of(user["id"])):
         raise errors.access_exception("You are not allowed to use the rest protocol (missing capability: "
                                       "webservice/rest:use)")
     name = merged.get("wsfunction")
     if not isinstance(name, str) or not name:
         raise errors.InvalidParameter("Missing function name")
     function = FUNCTIONS.get(name)
-    if function is None:
-        if name in KNOWN_OUTSIDE_SERVICE:
+    if function is None or name in state.outside_service():
+        if name in KNOWN_OUTSIDE_SERVICE or name in FUNCTIONS:
             raise errors.access_exception(errors.ACCESS_DEBUG_FUNCTION.format(name=name))
         raise WsException("dml_missing_record_exception", "invalidrecord",
                           "Can't find data record in database table external_functions.",
@@ -236,3 +253,144 @@ def admin_token() -> Response:
     if kind not in (None, "admin", "user", "norest"):
         raise AdminError(400, "kind must be admin, user or norest")
     return jsonify({"userid": userid, "token": state.mint_token(userid, kind)})
+
+
+# ------------------------------------------------------------------ site administration (what an admin changes
+# on Moodle's admin pages or with admin/cli/cfg.php; tests use these to make the site ready or not)
+
+_CAPABILITY = re.compile(r"[a-z][a-z0-9_]*/[a-z0-9_]+:[a-z0-9_]+")
+_SHORTNAME = re.compile(r"[A-Za-z0-9_]{1,100}")
+_SWITCHES = {"mail_fails": "sandbox_mail_fails", "receiver_blocked": "sandbox_receiver_blocked"}
+
+
+def _text(name: str, pattern: re.Pattern[str] | None = None, default: str | None = None) -> str:
+    raw = request.values.get(name)
+    if raw in (None, ""):
+        if default is None:
+            raise AdminError(400, f"missing field: {name}")
+        return default
+    if pattern is not None and not pattern.fullmatch(raw):
+        raise AdminError(400, f"field {name} is not valid: {raw!r}")
+    return raw
+
+
+def _bool(name: str) -> bool:
+    raw = _text(name)
+    if raw not in {"0", "1"}:
+        raise AdminError(400, f"field {name} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
+@bp.post("/sandbox/admin/role_user")
+def admin_role_user() -> Response:
+    """The docs' creditbridge role and a user holding it, with a token: {"userid", "token"}."""
+    state = _admin()
+    username = _text("username", re.compile(r"[a-z0-9_.@-]{1,100}"), ROLE_USERNAME)
+    userid = state.setup_role_user(username, list(REQUIRED_CAPABILITIES))
+    return jsonify({"userid": userid, "token": state.mint_token(userid, "user"),
+                    "capabilities": sorted(state.capabilities_of(userid))})
+
+
+@bp.post("/sandbox/admin/capability")
+def admin_capability() -> Response:
+    """Give (allow=1) or take (allow=0) a capability of the creditbridge role (Define roles)."""
+    state = _admin()
+    capability, allowed = _text("capability", _CAPABILITY), _bool("allow")
+    state.set_capability(capability, allowed)
+    return jsonify({"capability": capability, "allowed": allowed})
+
+
+@bp.post("/sandbox/admin/profile_field")
+def admin_profile_field() -> Response:
+    """Add (action=add, datatype text|menu|checkbox, options one per line) or remove a user profile field."""
+    state = _admin()
+    shortname, action = _text("shortname", _SHORTNAME), _text("action", re.compile("add|remove"))
+    if action == "remove":
+        if not state.remove_profile_field(shortname):
+            raise AdminError(404, f"no profile field {shortname}")
+    else:
+        if shortname in state.profile_field_names():
+            raise AdminError(400, f"profile field {shortname} exists")
+        state.add_profile_field(shortname, request.values.get("name") or shortname,
+                                _text("datatype", re.compile("text|menu|checkbox"), "text"),
+                                request.values.get("options") or "")
+    return jsonify({"profilefields": state.profile_field_names()})
+
+
+@bp.post("/sandbox/admin/course_field")
+def admin_course_field() -> Response:
+    """Add (action=add, type text|number|select|checkbox) or remove a course custom field."""
+    state = _admin()
+    shortname, action = _text("shortname", _SHORTNAME), _text("action", re.compile("add|remove"))
+    if action == "remove":
+        if not state.remove_course_field(shortname):
+            raise AdminError(404, f"no course field {shortname}")
+    else:
+        if shortname in state.course_field_names():
+            raise AdminError(400, f"course field {shortname} exists")
+        state.add_course_field(shortname, request.values.get("name") or shortname,
+                               _text("type", re.compile("text|number|select|checkbox"), "text"))
+    return jsonify({"coursefields": state.course_field_names()})
+
+
+@bp.post("/sandbox/admin/welcome")
+def admin_welcome() -> Response:
+    """Course welcome messages of enrol_manual: sendoption 0 (off) .. 3; scope default (the plugin setting
+    for new instances), instances (existing instances, or one course's with courseid) or all (both)."""
+    state = _admin()
+    sendoption = _int("sendoption", WELCOME_DEFAULT)
+    if sendoption not in (0, 1, 2, 3):
+        raise AdminError(400, "sendoption must be 0, 1, 2 or 3")
+    scope = _text("scope", re.compile("default|instances|all"), "all")
+    courseid = _int("courseid", 0) or None
+    if courseid is not None and state.manual_instance(courseid) is None:
+        raise AdminError(404, f"course {courseid} has no manual enrolment instance")
+    if scope in ("default", "all") and courseid is None:
+        state.set_welcome_default(sendoption)
+    changed = state.set_welcome_instances(sendoption, courseid) if scope in ("instances", "all") else 0
+    return jsonify({"manual_default": state.welcome_default(), "instances_sending": state.welcome_instances_sending(),
+                    "changed": changed})
+
+
+@bp.get("/sandbox/admin/welcome_messages")
+def admin_welcome_messages() -> Response:
+    """Every course welcome message enrolments caused: {"messages": [{courseid, userid, status}...]}."""
+    state = _admin()
+    return jsonify({"messages": [{"courseid": m["courseid"], "userid": m["userid"], "sendoption": m["sendoption"],
+                                  "status": m["status"]} for m in state.welcome_messages()]})
+
+
+@bp.post("/sandbox/admin/switch")
+def admin_switch() -> Response:
+    """mail_fails: outgoing mail fails (welcome messages are not sent); receiver_blocked: curl security blocks
+    the plugin's endpoint (the readiness function says so and the webhook sender sends nothing)."""
+    state = _admin()
+    name = _text("name")
+    if name not in _SWITCHES:
+        raise AdminError(400, f"unknown switch {name!r} (known: {', '.join(sorted(_SWITCHES))})")
+    on = _bool("on")
+    state.set_flag(_SWITCHES[name], on)
+    return jsonify({"name": name, "on": on})
+
+
+@bp.post("/sandbox/admin/receiver")
+def admin_receiver() -> Response:
+    """The plugin's endpoint setting (local_creditbridge | endpoint)."""
+    state = _admin()
+    url = _text("url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AdminError(400, f"url must be an http(s) URL with a host, got {url!r}")
+    state.set_config("local_creditbridge_endpoint", url)
+    return jsonify({"url": state.config("local_creditbridge_endpoint")})
+
+
+@bp.post("/sandbox/admin/service")
+def admin_service() -> Response:
+    """Add (present=1) or remove (present=0) a function of the token's external service."""
+    state = _admin()
+    function = _text("function")
+    if function not in FUNCTIONS:
+        raise AdminError(404, f"the sandbox has no function {function}")
+    state.set_in_service(function, _bool("present"))
+    return jsonify({"function": function, "present": function not in state.outside_service()})

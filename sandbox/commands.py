@@ -34,9 +34,12 @@ def _hint(token: str) -> str:
               help="Send completions as signed webhooks here (as the local_creditbridge plugin does).")
 @click.option("--webhook-secret", envvar="CREDITBRIDGE_WEBHOOK_SECRET", help="Secret for signing webhooks.")
 @click.option("--wwwroot", help="The site URL the sandbox reports (default: the URL it listens on).")
+@click.option("--role", type=click.Choice(["admin", "docs"]), default="admin", show_default=True,
+              help="Whose token --token is: the site administrator's (may do everything), or a user "
+                   "`creditbridge` holding exactly the role docs/moodle.md describes (as strict as a real site).")
 @click.pass_context
 def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str, debug: bool,
-            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None) -> None:
+            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None, role: str) -> None:
     """Run a Moodle-compatible sandbox LMS at /webservice/rest/server.php (Ctrl-C stops it)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -49,7 +52,7 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
     token = token or secrets.token_hex(16)
     site = (wwwroot or (f"http://{host}:{port}" if port else "")).rstrip("/") or None
     config: dict[str, Any] = {"SANDBOX_TOKEN": token, "SANDBOX_DB": db, "SANDBOX_DEBUG": debug,
-                              "SANDBOX_WWWROOT": site}
+                              "SANDBOX_WWWROOT": site, "SANDBOX_ROLE": role}
     if webhook_url:
         config.update(SANDBOX_WEBHOOK_URL=webhook_url, SANDBOX_WEBHOOK_SECRET=webhook_secret)
     handle = None
@@ -58,6 +61,9 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
         handle = serve_in_thread(app, host, port, log_requests=True)  # also settles the site URL for port 0
         click.echo(f"sandbox LMS listening on {handle.url}")
         click.echo(f"  web services: {handle.url}/webservice/rest/server.php")
+        if role == "docs":
+            click.echo("  the token belongs to user `creditbridge` with the role docs/moodle.md describes; "
+                       "the admin endpoints (/sandbox/admin/...) take the same token")
         if generated:
             # A generated token is shown once so the newcomer can use it; a given one only as a hint.
             click.echo(f"  admin token:  {token}")
@@ -155,6 +161,44 @@ def run_cron(url: str, token: str, as_json: bool) -> None:
         emit_json(answer)
     else:
         click.echo(f"{len(answer['completed'])} course completion(s) recorded")
+
+
+_onoff = click.Choice(["on", "off"])
+
+
+@sandbox.command("site")
+@_url
+@_token
+@click.option("--welcome", type=_onoff, help="Course welcome messages of manual enrolment: the default for new "
+              "courses and every existing course's setting.")
+@click.option("--allow", "allow", multiple=True, metavar="CAPABILITY", help="Give the creditbridge role a capability.")
+@click.option("--deny", "deny", multiple=True, metavar="CAPABILITY", help="Take a capability from the role.")
+@click.option("--mail-fails", type=_onoff, help="Make outgoing mail fail (welcome messages are not sent).")
+@click.option("--receiver", metavar="URL", help="The plugin's endpoint setting.")
+@click.option("--receiver-blocked", type=_onoff, help="Curl security blocks the plugin's endpoint.")
+@_json
+def site(url: str, token: str, welcome: str | None, allow: tuple[str, ...], deny: tuple[str, ...],
+         mail_fails: str | None, receiver: str | None, receiver_blocked: str | None, as_json: bool) -> None:
+    """Change what a site administrator changes on Moodle's admin pages (the sandbox's admin switches)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    if welcome:
+        calls.append(("welcome", {"sendoption": 1 if welcome == "on" else 0, "scope": "all"}))
+    calls += [("capability", {"capability": cap, "allow": 1}) for cap in allow]
+    calls += [("capability", {"capability": cap, "allow": 0}) for cap in deny]
+    if mail_fails:
+        calls.append(("switch", {"name": "mail_fails", "on": int(mail_fails == "on")}))
+    if receiver:
+        calls.append(("receiver", {"url": receiver}))
+    if receiver_blocked:
+        calls.append(("switch", {"name": "receiver_blocked", "on": int(receiver_blocked == "on")}))
+    if not calls:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    answers = [{"endpoint": endpoint, **_admin_post(url, token, endpoint, fields)} for endpoint, fields in calls]
+    if as_json:
+        emit_json(answers)
+    else:
+        for answer in answers:
+            click.echo(" ".join(f"{k}={v}" for k, v in answer.items()))
 
 
 COMMANDS = [sandbox]

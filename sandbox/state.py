@@ -30,6 +30,11 @@ STUDENT_ROLE = 5
 # Token kinds: a site administrator's token, a user allowed to use REST but holding no admin capability,
 # and a user lacking webservice/rest:use (the three the recorded transcripts exercise).
 TOKEN_ADMIN, TOKEN_USER, TOKEN_NOREST = "admin", "user", "norest"
+# The system role given to creditbridge's token user (a custom role, after Moodle's eight standard ones).
+CREDITBRIDGE_ROLE = 9
+# enrol_manual's instance field customint1 / plugin setting sendcoursewelcomemessage: 0 = do not send,
+# 1 = from the course contact (Moodle 4.5's default), 2 = from the key holder, 3 = from the no-reply address.
+WELCOME_DEFAULT = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT);
@@ -62,7 +67,7 @@ CREATE TABLE IF NOT EXISTS course (
   groupmodeforce INTEGER DEFAULT 0, defaultgroupingid INTEGER DEFAULT 0, enablecompletion INTEGER DEFAULT 1,
   completionnotify INTEGER DEFAULT 0, lang TEXT DEFAULT '', theme TEXT DEFAULT '', marker INTEGER DEFAULT 0,
   calendartype TEXT DEFAULT '', timecreated INTEGER, timemodified INTEGER, cacherev INTEGER DEFAULT 0,
-  formatoptions TEXT DEFAULT '{}');
+  formatoptions TEXT DEFAULT '{}', sortorder INTEGER);
 CREATE TABLE IF NOT EXISTS customfield_field (
   id INTEGER PRIMARY KEY, shortname TEXT UNIQUE, name TEXT, type TEXT, configdata TEXT, sortorder INTEGER);
 CREATE TABLE IF NOT EXISTS customfield_data (fieldid INTEGER, instanceid INTEGER, value TEXT,
@@ -89,7 +94,14 @@ CREATE TABLE IF NOT EXISTS cohort (
   timemodified INTEGER);
 CREATE TABLE IF NOT EXISTS cohort_members (id INTEGER PRIMARY KEY, cohortid INTEGER, userid INTEGER, timeadded INTEGER,
   UNIQUE (cohortid, userid));
-CREATE TABLE IF NOT EXISTS enrol (id INTEGER PRIMARY KEY, enrol TEXT, status INTEGER, courseid INTEGER, roleid INTEGER);
+CREATE TABLE IF NOT EXISTS enrol (id INTEGER PRIMARY KEY, enrol TEXT, status INTEGER, courseid INTEGER, roleid INTEGER,
+  customint1 INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS role_capabilities (roleid INTEGER, capability TEXT, PRIMARY KEY (roleid, capability));
+CREATE TABLE IF NOT EXISTS role_allow_assign (roleid INTEGER, allowassign INTEGER, PRIMARY KEY (roleid, allowassign));
+CREATE TABLE IF NOT EXISTS grade_grades (id INTEGER PRIMARY KEY, courseid INTEGER, itemid INTEGER, userid INTEGER,
+  finalgrade REAL, timemodified INTEGER);
+CREATE TABLE IF NOT EXISTS welcome_messages (id INTEGER PRIMARY KEY, courseid INTEGER, userid INTEGER, enrolid INTEGER,
+  sendoption INTEGER, status TEXT, timecreated INTEGER);
 CREATE TABLE IF NOT EXISTS user_enrolments (
   id INTEGER PRIMARY KEY, enrolid INTEGER, userid INTEGER, status INTEGER DEFAULT 0, timestart INTEGER DEFAULT 0,
   timeend INTEGER DEFAULT 0, timecreated INTEGER, UNIQUE (enrolid, userid));
@@ -150,6 +162,11 @@ class SandboxState:
         self._depth = 0
         self.clock: Callable[[], int] = lambda: int(time.time())
         self.db.executescript(SCHEMA)
+        # Site files written by earlier versions: instances that send no welcome message, computed sortorders.
+        if "customint1" not in {r[1] for r in self.db.execute("PRAGMA table_info(enrol)")}:
+            self.db.execute("ALTER TABLE enrol ADD COLUMN customint1 INTEGER DEFAULT 0")
+        if "sortorder" not in {r[1] for r in self.db.execute("PRAGMA table_info(course)")}:
+            self.db.execute("ALTER TABLE course ADD COLUMN sortorder INTEGER")
         self._seq: dict[str, int] = {}
         if self.scalar("SELECT COUNT(*) FROM user") == 0:
             self._install()
@@ -299,6 +316,122 @@ class SandboxState:
                                                                                     UNIQUE_PROFILE_FIELDS),
                                                "sortorder": order})
 
+    def remove_profile_field(self, shortname: str) -> bool:
+        """profile_delete_field(): the field and every user's value for it."""
+        fid = self.scalar("SELECT id FROM user_info_field WHERE shortname = ?", shortname)
+        if fid is None:
+            return False
+        with self.transaction():
+            self.execute("DELETE FROM user_info_data WHERE fieldid = ?", fid)
+            self.execute("DELETE FROM user_info_field WHERE id = ?", fid)
+        return True
+
+    def add_course_field(self, shortname: str, name: str, ftype: str = "text",
+                         config: dict[str, Any] | None = None) -> int:
+        order = int(self.scalar("SELECT COALESCE(MAX(sortorder), 0) + 1 FROM customfield_field"))
+        return self.insert("customfield_field", {"shortname": shortname, "name": name, "type": ftype,
+                                                 "configdata": json.dumps(config or {}), "sortorder": order})
+
+    def remove_course_field(self, shortname: str) -> bool:
+        fid = self.scalar("SELECT id FROM customfield_field WHERE shortname = ?", shortname)
+        if fid is None:
+            return False
+        with self.transaction():
+            self.execute("DELETE FROM customfield_data WHERE fieldid = ?", fid)
+            self.execute("DELETE FROM customfield_field WHERE id = ?", fid)
+        return True
+
+    def profile_field_names(self) -> list[str]:
+        return [r["shortname"] for r in self.rows("SELECT shortname FROM user_info_field ORDER BY sortorder, id")]
+
+    def course_field_names(self) -> list[str]:
+        return [r["shortname"] for r in self.rows("SELECT shortname FROM customfield_field ORDER BY sortorder, id")]
+
+    # ------------------------------------------------------------ roles and capabilities
+
+    def setup_role_user(self, username: str, capabilities: list[str] | tuple[str, ...], *,
+                        token: str | None = None, assignable: tuple[int, ...] = (STUDENT_ROLE,)) -> int:
+        """A user holding the system role `creditbridge` with exactly these capabilities, as an administrator
+        makes one on Site administration > Users > Permissions > Define roles; its token, when given."""
+        user = self.user_by_username(username)
+        uid = user["id"] if user else self.create_user(username, firstname="Creditbridge", lastname="Service")
+        with self.transaction():
+            self.execute("DELETE FROM role_capabilities WHERE roleid = ?", CREDITBRIDGE_ROLE)
+            self.execute("DELETE FROM role_allow_assign WHERE roleid = ?", CREDITBRIDGE_ROLE)
+            for cap in capabilities:
+                self.set_capability(cap, True)
+            for roleid in assignable:
+                self.execute("INSERT OR IGNORE INTO role_allow_assign (roleid, allowassign) VALUES (?, ?)",
+                             CREDITBRIDGE_ROLE, roleid)
+            if not self.scalar("SELECT 1 FROM role_assignments WHERE roleid = ? AND contextid = ? AND userid = ?",
+                               CREDITBRIDGE_ROLE, SYSTEM_CONTEXT_ID, uid):
+                self.insert("role_assignments", {"roleid": CREDITBRIDGE_ROLE, "contextid": SYSTEM_CONTEXT_ID,
+                                                 "userid": uid})
+        if token:
+            self.execute("DELETE FROM external_tokens WHERE userid = ? AND token != ?", uid, token)
+            self.set_token(token, uid, TOKEN_USER)
+        return uid
+
+    def set_capability(self, capability: str, allowed: bool, roleid: int = CREDITBRIDGE_ROLE) -> None:
+        """assign_capability(CAP_ALLOW) / unassign_capability() on a role in the system context."""
+        if allowed:
+            self.execute("INSERT OR IGNORE INTO role_capabilities (roleid, capability) VALUES (?, ?)", roleid,
+                         capability)
+        else:
+            self.execute("DELETE FROM role_capabilities WHERE roleid = ? AND capability = ?", roleid, capability)
+
+    def system_roles(self, userid: int) -> list[int]:
+        return [r["roleid"] for r in self.rows("SELECT roleid FROM role_assignments WHERE contextid = ? AND userid = ?",
+                                               SYSTEM_CONTEXT_ID, userid)]
+
+    def capabilities_of(self, userid: int) -> set[str]:
+        """What the user's system roles allow (a site administrator is not asked: admins may do everything)."""
+        return {r["capability"] for r in self.rows(
+            "SELECT capability FROM role_capabilities WHERE roleid IN (SELECT roleid FROM role_assignments "
+            "WHERE contextid = ? AND userid = ?)", SYSTEM_CONTEXT_ID, userid)}
+
+    def assignable_roles(self, userid: int) -> set[int]:
+        return {r["allowassign"] for r in self.rows(
+            "SELECT allowassign FROM role_allow_assign WHERE roleid IN (SELECT roleid FROM role_assignments "
+            "WHERE contextid = ? AND userid = ?)", SYSTEM_CONTEXT_ID, userid)}
+
+    # ------------------------------------------------------------ site settings the sandbox models
+
+    def welcome_default(self) -> int:
+        return int(self.config("enrol_manual_sendcoursewelcomemessage", str(WELCOME_DEFAULT)))
+
+    def set_welcome_default(self, sendoption: int) -> None:
+        """enrol_manual's sendcoursewelcomemessage: what a new manual instance gets as its customint1."""
+        self.set_config("enrol_manual_sendcoursewelcomemessage", sendoption)
+
+    def set_welcome_instances(self, sendoption: int, courseid: int | None = None) -> int:
+        """customint1 of the existing manual instances (one course's, or all). Returns how many changed."""
+        where, args = ("enrol = 'manual'", ()) if courseid is None else ("enrol = 'manual' AND courseid = ?",
+                                                                          (courseid,))
+        n = int(self.scalar(f"SELECT COUNT(*) FROM enrol WHERE {where} AND customint1 != ?", *args, sendoption))  # noqa: S608 - fixed fragments
+        self.execute(f"UPDATE enrol SET customint1 = ? WHERE {where}", sendoption, *args)  # noqa: S608 - fixed fragments
+        return n
+
+    def welcome_instances_sending(self) -> int:
+        return int(self.scalar("SELECT COUNT(*) FROM enrol WHERE enrol = 'manual' AND customint1 != 0"))
+
+    def welcome_messages(self) -> list[Row]:
+        return self.rows("SELECT * FROM welcome_messages ORDER BY id")
+
+    def outside_service(self) -> set[str]:
+        """Functions an administrator took out of (or never added to) the token's external service."""
+        return {n for n in self.config("sandbox_service_removed").split(",") if n}
+
+    def set_in_service(self, function: str, present: bool) -> None:
+        removed = self.outside_service() - {function} | (set() if present else {function})
+        self.set_config("sandbox_service_removed", ",".join(sorted(removed)))
+
+    def flag(self, name: str) -> bool:
+        return self.config(name, "0") == "1"
+
+    def set_flag(self, name: str, on: bool) -> None:
+        self.set_config(name, "1" if on else "0")
+
     def context_for(self, level: int, instanceid: int, parentid: int = SYSTEM_CONTEXT_ID) -> int:
         found = self.scalar("SELECT id FROM context WHERE contextlevel = ? AND instanceid = ?", level, instanceid)
         if found:
@@ -396,7 +529,9 @@ class SandboxState:
         return self.row("SELECT * FROM enrol WHERE courseid = ? AND enrol = 'manual' AND status = 0", courseid)
 
     def enrol_user(self, courseid: int, userid: int, roleid: int = STUDENT_ROLE, timestart: int = 0,
-                   timeend: int = 0, status: int = 0) -> None:
+                   timeend: int = 0, status: int = 0) -> bool:
+        """enrol_plugin::enrol_user(). True when a new enrolment was made (only then does Moodle dispatch
+        after_user_enrolled, whose enrol_manual callback sends the course welcome message)."""
         inst = self.manual_instance(courseid)
         if inst is None:
             raise NotFound(f"course {courseid} has no manual enrolment instance")
@@ -411,6 +546,11 @@ class SandboxState:
         if roleid:
             self.execute("INSERT OR IGNORE INTO role_assignments (id, roleid, contextid, userid) VALUES (?, ?, ?, ?)",
                          self.next_id("role_assignments"), roleid, ctx, userid)
+        if ue is None and inst.get("customint1"):
+            self.insert("welcome_messages", {"courseid": courseid, "userid": userid, "enrolid": inst["id"],
+                                             "sendoption": inst["customint1"], "timecreated": now,
+                                             "status": "failed" if self.flag("sandbox_mail_fails") else "sent"})
+        return ue is None
 
     def is_enrolled(self, courseid: int, userid: int, *, active: bool = False) -> bool:
         for ue in self.rows("SELECT ue.*, e.status AS estatus FROM user_enrolments ue "
@@ -509,15 +649,22 @@ class SandboxState:
         return found
 
     def grade_activity(self, cmid: int, userid: int, grade: float, *, grademax: float = 100.0) -> None:
-        """A grade for the activity: \\core\\event\\user_graded (the grade travels in the event dict)."""
+        """A grade for the activity: \\core\\event\\user_graded (the grade travels in the event dict), raised
+        twice as on the real site: for the item and for the course total that regrading updates. Both are in
+        the course context (user_graded::create_from_grade), so the two differ only in objectid and itemid."""
         cm = self.get_course_module(cmid)
         if cm is None:
             raise NotFound(f"no course module {cmid}")
-        self.emit({"eventname": "\\core\\event\\user_graded", "component": "core",
-                   "objectid": self.next_id("grade_grades"), "userid": ADMIN_ID, "relateduserid": userid,
-                   "courseid": cm["course"], "contextinstanceid": cmid, "timecreated": self.now(),
-                   "grade": grade, "grademax": grademax, "other": {"itemid": cmid, "overridden": False,
-                                                                   "finalgrade": grade}})
+        now = self.now()
+        with self.transaction():
+            for itemid in (cmid, 0):  # 0: the course total item
+                gid = self.insert("grade_grades", {"courseid": cm["course"], "itemid": itemid, "userid": userid,
+                                                   "finalgrade": grade, "timemodified": now})
+                self.emit({"eventname": "\\core\\event\\user_graded", "component": "core",
+                           "objectid": gid, "userid": ADMIN_ID, "relateduserid": userid,
+                           "courseid": cm["course"], "contextinstanceid": cm["course"], "timecreated": now,
+                           "grade": grade, "grademax": grademax, "other": {"itemid": itemid, "overridden": False,
+                                                                           "finalgrade": grade}})
 
     def complete_course(self, courseid: int, userid: int, *, when: int | None = None, actor: int = ADMIN_ID) -> Row:
         """Mark the course complete for the user (completion_completion::mark_complete) and fire course_completed."""

@@ -38,7 +38,7 @@ def _user(call: Call, userid: int) -> Row:
 
 def _can_view(call: Call, course: Row, userid: int) -> None:
     """completion_can_view_data(): completion on for the course, and it is your own data or you may view reports."""
-    if not course["enablecompletion"] or (userid != call.userid and not call.is_admin):
+    if not course["enablecompletion"] or (userid != call.userid and not call.has("report/completion:view")):
         raise errors.moodle_exception("cannotviewreport", "You cannot view this report")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from creditbridge.sandbox import errors
 from creditbridge.sandbox.functions import ENROL_MANUAL_VERSION, OV, Call, V, register
 from creditbridge.sandbox.state import CONTEXT_COURSE, ROLES, STUDENT_ROLE, Row
+from creditbridge.sandbox.ws_courses import course_sortorder
 from creditbridge.sandbox.ws_users import fullname, user_details
 from creditbridge.sandbox.wsformat import Multiple, Single, dflt, opt
 
@@ -67,21 +68,30 @@ def _course_or_fail(call: Call, courseid: int) -> Row:
     "suspend": OV("int")}))}, None, version=ENROL_MANUAL_VERSION, returns_nothing=True)
 def enrol_users(call: Call, p: dict[str, Any]) -> None:
     st = call.state
+    assignable = set(ROLES) if call.is_admin else st.assignable_roles(call.userid)
+    unsent = 0
     with st.transaction():
         for e in p["enrolments"]:
             _course_or_fail(call, e["courseid"])
             call.require("enrol/manual:enrol")
-            if e["roleid"] not in ROLES:
+            if e["roleid"] not in assignable:  # get_assignable_roles($context)
                 raise errors.moodle_exception("wsusercannotassign", "You don't have the permission to assign this "
-                                              f"role ({e['roleid']}) to this user ({e['userid']}) in this course"
+                                              f"role ({e['roleid']}) to this user ({e['userid']}) in this course "
                                               f"({e['courseid']}).", module="enrol_manual")
             if st.manual_instance(e["courseid"]) is None:
                 raise errors.moodle_exception("wsnoinstance", "Manual enrolment plugin instance doesn't exist or is "
                                               f"disabled for the course (id = {e['courseid']})", module="enrol_manual")
             if st.row("SELECT id FROM user WHERE id = ? AND deleted = 0", e["userid"]) is None:
                 raise errors.invalid_user()
-            st.enrol_user(e["courseid"], e["userid"], e["roleid"], e.get("timestart") or 0, e.get("timeend") or 0,
-                          1 if e.get("suspend") else 0)
+            inst = st.manual_instance(e["courseid"])
+            inserted = st.enrol_user(e["courseid"], e["userid"], e["roleid"], e.get("timestart") or 0,
+                                     e.get("timeend") or 0, 1 if e.get("suspend") else 0)
+            if inserted and inst and inst["customint1"] and st.flag("sandbox_mail_fails"):
+                unsent += 1
+    # Moodle buffers messages sent inside a transaction and sends them after the commit: when mail fails the
+    # enrolments are saved and only then does the call answer the error (README of the recordings, item 8).
+    if unsent:
+        raise errors.moodle_exception("Message was not sent.")
 
 
 @register("enrol_manual_unenrol_users", {"enrolments": Multiple(Single({
@@ -106,7 +116,8 @@ def unenrol_users(call: Call, p: dict[str, Any]) -> None:
 
 
 def _enrolled_courses(call: Call, userid: int) -> list[Row]:
-    """enrol_get_users_courses($userid, onlyactive = true), Moodle's course order."""
+    """enrol_get_users_courses($userid, onlyactive = true), Moodle's course order: visible first, then
+    course.sortorder (category order, then the position inside the category; roles.json #23)."""
     st = call.state
     courses: dict[int, Row] = {}
     for row in st.rows("SELECT c.*, ue.status AS uestatus, ue.timestart, ue.timeend, e.status AS estatus "
@@ -114,7 +125,7 @@ def _enrolled_courses(call: Call, userid: int) -> list[Row]:
                        "WHERE ue.userid = ? ORDER BY c.visible DESC, c.id", userid):
         if row["id"] not in courses and st.enrolment_active({**row, "status": row["uestatus"]}):
             courses[row["id"]] = row
-    return list(courses.values())
+    return sorted(courses.values(), key=lambda c: (-c["visible"], course_sortorder(call, c), c["id"]))
 
 
 # What user_get_user_details() builds besides these (customfields and pictures need queries of their own).

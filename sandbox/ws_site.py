@@ -42,8 +42,9 @@ SERVICE_ORDER = [
     "core_completion_override_activity_completion_status"]
 
 
-def service_functions() -> list[str]:
-    return [n for n in SERVICE_ORDER if n in FUNCTIONS] + sorted(set(FUNCTIONS) - set(SERVICE_ORDER))
+def service_functions(removed: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    return [n for n in SERVICE_ORDER if n in FUNCTIONS and n not in removed] + \
+        sorted(set(FUNCTIONS) - set(SERVICE_ORDER) - set(removed))
 
 
 @register("core_webservice_get_site_info", {"serviceshortnames": dflt(Multiple(V("alphanumext")), [])},
@@ -56,7 +57,8 @@ def get_site_info(call: Call, p: dict[str, Any]) -> dict[str, Any]:
         "lastname": user["lastname"], "fullname": f"{user['firstname']} {user['lastname']}", "lang": user["lang"],
         "userid": user["id"], "siteurl": call.wwwroot,
         "userpictureurl": f"{call.wwwroot}/theme/image.php/boost/core/{call.themerev}/u/f1",
-        "functions": [{"name": n, "version": FUNCTIONS[n].version} for n in service_functions()],
+        "functions": [{"name": n, "version": FUNCTIONS[n].version}
+                      for n in service_functions(call.state.outside_service())],
         "downloadfiles": 0, "uploadfiles": 0, "release": MOODLE_RELEASE, "version": MOODLE_VERSION,
         "mobilecssurl": "", "advancedfeatures": [{"name": n, "value": v} for n, v in ADVANCED_FEATURES],
         "usercanmanageownfiles": True, "userquota": 0, "usermaxuploadfilesize": -1, "userhomepage": 1,

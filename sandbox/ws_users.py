@@ -98,7 +98,12 @@ def fullname(user: Row) -> str:
 def user_details(call: Call, user: Row, *, courseid: int | None = None) -> dict[str, Any]:
     """user_get_user_details() as the site administrator sees it (in a course: the participant view)."""
     d: dict[str, Any] = {"id": user["id"], "username": user["username"], "firstname": user["firstname"],
-                         "lastname": user["lastname"], "fullname": fullname(user), "email": user["email"]}
+                         "lastname": user["lastname"], "fullname": fullname(user)}
+    # Another user's email only with moodle/site:viewuseridentity (roles.json: the docs' role without it gets
+    # no email key); maildisplay "course members only" would show it to someone sharing a course, which
+    # creditbridge's token user never does.
+    if user["id"] == call.userid or call.has("moodle/site:viewuseridentity"):
+        d["email"] = user["email"]
     for key in ("address", "phone1", "phone2"):
         if user[key]:
             d[key] = user[key]
@@ -283,7 +288,10 @@ def get_users_by_field(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     marks = ",".join("?" for _ in cleaned)
     users = call.state.rows(f"SELECT * FROM user WHERE {field} IN ({marks}) ORDER BY id", *cleaned)  # noqa: S608 - identifiers come from a fixed list
-    return [user_details(call, u) for u in users]
+    # Moodle returns a user only when the searched field is in what the caller may see: field=email without
+    # moodle/site:viewuseridentity finds nobody (roles.json).
+    found = (user_details(call, u) for u in users)
+    return [d for d in found if d.get(field) not in (None, "")]
 
 
 _CRITERIA_EQUAL = {"id", "idnumber", "username", "auth"}

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from creditbridge.cli.main import cli
@@ -78,6 +79,12 @@ def test_moodle_check_lists_no_missing_function(sandbox: Any, tmp_path: Any) -> 
     env = {"CREDITBRIDGE_CONFIG": str(config), "CREDITBRIDGE_MOODLE_URL": sandbox.url,
            "CREDITBRIDGE_MOODLE_TOKEN": sandbox.token}
     result = CliRunner().invoke(cli, ["moodle", "check", "--json"], env=env)
-    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] and report["missing"] == []
+    # A fresh sandbox, like a fresh Moodle 4.5, sends course welcome messages: not ready until they are off.
+    assert result.exit_code == 1, result.output
+    assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["welcome_default_on"]
+    off = requests.post(f"{sandbox.url}/sandbox/admin/welcome", data={"wstoken": sandbox.token, "sendoption": "0"},
+                        timeout=10)
+    assert off.status_code == 200
+    assert CliRunner().invoke(cli, ["moodle", "check", "--json"], env=env).exit_code == 0

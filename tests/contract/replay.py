@@ -21,12 +21,22 @@ from typing import Any
 import requests
 from lxml import etree
 
+from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
-from creditbridge.sandbox.state import TOKEN_NOREST, TOKEN_USER, SandboxState
+from creditbridge.sandbox.state import (
+    CONTEXT_COURSE,
+    CONTEXT_COURSECAT,
+    STUDENT_ROLE,
+    TOKEN_NOREST,
+    TOKEN_USER,
+    SandboxState,
+)
 
 RECORDING_ORDER = ["site_info.json", "users.json", "courses.json", "cohorts.json", "enrol.json", "completion.json",
                    "errors_debug.json", "limits.json"]
+# Recorded later on another site (Moodle 4.5.6, loaded by a creditbridge sync): replayed on a site of its own.
+SEPARATE_SITES = ["roles.json"]
 WWWROOT = "http://127.0.0.1:8765"
 SITENAME = "Local Moodle WS Test"
 # Placeholder tokens of the transcripts -> (username of the token's owner, token kind).
@@ -46,9 +56,102 @@ def load(name: str, fixtures: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ the site before the first transcript
 
 def prepare_site(state: SandboxState) -> None:
-    """The two accounts the recording site had before users.json (ids 3 and 4) and their tokens' users."""
+    """The two accounts the recording site had before users.json (ids 3 and 4) and their tokens' users. The
+    recorded site had no local_creditbridge plugin: its readiness function is not in the service."""
+    state.set_in_service(READINESS_FUNCTION, False)
     state.create_user("wsplain", firstname="Plain", lastname="Wsuser")
     state.create_user("wslimited", firstname="Limited", lastname="Wsuser")
+
+
+# ------------------------------------------------------------------ the roles.json site
+
+ROLES_WWWROOT = "http://127.0.0.1:8089"
+# The role as docs/moodle.md described it when roles.json was recorded (its first server_side_note): today's
+# REQUIRED_CAPABILITIES without the four the recording showed missing and the plugin's own.
+ROLES_LATER_ADDED = ("moodle/course:changefullname", "moodle/course:changecategory", "moodle/site:viewuseridentity")
+ROLES_NOT_IN_DOCS_THEN = (*ROLES_LATER_ADDED, "moodle/course:changesummary", "local/creditbridge:viewreadiness")
+# What the recording shows of the site's courses: id -> (category, shortname, fullname, sortorder, has criteria,
+# users enrolled before the recording, credit hours). The other course ids were taken by courses it never names.
+ROLES_COURSES = {
+    5: (6, "SD22-L-M-MATH-004", "初中数学市级优课4", 60001, False, 970, "2"),
+    14: (3, "SD22-ETH-01", "师德师风建设(一)（修订）", 30002, True, 4303, "3"),
+    15: (3, "SD22-ETH-02", "教育法律法规", 30004, True, 4303, "3"),
+    16: (3, "SD22-E-ETHICS-01", "师德失范警示1", 30003, False, 4303, "1"),
+}
+ROLES_CATEGORIES = {2: "继续教育 2022", 3: "通识 (general)", 4: "初中", 5: "小学", 6: "初中数学"}
+ROLES_FIRST_USER = 5809  # tch100001, the first user the recording creates
+ROLES_PROFILE_NAMES = {"rural": "Rural teacher"}
+ROLES_COURSE_FIELD_NAMES = {"credit_rule": "Credit rule", "reportable": "Reportable"}
+
+
+def prepare_roles_site(state: SandboxState, role_token: str) -> None:
+    """The site roles.json was recorded on, as far as its answers show it: categories, the four courses it
+    names (with their enrolment counts and sort order), users up to id 5808, the field names, and the token
+    user `creditbridge` with the role of its first server_side_note."""
+    state.set_in_service(READINESS_FUNCTION, False)
+    for short, name in ROLES_PROFILE_NAMES.items():
+        state.execute("UPDATE user_info_field SET name = ? WHERE shortname = ?", name, short)
+    for short, name in ROLES_COURSE_FIELD_NAMES.items():
+        state.execute("UPDATE customfield_field SET name = ? WHERE shortname = ?", name, short)
+    caps = [c for c in REQUIRED_CAPABILITIES if c not in ROLES_NOT_IN_DOCS_THEN]
+    state.setup_role_user("creditbridge", caps, token=role_token)
+    now = state.now()
+    with state.transaction():
+        for cid, name in ROLES_CATEGORIES.items():
+            state.insert("course_categories", {"id": cid, "name": name, "idnumber": f"CAT{cid}", "parent": 0,
+                                               "sortorder": cid * 10000, "timemodified": now, "depth": 1,
+                                               "path": f"/{cid}"})
+            state.context_for(CONTEXT_COURSECAT, cid)
+        hours = state.scalar("SELECT id FROM customfield_field WHERE shortname = 'credit_hours'")
+        for cid in range(2, max(ROLES_COURSES) + 1):
+            category, short, full, sortorder, criteria, _, credit = ROLES_COURSES.get(
+                cid, (2, f"OTHER-{cid}", f"Other course {cid}", None, False, 0, None))
+            state.insert("course", {"id": cid, "category": category, "fullname": full, "shortname": short,
+                                    "idnumber": short, "timecreated": now, "timemodified": now, "cacherev": now,
+                                    "startdate": now, "enddate": now + 365 * 86400, "sortorder": sortorder})
+            state.context_for(CONTEXT_COURSE, cid, state.context_for(CONTEXT_COURSECAT, category))
+            state.insert("course_sections", {"course": cid, "section": 0, "name": None})
+            state.insert("enrol", {"enrol": "manual", "status": 0, "courseid": cid, "roleid": STUDENT_ROLE,
+                                   "customint1": state.welcome_default()})
+            if credit is not None:
+                state.execute("INSERT INTO customfield_data (fieldid, instanceid, value) VALUES (?, ?, ?)",
+                              hours, cid, credit)
+        for cid, (*_, criteria, _enrolled, _hours) in ROLES_COURSES.items():
+            if criteria:
+                cm = state.add_course_module(cid, "page", "Reading", completion=1)
+                state.set_completion_criteria(cid, activities=[cm])
+        # The teachers already enrolled (counted by enrolledusercount), then ids used up to 5808.
+        teachers = max(n for *_, n, _h in ROLES_COURSES.values())
+        first = state.next_id("user")
+        state.db.executemany("INSERT INTO user (id, username, firstname, lastname, email, timecreated) "
+                             "VALUES (?, ?, 'Seed', 'Teacher', ?, ?)",
+                             [(first + i, f"seed{i}", f"seed{i}@example.invalid", now) for i in range(teachers)])
+        state.skip_ids("user", teachers - 1)
+        for cid, (*_, enrolled, _h) in ROLES_COURSES.items():
+            enrolid = state.scalar("SELECT id FROM enrol WHERE courseid = ? AND enrol = 'manual'", cid)
+            state.db.executemany("INSERT INTO user_enrolments (enrolid, userid, status, timestart, timeend, "
+                                 "timecreated) VALUES (?, ?, 0, 0, 0, ?)",
+                                 [(enrolid, first + i, now) for i in range(enrolled)])
+    state.skip_ids("user", ROLES_FIRST_USER - 1 - state.next_id("user"))
+
+
+def _roles_server_side(state: SandboxState, index: int) -> None:
+    if index == 9:
+        # Not noted: user id 5810 was used up on the recorded site by #8, the email clash refused with
+        # invalidparameter (4.5.6; on the 4.5.5 site of users.json such a clash used none), so the next user is 5811.
+        state.skip_ids("user", 1)
+    elif index == 11:  # server_side_note: three capabilities added to the role
+        for cap in ROLES_LATER_ADDED:
+            state.set_capability(cap, True)
+    elif index == 18:  # server_side_note: a throwaway text profile field `township`
+        state.add_profile_field("township", "Township", "text")
+    elif index == 21:  # server_side_note: `township` deleted again
+        state.remove_profile_field("township")
+    elif index == 22:
+        # Not noted, but shown by #23: course 14 is back in category 3 under its old name, in its old place
+        # (the recording put the site back between #15 and #23; its timemodified did not change).
+        full = ROLES_COURSES[14][2]
+        state.execute("UPDATE course SET fullname = ?, category = 3, sortorder = 30002 WHERE id = 14", full)
 
 
 def server_side(state: SandboxState, name: str, index: int) -> None:
@@ -63,6 +166,8 @@ def server_side(state: SandboxState, name: str, index: int) -> None:
         state.run_completion_cron()
     elif (name, index) == ("enrol.json", 7):
         state.delete_enrol_instance(3)
+    elif name == "roles.json":
+        _roles_server_side(state, index)
 
 
 # ------------------------------------------------------------------ requests
@@ -100,12 +205,19 @@ class Exchange:
 
 
 class Replayer:
-    def __init__(self, debug: bool) -> None:
+    def __init__(self, debug: bool, *, site: str = "recordings") -> None:
         self.token = "0" * 31 + "a"
-        self.app = create_app({"SANDBOX_TOKEN": self.token, "SANDBOX_DEBUG": debug, "SANDBOX_WWWROOT": WWWROOT,
+        wwwroot = ROLES_WWWROOT if site == "roles" else WWWROOT
+        self.app = create_app({"SANDBOX_TOKEN": self.token, "SANDBOX_DEBUG": debug, "SANDBOX_WWWROOT": wwwroot,
                                "SANDBOX_SITENAME": SITENAME})
         self.state = state_of(self.app)
-        prepare_site(self.state)
+        # token_user of an entry (roles.json) -> the token its TOKEN placeholder stands for.
+        self.token_users: dict[str, str] = {"admin": self.token}
+        if site == "roles":
+            self.token_users["creditbridge"] = "c" * 32
+            prepare_roles_site(self.state, self.token_users["creditbridge"])
+        else:
+            prepare_site(self.state)
         self.handle = serve_in_thread(self.app)
         self.http = requests.Session()
         self.tokens: dict[str, str] = {"TOKEN": self.token}
@@ -125,8 +237,12 @@ class Replayer:
             self.tokens[placeholder] = self.state.mint_token(user["id"], kind)
         return self.tokens[placeholder]
 
-    def _tokens_in(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        return [(k, self.token_for(v) if k == "wstoken" else v) for k, v in pairs]
+    def _tokens_in(self, pairs: list[tuple[str, str]], token_user: str | None = None) -> list[tuple[str, str]]:
+        def token(v: str) -> str:
+            if v == "TOKEN" and token_user in self.token_users:
+                return self.token_users[token_user]
+            return self.token_for(v)
+        return [(k, token(v) if k == "wstoken" else v) for k, v in pairs]
 
     def send(self, name: str, index: int, entry: dict[str, Any]) -> Exchange:
         req = entry["request"]
@@ -139,10 +255,12 @@ class Replayer:
         pairs = expand_elided(params, req["param_count"]) if req.get("params_elided") else list(params.items())
         query += list((req.get("query") or {}).items())
         url = self.handle.url + path
+        who = entry.get("token_user")
         if req["method"] == "GET":
-            r = self.http.get(url, params=self._tokens_in(query), timeout=60)
+            r = self.http.get(url, params=self._tokens_in(query, who), timeout=60)
         else:
-            r = self.http.post(url, params=self._tokens_in(query) or None, data=self._tokens_in(pairs), timeout=120)
+            r = self.http.post(url, params=self._tokens_in(query, who) or None, data=self._tokens_in(pairs, who),
+                               timeout=120)
         return Exchange(name, index, entry, r.status_code, dict(r.headers), r.text)
 
     def replay(self, name: str, entries: list[dict[str, Any]]) -> list[Exchange]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fixture_paths import fixture
-from replay import RECORDING_ORDER, Exchange, Replayer, load, mismatch
+from replay import RECORDING_ORDER, SEPARATE_SITES, Exchange, Replayer, load, mismatch
 
 FIXTURES = fixture("moodle-ws")
 
@@ -21,9 +21,10 @@ def replayed(name: str, *, debug: bool | None = None) -> dict[int, Exchange]:
     debug = name == "errors_debug.json" if debug is None else debug
     key = (name, debug)
     if key not in _results:
-        replayer = Replayer(debug=debug)
+        separate = name in SEPARATE_SITES
+        replayer = Replayer(debug=debug, site="roles" if separate else "recordings")
         try:
-            for earlier in RECORDING_ORDER[:RECORDING_ORDER.index(name)]:
+            for earlier in [] if separate else RECORDING_ORDER[:RECORDING_ORDER.index(name)]:
                 replayer.replay(earlier, load(earlier, FIXTURES)["entries"])
             _results[key] = {ex.index: ex for ex in replayer.replay(name, load(name, FIXTURES)["entries"])}
         finally:
@@ -32,7 +33,7 @@ def replayed(name: str, *, debug: bool | None = None) -> dict[int, Exchange]:
 
 
 def _exchanges() -> Iterator[Any]:
-    for name in RECORDING_ORDER:
+    for name in RECORDING_ORDER + SEPARATE_SITES:
         for index, entry in enumerate(load(name, FIXTURES)["entries"]):
             if entry["kind"] == "ws_call":
                 yield pytest.param(name, index, id=f"{name.removesuffix('.json')}#{index:02d} {entry['title']}")
@@ -45,8 +46,9 @@ def test_exchange_matches_recording(name: str, index: int) -> None:
 
 
 def test_every_ws_call_is_replayed() -> None:
-    total = sum(1 for name in RECORDING_ORDER for e in load(name, FIXTURES)["entries"] if e["kind"] == "ws_call")
-    assert len(list(_exchanges())) == total == 143
+    total = sum(1 for name in RECORDING_ORDER + SEPARATE_SITES for e in load(name, FIXTURES)["entries"]
+                if e["kind"] == "ws_call")
+    assert len(list(_exchanges())) == total == 163
 
 
 @pytest.mark.parametrize("index", [i for i, e in enumerate(load("errors_debug.json", FIXTURES)["entries"])
@@ -77,6 +79,9 @@ def test_the_comparison_catches_differences() -> None:
     assert mismatch(_tampered("courses.json", 23, "<VALUE>Wellbeing</VALUE>", "<VALUE>Pedagogy</VALUE>")) is not None
     assert mismatch(_tampered("errors_debug.json", 7, '"courseid =>', '"id =>')) is not None
     assert mismatch(_tampered("limits.json", 3, '"id":19', '"id":20')) is not None
+    assert mismatch(_tampered("roles.json", 4, "(Change course category)", "(Change course full name)")) is not None
+    assert mismatch(_tampered("roles.json", 3, '"idnumber"', '"email":"tch100001@example.org","idnumber"')) \
+        is not None
 
 
 def test_key_order_counts() -> None:
@@ -93,7 +98,7 @@ def _text(body: str) -> str:
     return re.sub(r'"userprivateaccesskey":"[^"]*"', '"userprivateaccesskey":"<key>"', body)
 
 
-@pytest.mark.parametrize("name", RECORDING_ORDER)
+@pytest.mark.parametrize("name", RECORDING_ORDER + SEPARATE_SITES)
 def test_json_text_is_what_php_prints(name: str) -> None:
     """Byte for byte (times and context ids aside): PHP's json_encode escapes "/" and non-ASCII characters."""
     checked = 0

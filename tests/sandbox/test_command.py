@@ -64,9 +64,11 @@ def test_sandbox_passes_moodle_check(running: dict[str, Any]) -> None:
     assert not any(TOKEN in line for line in lines), "a given token is only hinted at"
     assert any("5a4d…" in line for line in lines)
     result = run(running["env"], "moodle", "check", "--json")
-    assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["missing"] == []
+    # Like a fresh Moodle 4.5, a fresh sandbox sends course welcome messages: the one problem check names.
+    assert result.returncode == 1, result.stderr
+    assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["welcome_default_on"]
 
 
 def test_complete_command_records_a_course_completion(running: dict[str, Any]) -> None:
@@ -103,3 +105,40 @@ def test_file_database_survives_a_restart(tmp_path: Path) -> None:
     assert state.token("first") is None and state.token("second") is not None  # one valid admin token
     assert state.create_user("next") == 4  # ids continue after guest 1, admin 2, kept 3
     state.close()
+
+
+def test_role_docs_gives_the_token_to_a_user_with_the_docs_role(tmp_path: Path) -> None:
+    """`creditbridge sandbox --role docs`: the token is the creditbridge user's, as strict as a real site."""
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "sandbox", "--port", str(port), "--role", "docs"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CREDITBRIDGE_MOODLE_TOKEN": TOKEN})
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert any("user `creditbridge`" in line for line in lines), lines
+        config = tmp_path / "creditbridge.toml"
+        config.write_text("[moodle]\nretries = 0\n", encoding="utf-8")
+        env = {**os.environ, "CREDITBRIDGE_CONFIG": str(config),
+               "CREDITBRIDGE_MOODLE_URL": f"http://127.0.0.1:{port}", "CREDITBRIDGE_MOODLE_TOKEN": TOKEN}
+        result = run(env, "moodle", "check", "--json")
+        report = json.loads(result.stdout)
+        assert report["user"]["username"] == "creditbridge" and report["readiness_checked"]
+        assert not [f for f in report["findings"] if f["code"] == "capability_missing"]
+        user = ["users[0][username]=tch1", "users[0][password]=Teach#2024a", "users[0][firstname]=A",
+                "users[0][lastname]=B", "users[0][email]=tch1@example.org"]
+        assert run(env, "sandbox", "site", "--deny", "moodle/user:create").returncode == 0
+        refused = run(env, "moodle", "call", "core_user_create_users", *user)
+        assert refused.returncode == 2
+        assert refused.stderr == ("error: Sorry, but you do not currently have permissions to do that (Create "
+                                  "users). [nopermissions]\n")
+        assert run(env, "sandbox", "site", "--allow", "moodle/user:create").returncode == 0
+        assert run(env, "moodle", "call", "core_user_create_users", *user).returncode == 0
+        bad = run(env, "sandbox", "--role", "root", "--port", "0")
+        assert bad.returncode == 2 and "'root' is not one of 'admin', 'docs'" in bad.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
