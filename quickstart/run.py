@@ -135,6 +135,9 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
         stack.callback(store.dispose)
         with run.step("services", "Start sandbox LMS, webhook receiver and registry-sim") as c:
             services = start_services(stack, base, keys, directory)
+            # As docs/moodle.md sets a real site up: course welcome messages off before any course exists,
+            # so the province's enrolments send no mail (the sandbox counts what would have been sent).
+            SandboxAdmin(services, keys.sandbox_token).post("/sandbox/admin/welcome", {"sendoption": 0, "scope": "all"})
             c.update({"sandbox": services.sandbox_url, "receiver": services.receiver_url,
                       "registry": services.registry_url})
             c["_detail"] = "on 127.0.0.1, free ports"
@@ -147,11 +150,13 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
         evaluated = _evaluate(run, settings, store)
         pushed = _push(run, settings, store, services)
         report = _report(run, settings, store)
+        welcome_messages = len(SandboxAdmin(services, keys.sandbox_token).state.welcome_messages())
         services.save_sandbox(directory / "sandbox.db")
         config = write_config(directory, keys, programme=programme)
 
     summary = _summary(run, store_url=base.database.url, evaluated=evaluated, pushed=pushed, report=report,
                        config=config, seconds=time.perf_counter() - started)
+    summary["welcome_messages"] = welcome_messages
     (directory / "quickstart.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str),
                                                encoding="utf-8")
     return summary

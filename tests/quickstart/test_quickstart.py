@@ -60,6 +60,8 @@ def test_json_figures_agree_with_what_the_registry_received(first_run: Any) -> N
     # What creditbridge says was registered is what the registry holds: each teacher once.
     assert doc["credits_registered"] == len(active) == doc["registry_active_records"]
     assert len({r["teacher"] for r in active}) == len(active)
+    # The sandbox is set up as docs/moodle.md says: the province's enrolments sent no welcome mail.
+    assert doc["welcome_messages"] == 0
     assert all(r["deliveries"] == 1 for r in rows), "no record was delivered twice"
     passed_at_registry = sum(1 for r in active if json.loads(r["payload"])["result"] == "passed")
     assert passed_at_registry == doc["passed"]
