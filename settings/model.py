@@ -79,7 +79,7 @@ class WebhookSettings(_Section):
     # line and headers (gunicorn reads them inside a timer of this length), so 0 (no timer) is refused.
     keepalive_seconds: int = Field(5, ge=1, le=300)
     # Deadline for a delivery's whole body under gevent workers: a slower sender gets 408 `read_timeout`.
-    read_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(10.0, gt=0, le=300, allow_inf_nan=False)
     access_log: bool = True
     # Group commit: the deliveries that reach a worker while it is writing are stored together, with one
     # INSERT and one commit, at most this many at a time (1: one commit per delivery). No timer: a delivery
