@@ -100,10 +100,15 @@ def deliver(port: int, n: int, source: str = "127.0.0.1",
             extra_headers: dict[str, str] | None = None) -> tuple[int, float, bytes]:
     """POST one valid signed delivery (objectid `n`); its status, seconds taken and body."""
     body, headers = signed(payload(userid=1000 + n, objectid=1000 + n))
+    return deliver_raw(port, body, {**headers, **(extra_headers or {})}, source)
+
+
+def deliver_raw(port: int, body: bytes, headers: dict[str, str],
+                source: str = "127.0.0.1") -> tuple[int, float, bytes]:
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
     try:
-        conn.request("POST", "/webhooks/moodle", body=body, headers={**headers, **(extra_headers or {})})
+        conn.request("POST", "/webhooks/moodle", body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, time.monotonic() - started, resp.read()
     finally:
