@@ -15,6 +15,7 @@ import selectors
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -216,7 +217,7 @@ def test_slow_senders_are_cut_off_by_nginx_while_deliveries_succeed(receiver, ru
                 statuses.append(status)
                 assert took < 2, f"delivery {n} took {took:.1f} s"
                 time.sleep(1)
-            assert set(statuses) == {202} and n >= 10
+            assert set(statuses) == {202} and n >= 5
             # the idle connections were closed by nginx at client_header_timeout
             assert all(closed_by_server(s) for s in idle)
         finally:
@@ -297,3 +298,14 @@ def test_nginx_forwards_the_sender_address_and_enforces_size_rate_and_healthz_li
     rejected = after["rejected_by_reason"].get("missing_headers", 0) - before["rejected_by_reason"].get(
         "missing_headers", 0)
     assert rejected == codes.count(400)
+
+
+def test_a_missing_nginx_fails_in_ci_and_skips_with_the_reason_elsewhere(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(sys.modules[__name__], "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match=r"nginx is not installed \(Debian: apt-get install nginx\)"):
+        nginx_binary()
+    monkeypatch.setattr(sys.modules[__name__], "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="nginx is not installed"):
+        nginx_binary()
