@@ -75,8 +75,8 @@ class DeliveryEndpoint:
             return self._reject("too_large", f"body over {limit} bytes")
         try:
             body = read_body(environ, limit, webhooks.read_timeout_seconds)
-        except BodyReadTimeout as e:
-            return self._reject("read_timeout", str(e))
+        except BodyReadTimeout:
+            return self._reject("read_timeout", f"body not received within {webhooks.read_timeout_seconds:g} s")
         if len(body) > limit:
             return self._reject("too_large", f"body over {limit} bytes")
         headers = {h: environ.get(key, "") for h, key in _ENVIRON_KEYS}

@@ -264,10 +264,12 @@ def test_nginx_forwards_the_sender_address_and_enforces_size_rate_and_healthz_li
         big.close()
 
         # a body larger than nginx's memory buffer (a temporary file under the proxy) still reaches the receiver
-        padded = {**payload(userid=902, objectid=902), "padding": "x" * 20_000}
+        padded = {**payload(userid=902, objectid=902), "padding": "x" * 30_000}
         body, headers = signed(padded)
         status, _, answer = deliver_raw(port, body, headers)
         assert status == 422 and json.loads(answer)["detail"].startswith("padding"), answer
+        error_log = (tmp_path / "nginx" / "error.log").read_text()
+        assert "a client request body is buffered to a temporary file" in error_log
 
         # past the rate (here 2/s, burst 3) one address gets 429, which the plugin retries; others are untouched
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=("127.0.0.6", 0))
