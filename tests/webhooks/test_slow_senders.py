@@ -5,6 +5,7 @@ settings or an open-files limit that cannot work are refused before anything sta
 
 from __future__ import annotations
 
+import http.client
 import json
 import resource
 import subprocess
@@ -24,6 +25,7 @@ from slow_clients import (
     running_receiver,
     trickle,
 )
+from webhook_helpers import payload, signed
 
 from creditbridge.cli.main import cli
 from creditbridge.webhooks.commands import FD_HEADROOM
@@ -65,15 +67,26 @@ def test_slow_headers_and_idle_connections_are_closed_after_the_keepalive(tmp_pa
     with running_receiver(tmp_path, sqlite_url, "workers = 1\nkeepalive_seconds = 2\nprocess_inline = false\n"
                           ) as rx:
         idle = open_idle(rx.port, 3)
+        # a kept-alive connection that carried a delivery, then went quiet
+        kept = http.client.HTTPConnection("127.0.0.1", rx.port, timeout=10)
+        delivery, headers = signed(payload(userid=3000, objectid=3000))
+        kept.request("POST", "/webhooks/moodle", body=delivery, headers=headers)
+        answer = kept.getresponse()
+        answer.read()
+        assert answer.status == 202 and answer.getheader("Connection") == "keep-alive"
+        assert kept.sock is not None
+        kept.sock.setblocking(False)
         head, body = request_bytes()
         # headers trickled: gunicorn's gevent worker reads a request's line and headers within the keep-alive
         outcome = trickle(rx.port, b"", head + body, give_up_after=10)
         assert outcome.answer == b"" and outcome.cut_after is not None and 1.9 <= outcome.cut_after <= 4.5, outcome
         try:
             assert all(closed_by_server(s) for s in idle)
+            assert closed_by_server(kept.sock)
         finally:
             for s in idle:
                 s.close()
+            kept.close()
         status, _, _ = deliver(rx.port, 1)
         assert status == 202
 
