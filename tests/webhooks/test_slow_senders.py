@@ -96,10 +96,7 @@ def test_2000_idle_connections_leave_deliveries_answered_at_once(tmp_path, sqlit
     """Default workers and worker_connections, started with a soft open-files limit of 1,024 (`serve` raises it).
     The keep-alive is long so the idle connections stay open the whole time: the deliveries have to be served
     beside them, not after the keep-alive has closed them (with the former 1,000 per worker they waited for it)."""
-    need_open_files(4096)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and hard < 2000 + FD_HEADROOM:
-        pytest.fail(f"the hard open-files limit {hard} is below what the receiver needs")
+    need_open_files(4096)  # the 2,000 client ends here, and a hard limit above the receiver's 2,128
     with running_receiver(tmp_path, sqlite_url, "keepalive_seconds = 60\nprocess_inline = false\n"
                                                 "access_log = false\n", open_files=1024) as rx:
         limits = Path(f"/proc/{rx.process.pid}/limits").read_text()
