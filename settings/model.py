@@ -71,9 +71,15 @@ class WebhookSettings(_Section):
     # and closes the connection after each answer.
     worker_class: Literal["gevent", "gthread", "sync"] = "gevent"
     threads: int = Field(4, ge=1, le=64)
-    # Concurrent connections per gevent worker (gunicorn's --worker-connections).
-    worker_connections: int = Field(1000, ge=1, le=10_000)
-    keepalive_seconds: int = Field(5, ge=0, le=300)
+    # Concurrent connections per gevent worker (gunicorn's --worker-connections); past it a worker stops
+    # accepting. An idle connection costs ~13 KB, and 2 x 1000 let 2,000 idle connections stall every delivery
+    # until the keep-alive closed them; `serve` raises the open-files limit to this + 128 (docs/webhooks.md).
+    worker_connections: int = Field(2000, ge=1, le=10_000)
+    # Idle keep-alive connections close after this; under gevent it is also the deadline for each request's
+    # line and headers (gunicorn reads them inside a timer of this length), so 0 (no timer) is refused.
+    keepalive_seconds: int = Field(5, ge=1, le=300)
+    # Deadline for a delivery's whole body under gevent workers: a slower sender gets 408 `read_timeout`.
+    read_timeout_seconds: float = Field(10.0, gt=0, le=300, allow_inf_nan=False)
     access_log: bool = True
     # Group commit: the deliveries that reach a worker while it is writing are stored together, with one
     # INSERT and one commit, at most this many at a time (1: one commit per delivery). No timer: a delivery

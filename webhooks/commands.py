@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
@@ -121,8 +123,31 @@ def gunicorn_argv(settings: WebhookSettings, app_path: str = "creditbridge.webho
     elif kind == "gevent":
         argv += ["--worker-connections", str(settings.worker_connections)]
     if settings.access_log:
-        argv += ["--access-logfile", "-"]
+        argv += ["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT]
     return [*argv, app_path]
+
+
+# gunicorn's default access-log line plus the X-Forwarded-For header: behind the reverse proxy (deploy/nginx)
+# every request comes from 127.0.0.1, and the header, which nginx overwrites, names the real sender.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" "%({x-forwarded-for}i)s"'
+# Open files a worker needs besides its connections: the listening socket, database pool, logs, pipes.
+FD_HEADROOM = 128
+
+
+def ensure_open_files(settings: WebhookSettings) -> int:
+    """Raise this process's soft open-files limit (inherited by gunicorn and its workers) so that a gevent
+    worker can hold `worker_connections` connections; the limit now in force. Past the limit a worker's accept()
+    fails with EMFILE instead of the worker simply stopping to accept at worker_connections."""
+    needed = settings.worker_connections + FD_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ConfigError(f"webhooks.worker_connections = {settings.worker_connections} needs {needed} open files "
+                          f"per worker, but the hard limit (ulimit -Hn) is {hard}: lower worker_connections "
+                          f"or raise the limit")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return needed
 
 
 @click.command("serve")
@@ -142,6 +167,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, workers: 
     if print_command:
         click.echo(shlex.join(argv))
         return
+    if (worker_class or app.settings.webhooks.worker_class) == "gevent":
+        ensure_open_files(app.settings.webhooks)
     app.store  # noqa: B018 - migrate once here, not in every worker at the same time
     app.close()
     env = dict(os.environ, CREDITBRIDGE_MIGRATED="1")

@@ -24,9 +24,10 @@ import orjson
 from flask import Flask
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.wsgi import get_content_length, get_input_stream
+from werkzeug.wsgi import get_content_length
 
 from creditbridge.webhooks import resources
+from creditbridge.webhooks.body_reader import BodyReadTimeout, read_body
 from creditbridge.webhooks.counters import bump
 from creditbridge.webhooks.inbox_writer import InboxWriteError
 from creditbridge.webhooks.payload import WebhookPayload
@@ -42,7 +43,8 @@ _WEBHOOK_ID = re.compile(r"[\x21-\x7e]{1,100}")
 # Status of each answer to the sender, by reason: 503 only when the receiver cannot take deliveries at all
 # (misconfigured or its database unreachable), so the sender retries later; every bad input is a 4xx.
 _STATUS = {"too_large": 413, "missing_headers": 400, "bad_webhook_id": 400, "no_secret_configured": 503,
-           "bad_body": 422, "store_error": 503}
+           "bad_body": 422, "store_error": 503,
+           "read_timeout": 408}  # a slow sender: the body did not arrive within webhooks.read_timeout_seconds
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 StartResponse = Callable[..., Any]
@@ -71,8 +73,10 @@ class DeliveryEndpoint:
         length = get_content_length(environ)
         if length is not None and length > limit:
             return self._reject("too_large", f"body over {limit} bytes")
-        # Without a length and not chunked, werkzeug gives an empty stream rather than one that never ends.
-        body = get_input_stream(environ).read(limit + 1)
+        try:
+            body = read_body(environ, limit, webhooks.read_timeout_seconds)
+        except BodyReadTimeout:
+            return self._reject("read_timeout", f"body not received within {webhooks.read_timeout_seconds:g} s")
         if len(body) > limit:
             return self._reject("too_large", f"body over {limit} bytes")
         headers = {h: environ.get(key, "") for h, key in _ENVIRON_KEYS}
