@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
 from creditbridge.records.cells import csv_row, xlsx_row
@@ -100,3 +102,35 @@ def test_a_directory_under_the_final_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputFileError, match=r"a\.txt: is a directory"):
         write_file(tmp_path, "a.txt", _writes(b"x"))
     assert os.listdir(tmp_path) == ["a.txt"]
+
+
+# Any text a name can hold in XLSX: no surrogates, none of the control characters XML 1.0 forbids.
+_XLSX_TEXT = st.text(st.characters(exclude_categories=("Cs",),
+                                   exclude_characters="".join(map(chr, [*range(0, 9), 11, 12, *range(14, 32)]))),
+                     min_size=1, max_size=30)
+_TRIGGERED = st.builds(lambda start, rest: start + rest, st.sampled_from(["=", "+", "-", "@", "\t", "\r", "#N/A"]),
+                       _XLSX_TEXT)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.one_of(_TRIGGERED, _XLSX_TEXT), min_size=1, max_size=40))
+def test_any_text_comes_back_from_xlsx_exactly_and_as_text(texts: list[str]) -> None:
+    buf = io.BytesIO()
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("s")
+    for t in texts:
+        ws.append(xlsx_row(ws, [t, 1]))
+    wb.save(buf)
+    sheet = load_workbook(io.BytesIO(buf.getvalue())).active
+    got = [(sheet.cell(r, 1).value, sheet.cell(r, 1).data_type) for r in range(1, len(texts) + 1)]
+    assert got == [(t, "s") for t in texts]
+
+
+@given(st.lists(st.one_of(_TRIGGERED, st.text(), st.integers(), st.floats(allow_nan=False), st.none())))
+def test_no_csv_field_starts_a_formula(values: list[object]) -> None:
+    row = csv_row(values)
+    for before, after in zip(values, row, strict=True):
+        if isinstance(before, str) and before[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            assert after == "'" + before
+        else:
+            assert after is before  # numbers stay numbers, other text stays as it is
