@@ -42,6 +42,9 @@ def test_an_impossible_config_path(tmp_path: Path, creditbridge_cli: Run, path: 
     expected = f"config file {path}: cannot be read: {reason}"
     _refused(creditbridge_cli("--config", path, "report", "--json"), expected)
     _refused(creditbridge_cli("push", "--dry-run", CREDITBRIDGE_CONFIG=path), expected)
+    # `init` writes the --config file: it cannot be written there either.
+    _refused(creditbridge_cli("--config", path, "init"), f"config file {path}: cannot be written: {reason}")
+    assert not (tmp_path / "store.db").exists()  # refused before anything was created
 
 
 def test_a_missing_config_file_is_still_named(tmp_path: Path, creditbridge_cli: Run) -> None:
