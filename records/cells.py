@@ -7,6 +7,9 @@ injection). Every XLSX and CSV writer of creditbridge passes its rows through `x
 - XLSX: openpyxl turns a str starting with "=" into a formula cell and a str such as "#N/A" into an error
   cell. Such values go into a cell whose type is forced to string, so the file keeps exactly the text the
   user typed (no added quote) and no program evaluates it.
+- XLSX cannot hold most control characters (XML 1.0 forbids them; openpyxl raises IllegalCharacterError,
+  which took down a whole report for one name holding a vertical tab). They are written the way Excel
+  itself writes them, `_x000B_` (ECMA-376 ST_Xstring escaping), which Excel and WPS show as the character.
 - CSV: a CSV has no types, so OWASP's rule applies: a text starting with = + - @ TAB or CR gets a leading
   apostrophe, which spreadsheet programs show as "this is text". Numbers (int, float, Decimal) stay numbers.
 
@@ -15,11 +18,12 @@ defusedcsv was considered: it does not cover TAB and CR, and it also rewrites "|
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 
 if TYPE_CHECKING:  # openpyxl keeps the class in a private module: only the type checker needs it
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -38,13 +42,20 @@ def csv_row(values: Iterable[Any]) -> list[Any]:
 
 def xlsx_row(ws: WriteOnlyWorksheet, values: Iterable[Any]) -> list[Any]:
     """A row for a write-only worksheet's append(): text openpyxl would store as a formula or an error value
-    becomes a string cell holding the same text; everything else (numbers, dates, other text, prepared
-    cells) is passed on unchanged, so the common case costs one test per value."""
-    return [_string_cell(ws, v) if isinstance(v, str) and (v[:1] == "=" or v in _XLSX_ERROR_CODES) else v
+    becomes a string cell holding the same text, control characters XLSX cannot hold are escaped; everything
+    else (numbers, dates, other text, prepared cells) is passed on unchanged. str.isprintable (one C call)
+    keeps the common case to a few tests per value; only text that fails it is searched for control
+    characters."""
+    return [_string_cell(ws, v)
+            if isinstance(v, str) and (v[:1] == "=" or v in _XLSX_ERROR_CODES or not v.isprintable()) else v
             for v in values]
 
 
+def _escape_control(match: re.Match[str]) -> str:
+    return f"_x{ord(match.group(0)):04X}_"
+
+
 def _string_cell(ws: WriteOnlyWorksheet, text: str) -> WriteOnlyCell:
-    cell = WriteOnlyCell(ws, value=text)
+    cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub(_escape_control, text))
     cell.data_type = "s"  # after the assignment: assigning infers "f" (formula) or "e" (error)
     return cell

@@ -44,6 +44,17 @@ def test_xlsx_row_keeps_the_exact_text_as_a_string_cell(tmp_path: Path, formula_
     assert [(c.value, c.data_type) for c in second] == [("=1+1", "s"), (None, "n"), ("=2+2", "s")]
 
 
+def test_control_characters_are_written_the_way_excel_writes_them(tmp_path: Path) -> None:
+    """XML cannot hold them and openpyxl refuses them; Excel writes and shows _xHHHH_ as the character."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("s")
+    ws.append(xlsx_row(ws, ["王\x0b芳", "=a\x00b", "\x1b[31m", "a\tb\nc", 3]))
+    wb.save(tmp_path / "t.xlsx")
+    sheet = load_workbook(tmp_path / "t.xlsx").active
+    assert [(sheet.cell(1, c).value, sheet.cell(1, c).data_type) for c in range(1, 6)] == [
+        ("王_x000B_芳", "s"), ("=a_x0000_b", "s"), ("_x001B_[31m", "s"), ("a\tb\nc", "s"), (3, "n")]
+
+
 def _writes(data: bytes) -> Callable[[BinaryIO], int]:
     return lambda fh: fh.write(data)
 

@@ -44,6 +44,20 @@ def test_plan_sheet_names_are_text_after_a_roster_sync(tmp_path: Path, sandbox_s
     assert {c.data_type for c in names} == {"s"}
 
 
+def test_a_control_character_in_a_name_does_not_take_the_report_down(tmp_path: Path, sandbox_server: object,
+                                                                      sqlite_url: str, creditbridge_cli: Run) -> None:
+    """A vertical tab pasted into a name: the run used to end in a traceback while writing its report, after
+    Moodle had been changed. The report shows it the way Excel writes it."""
+    env = make_env(tmp_path, sandbox_server, sqlite_url)
+    roster = write_roster(tmp_path / "roster.csv", [p.moved(name="王\x0b芳") for p in people(2)], encoding="utf-8")
+    proc = creditbridge_cli("sync", "roster", str(roster), "--json", CREDITBRIDGE_CONFIG=str(env.config), **env.env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["created"] == 2
+    plan = load_workbook(doc["report"])["plan"]
+    assert [r[3].value for r in plan.iter_rows(min_row=2)] == ["王_x000B_芳"] * 2
+
+
 def test_every_sheet_keeps_the_exact_text(tmp_path: Path, formula_texts: tuple[str, ...]) -> None:
     outcome = SyncOutcome(kind="roster", file=formula_texts[0], programme="sd-2022", run_id=7)
     outcome.plan = [PlanLine("create", n, "3701************11", text, text) for n, text in enumerate(formula_texts)]
