@@ -3,6 +3,7 @@ schools are text, never formulas (issue #14 item 5); an export_dir that cannot t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -76,6 +77,7 @@ def test_csv_import_file_prefixes_formula_text_with_an_apostrophe(tmp_path: Path
     proc = _push(tmp_path, creditbridge_cli, "csv", tmp_path / "exports")
     assert proc.returncode == 0, proc.stderr
     (path,) = (tmp_path / "exports").iterdir()
+    assert path.read_bytes().startswith(codecs.BOM_UTF8)  # what Excel in China needs to read the headers
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == HEADERS
