@@ -8,6 +8,7 @@ import click
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.settings import default_config_text
+from creditbridge.settings.load import ConfigError
 from creditbridge.store.db import open_store, safe_url
 
 
@@ -22,11 +23,16 @@ def init_command(app: AppContext, path: str | None, overwrite: bool, as_json: bo
     # `creditbridge --config x.toml init` writes x.toml: the file every later command will read.
     target = Path(path or app.config_path or "creditbridge.toml")
     wrote = False
-    if target.exists() and not overwrite:
+    try:
+        exists = target.exists()
+        if not exists or overwrite:
+            target.write_text(default_config_text(), encoding="utf-8")
+    except OSError as e:  # a path through a file, a name too long, no permission: `error: ...`, exit 2
+        raise ConfigError(f"config file {target}: cannot be written: {e.strerror or type(e).__name__}") from e
+    if exists and not overwrite:
         if not as_json:
             click.echo(f"kept existing {target} (use --overwrite to replace it)")
     else:
-        target.write_text(default_config_text(), encoding="utf-8")
         wrote = True
         if not as_json:
             click.echo(f"wrote {target}")

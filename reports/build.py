@@ -8,18 +8,21 @@ teacher): no result yet counts as not passed. ID numbers are masked everywhere i
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from openpyxl import Workbook
 from sqlalchemy import select
 
 from creditbridge import __version__
 from creditbridge.records import mask_id_number
+from creditbridge.records.cells import xlsx_row
+from creditbridge.records.outfiles import OutputFileError, prepare_directory, write_file
 from creditbridge.reports import charts
 from creditbridge.reports.deadlines import LIST_LIMIT, credit_result_table, deadline_warnings, scrub
 from creditbridge.settings import Settings
@@ -163,19 +166,24 @@ _GROUP_COLUMNS = ["teachers", "evaluated", "passed", "pass_rate", "credits_total
 
 
 def write_xlsx(data: dict[str, Any], path: Path) -> Path:
+    """Write the workbook as `path` (only into path's directory, atomically: see records.outfiles)."""
+    return write_file(path.parent, path.name, lambda fh: _save_xlsx(data, fh))
+
+
+def _save_xlsx(data: dict[str, Any], fh: BinaryIO) -> None:
     wb = Workbook(write_only=True)  # streaming: a province's worth of schools without holding cells in memory
 
     def sheet(title: str, header: list[str], body: Any) -> None:
         ws = wb.create_sheet(title)
         ws.append(header)
         for r in body:
-            ws.append([_cell(r.get(h)) for h in header])
+            ws.append(xlsx_row(ws, [_cell(r.get(h)) for h in header]))
 
     totals = data["totals"]
     summary = wb.create_sheet("Summary")
     for k, v in [("programme", data["programme"] or "all"), ("generated at (UTC)", data["generated_at"]),
                  *totals.items(), *((f"registry {k}", v) for k, v in data["registry"]["by_state"].items())]:
-        summary.append([k, _cell(v)])
+        summary.append(xlsx_row(summary, [k, _cell(v)]))
     sheet("Cities", ["city", *_GROUP_COLUMNS], data["by_city"])
     sheet("Counties", ["city", "county", *_GROUP_COLUMNS], data["by_county"])
     sheet("Schools", ["city", "county", "school_code", "school_name", *_GROUP_COLUMNS], data["by_school"])
@@ -188,17 +196,20 @@ def write_xlsx(data: dict[str, Any], path: Path) -> Path:
     ws.append(["programme", "deadline", "days_left", "warning", "list", "teacher", "name", "school", "role",
                "state", "detail"])
     for w in data["deadlines"]:
-        ws.append([w["programme"], w["deadline"], w["days_left"], w["warning"], "summary", None, None, None, None,
-                   None, f"{w['not_passed_total']} not passed, {w['not_acknowledged_total']} not acknowledged"])
+        ws.append(xlsx_row(ws, [w["programme"], w["deadline"], w["days_left"], w["warning"], "summary", None, None,
+                                None, None, None,
+                                f"{w['not_passed_total']} not passed, {w['not_acknowledged_total']} not acknowledged"]))
         for r in w["not_passed"]:
-            ws.append([w["programme"], w["deadline"], w["days_left"], w["warning"], "not passed", r["teacher"],
-                       r["name"], r["school_name"], "teacher", r["status"], "; ".join(map(str, r["reasons"]))])
+            ws.append(xlsx_row(ws, [w["programme"], w["deadline"], w["days_left"], w["warning"], "not passed",
+                                    r["teacher"], r["name"], r["school_name"], "teacher", r["status"],
+                                    "; ".join(map(str, r["reasons"]))]))
         for r in w["not_acknowledged"]:
-            ws.append([w["programme"], w["deadline"], w["days_left"], w["warning"], "not acknowledged",
-                       r["teacher"], None, None, r["role"], r["state"], r["reason"]])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path
+            ws.append(xlsx_row(ws, [w["programme"], w["deadline"], w["days_left"], w["warning"], "not acknowledged",
+                                    r["teacher"], None, None, r["role"], r["state"], r["reason"]]))
+    wb.save(fh)
+
+
+_FILE_NAME_UNSAFE = re.compile(r"[^\w.-]")
 
 
 def _cell(v: Any) -> Any:
@@ -306,11 +317,18 @@ def write_report(settings: Settings, store: Store, out_dir: str | Path, *, progr
 
 
 def write_files(data: dict[str, Any], out_dir: str | Path) -> ReportPaths:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the XLSX and the HTML into `out_dir` (created if missing) and nowhere else: no file name is
+    followed as a symbolic link, and a failure leaves neither file half-written (OutputFileError)."""
+    out = prepare_directory(out_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    stem = f"credit-report-{data['programme'] or 'all'}-{stamp}"
+    # The programme comes from --programme: only word characters, dots and dashes go into a file name.
+    programme = _FILE_NAME_UNSAFE.sub("_", data["programme"] or "all")
+    stem = f"credit-report-{programme}-{stamp}"
+    page = render_html(data).encode("utf-8")
     xlsx = write_xlsx(data, out / f"{stem}.xlsx")
-    html = out / f"{stem}.html"
-    html.write_text(render_html(data), encoding="utf-8")
+    try:
+        html = write_file(out, f"{stem}.html", lambda fh: fh.write(page))
+    except OutputFileError:
+        xlsx.unlink(missing_ok=True)  # the pair or nothing: a lone workbook would pass for the whole report
+        raise
     return ReportPaths(xlsx=xlsx, html=html)

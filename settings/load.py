@@ -50,6 +50,26 @@ def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
     return local if local.exists() else None
 
 
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {file}") from e
+    except OSError as e:  # a directory, a path through a file, a name too long, no permission
+        raise ConfigError(f"config file {file}: cannot be read: {e.strerror or type(e).__name__}") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(f"{file}: line {line}, column {column}: not UTF-8 text "
+                          f"(byte 0x{raw[e.start]:02x}); save the file as UTF-8") from e
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML: {e}") from e
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -60,12 +80,7 @@ def load_settings(
     data: dict[str, Any] = {}
     file = _config_path(path, env)
     if file is not None:
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"config file not found: {file}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{file}: not valid TOML: {e}") from e
+        data = _read_toml(file)
     for var, (section, key) in ENV_OVERRIDES.items():
         value = env.get(var)
         if value is None or value == "":

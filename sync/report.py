@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
+from creditbridge.records.cells import xlsx_row
+from creditbridge.records.outfiles import write_file
 from creditbridge.sync.outcome import COUNT_KEYS, SyncOutcome
 
 _BOLD = Font(bold=True)
@@ -30,8 +33,12 @@ def report_path(report_dir: str | Path, outcome: SyncOutcome, when: datetime | N
 
 def write_report(outcome: SyncOutcome, path: Path, *, started_at: datetime | None = None,
                  finished_at: datetime | None = None) -> Path:
-    """Write the run's workbook (streaming: the plan sheet of a million-row roster never sits in cells)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the run's workbook (streaming: the plan sheet of a million-row roster never sits in cells), only
+    into path's directory and atomically (records.outfiles: OutputFileError when it cannot be written)."""
+    return write_file(path.parent, path.name, lambda fh: _save(outcome, fh, started_at, finished_at))
+
+
+def _save(outcome: SyncOutcome, fh: BinaryIO, started_at: datetime | None, finished_at: datetime | None) -> None:
     wb = Workbook(write_only=True)
     summary = wb.create_sheet("summary")
     summary.column_dimensions["A"].width = 26
@@ -51,17 +58,16 @@ def write_report(outcome: SyncOutcome, path: Path, *, started_at: datetime | Non
         rows.append(("aborted because", outcome.aborted))
     rows += [("note", n) for n in outcome.notes]
     for r in rows:
-        summary.append(list(r))
+        summary.append(xlsx_row(summary, r))
 
     errors = wb.create_sheet("errors")
     errors.column_dimensions["C"].width = 90
     errors.append(_header(errors, ["row", "column", "reason"]))
     for e in outcome.errors:
-        errors.append([e.row, e.column, e.reason])
+        errors.append(xlsx_row(errors, [e.row, e.column, e.reason]))
 
     plan = wb.create_sheet("plan")
     plan.append(_header(plan, ["action", "row", "who", "name", "detail", "result"]))
     for p in outcome.plan:
-        plan.append([p.action, p.row, p.who, p.name, p.detail, p.result])
-    wb.save(path)
-    return path
+        plan.append(xlsx_row(plan, [p.action, p.row, p.who, p.name, p.detail, p.result]))
+    wb.save(fh)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.records.outfiles import OutputFileError
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
@@ -105,7 +106,7 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
     path = report_path(settings.sync.report_dir, outcome, finished)
     try:
         outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished))
-    except OSError as e:  # a report that cannot be written must not hide what the run did
+    except (OSError, OutputFileError) as e:  # a report that cannot be written must not hide what the run did
         outcome.notes.append(f"report not written: {e}")
     with store.session() as s:
         run = s.get(SyncRun, outcome.run_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +108,27 @@ def sandbox_server() -> Iterator[SandboxServer]:
     finally:
         handle.stop()
         state_of(app).close()
+
+
+# Text a spreadsheet program would run as a formula if written as is (OWASP CSV injection; issue #14 item 5).
+FORMULA_TEXTS = ("=1+1", '=HYPERLINK("http://x","y")', "+1", "-1", "@SUM(1)", "\t=1", "\r=1")
+
+
+@pytest.fixture
+def formula_texts() -> tuple[str, ...]:
+    return FORMULA_TEXTS
+
+
+@pytest.fixture
+def creditbridge_cli(tmp_path: Path) -> Any:
+    """Run `python -m creditbridge.cli.main ARGS` as a person would, in tmp_path, with the given extra
+    environment (CREDITBRIDGE_DATABASE_URL defaults to a SQLite file in tmp_path): CompletedProcess[str]."""
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        # Only the settings the test gives: not a CREDITBRIDGE_CONFIG of the shell that runs the tests.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CREDITBRIDGE_")}
+        full_env = {**inherited, "CREDITBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}", **env}
+        return subprocess.run([sys.executable, "-m", "creditbridge.cli.main", *args], capture_output=True, text=True,
+                              env=full_env, cwd=tmp_path, timeout=120)
+
+    return run

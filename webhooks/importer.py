@@ -10,17 +10,20 @@ Bad lines/rows are reported with their number and field and the ID number masked
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile
 from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
-from creditbridge.records import LearningRecord, mask_id_number
+from creditbridge.records import LearningRecord, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.webhooks.processing import apply_revocations, store_record
@@ -37,14 +40,15 @@ class ImportFileError(CreditbridgeError):
 
 def _errors(line: int, e: ValidationError) -> list[dict[str, Any]]:
     return [{"line": line, "field": ".".join(str(p) for p in err["loc"]) or "-",
-             "reason": mask_id_number(err["msg"]) if "teacher" in err["loc"] else err["msg"]}
+             "reason": mask_id_numbers(err["msg"])}
             for err in e.errors(include_input=False)]
 
 
 def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
     good, bad = [], []
-    with path.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            line = _decode(path, n, raw.removeprefix(codecs.BOM_UTF8) if n == 1 else raw)
             if not line.strip():
                 continue
             try:
@@ -52,6 +56,10 @@ def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningReco
             except json.JSONDecodeError as e:
                 bad.append({"line": n, "field": "-", "reason": f"not JSON: {e.msg}"})
                 continue
+            except RecursionError as e:
+                # The whole file is refused, nothing stored: a learning record is a flat object, so a line
+                # nested this deep is no export of anything but an attack or a corrupted file.
+                raise ImportFileError(f"{path.name}: line {n}: JSON nested too deeply") from e
             if isinstance(obj, dict):
                 obj.setdefault("programme", settings.sync.programme)
             try:
@@ -59,6 +67,16 @@ def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningReco
             except ValidationError as e:
                 bad.extend(_errors(n, e))
     return good, bad
+
+
+def _decode(path: Path, n: int, raw: bytes) -> str:
+    """Line `n` as text; an ImportFileError naming the line and column when it is not UTF-8, so the file is
+    refused as a whole (a wrong encoding garbles every line, not one) and nothing of it is stored."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ImportFileError(f"{path.name}: line {n}, column {e.start + 1}: not UTF-8 text "
+                              f"(byte 0x{raw[e.start]:02x}); save the file as UTF-8") from e
 
 
 def _when(v: Any) -> Any:
@@ -76,7 +94,11 @@ def _when(v: Any) -> Any:
 
 
 def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
-    wb = load_workbook(path, read_only=True, data_only=True)
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
+        # What openpyxl and zipfile raise for a file that is no workbook (renamed, truncated, another format).
+        raise ImportFileError(f"{path.name}: cannot be opened as an XLSX workbook ({type(e).__name__})") from e
     try:
         rows = wb.worksheets[0].iter_rows(values_only=True)
         header = [str(h).strip() if h is not None else "" for h in next(rows, ())]

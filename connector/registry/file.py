@@ -1,21 +1,26 @@
 """The import file the provincial platforms take: XLSX (openpyxl write-only, constant memory) or CSV.
 
 Each batch becomes one file named by the batch's idempotency key, written to a temporary name and
-renamed into place, so a resent batch rewrites the same file and a crash never leaves half a file."""
+renamed into place, so a resent batch rewrites the same file and a crash never leaves half a file
+(records.outfiles: only into registry.export_dir, never through a symbolic link). Names and schools are
+written as text, never as formulas (records.cells): a string cell in XLSX, OWASP's leading apostrophe
+in CSV."""
 
 from __future__ import annotations
 
 import csv
-import os
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from openpyxl import Workbook
 
 from creditbridge.connector.registry.base import Outcome, RegistryTarget, Submission
 from creditbridge.connector.registry.errors import RegistryConfigError
 from creditbridge.connector.registry.rest import batch_key
+from creditbridge.records.cells import csv_row, xlsx_row
+from creditbridge.records.outfiles import OutputFileError, write_file
 
 # (header as the provincial import templates print it, record field)
 COLUMNS: list[tuple[str, str]] = [
@@ -58,27 +63,32 @@ def row_of(s: Submission) -> list[Any]:
 
 def write_import_file(rows: Iterable[Sequence[Any]], path: Path, fmt: str) -> int:
     """Write HEADERS then `rows` to `path` (atomically). Returns the number of data rows."""
-    tmp = path.with_name(path.name + ".part")
+    if fmt not in ("csv", "xlsx"):
+        raise RegistryConfigError(f"registry.file_format must be xlsx or csv, got {fmt!r}")
     n = 0
-    if fmt == "csv":
-        # UTF-8 with BOM: what Excel in China opens without garbling the Chinese headers.
-        with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh)
+
+    def save(fh: BinaryIO) -> None:
+        nonlocal n
+        if fmt == "csv":
+            # UTF-8 with BOM: what Excel in China opens without garbling the Chinese headers.
+            text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
+            w = csv.writer(text)
             w.writerow(HEADERS)
             for row in rows:
-                w.writerow(row)
+                w.writerow(csv_row(row))
                 n += 1
-    elif fmt == "xlsx":
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet("学分登记")
-        ws.append(HEADERS)
-        for row in rows:
-            ws.append(list(row))
-            n += 1
-        wb.save(tmp)
-    else:
-        raise RegistryConfigError(f"registry.file_format must be xlsx or csv, got {fmt!r}")
-    os.replace(tmp, path)
+            text.flush()
+            text.detach()  # the caller closes fh
+        else:
+            wb = Workbook(write_only=True)
+            ws = wb.create_sheet("学分登记")
+            ws.append(HEADERS)
+            for row in rows:
+                ws.append(xlsx_row(ws, row))
+                n += 1
+            wb.save(fh)
+
+    write_file(path.parent, path.name, save)
     return n
 
 
@@ -100,6 +110,9 @@ class FileTarget(RegistryTarget):
     def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         key = batch_key(batch)
         path = self.out_dir / f"credit-records-{key}.{self.fmt}"
-        write_import_file((row_of(s) for s in batch), path, self.fmt)
+        try:
+            write_import_file((row_of(s) for s in batch), path, self.fmt)
+        except OutputFileError as e:  # the export directory is the setting at fault; resending cannot help
+            raise RegistryConfigError(f"registry.export_dir: {e}") from e
         self.written.append(path)
         return [Outcome(s.key, "acknowledged", registry_id=f"{path.name}#{i + 2}") for i, s in enumerate(batch)]
