@@ -267,10 +267,11 @@ def absent_kind(previous: TeacherState, *, delta: bool) -> ActionKind:
     return ActionKind.SUSPEND
 
 
-def hold_suspensions(suspensions: int, known_active: int, *, threshold: float, force: bool, delta: bool) -> bool:
-    """True when a full export's suspensions must be held back: more than `threshold` of the known active
-    teachers would go (a truncated export must never empty a province) and the run is not forced."""
-    if force or delta or known_active <= 0:
+def hold_suspensions(suspensions: int, known_active: int, *, threshold: float, force: bool) -> bool:
+    """True when a run's suspensions must be held back: more than `threshold` of the known active teachers
+    would go and the run is not forced. Full and delta runs alike: a truncated full export and a delta that
+    marks a whole province 离职 by mistake must both be stopped before they empty it."""
+    if force or known_active <= 0:
         return False
     return suspensions > threshold * known_active
 
@@ -613,7 +614,7 @@ def plan_roster(
     suspend_i = _KIND_INDEX[ActionKind.SUSPEND]
     suspensions = counts[suspend_i] + len(absent)
     held = 0
-    if hold_suspensions(suspensions, known_active, threshold=suspend_threshold, force=force, delta=delta):
+    if hold_suspensions(suspensions, known_active, threshold=suspend_threshold, force=force):
         held = suspensions
         counts[suspend_i] = 0
     else:

@@ -250,7 +250,8 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         if plan.held:
             outcome.notes.append(
                 f"{plan.held} suspension(s) held back: more than {settings.sync.suspend_threshold:.0%} of the "
-                f"{plan.known_active} known active teachers would be suspended (a truncated export?). Creates "
+                f"{plan.known_active} known active teachers would be suspended "
+                f"({'a delta marking too many leavers' if delta else 'a truncated export'}?). Creates "
                 "and updates were applied; run again with --force to suspend them.")
         if dry_run:
             plan_lines(_DryContext(outcome), plan.actions)  # type: ignore[arg-type]
