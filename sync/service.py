@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.sync import SyncRun
 from creditbridge.sync.apply import ApplyContext
@@ -85,6 +87,18 @@ def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool 
         _finish(settings, store, outcome, started)
 
 
+@contextmanager
+def _locked_run(settings: Settings, store: Store, outcome: SyncOutcome, *, wait: bool = False, **kw: Any
+                ) -> Iterator[Callable[[], ApplyContext]]:
+    """`_run` under the sync lock of the store: catalog, topics and roster share one lock, since each of them
+    ends by enrolling teachers (finish_teachers) in the same Moodle courses and store tables. Taken before the
+    run's row is written, so a refused run leaves no trace in `sync runs`. A dry run writes nothing but its
+    own row: it takes no lock, so a plan can be looked at while a run goes on."""
+    lock = nullcontext() if outcome.dry_run else flow_lock(store, "sync", f"sync {outcome.kind}", wait=wait)
+    with lock, _run(settings, store, outcome, **kw) as context:
+        yield context
+
+
 def _mark_results(outcome: SyncOutcome) -> None:
     """The plan sheet's last column: what became of each planned action."""
     if outcome.dry_run:
@@ -140,7 +154,8 @@ def _add_errors(outcome: SyncOutcome, errors: object) -> None:
 
 
 def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False,
-                 progress: Progress | None = None, client_factory: ClientFactory | None = None) -> SyncOutcome:
+                 progress: Progress | None = None, client_factory: ClientFactory | None = None,
+                 wait: bool = False) -> SyncOutcome:
     """Categories and courses from a catalog file; then enrolments the new courses call for."""
     from creditbridge.sync.courses import apply_catalog
     from creditbridge.sync.enrolment import programme_rules
@@ -151,7 +166,8 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
 
     programme = settings.sync.programme
     outcome = SyncOutcome("catalog", str(path), programme, dry_run)
-    with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
+    with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
+                     progress=progress) as context:
         try:
             courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map))
         except (ReadError, *UNREADABLE) as e:
@@ -181,7 +197,8 @@ def _dry_catalog(outcome: SyncOutcome, courses: list, store: Store, programme: s
 
 
 def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False,
-                progress: Progress | None = None, client_factory: ClientFactory | None = None) -> SyncOutcome:
+                progress: Progress | None = None, client_factory: ClientFactory | None = None,
+                wait: bool = False) -> SyncOutcome:
     """Schools' topic choices (refused whole when a school breaks the rules), then elective enrolments.
 
     Counts: created = choices added, updated = choices withdrawn, unchanged = schools whose choice stayed.
@@ -195,7 +212,8 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
     programme = settings.sync.programme
     outcome = SyncOutcome("topics", str(path), programme, dry_run)
-    with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
+    with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
+                     progress=progress) as context:
         try:
             table = read_topics(path, settings.sync.header_map)
             rows, errors = validate_topics(table)
@@ -224,7 +242,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
 def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False, delta: bool = False,
                 force: bool = False, progress: Progress | None = None,
-                client_factory: ClientFactory | None = None) -> SyncOutcome:
+                client_factory: ClientFactory | None = None, wait: bool = False) -> SyncOutcome:
     """Accounts, profile fields, cohorts, enrolments and lesson cases from a roster export."""
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import load_known_teachers, plan_roster_file
@@ -233,8 +251,8 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
     programme = settings.sync.programme
     outcome = SyncOutcome("roster", str(path), programme, dry_run)
-    with _run(settings, store, outcome, delta=delta, force=force, client_factory=client_factory,
-              progress=progress) as context:
+    with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
+                     client_factory=client_factory, progress=progress) as context:
         (progress or no_progress)("reading", 0, 0)
         try:
             known = load_known_teachers(store.engine, programme)

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -65,3 +67,48 @@ def run_cli(config: Path | None, *args: str, env: dict[str, str] | None = None, 
     if seconds >= timeout:
         raise AssertionError(f"creditbridge {' '.join(args)} took more than {timeout}s\n{got.get('err', '')}")
     return Ran(proc.returncode, got.get("out", ""), got.get("err", ""), seconds, usage.ru_maxrss / 1024)
+
+
+def start_cli(config: Path | None, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A CLI run left running (for runs at once); finish it with `finish`."""
+    return subprocess.Popen(cli_argv(config, *args), env=child_env(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> Ran:
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=timeout)
+    return Ran(proc.returncode, out, err, time.monotonic() - start, 0.0)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.05)
+
+
+def gated(app: Any) -> threading.Event:
+    """Every request to this in-process WSGI app (sandbox, registry simulator) waits until the returned event
+    is set: a run against it is held mid-way, still holding its locks, for as long as a test needs."""
+    gate = threading.Event()
+    inner = app.wsgi_app
+
+    def wsgi(environ: Any, start_response: Any) -> Any:
+        gate.wait(60)
+        return inner(environ, start_response)
+
+    app.wsgi_app = wsgi
+    return gate
+
+
+def first_stderr_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """Block until the running CLI writes its first line to stderr (and return it)."""
+    got: list[str] = []
+    t = threading.Thread(target=lambda: got.append(proc.stderr.readline() if proc.stderr else ""), daemon=True)
+    t.start()
+    t.join(timeout)
+    if not got:
+        raise AssertionError(f"no line on stderr within {timeout}s")
+    return got[0]
