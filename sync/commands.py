@@ -50,8 +50,9 @@ def _finish(outcome: SyncOutcome, as_json: bool) -> None:
         for e in outcome.errors[:20]:
             where = f"row {e.row}" if e.row is not None else "run"
             click.echo(f"  {where}{', ' + e.column if e.column else ''}: {e.reason}", err=True)
-        if len(outcome.errors) > 20:
-            click.echo(f"  … and {len(outcome.errors) - 20} more errors (see the report)", err=True)
+        more = len(outcome.errors) - 20 + outcome.errors_omitted
+        if more > 0:
+            click.echo(f"  … and {more} more errors (see the report)", err=True)
         for n in outcome.notes:
             click.echo(f"note: {n}", err=True)
         if outcome.report:

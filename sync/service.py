@@ -20,6 +20,7 @@ from typing import Any
 
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.input_limits import InputTooLarge
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.locks import flow_lock
@@ -39,7 +40,8 @@ from creditbridge.sync.report import report_path, write_report
 ClientFactory = Callable[[Settings], MoodleClient]
 # Besides the readers' own ReadError: what a file that is not what its name says raises from deep in the
 # standard library (a .xlsx that is no zip archive, a CSV in an unexpected encoding).
-UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile)
+# InputTooLarge: a file beyond a bound of [limits] (a resource bomb, or the wrong file) is refused the same way.
+UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile, InputTooLarge)
 
 __all__ = ["SyncAborted", "SyncFileError", "SyncOutcome", "sync_catalog", "sync_roster", "sync_topics"]
 
@@ -128,7 +130,7 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
             run.outcome = outcome.outcome
             run.plan_counts = dict(outcome.plan_counts)
             run.counts = {k: v for k, v in outcome.as_json().items() if k in COUNT_KEYS}
-            run.errors = [e.as_json() for e in outcome.errors[:10_000]]
+            run.errors = [e.as_json() for e in outcome.errors]  # at most limits.max_errors
             run.report_path = outcome.report
 
 
@@ -165,11 +167,11 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
     from creditbridge.sync.validation import validate_catalog
 
     programme = settings.sync.programme
-    outcome = SyncOutcome("catalog", str(path), programme, dry_run)
+    outcome = SyncOutcome("catalog", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
         try:
-            courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map))
+            courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map, settings.limits))
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         _add_errors(outcome, errors)
@@ -211,11 +213,11 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.validation import validate_topics
 
     programme = settings.sync.programme
-    outcome = SyncOutcome("topics", str(path), programme, dry_run)
+    outcome = SyncOutcome("topics", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
         try:
-            table = read_topics(path, settings.sync.header_map)
+            table = read_topics(path, settings.sync.header_map, settings.limits)
             rows, errors = validate_topics(table)
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
@@ -250,18 +252,20 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
     programme = settings.sync.programme
-    outcome = SyncOutcome("roster", str(path), programme, dry_run)
+    outcome = SyncOutcome("roster", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
                      client_factory=client_factory, progress=progress) as context:
         (progress or no_progress)("reading", 0, 0)
         try:
             known = load_known_teachers(store.engine, programme)
             plan = plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
-                                    delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold)
+                                    delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold,
+                                    limits=settings.limits)
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         (progress or no_progress)("reading", plan.rows_read, plan.rows_read)
         _add_errors(outcome, plan.errors)
+        outcome.errors_omitted += plan.errors_omitted
         outcome.plan_counts = {**plan.counts, "held": plan.held}
         outcome.unchanged = plan.counts.get("unchanged", 0)
         outcome.held = plan.held
