@@ -20,6 +20,7 @@ from openpyxl import load_workbook
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
+from creditbridge.input_limits import bounded_lines, check_xlsx
 from creditbridge.records import LearningRecord, mask_id_number
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -41,23 +42,43 @@ def _errors(line: int, e: ValidationError) -> list[dict[str, Any]]:
             for err in e.errors(include_input=False)]
 
 
-def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
-    good, bad = [], []
+class _Errors(list[dict[str, Any]]):
+    """The errors of one import: the first `limits.max_errors` in detail, the rest only counted (`omitted`),
+    so 300,000 bad lines cost a bounded list and a bounded output."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap, self.omitted = cap, 0
+
+    def add(self, errors: list[dict[str, Any]]) -> None:
+        room = self.cap - len(self)
+        self.extend(errors[:max(room, 0)])
+        self.omitted += max(len(errors) - max(room, 0), 0)
+
+
+def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], _Errors]:
+    good: list[tuple[int, LearningRecord]] = []
+    limits = settings.limits
+    bad = _Errors(limits.max_errors)
     with path.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, start=1):
+        for n, line in bounded_lines(f, limits.max_line_chars):
+            if line is None:
+                bad.add([{"line": n, "field": "-", "reason": f"line longer than limits.max_line_chars = "
+                                                            f"{limits.max_line_chars:,} characters"}])
+                continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                bad.append({"line": n, "field": "-", "reason": f"not JSON: {e.msg}"})
+                bad.add([{"line": n, "field": "-", "reason": f"not JSON: {e.msg}"}])
                 continue
             if isinstance(obj, dict):
                 obj.setdefault("programme", settings.sync.programme)
             try:
                 good.append((n, LearningRecord.model_validate(obj)))
             except ValidationError as e:
-                bad.extend(_errors(n, e))
+                bad.add(_errors(n, e))
     return good, bad
 
 
@@ -75,7 +96,8 @@ def _when(v: Any) -> Any:
     return v
 
 
-def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
+def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], _Errors]:
+    check_xlsx(path, settings.limits)  # openpyxl reads the shared strings whole: their size first
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
         rows = wb.worksheets[0].iter_rows(values_only=True)
@@ -85,7 +107,8 @@ def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecor
         missing = [f"{c} ({XLSX_COLUMNS[c]})" for c in REQUIRED_XLSX if c not in cols]
         if missing:
             raise ImportFileError(f"{path.name}: header row lacks column(s) {', '.join(missing)}")
-        good, bad = [], []
+        good: list[tuple[int, LearningRecord]] = []
+        bad = _Errors(settings.limits.max_errors)
         for n, row in enumerate(rows, start=2):
             if not any(v not in (None, "") for v in row):
                 continue
@@ -98,7 +121,7 @@ def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecor
             try:
                 good.append((n, LearningRecord.model_validate(obj)))
             except ValidationError as e:
-                bad.extend(_errors(n, e))
+                bad.add(_errors(n, e))
         return good, bad
     finally:
         wb.close()
@@ -117,4 +140,4 @@ def import_file(settings: Settings, store: Store, path: Path) -> dict[str, Any]:
         # An imported revocation withdraws like a webhook's, and an imported completion already revoked is withdrawn.
         withdrawn = apply_revocations(s, inserted)
     return {"file": str(path), "valid": len(good), "stored": len(inserted), "duplicates": len(good) - len(inserted),
-            "withdrawn": withdrawn, "errors": bad}
+            "withdrawn": withdrawn, "errors": list(bad), "errors_omitted": bad.omitted}
