@@ -197,7 +197,7 @@ class Table:
                 "the file was; save the whole file in one encoding (UTF-8 or GB18030)"
             ) from e
         except csv.Error as e:
-            raise ReadError(f"{self.path.name}: after row {done}: {e}") from e
+            raise ReadError(f"{self.path.name}: after row {done}: {_csv_problem(e)}") from e
 
     def column(self, name: str) -> str:
         """The file's header of a field (falls back to the field name for fields the file lacks)."""
@@ -230,7 +230,7 @@ class Table:
                 "was; save the whole file in one encoding (UTF-8 or GB18030)"
             ) from e
         except csv.Error as e:
-            raise ReadError(f"{self.path.name}: row {row + 1}: {e}") from e
+            raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
         wb = _open_workbook(self.path)
@@ -258,6 +258,13 @@ class Table:
         names = {pos: self.columns.get(name, name) for name, pos in self.positions.items()}
         raise InputTooLarge(f"{self.path.name}: row {row}, column {names.get(i, i + 1)}: a cell of "
                             f"{len(cells[i]):,} characters, more than limits.max_cell_chars = {self.max_cell_chars:,}")
+
+
+def _csv_problem(e: csv.Error) -> str:
+    # csv's own bound on a cell is what keeps one huge CSV cell from filling the memory; say it plainly.
+    if "field larger than field limit" in str(e):
+        return f"a cell longer than {csv.field_size_limit():,} characters (the CSV cell limit); is this the right file?"
+    return str(e)
 
 
 def _open_workbook(path: Path, limits: InputLimits | None = None) -> Any:
@@ -347,7 +354,9 @@ def _open_csv(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict
                 head.append([_clean_header(c) for c in cells])
                 if len(head) >= _HEADER_SEARCH_ROWS:
                     break
-    except (UnicodeDecodeError, csv.Error) as e:
+    except csv.Error as e:
+        raise ReadError(f"{path.name}: row {len(head) + 1}: {_csv_problem(e)}") from e
+    except UnicodeDecodeError as e:
         raise ReadError(f"{path.name}: cannot read the header row as {encoding} CSV ({e})") from e
     if not head:
         raise ReadError(f"{path.name}: the file is empty (no header row)")
