@@ -85,7 +85,7 @@ def test_csv_roster_with_a_huge_cell_is_refused_naming_the_row(tmp_path: Path) -
 
 def test_careless_export_with_few_distinct_id_numbers_is_linear_and_bounded(tmp_path: Path) -> None:
     # The 1,000,000 rows with 21,000 distinct ID numbers (48 rows each), scaled down: 60,000 rows,
-    # 1,250 numbers. (bench/sync_plan.py --duplicates runs the full size.)
+    # 1,250 numbers. (bench/roster_duplicates.py runs the full size.)
     distinct = [id_number(i, born=f"19{70 + i // 1000:02d}0101") for i in range(1250)]
     path = tmp_path / "roster.csv"
     with path.open("w", encoding="utf-8", newline="") as f:
