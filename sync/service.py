@@ -130,6 +130,8 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
             run.outcome = outcome.outcome
             run.plan_counts = dict(outcome.plan_counts)
             run.counts = {k: v for k, v in outcome.as_json().items() if k in COUNT_KEYS}
+            if outcome.errors_omitted:
+                run.counts["errors_omitted"] = outcome.errors_omitted
             run.errors = [e.as_json() for e in outcome.errors]  # at most limits.max_errors
             run.report_path = outcome.report
 
@@ -301,5 +303,6 @@ def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, object]]:
                  "started_at": r.started_at.isoformat() if r.started_at else None,
                  "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                  "dry_run": r.dry_run, "delta": r.delta, "force": r.force, "outcome": r.outcome,
-                 "plan": r.plan_counts, "counts": r.counts, "errors": len(r.errors or []),
+                 "plan": r.plan_counts, "counts": r.counts,
+                 "errors": len(r.errors or []) + int((r.counts or {}).get("errors_omitted", 0)),
                  "report": r.report_path} for r in runs]
