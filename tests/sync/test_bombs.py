@@ -118,3 +118,34 @@ def test_careless_export_with_few_distinct_id_numbers_is_linear_and_bounded(tmp_
     assert len(text.output) < 20_000
     runs = CliRunner().invoke(cli, ["--config", str(config), "sync", "runs", "--json"], env=env)
     assert [r["errors"] for r in json.loads(runs.stdout)] == [36_000, 36_000]
+
+
+def test_xlsx_inline_cell_and_yaml_value_beyond_the_cell_bound_name_row_and_column(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()  # openpyxl writes strings inline: this cell is in the worksheet, not the shared strings
+    ws = wb.active
+    ws.append(HEADERS)
+    ws.append(Person(id_number(1), "张三").cells())
+    ws.append(Person(id_number(2), "王" * 20_000).cells())
+    wb.save(tmp_path / "roster.xlsx")
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("courses:\n  - {code: C1, title: Ethics, kind: required, hours: 10}\n"
+                       f"  - {{code: C2, title: {'x' * 20_000}, kind: required, hours: 10}}\n", encoding="utf-8")
+    config, env = _config(tmp_path)
+    runner = CliRunner()
+    xlsx = runner.invoke(cli, ["--config", str(config), "sync", "roster", str(tmp_path / "roster.xlsx"), "--dry-run"],
+                         env=env)
+    assert xlsx.exit_code == 2, xlsx.output
+    assert xlsx.stderr == ("error: roster.xlsx: row 3, column 姓名: a cell of 20,000 characters, more than "
+                           "limits.max_cell_chars = 10,000\n")
+    yml = runner.invoke(cli, ["--config", str(config), "sync", "catalog", str(catalog), "--dry-run"], env=env)
+    assert yml.exit_code == 2, yml.output
+    assert yml.stderr == ("error: catalog.yaml: line 3, title: a value of 20,000 characters, more than "
+                          "limits.max_cell_chars = 10,000\n")
+
+
+def test_a_bad_limits_setting_is_refused_naming_it(tmp_path: Path) -> None:
+    config, env = _config(tmp_path, "[limits]\nmax_errors = 0\n")
+    ran = CliRunner().invoke(cli, ["--config", str(config), "sync", "runs"], env=env)
+    assert ran.exit_code == 2 and "limits.max_errors" in ran.stderr, ran.output
