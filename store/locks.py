@@ -230,6 +230,14 @@ def flow_lock_for(store: Store, flow: str, command: str) -> PostgresLock | FileL
     return FileLock(sqlite_lock_path(store, f".{flow}.lock"), label)
 
 
+def _try(lock: PostgresLock | FileLock, flow: str, command: str) -> bool:
+    lock.label = _label(command)  # "since" is when this run got the lock, not when it began to wait
+    try:
+        return lock.acquire()
+    except OSError as e:  # the lock file cannot be created or opened (permissions, read-only directory)
+        raise CreditbridgeError(f"cannot take the {flow} lock ({lock.describe()}): {e.strerror or e}") from None
+
+
 @contextlib.contextmanager
 def flow_lock(store: Store, flow: str, command: str, *, wait: bool = False,
               poll_seconds: float = 0.5) -> Iterator[None]:
@@ -249,7 +257,7 @@ def flow_lock(store: Store, flow: str, command: str, *, wait: bool = False,
         yield
         return
     told = False
-    while not lock.acquire():
+    while not _try(lock, flow, command):
         if getattr(lock, "last_error", None):
             raise CreditbridgeError(f"cannot take the {flow} lock: the database is unreachable ({lock.last_error})")
         who, detail = describe_holder(lock.holder())

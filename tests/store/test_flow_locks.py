@@ -62,3 +62,17 @@ def test_a_dry_run_takes_no_lock(store: Store, tmp_path: Path, kind: str) -> Non
         busy = run_cli(None, "sync", kind, str(path), "--json", env=env, cwd=tmp_path)
     assert ran.code == 0, ran.output
     assert busy.code == 2 and 'another "sync roster" is running' in busy.stderr, busy.output
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    from creditbridge import CreditbridgeError
+    from creditbridge.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        (tmp_path / "state.db.push.lock").mkdir()  # something in the way that is no file (works as root too)
+        with pytest.raises(CreditbridgeError, match=r"cannot take the push lock \(lock file .*state.db.push.lock\): "
+                                                    "Is a directory"), flow_lock(store, "push", "push"):
+            pass
+    finally:
+        store.dispose()
