@@ -3,6 +3,7 @@ processes are refused, dry runs take none; `credits evaluate` through the real C
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -76,3 +77,32 @@ def test_a_lock_file_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> N
             pass
     finally:
         store.dispose()
+
+
+def test_a_scheduled_push_meeting_a_manual_one_is_recorded_failed_with_the_reason(store: Store,
+                                                                                  tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from creditbridge.cli.main import cli
+
+    config = tmp_path / "creditbridge.toml"
+    config.write_text(f'[database]\nurl = "{store.url}"\n', encoding="utf-8")
+    held, done = threading.Event(), threading.Event()
+
+    def manual_push() -> None:  # another thread stands for another process: the lock is per thread too
+        with flow_lock(store, "push", "push"):
+            held.set()
+            done.wait(30)
+
+    t = threading.Thread(target=manual_push)
+    t.start()
+    try:
+        assert held.wait(30)
+        r = CliRunner().invoke(cli, ["--config", str(config), "scheduler", "--once", "push", "--json"], env={})
+    finally:
+        done.set()
+        t.join()
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert doc["outcome"] == "failed"
+    assert doc["error"].startswith('FlowBusy: another "push" is running on this store (since ')
