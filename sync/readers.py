@@ -233,7 +233,7 @@ class Table:
             raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
-        wb = _open_workbook(self.path)
+        wb = _open_workbook(self.path, checked=True)  # checked against the limits when the table was opened
         try:
             ws = wb.worksheets[0]
             width = self.width
@@ -267,12 +267,13 @@ def _csv_problem(e: csv.Error) -> str:
     return str(e)
 
 
-def _open_workbook(path: Path, limits: InputLimits | None = None) -> Any:
+def _open_workbook(path: Path, limits: InputLimits | None = None, *, checked: bool = False) -> Any:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
     # openpyxl reads the shared strings whole: their size is checked before it opens anything.
-    check_xlsx(path, limits or InputLimits())
+    if not checked:
+        check_xlsx(path, limits or InputLimits())
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, OSError, KeyError, ValueError) as e:
