@@ -16,7 +16,6 @@ Three layers keep every trigger to one run:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib
 import json
@@ -24,14 +23,13 @@ import logging
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
@@ -42,14 +40,14 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Engine, select, text, update
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from creditbridge import CreditbridgeError
 from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.locks import FileLock, Lock, PostgresLock, lock_key, sqlite_lock_path
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.scheduler import JOBSTORE_TABLE, JobRun
 
@@ -59,7 +57,7 @@ log = logging.getLogger(__name__)
 JOB_IDS = ("catalog_sync", "roster_sync", "reconcile", "evaluate", "push", "deadline_warning")
 # Advisory-lock key, fixed so every instance of every version asks for the same lock. Positive (63 bits), so
 # its halves read back from pg_locks (classid, objid: unsigned oids) compare without sign trouble.
-LOCK_KEY = int.from_bytes(hashlib.sha256(b"creditbridge.scheduler").digest()[:8], "big") >> 1
+LOCK_KEY = lock_key("creditbridge.scheduler")
 
 
 class SchedulerError(CreditbridgeError):
@@ -361,119 +359,19 @@ def deadline_warning_job(ctx: JobContext) -> dict[str, Any]:
 # --- one active scheduler per store --------------------------------------------------------------------
 
 
-class LeaderLock(Protocol):
-    def acquire(self) -> bool: ...
-
-    def still_held(self) -> bool: ...
-
-    def release(self) -> None: ...
-
-    def describe(self) -> str: ...
-
-
-class PostgresLock:
-    """A session-level advisory lock on a connection of its own, held while the scheduler runs. PostgreSQL
-    drops it when that session ends, including when the process is killed, so a standby can take over."""
-
-    def __init__(self, engine: Engine, key: int = LOCK_KEY) -> None:
-        self.engine, self.key = engine, key
-        self._conn: Connection | None = None
-        self._held = False
-
-    def acquire(self) -> bool:
-        try:
-            if self._conn is None:
-                self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._held = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
-        except Exception as e:  # the database is unreachable: stay standby and try again later
-            log.warning("scheduler lock: database unreachable (%s)", type(e).__name__)
-            self._close()
-            return False
-        return self._held
-
-    def still_held(self) -> bool:
-        if self._conn is None or not self._held:
-            return False
-        try:
-            n = self._conn.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-                "AND granted AND objsubid = 1 AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid"),
-                {"k": self.key}).scalar()
-        except Exception:
-            return False
-        return bool(n)
-
-    def release(self) -> None:
-        if self._conn is not None and self._held:
-            with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-        self._held = False
-        self._close()
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-        self._conn = None
-
-    def describe(self) -> str:
-        return f"PostgreSQL advisory lock {self.key}"
-
-
-class FileLock:
-    """An fcntl lock on a file next to the SQLite database: one active scheduler per host (a SQLite store
-    cannot be shared across hosts anyway). The kernel releases it when the process dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{instance_name()}\n".encode())
-        self._fd = fd
-        return True
-
-    def still_held(self) -> bool:
-        if self._fd is None:
-            return False
-        try:
-            # Someone deleting the file would let another process lock a new one under the same name.
-            return os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
-        except OSError:
-            return False
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def describe(self) -> str:
-        return f"lock file {self.path}"
+# The leader lock's implementations live in store/locks.py, the one home of store locks (flows use them too).
+LeaderLock = Lock
 
 
 def lock_file_path(settings: Settings, store: Store) -> Path:
     if settings.scheduler.lock_file:
         return Path(settings.scheduler.lock_file)
-    database = make_url(store.url).database
-    if not database or database == ":memory:":
-        return Path(tempfile.gettempdir()) / "creditbridge-scheduler.lock"
-    return Path(database + ".scheduler.lock")
+    return sqlite_lock_path(store, ".scheduler.lock")
 
 
 def leader_lock(settings: Settings, store: Store) -> LeaderLock:
     if store.is_postgres:
-        return PostgresLock(store.engine)
+        return PostgresLock(store.engine, LOCK_KEY)
     if store.engine.dialect.name == "sqlite":
         return FileLock(lock_file_path(settings, store))
     raise SchedulerError(f"the scheduler needs PostgreSQL or SQLite, not {store.engine.dialect.name}")

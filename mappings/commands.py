@@ -98,10 +98,12 @@ def credits_group() -> None:
 # --list was needed before --json printed the list; accepted so that existing scripts keep working
 @click.option("--list", "as_list", is_flag=True, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: the list of results, per person.")
+@click.option("--wait", is_flag=True, help="Store mode: if another evaluation holds this store, wait for it to "
+              "finish instead of stopping at once (exit 2).")
 @pass_app
 def evaluate_command(app: AppContext, programme: str | None, roster: Path | None, catalog: Path | None,
                      topics: Path | None, records: Path | None, assignments: Path | None, rules_file: Path | None,
-                     workers: int, summary: bool, as_list: bool, as_json: bool) -> None:
+                     workers: int, summary: bool, as_list: bool, as_json: bool, wait: bool) -> None:
     """Evaluate credits: on the state store, or standalone from files (--roster --catalog --records).
 
     With --json both forms print the list of results, per person; on the store, --summary prints the counts."""
@@ -114,14 +116,14 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
     from creditbridge.mappings.service import evaluate_store
 
     if as_json or not interactive():
-        counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers)
+        counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait)
     else:
         from rich.console import Console
         from rich.progress import Progress
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("evaluating", total=None)
-            counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers,
+            counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait,
                                     progress=lambda n: bar.advance(task, n))
     if as_json and summary:
         emit_json(counts)

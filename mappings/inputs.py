@@ -13,8 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
+from creditbridge.input_limits import bounded_lines
 from creditbridge.mappings.evaluate import Course, Person, Record
 from creditbridge.records.learning_record import LearningRecord
+from creditbridge.settings.model import InputLimits
 
 
 class InputError(CreditbridgeError):
@@ -79,8 +81,11 @@ def read_records(path: Path, programme: str) -> list[Record]:
     """Learning records as JSON lines (DESIGN.md). A revocation withdraws the earlier activity completions
     of the same teacher, course and activity, as webhook intake does in the store."""
     raw: list[LearningRecord] = []
+    max_chars = InputLimits().max_line_chars
     with path.open(encoding="utf-8-sig") as fh:
-        for n, line in enumerate(fh, start=1):
+        for n, line in bounded_lines(fh, max_chars):
+            if line is None:
+                raise InputError(f"{path.name} line {n}: longer than limits.max_line_chars = {max_chars:,} characters")
             if not line.strip():
                 continue
             try:

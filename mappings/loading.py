@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
+from creditbridge.input_limits import NoAliasLoader
 from creditbridge.mappings.schema import Programme
 
 
@@ -84,9 +85,10 @@ def _reason(err: dict[str, Any]) -> str:
     return msg
 
 
-class _RuleLoader(yaml.SafeLoader):
+class _RuleLoader(NoAliasLoader):
     """Safe YAML without implicit timestamps: pydantic parses dates, so a bad one ("2022-02-30") is reported
-    with its path like any other problem instead of failing inside the YAML parser."""
+    with its path like any other problem instead of failing inside the YAML parser. Rule files are data
+    (`--rules`, `rules check FILE` take any file): no anchors or aliases, as in every data file."""
 
 
 _RuleLoader.yaml_implicit_resolvers = {
@@ -97,7 +99,7 @@ _RuleLoader.yaml_implicit_resolvers = {
 def parse_programme(text: str, source: str) -> Programme:
     """Validate rule-file text; raise RuleFileError listing every problem found."""
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_RuleLoader)
         data = yaml.load(text, Loader=_RuleLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

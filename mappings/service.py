@@ -29,6 +29,7 @@ from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, R
 from creditbridge.mappings.loading import builtin_rule_path, load_programme
 from creditbridge.mappings.schema import Programme
 from creditbridge.store import Store
+from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher
 from creditbridge.store.models.credits import CreditEvaluationRun, CreditResult, CreditResultChange
@@ -346,15 +347,18 @@ def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]
 
 
 def evaluate_store(settings: Any, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
-                   progress: Callable[[int], None] | None = None, workers: int = 1) -> dict[str, Any]:
+                   progress: Callable[[int], None] | None = None, workers: int = 1,
+                   wait: bool = False) -> dict[str, Any]:
     """Evaluate every teacher (and host and school) of one programme, or of every programme in the store
     that has a rule file, and store the results. Returns counts (evaluated, changed, passed, failed, ...).
 
     `programme` is a programme id or the path of a rule file. `workers` > 1 splits the roster into that
     many key ranges evaluated by separate processes (the evaluation is CPU-bound Python)."""
     counts = Counts()
-    for code in _programmes(store, settings, programme):
-        _evaluate_programme(store, code, load_programme(code), counts, chunk_size, progress, max(1, workers))
+    # One evaluation at a time per store (store/locks.py): two would write the same results and run rows.
+    with flow_lock(store, "evaluate", "credits evaluate", wait=wait):
+        for code in _programmes(store, settings, programme):
+            _evaluate_programme(store, code, load_programme(code), counts, chunk_size, progress, max(1, workers))
     return counts.as_json()
 
 

@@ -14,18 +14,20 @@ from creditbridge.outbox.service import push
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing, send nothing.")
 @click.option("--programme", default=None, help="Only this programme's results (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--wait", is_flag=True, help="If another push holds this store, wait for it to finish instead of "
+              "stopping at once (exit 2).")
 @pass_app
-def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json: bool) -> None:
+def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json: bool, wait: bool) -> None:
     """Push credit records to the registry, exactly once each (resends reuse idempotency keys)."""
     if as_json or not interactive() or dry_run:
-        result = push(app.settings, app.store, dry_run=dry_run, programme=programme)
+        result = push(app.settings, app.store, dry_run=dry_run, programme=programme, wait=wait)
     else:
         from rich.console import Console
         from rich.progress import Progress
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("pushing", total=None)
-            result = push(app.settings, app.store, programme=programme,
+            result = push(app.settings, app.store, programme=programme, wait=wait,
                           on_batch=lambda n: bar.advance(task, n))
     if as_json:
         emit_json(result)

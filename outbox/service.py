@@ -19,6 +19,7 @@ from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarg
 from creditbridge.outbox.build import AuditTrail, build
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.store import Store
+from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.registry import RegistrySubmission
 
@@ -133,11 +134,14 @@ def _send(target: RegistryTarget, batch: list[Submission], retries: int, backoff
 
 def push(settings: Any, store: Store, *, dry_run: bool = False, target: RegistryTarget | None = None,
          programme: str | None = None, sleep: Callable[[float], None] = time.sleep,
-         on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
+         on_batch: Callable[[int], None] | None = None, wait: bool = False) -> dict[str, Any]:
     """Push every changed credit result to the configured registry target.
 
     Returns counts: `sent` (submissions sent this run), `acknowledged`, `rejected` (this run),
-    `pending` (still undecided afterwards), and `built` (what the outbox build added)."""
+    `pending` (still undecided afterwards), and `built` (what the outbox build added).
+
+    One push at a time per store (store/locks.py): a second one stops at once with FlowBusy, or with `wait`
+    waits for the first. Two builds at once would both add the same new versions. A dry run takes no lock."""
     reg = settings.registry
     if dry_run:
         with store.sessions() as s:
@@ -146,7 +150,13 @@ def push(settings: Any, store: Store, *, dry_run: bool = False, target: Registry
             s.rollback()
         return {"dry_run": True, "sent": 0, "acknowledged": 0, "rejected": 0, "pending": pending,
                 "would_send": pending, "built": built.as_json(), "target": reg.target}
+    with flow_lock(store, "push", "push", wait=wait):
+        return _push(settings, store, target=target, programme=programme, sleep=sleep, on_batch=on_batch)
 
+
+def _push(settings: Any, store: Store, *, target: RegistryTarget | None, programme: str | None,
+          sleep: Callable[[float], None], on_batch: Callable[[int], None] | None) -> dict[str, Any]:
+    reg = settings.registry
     with store.session() as s:
         built = build(s, provider=reg.provider, programme=programme)
     own_target = target is None

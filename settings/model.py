@@ -134,6 +134,28 @@ class SchedulerSettings(_Section):
     max_workers: int = Field(4, ge=1)
 
 
+class InputLimits(_Section):
+    """What one input file (roster, catalog, topics, `intake import`, rule file) may cost: a hostile or broken
+    file is refused with a clear error instead of eating the machine's memory and time."""
+
+    # Characters in one spreadsheet cell (XLSX); longer is refused, naming the row and column. (CSV cells are
+    # bounded by the csv module's field limit, 131,072 characters.)
+    max_cell_chars: int = Field(10_000, ge=100)
+    # Characters in one line of a JSON-lines file (`intake import`); a longer line is an error of that line.
+    max_line_chars: int = Field(1_000_000, ge=1024)
+    # Errors kept in detail per run (--json, the report, `sync runs`); the rest are counted in errors_omitted.
+    max_errors: int = Field(1000, ge=1)
+    # XLSX: the shared-strings part is read whole by openpyxl, so its uncompressed size is checked first.
+    # Excel stores each distinct text once, ~30-40 bytes of XML apiece: ID number, name, e-mail, phone of a
+    # 1,000,000-teacher roster come to roughly 100-150 MB (an estimate). Each string is also held to
+    # max_cell_chars before openpyxl reads them.
+    xlsx_shared_strings_mb: int = Field(256, ge=1)
+    # XLSX: all parts together, uncompressed (a zip bomb's unpacked size).
+    xlsx_uncompressed_mb: int = Field(2048, ge=1)
+    # YAML catalogs are read whole; anchors and aliases are refused in any case.
+    yaml_mb: int = Field(50, ge=1)
+
+
 class Settings(_Section):
     moodle: MoodleSettings = Field(default_factory=MoodleSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -141,3 +163,4 @@ class Settings(_Section):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    limits: InputLimits = Field(default_factory=InputLimits)

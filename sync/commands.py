@@ -50,8 +50,9 @@ def _finish(outcome: SyncOutcome, as_json: bool) -> None:
         for e in outcome.errors[:20]:
             where = f"row {e.row}" if e.row is not None else "run"
             click.echo(f"  {where}{', ' + e.column if e.column else ''}: {e.reason}", err=True)
-        if len(outcome.errors) > 20:
-            click.echo(f"  … and {len(outcome.errors) - 20} more errors (see the report)", err=True)
+        more = len(outcome.errors) - 20 + outcome.errors_omitted
+        if more > 0:
+            click.echo(f"  … and {more} more errors (see the report)", err=True)
         for n in outcome.notes:
             click.echo(f"note: {n}", err=True)
         if outcome.report:
@@ -71,6 +72,8 @@ def _run(app: AppContext, as_json: bool, call: Callable[[Progress | None], SyncO
 _file = click.argument("file", type=click.Path(path_type=Path))
 _dry = click.option("--dry-run", is_flag=True, help="Plan and report; change nothing in Moodle or the store.")
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (counts, run_id, errors, report).")
+_wait = click.option("--wait", is_flag=True, help="If another sync run holds this store, wait for it to finish "
+                     "instead of stopping at once (exit 2).")
 
 
 @click.group("sync")
@@ -82,24 +85,28 @@ def sync_group() -> None:
 @_file
 @_dry
 @_json
+@_wait
 @pass_app
-def catalog_command(app: AppContext, file: Path, dry_run: bool, as_json: bool) -> None:
+def catalog_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Courses (and their categories) from a catalog file (YAML, XLSX or CSV)."""
     from creditbridge.sync.service import sync_catalog
 
-    _run(app, as_json, lambda p: sync_catalog(app.settings, app.store, file, dry_run=dry_run, progress=p))
+    _run(app, as_json, lambda p: sync_catalog(app.settings, app.store, file, dry_run=dry_run, progress=p,
+                                              wait=wait))
 
 
 @sync_group.command("topics")
 @_file
 @_dry
 @_json
+@_wait
 @pass_app
-def topics_command(app: AppContext, file: Path, dry_run: bool, as_json: bool) -> None:
+def topics_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Schools' elective topic choices (school, topic); refused whole if a school breaks the rules."""
     from creditbridge.sync.service import sync_topics
 
-    _run(app, as_json, lambda p: sync_topics(app.settings, app.store, file, dry_run=dry_run, progress=p))
+    _run(app, as_json, lambda p: sync_topics(app.settings, app.store, file, dry_run=dry_run, progress=p,
+                                             wait=wait))
 
 
 @sync_group.command("roster")
@@ -108,13 +115,15 @@ def topics_command(app: AppContext, file: Path, dry_run: bool, as_json: bool) ->
 @_json
 @click.option("--delta", is_flag=True, help="The file lists changes only: teachers absent from it are left alone.")
 @click.option("--force", is_flag=True, help="Apply suspensions held back because there were too many.")
+@_wait
 @pass_app
-def roster_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, delta: bool, force: bool) -> None:
+def roster_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, delta: bool, force: bool,
+                   wait: bool) -> None:
     """Teachers from a roster export (XLSX or CSV; a full export unless --delta)."""
     from creditbridge.sync.service import sync_roster
 
     _run(app, as_json, lambda p: sync_roster(app.settings, app.store, file, dry_run=dry_run, delta=delta,
-                                             force=force, progress=p))
+                                             force=force, progress=p, wait=wait))
 
 
 @sync_group.command("runs")

@@ -75,9 +75,16 @@ class SyncOutcome:
     # Things a person should know that are not errors of a row (e.g. a lesson-case pool too small).
     notes: list[str] = field(default_factory=list)
     aborted: str | None = None
+    # Errors kept in detail (limits.max_errors); the others are only counted, so a file of a million bad rows
+    # costs a bounded list and a bounded output.
+    max_errors: int = 1000
+    errors_omitted: int = 0
 
     def error(self, row: int | None, column: str, reason: str) -> None:
-        self.errors.append(ErrorEntry(row, column, reason))
+        if len(self.errors) < self.max_errors:
+            self.errors.append(ErrorEntry(row, column, reason))
+        else:
+            self.errors_omitted += 1
 
     @property
     def outcome(self) -> str:
@@ -90,5 +97,5 @@ class SyncOutcome:
 
     def as_json(self) -> dict[str, Any]:
         return {**self.counts(), "run_id": self.run_id, "errors": [e.as_json() for e in self.errors],
-                "report": self.report}
+                "errors_omitted": self.errors_omitted, "report": self.report}
 

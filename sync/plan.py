@@ -13,17 +13,19 @@ them (a re-sync); a first sync of a whole province re-reads the file when its ac
 from __future__ import annotations
 
 import gc
+import heapq
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import compress, islice, repeat
+from itertools import chain, compress, islice, repeat
 from operator import add, itemgetter, lshift, not_, or_
 from pathlib import Path
 from typing import Any
 
 from creditbridge import CreditbridgeError
 from creditbridge.records.id_number import mask_id_number
+from creditbridge.settings.model import InputLimits
 from creditbridge.sync.records import (
     ActionKind,
     CatalogRow,
@@ -34,6 +36,7 @@ from creditbridge.sync.records import (
     TopicRow,
     roster_hash,
 )
+from creditbridge.sync.validation import duplicate_reason
 
 log = logging.getLogger(__name__)
 
@@ -267,10 +270,11 @@ def absent_kind(previous: TeacherState, *, delta: bool) -> ActionKind:
     return ActionKind.SUSPEND
 
 
-def hold_suspensions(suspensions: int, known_active: int, *, threshold: float, force: bool, delta: bool) -> bool:
-    """True when a full export's suspensions must be held back: more than `threshold` of the known active
-    teachers would go (a truncated export must never empty a province) and the run is not forced."""
-    if force or delta or known_active <= 0:
+def hold_suspensions(suspensions: int, known_active: int, *, threshold: float, force: bool) -> bool:
+    """True when a run's suspensions must be held back: more than `threshold` of the known active teachers
+    would go and the run is not forced. Full and delta runs alike: a truncated full export and a delta that
+    marks a whole province 离职 by mistake must both be stopped before they empty it."""
+    if force or known_active <= 0:
         return False
     return suspensions > threshold * known_active
 
@@ -313,7 +317,8 @@ class RosterPlan:
 
     counts: {kind: n} for every ActionKind value (create, update, transfer, suspend, reactivate,
     unchanged); "suspend" counts the suspensions that will be applied (0 when held). held: suspensions
-    held back by the mass-suspension guard. errors: every RowError, sorted by row. `actions` is
+    held back by the mass-suspension guard. errors: the first RowErrors by row (at most plan_roster's
+    max_errors), errors_omitted: how many more there are. `actions` is
     re-iterable and yields the TeacherActions to carry out (no unchanged ones, no held suspensions):
     first the file's rows in file order, then the suspensions of teachers absent from a full export.
     """
@@ -332,6 +337,7 @@ class RosterPlan:
     _duplicates: frozenset[str] = field(repr=False)
     _absent: list[str] = field(repr=False)
     _cached: list[TeacherAction] | None = field(repr=False)
+    errors_omitted: int = 0
 
     @property
     def actions(self) -> Iterable[TeacherAction]:
@@ -347,7 +353,7 @@ class RosterPlan:
 
     def as_json(self) -> dict[str, Any]:
         return {**self.counts, "held": self.held, "rows": self.rows_read,
-                "errors": [e.as_json() for e in self.errors]}
+                "errors": [e.as_json() for e in self.errors], "errors_omitted": self.errors_omitted}
 
     def _iter_actions(self) -> Iterator[TeacherAction]:
         held = self.held > 0
@@ -439,14 +445,18 @@ def plan_roster(
     suspend_threshold: float = 0.10,
     id_column: str = "身份证号",
     cache_limit: int = 50_000,
+    max_errors: int = 1000,
 ) -> RosterPlan:
     """Plan a roster file in one pass over its validated rows.
 
     rows: re-iterable (validation.ValidatedRoster, whose `chunks()` is used when present, or a list);
     each pass must give the same rows. A one-shot iterator works too but is then held in memory.
     known: the store's teachers of this programme (KnownTeachers for a province; any mapping in tests).
-    An ID number on several rows rejects all of them (one error per row naming every row) and none is
-    planned; a teacher present in the file, even on a rejected row, is never suspended as absent.
+    An ID number on several rows rejects all of them (one error per row, naming how many rows and the first
+    few) and none is planned; a teacher present in the file, even on a rejected row, is never suspended as
+    absent. Errors: the `max_errors` first by row are kept in detail, the rest only counted
+    (`errors_omitted`), so a careless export with a million bad rows costs a bounded list, not a million
+    objects.
     """
     if iter(rows) is rows:  # a one-shot iterator cannot be replayed: keep it
         rows = list(rows)
@@ -459,7 +469,19 @@ def plan_roster(
     # ID number -> row << 5 | highest transfer level << 3 | kind index: the whole-file look duplicates need,
     # one int per teacher.
     first: dict[str, int] = {}
+    # Rows of a duplicated ID number: its first `max_errors` rows (all an error list can show) and a count.
     dup_rows: dict[str, list[int]] = {}
+    dup_total: dict[str, int] = {}
+    omitted = 0
+
+    def add_errors(row_errors: list[RowError]) -> None:
+        # Rows come in file order, so the first ones kept are the first by row.
+        nonlocal omitted
+        if len(errors) < max_errors:
+            errors.extend(row_errors)
+        else:
+            omitted += len(row_errors)
+
     cached: list[TeacherAction] | None = []
     compact = known if isinstance(known, KnownTeachers) else None
     raw_get = compact._raw.get if compact is not None else None
@@ -473,7 +495,7 @@ def plan_roster(
         """Any row, with every check: invalid rows, duplicates, classification."""
         nonlocal cached
         if isinstance(item, InvalidRow):
-            errors.extend(item.errors)
+            add_errors(item.errors)
             id_number = item.id_number
             if id_number is None:
                 return
@@ -492,8 +514,11 @@ def plan_roster(
                     if prior_kind == transfer_i:
                         by_level[level_names[(prior >> 3) & 3]] -= 1
                 dup_rows[id_number] = [prior >> 5, item.row]
+                dup_total[id_number] = 2
             else:
-                rows_seen.append(item.row)
+                if len(rows_seen) < max_errors:
+                    rows_seen.append(item.row)
+                dup_total[id_number] += 1
             return
         if code < 0:
             code = classify_one(item, h,  # type: ignore[arg-type]
@@ -586,7 +611,7 @@ def plan_roster(
                 items, item_hashes = validator.chunk([raw[i] for i in todo])
                 for i, item, h in zip(todo, items, item_hashes, strict=True):
                     if type(item) is InvalidRow:
-                        errors.extend(item.errors)
+                        add_errors(item.errors)
                         if item.id_number is None:
                             del first[ids[i]]
                         else:
@@ -594,12 +619,7 @@ def plan_roster(
                     else:
                         first[ids[i]] = classify_one(item, h, states[i])  # type: ignore[arg-type]
 
-    for id_number, dup in dup_rows.items():
-        listed = ", ".join(str(r) for r in dup)
-        reason = (f"ID number {mask_id_number(id_number)} is on rows {listed}: every one of them is rejected, "
-                  "since nobody can tell which is right")
-        errors.extend(RowError(row=r, column=id_column, reason=reason) for r in dup)
-    errors.sort(key=lambda e: e.row)
+    errors, omitted = _first_errors(errors, omitted, dup_rows, dup_total, id_column, max_errors)
 
     absent: list[str] = []
     if not delta:
@@ -613,17 +633,41 @@ def plan_roster(
     suspend_i = _KIND_INDEX[ActionKind.SUSPEND]
     suspensions = counts[suspend_i] + len(absent)
     held = 0
-    if hold_suspensions(suspensions, known_active, threshold=suspend_threshold, force=force, delta=delta):
+    if hold_suspensions(suspensions, known_active, threshold=suspend_threshold, force=force):
         held = suspensions
         counts[suspend_i] = 0
     else:
         counts[suspend_i] = suspensions
     return RosterPlan(
         programme=programme, delta=delta, force=force,
-        counts={k.value: counts[i] for i, k in enumerate(_KINDS)}, held=held, errors=errors,
+        counts={k.value: counts[i] for i, k in enumerate(_KINDS)}, held=held, errors=errors, errors_omitted=omitted,
         rows_read=rows_read, known_active=known_active, transfers_by_level=by_level,
         _source=rows, _known=known, _duplicates=frozenset(dup_rows), _absent=absent, _cached=cached,
     )
+
+
+def _first_errors(errors: list[RowError], omitted: int, dup_rows: dict[str, list[int]], dup_total: dict[str, int],
+                  id_column: str, max_errors: int) -> tuple[list[RowError], int]:
+    """The `max_errors` first errors by row among the invalid rows' and the duplicates' (one per row of a
+    duplicated ID number), and how many others there are. Linear: the duplicates' errors are made only for
+    the rows kept, each naming a few rows of its ID number, never all of them (a number on 500,000 rows
+    would otherwise put 500,000 row numbers in each of 500,000 messages)."""
+    candidates = chain(((e.row, 0, i) for i, e in enumerate(errors)),
+                       ((r, 1, k) for k, rows in dup_rows.items() for r in rows))
+    kept = heapq.nsmallest(max_errors, candidates)
+    reasons: dict[str, str] = {}
+    out: list[RowError] = []
+    for row, is_dup, ref in kept:
+        if not is_dup:
+            out.append(errors[ref])  # type: ignore[index]
+            continue
+        reason = reasons.get(ref)  # type: ignore[arg-type]
+        if reason is None:
+            reason = reasons[ref] = duplicate_reason(  # type: ignore[index]
+                "ID number", mask_id_number(ref), dup_rows[ref], dup_total[ref])  # type: ignore[arg-type,index]
+        out.append(RowError(row=row, column=id_column, reason=reason))
+    total = len(errors) + omitted + sum(dup_total.values())
+    return out, total - len(out)
 
 
 _ID = itemgetter(1)
@@ -670,14 +714,17 @@ def plan_roster_file(
     delta: bool = False,
     force: bool = False,
     suspend_threshold: float = 0.10,
+    limits: InputLimits | None = None,
 ) -> RosterPlan:
     """Read, validate and plan a roster file (the entry point apply uses)."""
     from creditbridge.sync.readers import read_roster
     from creditbridge.sync.validation import ValidatedRoster
 
-    table = read_roster(path, header_map)
+    limits = limits or InputLimits()
+    table = read_roster(path, header_map, limits)
     return plan_roster(ValidatedRoster(table, subjects), known, programme=programme, delta=delta, force=force,
-                       suspend_threshold=suspend_threshold, id_column=table.column("id_number"))
+                       suspend_threshold=suspend_threshold, id_column=table.column("id_number"),
+                       max_errors=limits.max_errors)
 
 
 # --- catalog plan ----------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from typing import Any
 import yaml
 
 from creditbridge import CreditbridgeError
+from creditbridge.input_limits import InputTooLarge, NoAliasLoader, alias_problem, check_file_size, check_xlsx
+from creditbridge.settings.model import InputLimits
 
 
 class ReadError(CreditbridgeError):
@@ -152,6 +154,8 @@ class Table:
     width: int
     encoding: str | None = None
     delimiter: str = ","
+    # A cell longer than this refuses the file (XLSX; CSV cells are bounded by csv's own field limit).
+    max_cell_chars: int = InputLimits().max_cell_chars
     _yaml_rows: list[tuple[int, list[str]]] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
@@ -193,7 +197,7 @@ class Table:
                 "the file was; save the whole file in one encoding (UTF-8 or GB18030)"
             ) from e
         except csv.Error as e:
-            raise ReadError(f"{self.path.name}: after row {done}: {e}") from e
+            raise ReadError(f"{self.path.name}: after row {done}: {_csv_problem(e)}") from e
 
     def column(self, name: str) -> str:
         """The file's header of a field (falls back to the field name for fields the file lacks)."""
@@ -226,19 +230,22 @@ class Table:
                 "was; save the whole file in one encoding (UTF-8 or GB18030)"
             ) from e
         except csv.Error as e:
-            raise ReadError(f"{self.path.name}: row {row + 1}: {e}") from e
+            raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
-        wb = _open_workbook(self.path)
+        wb = _open_workbook(self.path, checked=True)  # checked against the limits when the table was opened
         try:
             ws = wb.worksheets[0]
             width = self.width
+            longest = self.max_cell_chars
             for row, values in enumerate(ws.iter_rows(values_only=True), start=1):
                 if row <= self.header_row:
                     continue
                 cells = [_cell_text(v) for v in values]
                 if not any(cells):
                     continue
+                if max(map(len, cells)) > longest:
+                    self._too_long(row, cells)
                 if len(cells) < width:
                     cells.extend([""] * (width - len(cells)))
                 yield row, cells
@@ -246,10 +253,27 @@ class Table:
             wb.close()
 
 
-def _open_workbook(path: Path) -> Any:
+    def _too_long(self, row: int, cells: list[str]) -> None:
+        i = next(i for i, c in enumerate(cells) if len(c) > self.max_cell_chars)
+        names = {pos: self.columns.get(name, name) for name, pos in self.positions.items()}
+        raise InputTooLarge(f"{self.path.name}: row {row}, column {names.get(i, i + 1)}: a cell of "
+                            f"{len(cells[i]):,} characters, more than limits.max_cell_chars = {self.max_cell_chars:,}")
+
+
+def _csv_problem(e: csv.Error) -> str:
+    # csv's own bound on a cell is what keeps one huge CSV cell from filling the memory; say it plainly.
+    if "field larger than field limit" in str(e):
+        return f"a cell longer than {csv.field_size_limit():,} characters (the CSV cell limit); is this the right file?"
+    return str(e)
+
+
+def _open_workbook(path: Path, limits: InputLimits | None = None, *, checked: bool = False) -> Any:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    # openpyxl reads the shared strings whole: their size is checked before it opens anything.
+    if not checked:
+        check_xlsx(path, limits or InputLimits())
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, OSError, KeyError, ValueError) as e:
@@ -299,18 +323,21 @@ def _pick_header(rows: list[list[str]], lookup: dict[str, str]) -> int:
 
 
 def open_table(
-    path: str | Path, kind: str, fields: tuple[FieldSpec, ...], header_map: Mapping[str, str] | None = None
+    path: str | Path, kind: str, fields: tuple[FieldSpec, ...], header_map: Mapping[str, str] | None = None,
+    limits: InputLimits | None = None,
 ) -> Table:
-    """Open an export file and resolve its header. Raises MissingColumnError / ReadError before any row."""
+    """Open an export file and resolve its header. Raises MissingColumnError / ReadError / InputTooLarge
+    before any row."""
     path = Path(path)
     if not path.is_file():
         raise ReadError(f"{path}: no such file")
     suffix = path.suffix.lower()
     lookup = _header_lookup(fields, header_map)
+    limits = limits or InputLimits()
     if suffix in {".xlsx", ".xlsm"}:
-        return _open_xlsx(path, kind, fields, lookup)
+        return _open_xlsx(path, kind, fields, lookup, limits)
     if suffix in {".yaml", ".yml"}:
-        return _open_yaml(path, kind, fields, lookup)
+        return _open_yaml(path, kind, fields, lookup, limits)
     if suffix in {".csv", ".txt", ".tsv"}:
         return _open_csv(path, kind, fields, lookup)
     raise ReadError(f"{path.name}: unknown file type {suffix or '(none)'}; use .xlsx, .csv or .yaml")
@@ -321,14 +348,16 @@ def _open_csv(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict
     head: list[list[str]] = []
     try:
         with open(path, encoding=encoding, newline="") as f:
-            first = f.readline()
+            first = f.readline(_SAMPLE_BYTES)  # bounded: a file without line breaks is not read whole here
             delimiter = "\t" if first.count("\t") > first.count(",") else ","
             f.seek(0)
             for cells in csv.reader(f, delimiter=delimiter):
                 head.append([_clean_header(c) for c in cells])
                 if len(head) >= _HEADER_SEARCH_ROWS:
                     break
-    except (UnicodeDecodeError, csv.Error) as e:
+    except csv.Error as e:
+        raise ReadError(f"{path.name}: row {len(head) + 1}: {_csv_problem(e)}") from e
+    except UnicodeDecodeError as e:
         raise ReadError(f"{path.name}: cannot read the header row as {encoding} CSV ({e})") from e
     if not head:
         raise ReadError(f"{path.name}: the file is empty (no header row)")
@@ -338,8 +367,9 @@ def _open_csv(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict
                  encoding=encoding, delimiter=delimiter)
 
 
-def _open_xlsx(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str]) -> Table:
-    wb = _open_workbook(path)
+def _open_xlsx(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str],
+               limits: InputLimits) -> Table:
+    wb = _open_workbook(path, limits)
     try:
         if not wb.worksheets:
             raise ReadError(f"{path.name}: the workbook has no sheet")
@@ -352,20 +382,29 @@ def _open_xlsx(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
         raise ReadError(f"{path.name}: the first sheet is empty (no header row)")
     idx = _pick_header(head, lookup)
     columns, positions = _resolve_header(path, head[idx], fields, lookup)
-    return Table(path, kind, "xlsx", columns, positions, header_row=idx + 1, width=len(head[idx]))
+    return Table(path, kind, "xlsx", columns, positions, header_row=idx + 1, width=len(head[idx]),
+                 max_cell_chars=limits.max_cell_chars)
 
 
-def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str]) -> Table:
+def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str],
+               limits: InputLimits) -> Table:
     # Catalogs are small (thousands of courses); a YAML document is parsed whole, keeping each item's line
-    # so errors point at the file the way row numbers point into a spreadsheet.
+    # so errors point at the file the way row numbers point into a spreadsheet. Hence a bounded size, and no
+    # anchors or aliases (nested aliases expand a few hundred bytes into billions of values).
+    check_file_size(path, limits.yaml_mb, "yaml_mb")
     try:
-        loader = yaml.SafeLoader(path.read_text(encoding="utf-8-sig"))
+        loader = NoAliasLoader(path.read_text(encoding="utf-8-sig"))
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except yaml.YAMLError as e:
+        refused = alias_problem(e)
+        if refused:
+            raise ReadError(f"{path.name}: {refused}") from None
+        raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
+    except UnicodeDecodeError as e:
         raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
     items_node = node
     if isinstance(data, dict):
@@ -386,20 +425,30 @@ def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
     rows: list[tuple[int, list[str]]] = []
     for d, item in zip(data, items_node.value, strict=True):
         by_header = {_clean_header(k): v for k, v in d.items()}
-        rows.append((item.start_mark.line + 1, [_cell_text(by_header.get(h)) for h in header]))
-    return Table(path, kind, "yaml", columns, positions, header_row=0, width=len(header), _yaml_rows=rows)
+        cells = [_cell_text(by_header.get(h)) for h in header]
+        if max(map(len, cells), default=0) > limits.max_cell_chars:
+            i = next(i for i, c in enumerate(cells) if len(c) > limits.max_cell_chars)
+            raise InputTooLarge(f"{path.name}: line {item.start_mark.line + 1}, {header[i]}: a value of "
+                                f"{len(cells[i]):,} characters, more than limits.max_cell_chars = "
+                                f"{limits.max_cell_chars:,}")
+        rows.append((item.start_mark.line + 1, cells))
+    return Table(path, kind, "yaml", columns, positions, header_row=0, width=len(header),
+                 max_cell_chars=limits.max_cell_chars, _yaml_rows=rows)
 
 
-def read_roster(path: str | Path, header_map: Mapping[str, str] | None = None) -> Table:
+def read_roster(path: str | Path, header_map: Mapping[str, str] | None = None,
+                limits: InputLimits | None = None) -> Table:
     """A roster export (XLSX or CSV). `header_map` is settings.sync.header_map (export header -> ours)."""
-    return open_table(path, "roster", ROSTER_FIELDS, header_map)
+    return open_table(path, "roster", ROSTER_FIELDS, header_map, limits)
 
 
-def read_catalog(path: str | Path, header_map: Mapping[str, str] | None = None) -> Table:
+def read_catalog(path: str | Path, header_map: Mapping[str, str] | None = None,
+                 limits: InputLimits | None = None) -> Table:
     """A catalog (YAML, XLSX or CSV) with English or Chinese column names."""
-    return open_table(path, "catalog", CATALOG_FIELDS, header_map)
+    return open_table(path, "catalog", CATALOG_FIELDS, header_map, limits)
 
 
-def read_topics(path: str | Path, header_map: Mapping[str, str] | None = None) -> Table:
+def read_topics(path: str | Path, header_map: Mapping[str, str] | None = None,
+                limits: InputLimits | None = None) -> Table:
     """A school topics file: rows of school (学校代码) and topic (专题)."""
-    return open_table(path, "topics", TOPIC_FIELDS, header_map)
+    return open_table(path, "topics", TOPIC_FIELDS, header_map, limits)

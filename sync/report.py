@@ -52,7 +52,7 @@ def _save(outcome: SyncOutcome, fh: BinaryIO, started_at: datetime | None, finis
         ("finished (UTC)", finished_at.strftime("%Y-%m-%d %H:%M:%S") if finished_at else ""),
     ]
     rows += [(k, v) for k, v in outcome.counts().items() if k in COUNT_KEYS]
-    rows.append(("errors", len(outcome.errors)))
+    rows.append(("errors", len(outcome.errors) + outcome.errors_omitted))
     rows += [(f"planned {k}", v) for k, v in sorted(outcome.plan_counts.items())]
     if outcome.aborted:
         rows.append(("aborted because", outcome.aborted))
@@ -65,6 +65,8 @@ def _save(outcome: SyncOutcome, fh: BinaryIO, started_at: datetime | None, finis
     errors.append(_header(errors, ["row", "column", "reason"]))
     for e in outcome.errors:
         errors.append(xlsx_row(errors, [e.row, e.column, e.reason]))
+    if outcome.errors_omitted:
+        errors.append([None, "", f"… and {outcome.errors_omitted} more errors, not listed (limits.max_errors)"])
 
     plan = wb.create_sheet("plan")
     plan.append(_header(plan, ["action", "row", "who", "name", "detail", "result"]))

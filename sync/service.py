@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.input_limits import InputTooLarge
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.sync import SyncRun
 from creditbridge.sync.apply import ApplyContext
@@ -38,7 +41,8 @@ from creditbridge.sync.report import report_path, write_report
 ClientFactory = Callable[[Settings], MoodleClient]
 # Besides the readers' own ReadError: what a file that is not what its name says raises from deep in the
 # standard library (a .xlsx that is no zip archive, a CSV in an unexpected encoding).
-UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile)
+# InputTooLarge: a file beyond a bound of [limits] (a resource bomb, or the wrong file) is refused the same way.
+UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile, InputTooLarge)
 
 __all__ = ["SyncAborted", "SyncFileError", "SyncOutcome", "sync_catalog", "sync_roster", "sync_topics"]
 
@@ -86,6 +90,18 @@ def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool 
         _finish(settings, store, outcome, started)
 
 
+@contextmanager
+def _locked_run(settings: Settings, store: Store, outcome: SyncOutcome, *, wait: bool = False, **kw: Any
+                ) -> Iterator[Callable[[], ApplyContext]]:
+    """`_run` under the sync lock of the store: catalog, topics and roster share one lock, since each of them
+    ends by enrolling teachers (finish_teachers) in the same Moodle courses and store tables. Taken before the
+    run's row is written, so a refused run leaves no trace in `sync runs`. A dry run writes nothing but its
+    own row: it takes no lock, so a plan can be looked at while a run goes on."""
+    lock = nullcontext() if outcome.dry_run else flow_lock(store, "sync", f"sync {outcome.kind}", wait=wait)
+    with lock, _run(settings, store, outcome, **kw) as context:
+        yield context
+
+
 def _mark_results(outcome: SyncOutcome) -> None:
     """The plan sheet's last column: what became of each planned action."""
     if outcome.dry_run:
@@ -115,7 +131,9 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
             run.outcome = outcome.outcome
             run.plan_counts = dict(outcome.plan_counts)
             run.counts = {k: v for k, v in outcome.as_json().items() if k in COUNT_KEYS}
-            run.errors = [e.as_json() for e in outcome.errors[:10_000]]
+            if outcome.errors_omitted:
+                run.counts["errors_omitted"] = outcome.errors_omitted
+            run.errors = [e.as_json() for e in outcome.errors]  # at most limits.max_errors
             run.report_path = outcome.report
 
 
@@ -141,7 +159,8 @@ def _add_errors(outcome: SyncOutcome, errors: object) -> None:
 
 
 def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False,
-                 progress: Progress | None = None, client_factory: ClientFactory | None = None) -> SyncOutcome:
+                 progress: Progress | None = None, client_factory: ClientFactory | None = None,
+                 wait: bool = False) -> SyncOutcome:
     """Categories and courses from a catalog file; then enrolments the new courses call for."""
     from creditbridge.sync.courses import apply_catalog
     from creditbridge.sync.enrolment import programme_rules
@@ -151,10 +170,11 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
     from creditbridge.sync.validation import validate_catalog
 
     programme = settings.sync.programme
-    outcome = SyncOutcome("catalog", str(path), programme, dry_run)
-    with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
+    outcome = SyncOutcome("catalog", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
+    with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
+                     progress=progress) as context:
         try:
-            courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map))
+            courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map, settings.limits))
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         _add_errors(outcome, errors)
@@ -182,7 +202,8 @@ def _dry_catalog(outcome: SyncOutcome, courses: list, store: Store, programme: s
 
 
 def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False,
-                progress: Progress | None = None, client_factory: ClientFactory | None = None) -> SyncOutcome:
+                progress: Progress | None = None, client_factory: ClientFactory | None = None,
+                wait: bool = False) -> SyncOutcome:
     """Schools' topic choices (refused whole when a school breaks the rules), then elective enrolments.
 
     Counts: created = choices added, updated = choices withdrawn, unchanged = schools whose choice stayed.
@@ -195,10 +216,11 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.validation import validate_topics
 
     programme = settings.sync.programme
-    outcome = SyncOutcome("topics", str(path), programme, dry_run)
-    with _run(settings, store, outcome, client_factory=client_factory, progress=progress) as context:
+    outcome = SyncOutcome("topics", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
+    with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
+                     progress=progress) as context:
         try:
-            table = read_topics(path, settings.sync.header_map)
+            table = read_topics(path, settings.sync.header_map, settings.limits)
             rows, errors = validate_topics(table)
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
@@ -225,7 +247,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
 def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: bool = False, delta: bool = False,
                 force: bool = False, progress: Progress | None = None,
-                client_factory: ClientFactory | None = None) -> SyncOutcome:
+                client_factory: ClientFactory | None = None, wait: bool = False) -> SyncOutcome:
     """Accounts, profile fields, cohorts, enrolments and lesson cases from a roster export."""
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import load_known_teachers, plan_roster_file
@@ -233,25 +255,28 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
     programme = settings.sync.programme
-    outcome = SyncOutcome("roster", str(path), programme, dry_run)
-    with _run(settings, store, outcome, delta=delta, force=force, client_factory=client_factory,
-              progress=progress) as context:
+    outcome = SyncOutcome("roster", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
+    with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
+                     client_factory=client_factory, progress=progress) as context:
         (progress or no_progress)("reading", 0, 0)
         try:
             known = load_known_teachers(store.engine, programme)
             plan = plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
-                                    delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold)
+                                    delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold,
+                                    limits=settings.limits)
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
         (progress or no_progress)("reading", plan.rows_read, plan.rows_read)
         _add_errors(outcome, plan.errors)
+        outcome.errors_omitted += plan.errors_omitted
         outcome.plan_counts = {**plan.counts, "held": plan.held}
         outcome.unchanged = plan.counts.get("unchanged", 0)
         outcome.held = plan.held
         if plan.held:
             outcome.notes.append(
                 f"{plan.held} suspension(s) held back: more than {settings.sync.suspend_threshold:.0%} of the "
-                f"{plan.known_active} known active teachers would be suspended (a truncated export?). Creates "
+                f"{plan.known_active} known active teachers would be suspended "
+                f"({'a delta marking too many leavers' if delta else 'a truncated export'}?). Creates "
                 "and updates were applied; run again with --force to suspend them.")
         if dry_run:
             plan_lines(_DryContext(outcome), plan.actions)  # type: ignore[arg-type]
@@ -279,5 +304,6 @@ def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, object]]:
                  "started_at": r.started_at.isoformat() if r.started_at else None,
                  "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                  "dry_run": r.dry_run, "delta": r.delta, "force": r.force, "outcome": r.outcome,
-                 "plan": r.plan_counts, "counts": r.counts, "errors": len(r.errors or []),
+                 "plan": r.plan_counts, "counts": r.counts,
+                 "errors": len(r.errors or []) + int((r.counts or {}).get("errors_omitted", 0)),
                  "report": r.report_path} for r in runs]

@@ -412,15 +412,23 @@ class DuplicateTracker:
         return key in self.duplicates
 
     def errors(self, column: str, what: str = "ID number", mask: bool = True) -> list[RowError]:
-        """One error per row of every duplicated key, each naming all the rows of that key."""
+        """One error per row of every duplicated key, each naming the first rows of that key."""
         out: list[RowError] = []
         for key, rows in self.duplicates.items():
-            shown = mask_id_number(key) if mask else key
-            listed = ", ".join(str(r) for r in rows)
-            reason = (f"{what} {shown} is on rows {listed}: every one of them is rejected, since nobody can tell "
-                      "which is right")
+            reason = duplicate_reason(what, mask_id_number(key) if mask else key, rows, len(rows))
             out.extend(RowError(row=r, column=column, reason=reason) for r in rows)
         return out
+
+
+DUP_ROWS_NAMED = 5
+
+
+def duplicate_reason(what: str, shown: str, rows: list[int], total: int) -> str:
+    """Why every row of a key found on `total` rows is rejected. Names at most the first few rows: a key on
+    500,000 rows would otherwise put 500,000 row numbers into each of 500,000 messages."""
+    named = ", ".join(map(str, rows[:DUP_ROWS_NAMED]))
+    where = f"rows {named}" if total <= DUP_ROWS_NAMED else f"{total} rows ({named}, …)"
+    return f"{what} {shown} is on {where}: every one of them is rejected, since nobody can tell which is right"
 
 
 def find_duplicates(keys: Iterable[tuple[str, int]]) -> DuplicateTracker:

@@ -103,9 +103,12 @@ def import_command(app: AppContext, file: Path, as_json: bool) -> None:
     if as_json:
         emit_json(out)
     else:
-        click.echo(f"stored {out['stored']}, already known {out['duplicates']}, bad {len(out['errors'])}")
+        click.echo(f"stored {out['stored']}, already known {out['duplicates']}, "
+                   f"bad {len(out['errors']) + out['errors_omitted']}")
         for e in out["errors"]:
             click.echo(f"  line {e['line']}: {e['field']}: {e['reason']}", err=True)
+        if out["errors_omitted"]:
+            click.echo(f"  … and {out['errors_omitted']} more errors, not listed (limits.max_errors)", err=True)
     if out["errors"]:
         sys.exit(1)
 

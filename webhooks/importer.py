@@ -23,6 +23,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
+from creditbridge.input_limits import bounded_lines, check_xlsx
 from creditbridge.records import LearningRecord, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -44,17 +45,37 @@ def _errors(line: int, e: ValidationError) -> list[dict[str, Any]]:
             for err in e.errors(include_input=False)]
 
 
-def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
-    good, bad = [], []
+class _Errors(list[dict[str, Any]]):
+    """The errors of one import: the first `limits.max_errors` in detail, the rest only counted (`omitted`),
+    so 300,000 bad lines cost a bounded list and a bounded output."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap, self.omitted = cap, 0
+
+    def add(self, errors: list[dict[str, Any]]) -> None:
+        room = self.cap - len(self)
+        self.extend(errors[:max(room, 0)])
+        self.omitted += max(len(errors) - max(room, 0), 0)
+
+
+def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], _Errors]:
+    good: list[tuple[int, LearningRecord]] = []
+    limits = settings.limits
+    bad = _Errors(limits.max_errors)
     with path.open("rb") as f:
-        for n, raw in enumerate(f, start=1):
+        for n, raw in bounded_lines(f, limits.max_line_chars):
+            if raw is None:
+                bad.add([{"line": n, "field": "-", "reason": f"line longer than limits.max_line_chars = "
+                                                            f"{limits.max_line_chars:,} characters"}])
+                continue
             line = _decode(path, n, raw.removeprefix(codecs.BOM_UTF8) if n == 1 else raw)
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                bad.append({"line": n, "field": "-", "reason": f"not JSON: {e.msg}"})
+                bad.add([{"line": n, "field": "-", "reason": f"not JSON: {e.msg}"}])
                 continue
             except RecursionError as e:
                 # The whole file is refused, nothing stored: a learning record is a flat object, so a line
@@ -65,7 +86,7 @@ def _jsonl(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningReco
             try:
                 good.append((n, LearningRecord.model_validate(obj)))
             except ValidationError as e:
-                bad.extend(_errors(n, e))
+                bad.add(_errors(n, e))
     return good, bad
 
 
@@ -93,8 +114,9 @@ def _when(v: Any) -> Any:
     return v
 
 
-def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], list[dict[str, Any]]]:
+def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], _Errors]:
     try:
+        check_xlsx(path, settings.limits)  # openpyxl reads the shared strings whole: their size first
         wb = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
         # What openpyxl and zipfile raise for a file that is no workbook (renamed, truncated, another format).
@@ -107,7 +129,8 @@ def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecor
         missing = [f"{c} ({XLSX_COLUMNS[c]})" for c in REQUIRED_XLSX if c not in cols]
         if missing:
             raise ImportFileError(f"{path.name}: header row lacks column(s) {', '.join(missing)}")
-        good, bad = [], []
+        good: list[tuple[int, LearningRecord]] = []
+        bad = _Errors(settings.limits.max_errors)
         for n, row in enumerate(rows, start=2):
             if not any(v not in (None, "") for v in row):
                 continue
@@ -120,7 +143,7 @@ def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecor
             try:
                 good.append((n, LearningRecord.model_validate(obj)))
             except ValidationError as e:
-                bad.extend(_errors(n, e))
+                bad.add(_errors(n, e))
         return good, bad
     finally:
         wb.close()
@@ -139,4 +162,4 @@ def import_file(settings: Settings, store: Store, path: Path) -> dict[str, Any]:
         # An imported revocation withdraws like a webhook's, and an imported completion already revoked is withdrawn.
         withdrawn = apply_revocations(s, inserted)
     return {"file": str(path), "valid": len(good), "stored": len(inserted), "duplicates": len(good) - len(inserted),
-            "withdrawn": withdrawn, "errors": bad}
+            "withdrawn": withdrawn, "errors": list(bad), "errors_omitted": bad.omitted}

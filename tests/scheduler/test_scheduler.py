@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, select, text
 
 from creditbridge.scheduler import (
     JOB_IDS,
+    LOCK_KEY,
     CreditScheduler,
     JobSpec,
     PostgresLock,
@@ -199,7 +200,7 @@ def test_losing_the_postgres_lock_stops_scheduling_until_it_is_back(pg_url: str,
     store = open_store(pg_url)
     monkeypatch.setenv("CB_TICK_FILE", str(tmp_path / "ticks.txt"))
     settings = _settings(pg_url)
-    lock = PostgresLock(store.engine)
+    lock = PostgresLock(store.engine, LOCK_KEY)
     sched = CreditScheduler(settings, store, lock=lock,
                             specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")])
     t = _start(sched)

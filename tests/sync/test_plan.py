@@ -87,7 +87,8 @@ def test_classify(name: str, r: RosterRow, prev: TeacherState | None, kind: Acti
 def test_plan_classifies_each_kind(name: str, r: RosterRow, prev: TeacherState | None, kind: ActionKind,
                                    levels: tuple[str, ...], compact: bool) -> None:
     known = as_known({r.id_number: prev} if prev else {}, compact)
-    plan = plan_roster([r], known, programme="sd-2022", delta=True)
+    # force: one teacher of one is over any share; the guard has its own tests below
+    plan = plan_roster([r], known, programme="sd-2022", delta=True, force=True)
     assert plan.counts[kind.value] == 1
     assert sum(plan.counts.values()) == 1
     actions = list(plan.actions)
@@ -103,11 +104,22 @@ def test_plan_classifies_each_kind(name: str, r: RosterRow, prev: TeacherState |
 
 
 def test_hold_suspensions_rule() -> None:
-    assert hold_suspensions(11, 100, threshold=0.10, force=False, delta=False)
-    assert not hold_suspensions(10, 100, threshold=0.10, force=False, delta=False)  # "more than" the share
-    assert not hold_suspensions(11, 100, threshold=0.10, force=True, delta=False)
-    assert not hold_suspensions(50, 100, threshold=0.10, force=False, delta=True)
-    assert not hold_suspensions(3, 0, threshold=0.10, force=False, delta=False)
+    assert hold_suspensions(11, 100, threshold=0.10, force=False)
+    assert not hold_suspensions(10, 100, threshold=0.10, force=False)  # "more than" the share
+    assert not hold_suspensions(11, 100, threshold=0.10, force=True)
+    assert not hold_suspensions(3, 0, threshold=0.10, force=False)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_delta_marking_everyone_as_leaver_is_held_too(compact: bool) -> None:
+    known = as_known(_province(30), compact)
+    leavers = [row(i, status="left") for i in range(30)]
+    plan = plan_roster(leavers, known, programme="sd-2022", delta=True)
+    assert plan.held == 30 and plan.counts["suspend"] == 0 and list(plan.actions) == []
+    small = plan_roster(leavers[:3], known, programme="sd-2022", delta=True)  # 10%: not more than the share
+    assert small.held == 0 and small.counts["suspend"] == 3
+    forced = plan_roster(leavers, known, programme="sd-2022", delta=True, force=True)
+    assert forced.held == 0 and forced.counts["suspend"] == 30 and len(list(forced.actions)) == 30
 
 
 # --- full vs delta, the guard ----------------------------------------------------------------------------------

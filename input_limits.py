@@ -1,0 +1,127 @@
+"""Bounds on what one input file may cost (issue #14's resource bombs), used by every reader of outside files:
+the sync readers (roster, catalog, topics), `intake import` and the rule-file loader.
+
+- YAML: anchors and aliases are refused in data files (a "billion laughs" document of a few hundred bytes
+  expands into billions of values), naming the line; and a YAML file is read whole, so its size is bounded.
+- XLSX: openpyxl reads the shared-strings part whole, even in read-only mode, so before a workbook is
+  opened the zip directory's uncompressed sizes are checked, and each shared string's length is checked
+  with a streaming parse (a 300 KB file can hold one 300 MB string).
+- Lines of JSON-lines files are read with a bound (`bounded_lines`).
+The numbers are settings ([limits], settings.model.InputLimits) with documented defaults.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, AnyStr
+
+import yaml
+from lxml import etree
+
+from creditbridge import CreditbridgeError
+from creditbridge.settings.model import InputLimits
+
+_MB = 1 << 20
+_SST = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}t"
+
+
+class InputTooLarge(CreditbridgeError):
+    """An input file goes beyond a bound of [limits]; the message names the file, the part or line, and the
+    setting to raise."""
+
+
+class AliasRefused(yaml.MarkedYAMLError):
+    """A YAML anchor or alias in a data file. A YAMLError, so every YAML reader reports it like a syntax error,
+    with its line."""
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors (&a) and aliases (*a): data files have no use for them, and nested
+    aliases make a small file expand without bound."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+            sign = "*" if kind == "alias" else "&"
+            raise AliasRefused(None, None, f"YAML {kind} {sign}{anchor} at line {event.start_mark.line + 1}: anchors "
+                               "and aliases are not accepted in data files; write each value out",
+                               event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def alias_problem(e: yaml.YAMLError) -> str | None:
+    """The readable problem of an AliasRefused (None for another YAML error)."""
+    return e.problem if isinstance(e, AliasRefused) else None
+
+
+def check_file_size(path: Path, limit_mb: int, setting: str) -> None:
+    size = path.stat().st_size
+    if size > limit_mb * _MB:
+        raise InputTooLarge(f"{path.name}: {size / _MB:.0f} MB is more than limits.{setting} = {limit_mb} MB; "
+                            "check the file, or raise the limit")
+
+
+def check_xlsx(path: Path, limits: InputLimits) -> None:
+    """Refuse a workbook whose parts unpack beyond the limits, or whose shared strings hold one longer than a
+    cell may be, before openpyxl reads any of it. A file that is no zip archive passes: the opener reports it."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            total = sum(i.file_size for i in infos)
+            if total > limits.xlsx_uncompressed_mb * _MB:
+                raise InputTooLarge(
+                    f"{path.name}: the workbook unpacks to {total / _MB:.0f} MB, more than "
+                    f"limits.xlsx_uncompressed_mb = {limits.xlsx_uncompressed_mb} MB (a zip bomb, or save it as CSV)")
+            for info in infos:
+                if not info.filename.lower().endswith("sharedstrings.xml"):
+                    continue
+                if info.file_size > limits.xlsx_shared_strings_mb * _MB:
+                    raise InputTooLarge(
+                        f"{path.name}: its shared strings ({info.filename}) unpack to {info.file_size / _MB:.0f} MB, "
+                        f"more than limits.xlsx_shared_strings_mb = {limits.xlsx_shared_strings_mb} MB; save the "
+                        "sheet as CSV, or raise the limit")
+                with z.open(info) as part:
+                    _check_strings(path, info.filename, part, limits.max_cell_chars)
+    except zipfile.BadZipFile:
+        return
+
+
+def _check_strings(path: Path, part_name: str, part: IO[bytes], max_chars: int) -> None:
+    # Streaming, element by element (lxml keeps huge_tree off: a text node over 10 MB is an error by itself).
+    n = 0
+    try:
+        for _, elem in etree.iterparse(part, events=("end",), tag=_SST, resolve_entities=False, no_network=True):
+            n += 1
+            if elem.text is not None and len(elem.text) > max_chars:
+                raise InputTooLarge(
+                    f"{path.name}: shared string {n} in {part_name} has {len(elem.text):,} characters, more than "
+                    f"limits.max_cell_chars = {max_chars:,}; no cell of an export is that long")
+            elem.clear(keep_tail=False)
+    except etree.XMLSyntaxError as e:
+        if "huge" in str(e).lower():
+            raise InputTooLarge(
+                f"{path.name}: shared string {n + 1} in {part_name} is longer than 10,000,000 characters, more than "
+                f"limits.max_cell_chars = {max_chars:,}; no cell of an export is that long") from None
+        return  # not well-formed: openpyxl reports the file as it always does
+
+
+def bounded_lines(f: IO[AnyStr], max_chars: int) -> Iterator[tuple[int, AnyStr | None]]:
+    """(line number, line) of a text or binary file, reading at most `max_chars` characters (bytes) at a time: a
+    line longer than that gives None (its rest is skipped, never held), so one huge line cannot fill the memory."""
+    n = 0
+    while True:
+        line = f.readline(max_chars + 1)
+        if not line:
+            return
+        n += 1
+        newline = "\n" if isinstance(line, str) else b"\n"
+        if len(line) > max_chars and not line.endswith(newline):  # type: ignore[arg-type]
+            while (rest := f.readline(max_chars)) and not rest.endswith(newline):  # type: ignore[arg-type]
+                pass
+            yield n, None
+            continue
+        yield n, line
