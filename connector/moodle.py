@@ -53,6 +53,10 @@ class BatchResult:
     succeeded: list[tuple[Item, Any]] = field(default_factory=list)
     failed: list[tuple[Item, MoodleError]] = field(default_factory=list)
     calls: int = 0
+    # `warnings` entries of an answer that name no item of the call (an unknown itemid, another item kind, a
+    # message of a form not understood): never dropped, since Moodle may have refused something without saying
+    # which record it was.
+    warnings: list[MoodleError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -62,11 +66,13 @@ class BatchResult:
         self.succeeded.extend(other.succeeded)
         self.failed.extend(other.failed)
         self.calls += other.calls
+        self.warnings.extend(other.warnings)
 
     def as_json(self) -> dict[str, Any]:
         return {"succeeded": len(self.succeeded), "failed": [
             {"item": _item_label(item), "error": type(e).__name__, "errorcode": e.errorcode, "message": e.message}
-            for item, e in self.failed], "calls": self.calls}
+            for item, e in self.failed], "calls": self.calls,
+            "warnings": [{"errorcode": e.errorcode, "message": e.message} for e in self.warnings]}
 
 
 class MoodleClient:
@@ -375,53 +381,80 @@ class MoodleClient:
             self._send(function, key, chunk[:half], per_item, encode, result, recover=recover)
             self._send(function, key, chunk[half:], per_item, encode, result, recover=recover)
             return
-        for item, outcome in zip(chunk, per_item(function, chunk, answer), strict=True):
+        outcomes, unmatched = per_item(function, chunk, answer)
+        for item, outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, MoodleError):
                 result.failed.append((item, outcome))
             else:
                 result.succeeded.append((item, outcome))
+        for warning in unmatched:
+            log.warning("%s: a warning that names no item of the call: %s", function, warning)
+        result.warnings.extend(unmatched)
 
 
-_PerItem = Callable[[str, list[Item], Any], list[Any]]
+# (outcome per item: the answer or a MoodleError; warnings of the answer that name no item of the chunk)
+_PerItem = Callable[[str, list[Item], Any], tuple[list[Any], list[MoodleError]]]
 _Recover = Callable[[list[Item]], tuple[list[tuple[Item, Any]], list[Item]]]
 
 
-def _listed(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+def _listed(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
     """Create functions answer one record per item, in order."""
     if not isinstance(answer, list):
         raise ProtocolError(f"expected a list answer, got {type(answer).__name__}", function=function)
     missing = ProtocolError(
         f"Moodle answered {len(answer)} records for {len(chunk)} sent (request cut by PHP's max_input_vars?)",
         function=function)
-    return [answer[i] if i < len(answer) else missing for i in range(len(chunk))]
+    return [answer[i] if i < len(answer) else missing for i in range(len(chunk))], []
 
 
-def _nothing(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+def _nothing(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
     """Functions answering `null` (or only warnings): per-item warnings by id if any, else all done."""
     return _warnings_by_id("")(function, chunk, answer)
 
 
+def _warning_error(function: str, w: Mapping[str, Any]) -> MoodleError:
+    return error_for(str(w.get("warningcode") or "") or None, str(w.get("message", "")), function=function)
+
+
+def _answer_warnings(answer: Any) -> list[Mapping[str, Any]]:
+    warnings = answer.get("warnings") if isinstance(answer, dict) else None
+    return [w for w in warnings if isinstance(w, Mapping)] if isinstance(warnings, list) else []
+
+
 def _warnings_by_id(kind: str) -> _PerItem:
-    def per_item(function: str, chunk: list[Item], answer: Any) -> list[Any]:
-        warnings = (answer or {}).get("warnings", []) if isinstance(answer, dict) else []
-        by_id = {str(w.get("itemid")): w for w in warnings if not kind or w.get("item") in (kind, None)}
+    def per_item(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
+        ids = {str(item.get("id")) for item in chunk}
+        by_id: dict[str, Mapping[str, Any]] = {}
+        unmatched: list[MoodleError] = []
+        for w in _answer_warnings(answer):
+            key = str(w.get("itemid"))
+            if (not kind or w.get("item") in (kind, None)) and key in ids:
+                # Moodle reports the first failing check per record; keep that one.
+                by_id.setdefault(key, w)
+            else:
+                unmatched.append(_warning_error(function, w))
         out: list[Any] = []
         for item in chunk:
             w = by_id.get(str(item.get("id")))
-            out.append(error_for(w.get("warningcode"), w.get("message", ""), function=function) if w else None)
-        return out
+            out.append(_warning_error(function, w) if w else None)
+        return out, unmatched
     return per_item
 
 
 _COHORT_WARNING = re.compile(r"^(user|cohort) (\w+)=(.*) not exists$")
+# Code 3: the user already is a member (cohorts.json); what the call wanted is there, so it is no failure.
+_ALREADY_MEMBER = re.compile(r"^record already exists: cohort\(id=\d+ id=\d+\)$")
 
 
-def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
     missing: set[tuple[str, str, str]] = set()
-    for w in (answer or {}).get("warnings", []) if isinstance(answer, dict) else []:
+    unmatched: list[MoodleError] = []
+    for w in _answer_warnings(answer):
         m = _COHORT_WARNING.match(str(w.get("message", "")))
         if m:
             missing.add((m.group(1), m.group(2), m.group(3)))
+        elif not _ALREADY_MEMBER.match(str(w.get("message", ""))):
+            unmatched.append(_warning_error(function, w))
     out: list[Any] = []
     for item in chunk:
         u, c = item.get("usertype", {}), item.get("cohorttype", {})
@@ -432,7 +465,7 @@ def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> list[Any]
                 break
         else:
             out.append(None)
-    return out
+    return out, unmatched
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -17,7 +17,7 @@ from creditbridge.connector.moodle import BatchResult
 from creditbridge.records.vocabulary import STAGES, SUBJECTS
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse
-from creditbridge.sync.apply import ApplyContext, chunked
+from creditbridge.sync.apply import ApplyContext, chunked, refusal
 from creditbridge.sync.cohorts import _record_ref, load_refs
 from creditbridge.sync.outcome import PlanLine, SyncOutcome
 from creditbridge.sync.records import CatalogRow
@@ -84,7 +84,7 @@ def ensure_categories(ctx: ApplyContext, chains: Iterable[list[tuple[str, str, s
             result = ctx.send(ctx.client.create_categories, items, record)
             for item, error in result.failed:
                 ctx.outcome.error(None, "", f"category {item['idnumber']}: Moodle refused to create it: "
-                                  f"{error.message}")
+                                  f"{refusal(error)}")
 
 
 def _hours_text(hours: Decimal) -> str:
@@ -174,7 +174,7 @@ def apply_catalog(ctx: ApplyContext, rows: Sequence[CatalogRow], programme_name:
             row = by_item[id(item)]
             found = _adoptable_course(ctx, row, error)
             if found is None:
-                outcome.error(row.row, "课程编号", f"course {row.code}: {error.message}")
+                outcome.error(row.row, "课程编号", f"course {row.code}: {refusal(error)}")
             else:
                 adopt.append((row, found))
         if adopt:
@@ -217,4 +217,4 @@ def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], 
     result = ctx.send(ctx.client.update_courses, items, record)
     for item, error in result.failed:
         row, _ = by_item[id(item)]
-        ctx.outcome.error(row.row, "", f"course {row.code}: {error.message}")
+        ctx.outcome.error(row.row, "", f"course {row.code} not updated: {refusal(error)}")

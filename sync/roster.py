@@ -17,7 +17,7 @@ from creditbridge.connector.errors import DuplicateError, MoodleError
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
-from creditbridge.sync.apply import ApplyContext
+from creditbridge.sync.apply import ApplyContext, refusal
 from creditbridge.sync.cohorts import Membership, cohort_specs, load_refs, sync_memberships
 from creditbridge.sync.enrolment import (
     Enroller,
@@ -57,7 +57,7 @@ def _column_for(error: MoodleError) -> str:
 
 
 def _reason(error: MoodleError) -> str:
-    return f"Moodle refused: {error.message}" + (f" [{error.errorcode}]" if error.errorcode else "")
+    return f"Moodle refused: {refusal(error)}"
 
 
 def plan_line(action: TeacherAction) -> PlanLine:

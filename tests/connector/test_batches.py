@@ -153,6 +153,32 @@ def test_update_warnings_become_per_item_failures() -> None:
     assert result.failed[0][1].errorcode == "invaliduserid"
 
 
+@pytest.mark.parametrize("warning", [
+    {"item": "course", "itemid": 77, "warningcode": "nopermissions",
+     "message": "Sorry, but you do not currently have permissions to do that (Change course full name)."},
+    {"item": "category", "itemid": 14, "warningcode": "nopermissions", "message": "Sorry (Change course category)."},
+    {"warningcode": "unknown", "message": "something Moodle did not tie to a record"},
+])
+def test_a_warning_naming_no_item_of_the_call_is_kept_not_dropped(warning: dict[str, Any]) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, json={"warnings": [warning]})
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "fullname": "A"}])
+    assert [c["id"] for c, _ in result.succeeded] == [14]
+    assert [(w.errorcode, w.message) for w in result.warnings] == [(warning["warningcode"], warning["message"])]
+    assert result.as_json()["warnings"][0]["message"] == warning["message"]
+
+
+def test_nopermissions_names_the_capability_to_grant() -> None:
+    body = {"warnings": [{"item": "course", "itemid": 14, "warningcode": "nopermissions",
+                          "message": "Sorry, but you do not currently have permissions to do that (Change course "
+                                     "category)."}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, json=body)
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "categoryid": 4}])
+    (_, error), = result.failed
+    assert isinstance(error, errors.AccessDeniedError) and error.capability == "moodle/course:changecategory"
+
+
 def test_cohort_member_warnings_name_the_member() -> None:
     body = {"warnings": [{"warningcode": "2", "message": "user username=nosuchuser not exists"}]}
     members = [{"cohorttype": {"type": "idnumber", "value": "SC-1"}, "usertype": {"type": "username", "value": "a"}},

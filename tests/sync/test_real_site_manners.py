@@ -1,0 +1,68 @@
+"""Issue 13: sync against a site with the real Moodle's manners (shared/fixtures/moodle-ws/roles.json,
+enrol facts in its README): refused course updates, a blind e-mail pre-check, profile fields the site
+lacks, welcome messages that cannot be sent. Each test runs `creditbridge sync ...` through the CLI
+against the sandbox, with the functions whose real answers differ replaced by the recorded ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from recorded_site import item_ids, recorded, recorded_site
+from sync_helpers import CATALOG_HEADER, Env, client_for, make_env, write_csv
+
+pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue("sandbox_server")
+
+
+@pytest.fixture
+def env(tmp_path: Path, sandbox: Any, sqlite_url: str) -> Env:
+    return make_env(tmp_path, sandbox, sqlite_url)
+
+
+def _course(code: str, title: str) -> list[object]:
+    return [code, title, "required", "ethics", "online", 2, "", "", "", ""]
+
+
+def _refuse_every_course(fields: dict[str, str], forward: Any) -> str:
+    """core_course_update_courses as the docs' role gets it (roles.json[5]): one nopermissions warning per
+    course, nothing changed (the sandbox is not asked at all)."""
+    warning = json.loads(recorded("roles", 5)["response"]["body"])["warnings"][0]
+    return json.dumps({"warnings": [{**warning, "itemid": int(i)} for i in item_ids(fields, "courses")]})
+
+
+def test_refused_course_updates_are_row_errors_and_retried_next_sync(
+        tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    first = [_course("ETH-1", "师德一"), _course("ETH-2", "师德二"), _course("ETH-3", "师德三")]
+    assert env.sync(runner, "catalog", write_csv(tmp_path / "c1.csv", CATALOG_HEADER, first))["created"] == 3
+    renamed = [_course("ETH-1", "师德一（2026修订）"), _course("ETH-2", "师德二"), _course("ETH-3", "师德三（修订）")]
+    c2 = write_csv(tmp_path / "c2.csv", CATALOG_HEADER, renamed)
+
+    with recorded_site(sandbox.url, {"core_course_update_courses": _refuse_every_course}) as site:
+        out = env.sync(runner, "catalog", c2)
+    assert site.calls.count("core_course_update_courses") == 1
+    assert out["updated"] == 0 and out["unchanged"] == 1
+    by_row = {e["row"]: e for e in out["errors"]}
+    assert set(by_row) == {2, 4}
+    for row, code in ((2, "ETH-1"), (4, "ETH-3")):
+        reason = by_row[row]["reason"]
+        assert code in reason and "[nopermissions]" in reason and "Change course full name" in reason
+        assert "moodle/course:changefullname" in reason  # what the administrator has to grant
+    sheet = load_workbook(out["report"], read_only=True)["errors"]
+    assert {r[0] for r in sheet.iter_rows(min_row=2, values_only=True)} == {2, 4}
+    client = client_for(sandbox)
+    assert client.get_courses_by_field("idnumber", "ETH-1")[0]["fullname"] == "师德一"
+
+    # The store must not claim the refused courses were updated: the next sync sends them again.
+    again = env.sync(runner, "catalog", c2)
+    assert again["updated"] == 2 and again["errors"] == []
+    assert client.get_courses_by_field("idnumber", "ETH-1")[0]["fullname"] == "师德一（2026修订）"
+    assert env.sync(runner, "catalog", c2)["lms_calls"] == 0
