@@ -59,6 +59,9 @@ class ApplyContext:
                 record(partial)
             raise SyncAborted(f"Moodle failed mid-run, the rest is left for the next run: {e}") from e
         record(result)
+        for note in result.notes:
+            if note not in self.outcome.notes:
+                self.outcome.notes.append(note)
         for warning in result.warnings:
             # A warning Moodle tied to no record of the call: not a row's error, but never silent.
             self.outcome.error(None, "", f"{warning.function}: Moodle warned: {refusal(warning)}")
