@@ -19,6 +19,7 @@ from creditbridge.connector.encoding import encode_params
 from creditbridge.connector.errors import (
     AccessDeniedError,
     DuplicateError,
+    InvalidParameterError,
     InvalidTokenError,
     MoodleError,
     ProtocolError,
@@ -45,6 +46,14 @@ LOOKUP_BATCH = 500
 # What `enrol_manual_enrol_users` answers when the course welcome message cannot be mailed: the enrolments were
 # saved before Moodle tried to send it (shared/fixtures/moodle-ws/README.md), so it is no refusal.
 WELCOME_MAIL_FAILED = "Message was not sent."
+
+# Without it Moodle hides other users' e-mail addresses from the token user: a lookup by e-mail answers [] for
+# an address in use, and a lookup by username answers without an `email` key (roles.json).
+VIEW_IDENTITY = "moodle/site:viewuseridentity"
+BLIND_EMAIL_NOTE = (f"the e-mail pre-check is blind: the token user lacks the capability {VIEW_IDENTITY}, so Moodle "
+                    "finds no account by e-mail and an address in use shows only when Moodle refuses the create "
+                    "(grant it on Site administration > Users > Permissions > Define roles, and list 'email' in "
+                    "showuseridentity)")
 
 # Errors about the call as a whole: halving the batch cannot help, so they stop the bulk write.
 _WHOLE_CALL_ERRORS = (InvalidTokenError, AccessDeniedError, UnknownFunctionError, TransientError, ProtocolError)
@@ -91,6 +100,8 @@ class MoodleClient:
         self.batch_size = settings.batch_size
         self.max_form_fields = max_form_fields
         self.write_calls = 0
+        # Whether lookups show other users' e-mail addresses: None until an answer about another user tells.
+        self.email_visible: bool | None = None
         self.transport = Transport(
             settings.url, settings.token.get_secret_value(), fmt=settings.format,
             connect_timeout=settings.connect_timeout_seconds, read_timeout=settings.timeout_seconds,
@@ -141,7 +152,16 @@ class MoodleClient:
         out: list[Item] = []
         for chunk in _chunks(list(dict.fromkeys(values)), LOOKUP_BATCH):
             out.extend(self.call("core_user_get_users_by_field", field=field, values=chunk))
+        if field != "email" and out:
+            self._saw_users(out)
         return out
+
+    def _saw_users(self, users: Sequence[Item]) -> None:
+        visible = all("email" in u for u in users)
+        if self.email_visible is None and not visible:
+            log.warning("%s", BLIND_EMAIL_NOTE)
+        if self.email_visible is not False:
+            self.email_visible = visible
 
     def get_users(self, criteria: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> dict[str, Any]:
         """`criteria` {key: value} (keys id, lastname, firstname, idnumber, username, email, auth); `%` wildcards."""
@@ -158,9 +178,33 @@ class MoodleClient:
         if precheck:
             to_send, clashes = self._precheck_users(to_send, result)
             result.failed.extend(clashes)
-        result.merge(self._bulk("core_user_create_users", "users", to_send, per_item=_listed,
-                                recover=self._created_users))
+        sent = self._bulk("core_user_create_users", "users", to_send, per_item=_listed, recover=self._created_users)
+        # Halving isolated a user Moodle refused with the bare `invalidparameter` of a production site: say what
+        # that most likely is rather than leave "Invalid parameter value detected" alone.
+        sent.failed = [(item, self._explained(item, e) if precheck else e) for item, e in sent.failed]
+        if precheck and self.email_visible is None and sent.succeeded:
+            # One read per client tells whether the pre-check can see e-mails: an account just made is another
+            # user to the token user, shown with `email` only with VIEW_IDENTITY.
+            before = self.transport.requests_made
+            self.get_users_by_field("username", [sent.succeeded[0][0]["username"]])
+            sent.calls += self.transport.requests_made - before
+        result.merge(sent)
+        if self.email_visible is False and BLIND_EMAIL_NOTE not in result.notes:
+            result.notes.append(BLIND_EMAIL_NOTE)
         return result
+
+    def _explained(self, item: Item, error: MoodleError) -> MoodleError:
+        if error.errorcode != "invalidparameter" or error.debuginfo or not item.get("email"):
+            return error
+        if self.email_visible is False:
+            cause = (f"the e-mail address is most likely used by another Moodle account already: the pre-check "
+                     f"could not see it because the token user lacks {VIEW_IDENTITY}")
+        else:
+            cause = ("the e-mail address is most likely used by another Moodle account already (Moodle compares "
+                     f"e-mails without letter case; a lookup cannot find it when the token user lacks "
+                     f"{VIEW_IDENTITY}), or a value Moodle does not accept")
+        return InvalidParameterError(f"{error.message}: {cause}", errorcode=error.errorcode,
+                                     exception=error.exception, function=error.function, status=error.status)
 
     def _created_users(self, chunk: list[Item]) -> tuple[list[tuple[Item, Any]], list[Item]]:
         """After a create call timed out: which of `chunk` Moodle did create (by username), which not."""
@@ -176,6 +220,10 @@ class MoodleClient:
         taken: dict[str, dict[str, int]] = {}
         for fld in ("username", "idnumber", "email"):
             values = sorted({str(u[fld]) for u in users if u.get(fld) not in (None, "")})
+            if fld == "email":
+                # Moodle's e-mail lookup is case-sensitive, its duplicate check on create is not: ask for the
+                # address as given and in lower case (what sync sends), compare without case.
+                values = sorted({*values, *(v.strip().lower() for v in values)})
             found = self.get_users_by_field(fld, values) if values else []
             taken[fld] = {_norm(fld, str(u.get(fld))): u["id"] for u in found}
         result.calls += self.transport.requests_made - before
@@ -193,7 +241,8 @@ class MoodleClient:
                     error = DuplicateError(f"{fld} already used by Moodle user id {taken[fld][key]}",
                                            errorcode=code, function="core_user_create_users")
                 elif key in seen[fld]:
-                    error = DuplicateError(f"{fld} repeated in the same request", errorcode=code,
+                    what = f"{fld} (letter case aside)" if fld == "email" else fld
+                    error = DuplicateError(f"{what} repeated in the same request", errorcode=code,
                                            function="core_user_create_users")
                 if error:
                     break

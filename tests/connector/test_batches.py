@@ -226,3 +226,36 @@ def test_other_writes_are_not_resent_after_a_timeout() -> None:
             client.enrol_users([{"roleid": 5, "userid": 3, "courseid": 2}])
         assert len(rsps.calls) == 1
     assert info.value.partial is not None and info.value.partial.succeeded == []
+
+
+def test_recorded_blind_lookups_and_the_refused_create_give_one_clear_error() -> None:
+    """roles.json: the docs' role finds no account by e-mail ([2]), a username lookup lacks `email` ([3]), and a
+    create with an address in use is the bare invalidparameter ([8])."""
+    from moodle_ws_fixtures import ws_calls
+
+    roles = {key: entry for key, entry in ws_calls() if key.startswith("roles[")}
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        fields = dict(parse_qsl(request.body))
+        if fields["wsfunction"] == "core_user_create_users":
+            if fields["users[0][username]"] == "tch100004":
+                return 200, {}, roles["roles[8]"]["response"]["body"]
+            return 200, {}, json.dumps([{"id": 7000, "username": fields["users[0][username]"]}])
+        if fields["field"] == "email":
+            return 200, {}, roles["roles[2]"]["response"]["body"]
+        if fields.get("values[0]") == "tch100001":
+            return 200, {}, roles["roles[3]"]["response"]["body"]
+        return 200, {}, "[]"
+
+    client = MoodleClient.from_url(URL, "tok", batch_size=1)
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, ENDPOINT, callback=answer, content_type="application/json")
+        first = client.create_users([{"username": "tch100001", "email": "tch100001@example.org"}])
+        assert client.email_visible is False and first.notes and "moodle/site:viewuseridentity" in first.notes[0]
+        result = client.create_users([{"username": "tch100004", "email": "TCH100001@example.org"}])
+        sent = [dict(parse_qsl(c.request.body)) for c in rsps.calls]
+    (_, error), = result.failed
+    assert error.errorcode == "invalidparameter"
+    assert "most likely used by another Moodle account" in error.message and "viewuseridentity" in error.message
+    looked_up = {v for f in sent if f.get("field") == "email" for k, v in f.items() if k.startswith("values")}
+    assert looked_up >= {"TCH100001@example.org", "tch100001@example.org"}  # as given and in lower case

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
-from recorded_site import item_ids, recorded, recorded_site
+from recorded_site import item_ids, recorded, recorded_site, without_email
 from sqlalchemy import select
 from sync_helpers import (
     CATALOG_HEADER,
@@ -134,3 +134,65 @@ def test_an_enrolment_moodle_did_not_save_is_still_a_failure(
     assert out["created"] == 2
     assert sorted(e["row"] for e in out["errors"]) == [2, 3]
     assert all("ETH-1" in e["reason"] and "Message was not sent." in e["reason"] for e in out["errors"])
+
+
+def test_an_email_in_use_in_other_letter_case_is_one_clear_error_not_a_halved_batch(
+        tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    client = client_for(sandbox)
+    other = client.create_users([{"username": "other1", "password": "Teach#2024a", "firstname": "O", "lastname": "T",
+                                  "email": "tch1@example.org"}]).succeeded[0][1]["id"]
+    staff = people(4)
+    staff = [staff[0].moved(email="TCH1@Example.org"), staff[1].moved(email="b@example.org"),
+             staff[2].moved(email="Dup@Example.org"), staff[3].moved(email="dup@example.org")]
+    with recorded_site(sandbox.url, {}) as site:
+        out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff))
+    assert out["created"] == 2
+    errors = {e["row"]: e for e in out["errors"]}
+    assert set(errors) == {2, 5} and {e["column"] for e in errors.values()} == {"邮箱"}
+    assert f"email already used by Moodle user id {other}" in errors[2]["reason"]
+    assert "rows 4 and 5" in errors[5]["reason"] and "letter case" in errors[5]["reason"]
+    assert site.calls.count("core_user_create_users") == 1  # nothing refused by Moodle, nothing halved
+    created = sandbox_users(client, [t.username for t in _teachers(env).values()])
+    assert sorted(u["email"] for u in created.values()) == ["b@example.org", "dup@example.org"]
+
+
+def _blind_lookups(fields: dict[str, str], forward: Any) -> str:
+    """core_user_get_users_by_field as the docs' role without moodle/site:viewuseridentity (roles.json[2], [3])."""
+    if fields.get("field") == "email":
+        return recorded("roles", 2)["response"]["body"]  # []
+    return without_email(forward())
+
+
+def test_a_blind_precheck_ends_in_an_error_naming_the_email_and_the_capability(
+        tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    client_for(sandbox).create_users([{"username": "other9", "password": "Teach#2024a", "firstname": "O",
+                                       "lastname": "T", "email": "Tch9@Example.org"}])
+    staff = people(4)
+    staff[2] = staff[2].moved(email="tch9@example.org")
+    with recorded_site(sandbox.url, {"core_user_get_users_by_field": _blind_lookups}) as site:
+        out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff))
+    assert out["created"] == 3
+    (error,) = out["errors"]
+    assert error["row"] == 4 and error["column"] == "邮箱"
+    assert "e-mail address is most likely used by another Moodle account" in error["reason"]
+    assert "moodle/site:viewuseridentity" in error["reason"]
+    # one batch of 4 refused, then halved to the culprit: bounded, 1 + 2 + 2 calls
+    assert site.calls.count("core_user_create_users") == 5
+
+
+def test_a_lookup_without_email_says_once_that_the_precheck_is_blind(
+        tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    with recorded_site(sandbox.url, {"core_user_get_users_by_field": _blind_lookups}):
+        out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", people(6)))  # two create batches
+    assert out["created"] == 6 and out["errors"] == []
+    notes = [v for k, v in load_workbook(out["report"], read_only=True)["summary"].iter_rows(min_row=2,
+                                                                                            values_only=True)
+             if k == "note"]
+    blind = [n for n in notes if "pre-check is blind" in n]
+    assert len(blind) == 1 and "moodle/site:viewuseridentity" in blind[0]
+    with recorded_site(sandbox.url, {}):  # with the capability: no such note
+        again = env.sync(runner, "roster", write_roster(tmp_path / "r2.csv", [*people(6), *people(1, start=20)]))
+    notes = [v for k, v in load_workbook(again["report"], read_only=True)["summary"].iter_rows(min_row=2,
+                                                                                              values_only=True)
+             if k == "note"]
+    assert again["created"] == 1 and not any("pre-check is blind" in str(n) for n in notes)
