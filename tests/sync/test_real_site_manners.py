@@ -196,3 +196,38 @@ def test_a_lookup_without_email_says_once_that_the_precheck_is_blind(
                                                                                               values_only=True)
              if k == "note"]
     assert again["created"] == 1 and not any("pre-check is blind" in str(n) for n in notes)
+
+
+def _notes(report: str) -> list[str]:
+    summary = load_workbook(report, read_only=True)["summary"]
+    return [str(v) for k, v in summary.iter_rows(min_row=2, values_only=True) if k == "note"]
+
+
+def test_profile_fields_the_site_lacks_are_named_and_filled_once_added(
+        tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    # The site set up by the docs' old list: no school, county or city profile field (roles.json[16]: Moodle
+    # then accepts the values and drops them without a word).
+    sandbox.state.execute("DELETE FROM user_info_field WHERE shortname IN ('school', 'county', 'city')")
+    staff = people(3)
+    roster = write_roster(tmp_path / "r.csv", staff)
+    out = env.sync(runner, "roster", roster)
+    assert out["created"] == 3 and out["errors"] == []
+    missing = [n for n in _notes(out["report"]) if "not stored by the site" in n]
+    assert len(missing) == 1 and "city, county, school" in missing[0] and "User profile fields" in missing[0]
+
+    again = env.sync(runner, "roster", roster)  # still missing: said again, and nothing else is sent
+    assert again["updated"] == 0 and len([n for n in _notes(again["report"]) if "city, county, school" in n]) == 1
+    assert again["lms_calls"] == 1  # the one write that tries the missing fields on one account
+
+    for short, name in (("school", "School"), ("county", "County"), ("city", "City")):
+        sandbox.state.add_profile_field(short, name, "text")
+    filled = env.sync(runner, "roster", roster)
+    assert filled["updated"] == 3 and filled["errors"] == []
+    assert not any("not stored by the site" in n for n in _notes(filled["report"]))
+    client = client_for(sandbox)
+    users = sandbox_users(client, [t.username for t in _teachers(env).values()])
+    for user in users.values():
+        fields = {f["shortname"]: f["value"] for f in user["customfields"]}
+        assert (fields["school"], fields["county"], fields["city"]) == ("济南市历下区第一中学", "历下区", "济南市")
+    quiet = env.sync(runner, "roster", roster)
+    assert quiet["lms_calls"] == 0 and quiet["updated"] == 0 and quiet["unchanged"] == 3
