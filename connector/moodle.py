@@ -296,6 +296,11 @@ class MoodleClient:
         opts = [{"name": k, "value": v} for k, v in (options or {}).items()] or None
         return self.call("core_course_get_contents", courseid=courseid, options=opts)
 
+    def get_course_module(self, cmid: int) -> Item:
+        """One course module (`cm`: id, course, modname, instance, idnumber, completion...); unlike
+        `get_course_contents` it carries the activity's idnumber."""
+        return self.call("core_course_get_course_module", cmid=cmid)["cm"]
+
     # -- cohorts -----------------------------------------------------------------------------------
 
     def create_cohorts(self, cohorts: Sequence[Item]) -> BatchResult:
