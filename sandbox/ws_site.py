@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app, has_app_context
+
 from creditbridge.sandbox.functions import FUNCTIONS, MOODLE_RELEASE, MOODLE_VERSION, OV, Call, V, register
 from creditbridge.sandbox.state import ADMIN_ID
 from creditbridge.sandbox.wsformat import Multiple, Single, dflt, opt
@@ -43,6 +45,12 @@ SERVICE_ORDER = [
 
 
 def service_functions() -> list[str]:
+    """The functions site info lists: the recorded service's, then those registered later (such as
+    core_course_get_course_module, which creditbridge's own service needs). `SANDBOX_SERVICE` (a list of
+    names) lists exactly those instead: the contract tests replay the recorded site's service."""
+    listed = has_app_context() and current_app.config.get("SANDBOX_SERVICE")
+    if listed:
+        return [n for n in listed if n in FUNCTIONS]
     return [n for n in SERVICE_ORDER if n in FUNCTIONS] + sorted(set(FUNCTIONS) - set(SERVICE_ORDER))
 
 

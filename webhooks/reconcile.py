@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from creditbridge.connector.errors import AccessDeniedError, MoodleError, UnknownFunctionError
 from creditbridge.connector.moodle import MoodleClient
@@ -194,9 +194,18 @@ def _store_revocation(store: Store, *, site: str, programme: str, key: tuple[str
     """Moodle no longer has the activity complete: store the revocation a missed webhook would have made."""
     teacher, code, activity = key
     now = datetime.now(UTC)
-    rec = LearningRecord(teacher=teacher, programme=programme, course=code, activity=activity, kind="revocation",
-                         occurred_at=now, source=f"moodle:{site}:activity_revoked:{uid}:{cmid}:{now.timestamp():.6f}")
     with store.session() as s:
+        # Not before the completions it revokes: a webhook's event time can be ahead of this host's clock.
+        latest = s.scalar(select(func.max(LearningRecordRow.occurred_at)).where(
+            LearningRecordRow.programme == programme, LearningRecordRow.teacher == teacher,
+            LearningRecordRow.course == code, LearningRecordRow.activity == activity,
+            LearningRecordRow.kind == "activity", LearningRecordRow.withdrawn_by.is_(None)))
+        if latest is not None:
+            latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+        when = max(now, latest) if latest is not None else now
+        rec = LearningRecord(teacher=teacher, programme=programme, course=code, activity=activity,
+                             kind="revocation", occurred_at=when,
+                             source=f"moodle:{site}:activity_revoked:{uid}:{cmid}:{now.timestamp():.6f}")
         if not store_record(s, rec, "reconcile"):
             return 0
         return apply_revocations(s, [rec])

@@ -24,6 +24,7 @@ from lxml import etree
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
 from creditbridge.sandbox.state import TOKEN_NOREST, TOKEN_USER, SandboxState
+from creditbridge.sandbox.ws_site import SERVICE_ORDER  # the recorded site's service
 
 RECORDING_ORDER = ["site_info.json", "users.json", "courses.json", "cohorts.json", "enrol.json", "completion.json",
                    "errors_debug.json", "limits.json"]
@@ -103,7 +104,7 @@ class Replayer:
     def __init__(self, debug: bool) -> None:
         self.token = "0" * 31 + "a"
         self.app = create_app({"SANDBOX_TOKEN": self.token, "SANDBOX_DEBUG": debug, "SANDBOX_WWWROOT": WWWROOT,
-                               "SANDBOX_SITENAME": SITENAME})
+                               "SANDBOX_SITENAME": SITENAME, "SANDBOX_SERVICE": SERVICE_ORDER})
         self.state = state_of(self.app)
         prepare_site(self.state)
         self.handle = serve_in_thread(self.app)
