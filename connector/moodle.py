@@ -478,6 +478,9 @@ class MoodleClient:
             self._send(function, key, chunk[half:], per_item, encode, result, recover=recover, saved=saved)
             return
         outcomes, unmatched = per_item(function, chunk, answer)
+        if unmatched and len(chunk) == 1 and not isinstance(outcomes[0], MoodleError):
+            # The call had one record: a warning that does not name it can only be about it.
+            outcomes, unmatched = [unmatched[0]], unmatched[1:]
         for item, outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, MoodleError):
                 result.failed.append((item, outcome))

@@ -179,15 +179,11 @@ def apply_catalog(ctx: ApplyContext, rows: Sequence[CatalogRow], programme_name:
                 adopt.append((row, found))
         if adopt:
             # Made by a run that crashed before recording it: bring its fields up to date, then record it.
-            before = len(outcome.errors)
-            _update_courses(ctx, adopt, category_of)
-            outcome.created += len(adopt) - (len(outcome.errors) - before)
+            outcome.created += _update_courses(ctx, adopt, category_of)
         done += len(chunk)
         ctx.progress("courses", done, total)
     for chunk in chunked(updates, ctx.batch_size):
-        before = len(outcome.errors)
-        _update_courses(ctx, chunk, category_of)
-        outcome.updated += len(chunk) - (len(outcome.errors) - before)
+        outcome.updated += _update_courses(ctx, chunk, category_of)
         done += len(chunk)
         ctx.progress("courses", done, total)
 
@@ -200,7 +196,8 @@ def _adoptable_course(ctx: ApplyContext, row: CatalogRow, error: MoodleError) ->
     return int(found[0]["id"]) if found else None
 
 
-def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], category_of: object) -> None:
+def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], category_of: object) -> int:
+    """Update the courses; returns how many Moodle took (a refused one is a row error, not counted)."""
     items, by_item = [], {}
     for row, moodle_id in pairs:
         cat = category_of(row)  # type: ignore[operator]
@@ -218,3 +215,4 @@ def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], 
     for item, error in result.failed:
         row, _ = by_item[id(item)]
         ctx.outcome.error(row.row, "", f"course {row.code} not updated: {refusal(error)}")
+    return len(result.succeeded)

@@ -162,10 +162,19 @@ def test_update_warnings_become_per_item_failures() -> None:
 def test_a_warning_naming_no_item_of_the_call_is_kept_not_dropped(warning: dict[str, Any]) -> None:
     with responses.RequestsMock() as rsps:
         rsps.post(ENDPOINT, json={"warnings": [warning]})
-        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "fullname": "A"}])
-    assert [c["id"] for c, _ in result.succeeded] == [14]
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "fullname": "A"},
+                                                                   {"id": 15, "fullname": "B"}])
+    assert [c["id"] for c, _ in result.succeeded] == [14, 15]
     assert [(w.errorcode, w.message) for w in result.warnings] == [(warning["warningcode"], warning["message"])]
     assert result.as_json()["warnings"][0]["message"] == warning["message"]
+
+
+def test_a_call_of_one_record_owns_any_warning() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, json={"warnings": [{"warningcode": "unknown", "message": "not tied to a record"}]})
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "fullname": "A"}])
+    assert not result.succeeded and not result.warnings
+    assert [(c["id"], e.errorcode) for c, e in result.failed] == [(14, "unknown")]
 
 
 def test_nopermissions_names_the_capability_to_grant() -> None:

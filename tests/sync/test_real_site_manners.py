@@ -91,6 +91,25 @@ def test_refused_course_updates_are_row_errors_and_retried_next_sync(
     assert env.sync(runner, "catalog", c2)["lms_calls"] == 0
 
 
+def test_a_warning_naming_no_course_of_the_call_is_an_error_of_the_run(
+        tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    env.sync(runner, "catalog", write_csv(tmp_path / "c1.csv", CATALOG_HEADER,
+                                          [_course("ETH-1", "一"), _course("ETH-2", "二")]))
+    stray = {"item": "course", "itemid": 999999, "warningcode": "unknowncourseidnumber",
+             "message": "Unknown course idnumber"}
+
+    def update_then_warn(fields: dict[str, str], forward: Any) -> str:
+        answer = json.loads(forward())
+        return json.dumps({"warnings": [*answer["warnings"], stray]})
+
+    with recorded_site(sandbox.url, {"core_course_update_courses": update_then_warn}):
+        out = env.sync(runner, "catalog", write_csv(tmp_path / "c2.csv", CATALOG_HEADER,
+                                                    [_course("ETH-1", "一（修订）"), _course("ETH-2", "二（修订）")]))
+    assert out["updated"] == 2
+    (error,) = out["errors"]
+    assert error["row"] is None and "Moodle warned" in error["reason"] and "Unknown course idnumber" in error["reason"]
+
+
 # What enrol_manual_enrol_users answers, after saving, where the welcome mail cannot be sent (moodle-ws/README.md).
 MAIL_FAILED = json.dumps({"exception": "core\\exception\\moodle_exception", "errorcode": "Message was not sent.",
                           "message": "error/Message was not sent."})
