@@ -38,8 +38,8 @@ def sandbox(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def env(tmp_path: Path, sandbox: Any, sqlite_url: str) -> Env:
-    return make_env(tmp_path, sandbox, sqlite_url)
+def env(tmp_path: Path, sandbox: Any, db_url: str) -> Env:
+    return make_env(tmp_path, sandbox, db_url)
 
 
 def _teachers(env: Env) -> dict[str, Teacher]:
@@ -237,6 +237,8 @@ def test_profile_fields_the_site_lacks_are_named_and_filled_once_added(
     again = env.sync(runner, "roster", roster)  # still missing: said again, and nothing else is sent
     assert again["updated"] == 0 and len([n for n in _notes(again["report"]) if "city, county, school" in n]) == 1
     assert again["lms_calls"] == 1  # the one write that tries the missing fields on one account
+    shown = env.run(runner, "sync", "roster", str(roster))  # as an operator sees it on a terminal
+    assert shown.exit_code == 0 and "note: profile field(s) city, county, school not stored" in shown.stderr
 
     for short, name in (("school", "School"), ("county", "County"), ("city", "City")):
         sandbox.state.add_profile_field(short, name, "text")
