@@ -52,8 +52,8 @@ WELCOME_MAIL_FAILED = "Message was not sent."
 VIEW_IDENTITY = "moodle/site:viewuseridentity"
 BLIND_EMAIL_NOTE = (f"the e-mail pre-check is blind: the token user lacks the capability {VIEW_IDENTITY}, so Moodle "
                     "finds no account by e-mail and an address in use shows only when Moodle refuses the create "
-                    "(grant it on Site administration > Users > Permissions > Define roles, and list 'email' in "
-                    "showuseridentity)")
+                    "(grant it on Site administration > Users > Permissions > Define roles, and tick email in "
+                    "Users > Permissions > User policies > Show user identity)")
 
 # Errors about the call as a whole: halving the batch cannot help, so they stop the bulk write.
 _WHOLE_CALL_ERRORS = (InvalidTokenError, AccessDeniedError, UnknownFunctionError, TransientError, ProtocolError)
