@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from creditbridge.connector.errors import AccessDeniedError, MoodleError, UnknownFunctionError
+from creditbridge.connector.errors import AccessDeniedError, MoodleError, ProtocolError, UnknownFunctionError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.records import LearningRecord
 from creditbridge.settings import Settings
@@ -134,25 +134,22 @@ def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any
                 log.warning("reconcile: activities of %s not readable (%s); skipped", code, e.errorcode)
                 acts["skipped"] += 1
                 continue
-            tracked = {int(m["id"]) for section in contents or [] for m in section.get("modules") or []
-                       if m.get("completion")}
+            tracked = _tracked(contents)
             if not tracked:
                 continue
             acts["courses"] += 1
             for uid in uids:
                 teacher = teachers[uid]
                 try:
-                    statuses = ask(client.get_activities_completion_status, courseid, uid).get("statuses") or []
+                    statuses = _statuses(ask(client.get_activities_completion_status, courseid, uid))
                 except MoodleError as e:
                     if e.errorcode in SKIPPABLE:
                         acts["skipped"] += 1
                         continue
                     raise
-                for st in statuses:
-                    cmid = int(st["cmid"])
+                for cmid, state, timecompleted in statuses:
                     if cmid not in tracked:
                         continue
-                    state = int(st.get("state") or 0)
                     if not state and (teacher, code) not in live_pairs:
                         continue  # incomplete and nothing stored: the usual case costs no idnumber lookup
                     acts["checked"] += 1
@@ -161,7 +158,7 @@ def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any
                         acts["already_known"] += 1
                     elif state:
                         if _store_activity(store, site=site, programme=programme, key=key, uid=uid, cmid=cmid,
-                                           state=state, timecompleted=int(st.get("timecompleted") or 0)):
+                                           state=state, timecompleted=timecompleted):
                             acts["created"] += 1
                             live.add(key)
                             live_pairs.add((teacher, code))
@@ -173,6 +170,27 @@ def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any
         log.warning("reconcile: activity completions unavailable (%s)", e)
         acts["unavailable"] = str(e)
     return acts
+
+
+def _tracked(contents: Any) -> set[int]:
+    """The cmids of a course's completion-tracked activities, from core_course_get_contents."""
+    try:
+        return {int(m["id"]) for section in contents or [] for m in section.get("modules") or []
+                if m.get("completion")}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ProtocolError(f"unexpected answer ({type(e).__name__}: {e}): a list of sections with modules "
+                            "was expected", function="core_course_get_contents") from e
+
+
+def _statuses(answer: Any) -> list[tuple[int, int, int]]:
+    """(cmid, state, timecompleted) of core_completion_get_activities_completion_status's answer."""
+    try:
+        return [(int(st["cmid"]), int(st.get("state") or 0), int(st.get("timecompleted") or 0))
+                for st in answer.get("statuses") or []]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ProtocolError(f"unexpected answer ({type(e).__name__}: {e}): statuses with cmid, state and "
+                            "timecompleted were expected",
+                            function="core_completion_get_activities_completion_status") from e
 
 
 def _store_activity(store: Store, *, site: str, programme: str, key: tuple[str, str, str], uid: int, cmid: int,

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask, request
 from sqlalchemy import select
-from webhook_helpers import ID_NUMBER, payload, seed, settings_for, settle, signed
+from webhook_helpers import ID_NUMBER, SITE, payload, seed, settings_for, settle, signed
 
+from creditbridge.cli.http_server import serve_in_thread
 from creditbridge.cli.main import cli
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.store import open_store
@@ -100,3 +102,48 @@ def test_refused_activity_webhook_is_recovered_once_and_a_missed_revocation_with
     assert (quiet["created"], quiet["withdrawn"]) == (0, 0)
     assert len(_activity_rows(db_url)) == 4
     assert ID_NUMBER not in json.dumps(out)  # counts only, no ID numbers
+
+
+INCOMPLETE = {"completionstatus": {"completed": False, "aggregation": 1, "completions": []}, "warnings": []}
+GOOD_CONTENTS = [{"id": 1, "name": "General", "modules": [{"id": 70, "modname": "forum", "completion": 1}]}]
+
+
+@pytest.mark.parametrize(("contents", "statuses", "function"), [
+    ([{"id": 1, "modules": [{"modname": "forum", "completion": 1}]}], {"statuses": []}, "core_course_get_contents"),
+    ({"sections": "not a list of sections"}, {"statuses": []}, "core_course_get_contents"),
+    (GOOD_CONTENTS, {"statuses": [{"state": 1, "timecompleted": 1795385697}]},
+     "core_completion_get_activities_completion_status"),
+    (GOOD_CONTENTS, {"statuses": [{"cmid": "seventy", "state": 1}]},
+     "core_completion_get_activities_completion_status"),
+    (GOOD_CONTENTS, None, "core_completion_get_activities_completion_status"),
+], ids=["module-without-id", "contents-not-a-list", "status-without-cmid", "cmid-not-a-number", "null-answer"])
+def test_a_broken_activity_answer_is_a_clear_error_and_stores_nothing(
+        contents: Any, statuses: Any, function: str, db_url: str, runner: CliRunner) -> None:
+    app = Flask("moodle")
+
+    @app.post("/webservice/rest/server.php")
+    def ws() -> Any:
+        fn = request.form["wsfunction"]
+        answers = {"core_webservice_get_site_info": {"siteurl": SITE, "sitename": "t", "username": "admin",
+                                                     "userid": 2, "functions": []},
+                   "core_enrol_get_enrolled_users": [{"id": 16}],
+                   "core_completion_get_course_completion_status": INCOMPLETE,
+                   "core_course_get_contents": contents,
+                   "core_completion_get_activities_completion_status": statuses,
+                   "core_course_get_course_module": {"cm": {"id": 70, "idnumber": "HF-D1"}, "warnings": []}}
+        return app.response_class(json.dumps(answers[fn]), mimetype="application/json")
+
+    store = open_store(db_url)
+    seed(store)
+    store.dispose()
+    handle = serve_in_thread(app)
+    try:
+        env = {"CREDITBRIDGE_MOODLE_URL": handle.url, "CREDITBRIDGE_MOODLE_TOKEN": "TOKEN",
+               "CREDITBRIDGE_DATABASE_URL": db_url}
+        result = runner.invoke(cli, ["intake", "reconcile", "--json"], env=env)
+    finally:
+        handle.stop()
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and function in result.output and "unexpected answer" in result.output
+    assert "Traceback" not in result.output
+    assert _activity_rows(db_url) == []
