@@ -353,7 +353,12 @@ class MoodleClient:
         """Which enrolments of `chunk` Moodle holds (read back by user), which not."""
         courses: dict[int, set[int]] = {}
         for userid in dict.fromkeys(int(item["userid"]) for item in chunk):
-            courses[userid] = {int(c["id"]) for c in self.get_users_courses(userid)}
+            answer = self.get_users_courses(userid)
+            try:
+                courses[userid] = {int(c["id"]) for c in answer}
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProtocolError(f"unexpected answer ({type(e).__name__}: {e}): a list of courses with id was "
+                                    "expected", function="core_enrol_get_users_courses") from e
         done = [(item, None) for item in chunk if int(item["courseid"]) in courses[int(item["userid"])]]
         held = {id(item) for item, _ in done}
         return done, [item for item in chunk if id(item) not in held]

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select, update
 
-from creditbridge.connector.errors import MoodleError
+from creditbridge.connector.errors import MoodleError, ProtocolError
 from creditbridge.store.models.core import Teacher
 from creditbridge.store.models.sync import SyncState
 from creditbridge.sync.apply import ApplyContext
@@ -77,7 +77,7 @@ class ProfileFields:
                     newly = absent & now
                     present |= now
         except MoodleError as e:
-            log.warning("profile fields: the check failed (%s); left for the next run", e)
+            self._check_failed(e)
             return False
         self.missing = set(values) - present
         # A field first seen now: accounts written before cannot hold it (also when nothing was remembered yet).
@@ -107,7 +107,7 @@ class ProfileFields:
         try:
             present = self._stored(probe.moodle_user_id)
         except MoodleError as e:
-            log.warning("profile fields: the check failed (%s); left for the next run", e)
+            self._check_failed(e)
             return
         self.missing = set(values) - present
         self._remember(present & self.configured)
@@ -128,7 +128,11 @@ class ProfileFields:
 
     def _stored(self, moodle_user_id: int | None) -> set[str]:
         users = self.ctx.client.get_users_by_field("id", [moodle_user_id])
-        return {str(f.get("shortname")) for u in users for f in u.get("customfields") or []}
+        try:
+            return {str(f["shortname"]) for u in users for f in u.get("customfields") or []}
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ProtocolError(f"unexpected answer ({type(e).__name__}: {e}): users with customfields "
+                                "(shortname, value) were expected", function="core_user_get_users_by_field") from e
 
     def _remember(self, stored: set[str]) -> None:
         self.known = (self.known or set()) | stored
@@ -139,6 +143,11 @@ class ProfileFields:
                 s.add(SyncState(key=state_key(self.ctx.programme), value=value))
             else:
                 state.value = value
+
+    def _check_failed(self, error: MoodleError) -> None:
+        note = f"profile fields could not be checked ({error}); checked again next run"
+        log.warning("%s", note)
+        self.ctx.outcome.notes.append(note)
 
     def _note_missing(self) -> None:
         if self.missing:

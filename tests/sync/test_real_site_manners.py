@@ -145,6 +145,22 @@ def test_enrolments_saved_before_the_welcome_mail_failed_are_not_failures(
     assert again["lms_calls"] == 0 and again["errors"] == []
 
 
+@pytest.mark.parametrize("courses", ['[{"shortname": "no id"}]', '{"not": "a list"}', '[null]'])
+def test_a_broken_read_back_after_the_mail_failure_stops_the_run_clearly(
+        courses: str, tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
+    env.sync(runner, "catalog", write_csv(tmp_path / "c.csv", CATALOG_HEADER, [_course("ETH-1", "师德一")]))
+    overrides = {"enrol_manual_enrol_users": lambda fields, forward: (forward(), MAIL_FAILED)[1],
+                 "core_enrol_get_users_courses": lambda fields, forward: courses}
+    with recorded_site(sandbox.url, overrides):
+        out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", people(2)), expect=1)
+    assert out["created"] == 2  # the accounts are recorded; the enrolments are left for the next run
+    (error,) = [e for e in out["errors"] if e["row"] is None]
+    assert "run stopped" in error["reason"] and "core_enrol_get_users_courses" in error["reason"]
+    assert "unexpected answer" in error["reason"]
+    again = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", people(2)))
+    assert again["errors"] == [] and again["lms_calls"] > 0  # the enrolments are sent again, and go through
+
+
 def test_an_enrolment_moodle_did_not_save_is_still_a_failure(
         tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
     env.sync(runner, "catalog", write_csv(tmp_path / "c.csv", CATALOG_HEADER, [_course("ETH-1", "师德一")]))
