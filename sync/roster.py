@@ -198,8 +198,8 @@ class EmailClashes:
     def refused(self, ctx: ApplyContext, action: TeacherAction) -> bool:
         row = action.roster_row
         key = email_key(row.email if row is not None else None)
-        if row is None or not key:
-            return False
+        if row is None or not row.active or not key:
+            return False  # a leaver is suspended whatever its e-mail says
         owner, first_row = self.first.setdefault(key, (action.id_number, row.row))
         if owner == action.id_number:
             return False
