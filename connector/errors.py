@@ -46,6 +46,11 @@ class MoodleError(CreditbridgeError):
         self.function = function
         self.status = status
 
+    @property
+    def capability(self) -> str | None:
+        """The capability a `nopermissions` answer says is missing, where its message names a known right."""
+        return missing_capability(self.message) if self.errorcode == "nopermissions" else None
+
     def __str__(self) -> str:
         where = f"{self.function}: " if self.function else ""
         code = f" [{self.errorcode}]" if self.errorcode else ""
@@ -170,6 +175,34 @@ ERRORCODE_CLASSES: dict[str, type[MoodleError]] = {
     "cannotviewreport": AccessDeniedError,
     "useralreadymarkedcomplete": CompletionError,
 }
+
+# A `nopermissions` answer names the missing right by its title, not its name ("Sorry, but you do not currently
+# have permissions to do that (Change course full name)." in roles.json): the capabilities behind the titles a
+# sync can meet, so an error says what an administrator must grant.
+CAPABILITY_TITLES: dict[str, str] = {
+    "Change course full name": "moodle/course:changefullname",
+    "Change course short name": "moodle/course:changeshortname",
+    "Change course category": "moodle/course:changecategory",
+    "Change course summary": "moodle/course:changesummary",
+    "Change course ID number": "moodle/course:changeidnumber",
+    "Hide/show courses": "moodle/course:visibility",
+    "Update course settings": "moodle/course:update",
+    "Create courses": "moodle/course:create",
+    "Update user profiles": "moodle/user:update",
+    "Create users": "moodle/user:create",
+    "Enrol users": "enrol/manual:enrol",
+    "Unenrol users from the course": "enrol/manual:unenrol",
+    "Assign cohort members": "moodle/cohort:assign",
+}
+
+
+def missing_capability(message: str) -> str | None:
+    """`moodle/course:changefullname` for "... (Change course full name).", None for a title not known."""
+    for title, capability in CAPABILITY_TITLES.items():
+        if f"({title})" in message:
+            return capability
+    return None
+
 
 # What a DEVELOPER-debug site says in `debuginfo` for clashes that production reports as invalidparameter.
 _DUPLICATE_HINTS = ("already exists", "already used", "already taken", "is not unique", "duplicate")

@@ -16,6 +16,7 @@ REQUIRED_FUNCTIONS: dict[str, str] = {
     "core_course_update_courses": "keep titles, hours and categories in step with the catalog",
     "core_course_get_courses_by_field": "find catalog courses by idnumber",
     "core_course_get_contents": "list a course's activities (cmid, name, module) for reconciliation",
+    "core_course_get_course_module": "read an activity's idnumber (reconciliation of activity completions)",
     "core_cohort_create_cohorts": "create school, county and city cohorts",
     "core_cohort_get_cohorts": "read cohorts by id",
     "core_cohort_search_cohorts": "find existing cohorts by idnumber",

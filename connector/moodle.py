@@ -19,6 +19,7 @@ from creditbridge.connector.encoding import encode_params
 from creditbridge.connector.errors import (
     AccessDeniedError,
     DuplicateError,
+    InvalidParameterError,
     InvalidTokenError,
     MoodleError,
     ProtocolError,
@@ -42,6 +43,18 @@ Item = dict[str, Any]
 MAX_FORM_FIELDS = 4500
 LOOKUP_BATCH = 500
 
+# What `enrol_manual_enrol_users` answers when the course welcome message cannot be mailed: the enrolments were
+# saved before Moodle tried to send it (shared/fixtures/moodle-ws/README.md), so it is no refusal.
+WELCOME_MAIL_FAILED = "Message was not sent."
+
+# Without it Moodle hides other users' e-mail addresses from the token user: a lookup by e-mail answers [] for
+# an address in use, and a lookup by username answers without an `email` key (roles.json).
+VIEW_IDENTITY = "moodle/site:viewuseridentity"
+BLIND_EMAIL_NOTE = (f"the e-mail pre-check is blind: the token user lacks the capability {VIEW_IDENTITY}, so Moodle "
+                    "finds no account by e-mail and an address in use shows only when Moodle refuses the create "
+                    "(grant it on Site administration > Users > Permissions > Define roles, and tick email in "
+                    "Users > Permissions > User policies > Show user identity)")
+
 # Errors about the call as a whole: halving the batch cannot help, so they stop the bulk write.
 _WHOLE_CALL_ERRORS = (InvalidTokenError, AccessDeniedError, UnknownFunctionError, TransientError, ProtocolError)
 
@@ -53,6 +66,12 @@ class BatchResult:
     succeeded: list[tuple[Item, Any]] = field(default_factory=list)
     failed: list[tuple[Item, MoodleError]] = field(default_factory=list)
     calls: int = 0
+    # `warnings` entries of an answer that name no item of the call (an unknown itemid, another item kind, a
+    # message of a form not understood): never dropped, since Moodle may have refused something without saying
+    # which record it was.
+    warnings: list[MoodleError] = field(default_factory=list)
+    # Things a person should know about records that did go through (e.g. a welcome mail Moodle could not send).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -62,11 +81,14 @@ class BatchResult:
         self.succeeded.extend(other.succeeded)
         self.failed.extend(other.failed)
         self.calls += other.calls
+        self.warnings.extend(other.warnings)
+        self.notes.extend(n for n in other.notes if n not in self.notes)
 
     def as_json(self) -> dict[str, Any]:
         return {"succeeded": len(self.succeeded), "failed": [
             {"item": _item_label(item), "error": type(e).__name__, "errorcode": e.errorcode, "message": e.message}
-            for item, e in self.failed], "calls": self.calls}
+            for item, e in self.failed], "calls": self.calls,
+            "warnings": [{"errorcode": e.errorcode, "message": e.message} for e in self.warnings]}
 
 
 class MoodleClient:
@@ -78,6 +100,8 @@ class MoodleClient:
         self.batch_size = settings.batch_size
         self.max_form_fields = max_form_fields
         self.write_calls = 0
+        # Whether lookups show other users' e-mail addresses: None until an answer about another user tells.
+        self.email_visible: bool | None = None
         self.transport = Transport(
             settings.url, settings.token.get_secret_value(), fmt=settings.format,
             connect_timeout=settings.connect_timeout_seconds, read_timeout=settings.timeout_seconds,
@@ -128,7 +152,16 @@ class MoodleClient:
         out: list[Item] = []
         for chunk in _chunks(list(dict.fromkeys(values)), LOOKUP_BATCH):
             out.extend(self.call("core_user_get_users_by_field", field=field, values=chunk))
+        if field != "email" and out:
+            self._saw_users(out)
         return out
+
+    def _saw_users(self, users: Sequence[Item]) -> None:
+        visible = all("email" in u for u in users)
+        if self.email_visible is None and not visible:
+            log.warning("%s", BLIND_EMAIL_NOTE)
+        if self.email_visible is not False:
+            self.email_visible = visible
 
     def get_users(self, criteria: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> dict[str, Any]:
         """`criteria` {key: value} (keys id, lastname, firstname, idnumber, username, email, auth); `%` wildcards."""
@@ -145,9 +178,36 @@ class MoodleClient:
         if precheck:
             to_send, clashes = self._precheck_users(to_send, result)
             result.failed.extend(clashes)
-        result.merge(self._bulk("core_user_create_users", "users", to_send, per_item=_listed,
-                                recover=self._created_users))
+        sent = self._bulk("core_user_create_users", "users", to_send, per_item=_listed, recover=self._created_users)
+        # Halving isolated a user Moodle refused with the bare `invalidparameter` of a production site: say what
+        # that most likely is rather than leave "Invalid parameter value detected" alone.
+        sent.failed = [(item, self._explained(item, e) if precheck else e) for item, e in sent.failed]
+        if precheck and self.email_visible is None and sent.succeeded:
+            # One read per client tells whether the pre-check can see e-mails: an account just made is another
+            # user to the token user, shown with `email` only with VIEW_IDENTITY.
+            before = self.transport.requests_made
+            try:
+                self.get_users_by_field("username", [sent.succeeded[0][0]["username"]])
+            except MoodleError as e:  # only a hint: the accounts made must still reach the caller
+                log.warning("could not tell whether the e-mail pre-check can see e-mails: %s", e)
+            sent.calls += self.transport.requests_made - before
+        result.merge(sent)
+        if self.email_visible is False and BLIND_EMAIL_NOTE not in result.notes:
+            result.notes.append(BLIND_EMAIL_NOTE)
         return result
+
+    def _explained(self, item: Item, error: MoodleError) -> MoodleError:
+        if error.errorcode != "invalidparameter" or error.debuginfo or not item.get("email"):
+            return error
+        if self.email_visible is False:
+            cause = (f"the e-mail address is most likely used by another Moodle account already: the pre-check "
+                     f"could not see it because the token user lacks {VIEW_IDENTITY}")
+        else:
+            cause = ("the e-mail address is most likely used by another Moodle account already (Moodle compares "
+                     f"e-mails without letter case; a lookup cannot find it when the token user lacks "
+                     f"{VIEW_IDENTITY}), or a value Moodle does not accept")
+        return InvalidParameterError(f"{error.message}: {cause}", errorcode=error.errorcode,
+                                     exception=error.exception, function=error.function, status=error.status)
 
     def _created_users(self, chunk: list[Item]) -> tuple[list[tuple[Item, Any]], list[Item]]:
         """After a create call timed out: which of `chunk` Moodle did create (by username), which not."""
@@ -163,6 +223,10 @@ class MoodleClient:
         taken: dict[str, dict[str, int]] = {}
         for fld in ("username", "idnumber", "email"):
             values = sorted({str(u[fld]) for u in users if u.get(fld) not in (None, "")})
+            if fld == "email":
+                # Moodle's e-mail lookup is case-sensitive, its duplicate check on create is not: ask for the
+                # address as given and in lower case (what sync sends), compare without case.
+                values = sorted({*values, *(v.strip().lower() for v in values)})
             found = self.get_users_by_field(fld, values) if values else []
             taken[fld] = {_norm(fld, str(u.get(fld))): u["id"] for u in found}
         result.calls += self.transport.requests_made - before
@@ -180,7 +244,8 @@ class MoodleClient:
                     error = DuplicateError(f"{fld} already used by Moodle user id {taken[fld][key]}",
                                            errorcode=code, function="core_user_create_users")
                 elif key in seen[fld]:
-                    error = DuplicateError(f"{fld} repeated in the same request", errorcode=code,
+                    what = f"{fld} (letter case aside)" if fld == "email" else fld
+                    error = DuplicateError(f"{what} repeated in the same request", errorcode=code,
                                            function="core_user_create_users")
                 if error:
                     break
@@ -234,6 +299,11 @@ class MoodleClient:
         opts = [{"name": k, "value": v} for k, v in (options or {}).items()] or None
         return self.call("core_course_get_contents", courseid=courseid, options=opts)
 
+    def get_course_module(self, cmid: int) -> Item:
+        """One course module (`cm`: id, course, modname, instance, idnumber, completion...); unlike
+        `get_course_contents` it carries the activity's idnumber."""
+        return self.call("core_course_get_course_module", cmid=cmid)["cm"]
+
     # -- cohorts -----------------------------------------------------------------------------------
 
     def create_cohorts(self, cohorts: Sequence[Item]) -> BatchResult:
@@ -270,8 +340,28 @@ class MoodleClient:
         return self.call("core_enrol_get_course_enrolment_methods", courseid=courseid)
 
     def enrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
-        """Each enrolment: roleid, userid, courseid[, timestart, timeend, suspend]. Enrolling twice is harmless."""
-        return self._bulk("enrol_manual_enrol_users", "enrolments", enrolments, per_item=_nothing)
+        """Each enrolment: roleid, userid, courseid[, timestart, timeend, suspend]. Enrolling twice is harmless.
+
+        A site that cannot mail the course welcome message answers WELCOME_MAIL_FAILED after saving the
+        enrolments; they are then read back (one `core_enrol_get_users_courses` per user of the batch) and
+        those Moodle holds count as succeeded, with a note in `BatchResult.notes`.
+        """
+        return self._bulk("enrol_manual_enrol_users", "enrolments", enrolments, per_item=_nothing,
+                          saved=self._enrolled)
+
+    def _enrolled(self, chunk: list[Item]) -> tuple[list[tuple[Item, Any]], list[Item]]:
+        """Which enrolments of `chunk` Moodle holds (read back by user), which not."""
+        courses: dict[int, set[int]] = {}
+        for userid in dict.fromkeys(int(item["userid"]) for item in chunk):
+            answer = self.get_users_courses(userid)
+            try:
+                courses[userid] = {int(c["id"]) for c in answer}
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProtocolError(f"unexpected answer ({type(e).__name__}: {e}): a list of courses with id was "
+                                    "expected", function="core_enrol_get_users_courses") from e
+        done = [(item, None) for item in chunk if int(item["courseid"]) in courses[int(item["userid"])]]
+        held = {id(item) for item, _ in done}
+        return done, [item for item in chunk if id(item) not in held]
 
     def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
         """Each enrolment: userid, courseid[, roleid]."""
@@ -322,11 +412,13 @@ class MoodleClient:
     # -- bulk writes -------------------------------------------------------------------------------
 
     def _bulk(self, function: str, key: str, items: Sequence[Item], *, per_item: _PerItem,
-              encode: Callable[[list[Item]], Any] | None = None, recover: _Recover | None = None) -> BatchResult:
+              encode: Callable[[list[Item]], Any] | None = None, recover: _Recover | None = None,
+              saved: _Recover | None = None) -> BatchResult:
         result = BatchResult()
         try:
             for chunk in _chunks(list(items), self.batch_size):
-                self._send(function, key, chunk, per_item, encode or (lambda c: c), result, recover=recover)
+                self._send(function, key, chunk, per_item, encode or (lambda c: c), result, recover=recover,
+                           saved=saved)
         except MoodleError as e:
             # Whole-call failure (token, service, network): earlier batches did go through; say which.
             e.partial = result
@@ -338,12 +430,12 @@ class MoodleClient:
 
     def _send(self, function: str, key: str, chunk: list[Item], per_item: _PerItem,
               encode: Callable[[list[Item]], Any], result: BatchResult, *, recover: _Recover | None = None,
-              attempt: int = 0) -> None:
+              saved: _Recover | None = None, attempt: int = 0) -> None:
         fields = encode_params({key: encode(chunk)})
         if len(fields) + 3 > self.max_form_fields and len(chunk) > 1:
             half = len(chunk) // 2
-            self._send(function, key, chunk[:half], per_item, encode, result, recover=recover)
-            self._send(function, key, chunk[half:], per_item, encode, result, recover=recover)
+            self._send(function, key, chunk[:half], per_item, encode, result, recover=recover, saved=saved)
+            self._send(function, key, chunk[half:], per_item, encode, result, recover=recover, saved=saved)
             return
         self.write_calls += 1
         result.calls += 1
@@ -361,67 +453,115 @@ class MoodleClient:
                         len(rest))
             result.succeeded.extend(done)
             if rest:
-                self._send(function, key, rest, per_item, encode, result, recover=recover, attempt=attempt + 1)
+                self._send(function, key, rest, per_item, encode, result, recover=recover, saved=saved,
+                           attempt=attempt + 1)
             return
         except _WHOLE_CALL_ERRORS:
             raise
         except MoodleError as e:
+            if saved is not None and e.errorcode == WELCOME_MAIL_FAILED:
+                # Saved, then the mail failed: what Moodle holds is a success, not a refusal to report.
+                before = self.transport.requests_made
+                done, rest = saved(chunk)
+                result.calls += self.transport.requests_made - before
+                if done:
+                    log.warning("%s: %d saved, but Moodle could not send the course welcome message", function,
+                                len(done))
+                    result.succeeded.extend(done)
+                    note = (f"Moodle saved the enrolments but could not mail the course welcome message "
+                            f"({WELCOME_MAIL_FAILED!r}): turn welcome messages off for the managed courses "
+                            "(docs/moodle.md)")
+                    if note not in result.notes:
+                        result.notes.append(note)
+                    if rest:
+                        self._send(function, key, rest, per_item, encode, result, recover=recover, saved=saved)
+                    return
             if len(chunk) == 1:
                 result.failed.append((chunk[0], e))
                 return
             # One transaction per call: nothing of this chunk was written. Halve to find the bad records.
             log.debug("%s: batch of %d refused (%s); splitting", function, len(chunk), e.errorcode)
             half = len(chunk) // 2
-            self._send(function, key, chunk[:half], per_item, encode, result, recover=recover)
-            self._send(function, key, chunk[half:], per_item, encode, result, recover=recover)
+            self._send(function, key, chunk[:half], per_item, encode, result, recover=recover, saved=saved)
+            self._send(function, key, chunk[half:], per_item, encode, result, recover=recover, saved=saved)
             return
-        for item, outcome in zip(chunk, per_item(function, chunk, answer), strict=True):
+        outcomes, unmatched = per_item(function, chunk, answer)
+        if unmatched and len(chunk) == 1 and not isinstance(outcomes[0], MoodleError):
+            # The call had one record: a warning that does not name it can only be about it.
+            outcomes, unmatched = [unmatched[0]], unmatched[1:]
+        for item, outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, MoodleError):
                 result.failed.append((item, outcome))
             else:
                 result.succeeded.append((item, outcome))
+        for warning in unmatched:
+            log.warning("%s: a warning that names no item of the call: %s", function, warning)
+        result.warnings.extend(unmatched)
 
 
-_PerItem = Callable[[str, list[Item], Any], list[Any]]
+# (outcome per item: the answer or a MoodleError; warnings of the answer that name no item of the chunk)
+_PerItem = Callable[[str, list[Item], Any], tuple[list[Any], list[MoodleError]]]
 _Recover = Callable[[list[Item]], tuple[list[tuple[Item, Any]], list[Item]]]
 
 
-def _listed(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+def _listed(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
     """Create functions answer one record per item, in order."""
     if not isinstance(answer, list):
         raise ProtocolError(f"expected a list answer, got {type(answer).__name__}", function=function)
     missing = ProtocolError(
         f"Moodle answered {len(answer)} records for {len(chunk)} sent (request cut by PHP's max_input_vars?)",
         function=function)
-    return [answer[i] if i < len(answer) else missing for i in range(len(chunk))]
+    return [answer[i] if i < len(answer) else missing for i in range(len(chunk))], []
 
 
-def _nothing(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+def _nothing(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
     """Functions answering `null` (or only warnings): per-item warnings by id if any, else all done."""
     return _warnings_by_id("")(function, chunk, answer)
 
 
+def _warning_error(function: str, w: Mapping[str, Any]) -> MoodleError:
+    return error_for(str(w.get("warningcode") or "") or None, str(w.get("message", "")), function=function)
+
+
+def _answer_warnings(answer: Any) -> list[Mapping[str, Any]]:
+    warnings = answer.get("warnings") if isinstance(answer, dict) else None
+    return [w for w in warnings if isinstance(w, Mapping)] if isinstance(warnings, list) else []
+
+
 def _warnings_by_id(kind: str) -> _PerItem:
-    def per_item(function: str, chunk: list[Item], answer: Any) -> list[Any]:
-        warnings = (answer or {}).get("warnings", []) if isinstance(answer, dict) else []
-        by_id = {str(w.get("itemid")): w for w in warnings if not kind or w.get("item") in (kind, None)}
+    def per_item(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
+        ids = {str(item.get("id")) for item in chunk}
+        by_id: dict[str, Mapping[str, Any]] = {}
+        unmatched: list[MoodleError] = []
+        for w in _answer_warnings(answer):
+            key = str(w.get("itemid"))
+            if (not kind or w.get("item") in (kind, None)) and key in ids:
+                # Moodle reports the first failing check per record; keep that one.
+                by_id.setdefault(key, w)
+            else:
+                unmatched.append(_warning_error(function, w))
         out: list[Any] = []
         for item in chunk:
             w = by_id.get(str(item.get("id")))
-            out.append(error_for(w.get("warningcode"), w.get("message", ""), function=function) if w else None)
-        return out
+            out.append(_warning_error(function, w) if w else None)
+        return out, unmatched
     return per_item
 
 
 _COHORT_WARNING = re.compile(r"^(user|cohort) (\w+)=(.*) not exists$")
+# Code 3: the user already is a member (cohorts.json); what the call wanted is there, so it is no failure.
+_ALREADY_MEMBER = re.compile(r"^record already exists: cohort\(id=\d+ id=\d+\)$")
 
 
-def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> list[Any]:
+def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> tuple[list[Any], list[MoodleError]]:
     missing: set[tuple[str, str, str]] = set()
-    for w in (answer or {}).get("warnings", []) if isinstance(answer, dict) else []:
+    unmatched: list[MoodleError] = []
+    for w in _answer_warnings(answer):
         m = _COHORT_WARNING.match(str(w.get("message", "")))
         if m:
             missing.add((m.group(1), m.group(2), m.group(3)))
+        elif not _ALREADY_MEMBER.match(str(w.get("message", ""))):
+            unmatched.append(_warning_error(function, w))
     out: list[Any] = []
     for item in chunk:
         u, c = item.get("usertype", {}), item.get("cohorttype", {})
@@ -432,7 +572,7 @@ def _cohort_warnings(function: str, chunk: list[Item], answer: Any) -> list[Any]
                 break
         else:
             out.append(None)
-    return out
+    return out, unmatched
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -172,3 +172,35 @@ def override_activity_completion_status(call: Call, p: dict[str, Any]) -> dict[s
     return {"cmid": cm["id"], "userid": user["id"], "state": row["completionstate"],
             "timecompleted": row["timemodified"], "overrideby": row["overrideby"], "tracking": cm["completion"]}
 
+
+
+CM_DESC = Single({
+    "cm": Single({
+        "id": V("int"), "course": V("int"), "module": V("int"), "name": V("raw"), "modname": V("component"),
+        "instance": V("int"), "section": V("int"), "sectionnum": V("int"), "groupmode": V("int"),
+        "groupingid": V("int"), "completion": V("int"), "idnumber": OV("raw"), "added": OV("int"),
+        "score": OV("int"), "indent": OV("int"), "visible": OV("int"), "visibleoncoursepage": OV("int"),
+        "visibleold": OV("int"), "completiongradeitemnumber": OV("int"), "completionview": OV("int"),
+        "completionexpected": OV("int"), "showdescription": OV("int"), "downloadcontent": OV("int"),
+        "availability": OV("raw")}),
+    "warnings": WARNINGS})
+# mdl_modules ids of a default 4.5 install, for the `module` key.
+_MODULE_IDS = {"assign": 1, "forum": 9, "lesson": 13, "page": 15, "quiz": 16, "resource": 18, "scorm": 19, "url": 20}
+
+
+@register("core_course_get_course_module", {"cmid": V("int")}, CM_DESC)
+def get_course_module(call: Call, p: dict[str, Any]) -> dict[str, Any]:
+    """The course module with its idnumber (core_course_get_contents has none): what reconciliation needs to name
+    an activity the way the plugin's webhooks do."""
+    cm = _cm(call, p["cmid"])
+    row = call.state.row("SELECT c.section AS sectionnum, c.id AS section, m.added, m.visible FROM course_modules m "
+                         "LEFT JOIN course_sections c ON c.id = m.section WHERE m.id = ?", cm["id"]) or {}
+    return {"cm": {"id": cm["id"], "course": cm["course"], "module": _MODULE_IDS.get(cm["modname"], 0),
+                   "name": cm["name"], "modname": cm["modname"], "instance": cm["instance"],
+                   "section": row.get("section") or 0, "sectionnum": row.get("sectionnum") or 0, "groupmode": 0,
+                   "groupingid": 0, "completion": cm["completion"], "idnumber": cm["idnumber"] or "",
+                   "added": row.get("added") or 0, "score": 0, "indent": 0, "visible": row.get("visible", 1),
+                   "visibleoncoursepage": 1, "visibleold": row.get("visible", 1), "completiongradeitemnumber": None,
+                   "completionview": 0, "completionexpected": 0, "showdescription": 0, "downloadcontent": 1,
+                   "availability": None},
+            "warnings": []}

@@ -59,7 +59,21 @@ class ApplyContext:
                 record(partial)
             raise SyncAborted(f"Moodle failed mid-run, the rest is left for the next run: {e}") from e
         record(result)
+        for note in result.notes:
+            if note not in self.outcome.notes:
+                self.outcome.notes.append(note)
+        for warning in result.warnings:
+            # A warning Moodle tied to no record of the call: not a row's error, but never silent.
+            self.outcome.error(None, "", f"{warning.function}: Moodle warned: {refusal(warning)}")
         return result
+
+
+def refusal(error: MoodleError) -> str:
+    """Moodle's reason for refusing a record, with its code and, for a missing right, what to grant."""
+    text = error.message + (f" [{error.errorcode}]" if error.errorcode else "")
+    if error.capability:
+        text += f": the token user's role needs the capability {error.capability}"
+    return text
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

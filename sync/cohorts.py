@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.sync import CohortMember, MoodleRef
-from creditbridge.sync.apply import ApplyContext, chunked
+from creditbridge.sync.apply import ApplyContext, chunked, refusal
 
 
 def cohort_specs(school_code: str, school_name: str, county: str, city: str) -> dict[str, str]:
@@ -153,4 +153,4 @@ def sync_memberships(ctx: ApplyContext, members: Sequence[Membership]) -> set[st
 
 
 def _reason(error: MoodleError) -> str:
-    return f"{error.message} [{error.errorcode}]" if error.errorcode else error.message
+    return refusal(error)

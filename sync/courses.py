@@ -17,7 +17,7 @@ from creditbridge.connector.moodle import BatchResult
 from creditbridge.records.vocabulary import STAGES, SUBJECTS
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse
-from creditbridge.sync.apply import ApplyContext, chunked
+from creditbridge.sync.apply import ApplyContext, chunked, refusal
 from creditbridge.sync.cohorts import _record_ref, load_refs
 from creditbridge.sync.outcome import PlanLine, SyncOutcome
 from creditbridge.sync.records import CatalogRow
@@ -84,7 +84,7 @@ def ensure_categories(ctx: ApplyContext, chains: Iterable[list[tuple[str, str, s
             result = ctx.send(ctx.client.create_categories, items, record)
             for item, error in result.failed:
                 ctx.outcome.error(None, "", f"category {item['idnumber']}: Moodle refused to create it: "
-                                  f"{error.message}")
+                                  f"{refusal(error)}")
 
 
 def _hours_text(hours: Decimal) -> str:
@@ -174,20 +174,16 @@ def apply_catalog(ctx: ApplyContext, rows: Sequence[CatalogRow], programme_name:
             row = by_item[id(item)]
             found = _adoptable_course(ctx, row, error)
             if found is None:
-                outcome.error(row.row, "课程编号", f"course {row.code}: {error.message}")
+                outcome.error(row.row, "课程编号", f"course {row.code}: {refusal(error)}")
             else:
                 adopt.append((row, found))
         if adopt:
             # Made by a run that crashed before recording it: bring its fields up to date, then record it.
-            before = len(outcome.errors)
-            _update_courses(ctx, adopt, category_of)
-            outcome.created += len(adopt) - (len(outcome.errors) - before)
+            outcome.created += _update_courses(ctx, adopt, category_of)
         done += len(chunk)
         ctx.progress("courses", done, total)
     for chunk in chunked(updates, ctx.batch_size):
-        before = len(outcome.errors)
-        _update_courses(ctx, chunk, category_of)
-        outcome.updated += len(chunk) - (len(outcome.errors) - before)
+        outcome.updated += _update_courses(ctx, chunk, category_of)
         done += len(chunk)
         ctx.progress("courses", done, total)
 
@@ -200,7 +196,8 @@ def _adoptable_course(ctx: ApplyContext, row: CatalogRow, error: MoodleError) ->
     return int(found[0]["id"]) if found else None
 
 
-def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], category_of: object) -> None:
+def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], category_of: object) -> int:
+    """Update the courses; returns how many Moodle took (a refused one is a row error, not counted)."""
     items, by_item = [], {}
     for row, moodle_id in pairs:
         cat = category_of(row)  # type: ignore[operator]
@@ -217,4 +214,5 @@ def _update_courses(ctx: ApplyContext, pairs: Sequence[tuple[CatalogRow, int]], 
     result = ctx.send(ctx.client.update_courses, items, record)
     for item, error in result.failed:
         row, _ = by_item[id(item)]
-        ctx.outcome.error(row.row, "", f"course {row.code}: {error.message}")
+        ctx.outcome.error(row.row, "", f"course {row.code} not updated: {refusal(error)}")
+    return len(result.succeeded)

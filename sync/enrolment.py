@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
-from creditbridge.sync.apply import ApplyContext, chunked
+from creditbridge.sync.apply import ApplyContext, chunked, refusal
 from creditbridge.sync.lesson_cases import CaseTaker, LessonCase, assign_lesson_cases
 
 
@@ -227,5 +227,5 @@ class Enroller:
             for item, error in res.failed:
                 w, code = lookup[id(item)]
                 failed.add(w.id_number)
-                ctx.outcome.error(w.row, "", f"could not enrol the teacher in {code}: {error.message}")
+                ctx.outcome.error(w.row, "", f"could not enrol the teacher in {code}: {refusal(error)}")
         return {w.id_number for w in learners} - failed

@@ -39,7 +39,14 @@ def username_for(settings: SyncSettings, row: RosterRow) -> str:
 
 
 def email_for(settings: SyncSettings, row: RosterRow, username: str) -> str:
-    return (row.email or "").strip() or f"{username}@{settings.email_domain}"
+    # Lower case: Moodle refuses an address that differs from one in use only by letter case, but finds
+    # addresses by exact value; what sync sends in lower case its pre-check can find again.
+    return email_key(row.email) or f"{username}@{settings.email_domain}"
+
+
+def email_key(email: str | None) -> str:
+    """An e-mail address as Moodle compares it for duplicates (letter case aside); "" for none."""
+    return (email or "").strip().lower()
 
 
 def split_name(name: str) -> tuple[str, str]:

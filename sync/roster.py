@@ -17,7 +17,7 @@ from creditbridge.connector.errors import DuplicateError, MoodleError
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
-from creditbridge.sync.apply import ApplyContext
+from creditbridge.sync.apply import ApplyContext, refusal
 from creditbridge.sync.cohorts import Membership, cohort_specs, load_refs, sync_memberships
 from creditbridge.sync.enrolment import (
     Enroller,
@@ -30,6 +30,7 @@ from creditbridge.sync.enrolment import (
 from creditbridge.sync.moodle_users import (
     UsernameError,
     create_payload,
+    email_key,
     update_payload,
     username_for,
 )
@@ -49,7 +50,7 @@ _COUNTERS = {ActionKind.CREATE: "created", ActionKind.UPDATE: "updated", ActionK
 
 def _column_for(error: MoodleError) -> str:
     text = f"{error.errorcode or ''} {error.message}".lower()
-    if "email" in text:
+    if "email" in text or "e-mail" in text:
         return EMAIL_COLUMN
     if "idnumber" in text:
         return ID_COLUMN
@@ -57,7 +58,7 @@ def _column_for(error: MoodleError) -> str:
 
 
 def _reason(error: MoodleError) -> str:
-    return f"Moodle refused: {error.message}" + (f" [{error.errorcode}]" if error.errorcode else "")
+    return f"Moodle refused: {refusal(error)}"
 
 
 def plan_line(action: TeacherAction) -> PlanLine:
@@ -184,15 +185,42 @@ def _known_accounts(ctx: ApplyContext, ids: Sequence[str]) -> dict[str, tuple[in
             .where(Teacher.programme == ctx.programme, Teacher.id_number.in_(ids)))}
 
 
+class EmailClashes:
+    """Rows of one file whose e-mails differ only by letter case: Moodle keeps one account per address.
+
+    The first row of an address goes on; a later one is refused with one error naming both rows (checked as the
+    actions are applied, so a province's plan is not read twice).
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[str, int]] = {}
+
+    def refused(self, ctx: ApplyContext, action: TeacherAction) -> bool:
+        row = action.roster_row
+        key = email_key(row.email if row is not None else None)
+        if row is None or not row.active or not key:
+            return False  # a leaver is suspended whatever its e-mail says
+        owner, first_row = self.first.setdefault(key, (action.id_number, row.row))
+        if owner == action.id_number:
+            return False
+        ctx.outcome.error(row.row, EMAIL_COLUMN,
+                          f"e-mail clash: rows {first_row} and {row.row} give the same e-mail address (letter case "
+                          f"aside), and Moodle allows one account per address; row {row.row} was not synced, "
+                          "give one of them another address")
+        return True
+
+
 def apply_accounts(ctx: ApplyContext, plan: RosterPlan) -> dict[str, int]:
     """Create, update, transfer, suspend and reactivate accounts. Returns ID number -> file row."""
     rows_by_teacher: dict[str, int] = {}
     total = plan.action_count
     done = 0
+    clashes = EmailClashes()
     for batch in ctx.batches(plan.actions):
         # The plan sheet is filled on the way: iterating a large plan's actions re-reads the file.
         if len(ctx.outcome.plan) < PLAN_LINES_MAX:
             plan_lines(ctx, batch)
+        batch = [a for a in batch if not clashes.refused(ctx, a)]
         creates = [a for a in batch if a.kind is ActionKind.CREATE]
         others = [a for a in batch if a.kind is not ActionKind.CREATE]
         for a in batch:

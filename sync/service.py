@@ -250,7 +250,8 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
                 client_factory: ClientFactory | None = None, wait: bool = False) -> SyncOutcome:
     """Accounts, profile fields, cohorts, enrolments and lesson cases from a roster export."""
     from creditbridge.sync.enrolment import programme_rules
-    from creditbridge.sync.plan import load_known_teachers, plan_roster_file
+    from creditbridge.sync.plan import RosterPlan, load_known_teachers, plan_roster_file
+    from creditbridge.sync.profile_fields import ProfileFields
     from creditbridge.sync.readers import ReadError
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
@@ -259,13 +260,20 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
                      client_factory=client_factory, progress=progress) as context:
         (progress or no_progress)("reading", 0, 0)
-        try:
+
+        def make_plan() -> RosterPlan:
             known = load_known_teachers(store.engine, programme)
-            plan = plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
+            return plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
                                     delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold,
                                     limits=settings.limits)
+
+        try:
+            plan = make_plan()
         except (ReadError, *UNREADABLE) as e:
             raise _read_error(outcome, e, path) from e
+        fields = None if dry_run else ProfileFields(context())
+        if fields is not None and fields.before_plan():
+            plan = make_plan()  # profile fields the site gained since: every account is updated to fill them
         (progress or no_progress)("reading", plan.rows_read, plan.rows_read)
         _add_errors(outcome, plan.errors)
         outcome.errors_omitted += plan.errors_omitted
@@ -286,6 +294,8 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
             return outcome
         ctx = context()
         rows_by_teacher = apply_accounts(ctx, plan)
+        if fields is not None:
+            fields.after_apply(rows_by_teacher)
         finish_teachers(ctx, programme_rules(programme), rows_by_teacher)
     return outcome
 

@@ -51,6 +51,12 @@ def course_source(site: str, userid: int, courseid: int) -> str:
     return f"moodle:{site.rstrip('/')}:course_completed:{userid}:{courseid}"
 
 
+def activity_name(idnumber: str | None, cmid: int) -> str:
+    """How a learning record names an activity: its idnumber, else `cm<cmid>`. Reconciliation names it the same
+    way, so both paths agree on which activity a completion belongs to."""
+    return idnumber or f"cm{cmid}"
+
+
 def find_teacher(s: Session, programme: str, userid: int, username: str) -> Teacher | None:
     t = s.scalars(select(Teacher).where(Teacher.programme == programme, Teacher.moodle_user_id == userid)).first()
     if t is None and username:
@@ -131,7 +137,7 @@ def _records(p: WebhookPayload, teacher: str, code: str, hours: Decimal, program
                                source=f"moodle:{site}:grade_updated:{p.user.id}:{key}:{p.timecreated}:{p.objectid}")]
     if p.activity is None:
         raise Unresolvable(f"{p.event.value} without an activity")
-    activity = p.activity.idnumber or f"cm{p.activity.cmid}"
+    activity = activity_name(p.activity.idnumber, p.activity.cmid)
     tail = f"{p.user.id}:{p.activity.cmid}:{p.timecreated}"
     if p.completionstate == 0:
         return [LearningRecord(**base, activity=activity, kind="revocation",

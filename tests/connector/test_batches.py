@@ -153,6 +153,41 @@ def test_update_warnings_become_per_item_failures() -> None:
     assert result.failed[0][1].errorcode == "invaliduserid"
 
 
+@pytest.mark.parametrize("warning", [
+    {"item": "course", "itemid": 77, "warningcode": "nopermissions",
+     "message": "Sorry, but you do not currently have permissions to do that (Change course full name)."},
+    {"item": "category", "itemid": 14, "warningcode": "nopermissions", "message": "Sorry (Change course category)."},
+    {"warningcode": "unknown", "message": "something Moodle did not tie to a record"},
+])
+def test_a_warning_naming_no_item_of_the_call_is_kept_not_dropped(warning: dict[str, Any]) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, json={"warnings": [warning]})
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "fullname": "A"},
+                                                                   {"id": 15, "fullname": "B"}])
+    assert [c["id"] for c, _ in result.succeeded] == [14, 15]
+    assert [(w.errorcode, w.message) for w in result.warnings] == [(warning["warningcode"], warning["message"])]
+    assert result.as_json()["warnings"][0]["message"] == warning["message"]
+
+
+def test_a_call_of_one_record_owns_any_warning() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, json={"warnings": [{"warningcode": "unknown", "message": "not tied to a record"}]})
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "fullname": "A"}])
+    assert not result.succeeded and not result.warnings
+    assert [(c["id"], e.errorcode) for c, e in result.failed] == [(14, "unknown")]
+
+
+def test_nopermissions_names_the_capability_to_grant() -> None:
+    body = {"warnings": [{"item": "course", "itemid": 14, "warningcode": "nopermissions",
+                          "message": "Sorry, but you do not currently have permissions to do that (Change course "
+                                     "category)."}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(ENDPOINT, json=body)
+        result = MoodleClient.from_url(URL, "tok").update_courses([{"id": 14, "categoryid": 4}])
+    (_, error), = result.failed
+    assert isinstance(error, errors.AccessDeniedError) and error.capability == "moodle/course:changecategory"
+
+
 def test_cohort_member_warnings_name_the_member() -> None:
     body = {"warnings": [{"warningcode": "2", "message": "user username=nosuchuser not exists"}]}
     members = [{"cohorttype": {"type": "idnumber", "value": "SC-1"}, "usertype": {"type": "username", "value": "a"}},
@@ -200,3 +235,36 @@ def test_other_writes_are_not_resent_after_a_timeout() -> None:
             client.enrol_users([{"roleid": 5, "userid": 3, "courseid": 2}])
         assert len(rsps.calls) == 1
     assert info.value.partial is not None and info.value.partial.succeeded == []
+
+
+def test_recorded_blind_lookups_and_the_refused_create_give_one_clear_error() -> None:
+    """roles.json: the docs' role finds no account by e-mail ([2]), a username lookup lacks `email` ([3]), and a
+    create with an address in use is the bare invalidparameter ([8])."""
+    from moodle_ws_fixtures import ws_calls
+
+    roles = {key: entry for key, entry in ws_calls() if key.startswith("roles[")}
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        fields = dict(parse_qsl(request.body))
+        if fields["wsfunction"] == "core_user_create_users":
+            if fields["users[0][username]"] == "tch100004":
+                return 200, {}, roles["roles[8]"]["response"]["body"]
+            return 200, {}, json.dumps([{"id": 7000, "username": fields["users[0][username]"]}])
+        if fields["field"] == "email":
+            return 200, {}, roles["roles[2]"]["response"]["body"]
+        if fields.get("values[0]") == "tch100001":
+            return 200, {}, roles["roles[3]"]["response"]["body"]
+        return 200, {}, "[]"
+
+    client = MoodleClient.from_url(URL, "tok", batch_size=1)
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, ENDPOINT, callback=answer, content_type="application/json")
+        first = client.create_users([{"username": "tch100001", "email": "tch100001@example.org"}])
+        assert client.email_visible is False and first.notes and "moodle/site:viewuseridentity" in first.notes[0]
+        result = client.create_users([{"username": "tch100004", "email": "TCH100001@example.org"}])
+        sent = [dict(parse_qsl(c.request.body)) for c in rsps.calls]
+    (_, error), = result.failed
+    assert error.errorcode == "invalidparameter"
+    assert "most likely used by another Moodle account" in error.message and "viewuseridentity" in error.message
+    looked_up = {v for f in sent if f.get("field") == "email" for k, v in f.items() if k.startswith("values")}
+    assert looked_up >= {"TCH100001@example.org", "tch100001@example.org"}  # as given and in lower case

@@ -13,6 +13,7 @@ from moodle_ws_fixtures import answer
 
 from creditbridge.cli.http_server import serve_in_thread
 from creditbridge.cli.main import cli
+from creditbridge.connector.functions import REQUIRED_FUNCTIONS
 
 TOKEN = "cli0123456789abcdef0123456789abcd"
 
@@ -60,9 +61,18 @@ def _env(url: str, token: str = TOKEN) -> dict[str, str]:
     return {"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": token}
 
 
+def _recorded_info_with_required() -> dict[str, Any]:
+    """The recorded site info, its service grown by what creditbridge needs since (issue 13:
+    core_course_get_course_module, to name activities in reconciliation)."""
+    info = json.loads(answer("core_webservice_get_site_info", "JSON, POST"))
+    have = {f["name"] for f in info["functions"]}
+    info["functions"] += [{"name": n, "version": info["version"]} for n in REQUIRED_FUNCTIONS if n not in have]
+    return info
+
+
 def test_check_lists_no_missing_function(replay: tuple[Replay, str], cli_runner: CliRunner) -> None:
     state, url = replay
-    state.bodies["core_webservice_get_site_info"] = answer("core_webservice_get_site_info", "JSON, POST")
+    state.bodies["core_webservice_get_site_info"] = json.dumps(_recorded_info_with_required())
     result = cli_runner.invoke(cli, ["moodle", "check", "--json"], env=_env(url))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -74,7 +84,7 @@ def test_check_lists_no_missing_function(replay: tuple[Replay, str], cli_runner:
 
 def test_check_shows_missing_functions_and_exits_1(replay: tuple[Replay, str], cli_runner: CliRunner) -> None:
     state, url = replay
-    info = json.loads(answer("core_webservice_get_site_info", "JSON, POST"))
+    info = _recorded_info_with_required()
     info["functions"] = [f for f in info["functions"] if f["name"] != "enrol_manual_enrol_users"]
     state.bodies["core_webservice_get_site_info"] = json.dumps(info)
     result = cli_runner.invoke(cli, ["moodle", "check"], env=_env(url))

@@ -33,6 +33,9 @@ from creditbridge.sandbox.state import (
     SandboxState,
 )
 
+# Functions the sandbox serves that the recorded sites' services did not hold: the plugin's readiness function
+# (no plugin there) and core_course_get_course_module (added to creditbridge's service after the recordings).
+NOT_IN_RECORDED_SERVICE = (READINESS_FUNCTION, "core_course_get_course_module")
 RECORDING_ORDER = ["site_info.json", "users.json", "courses.json", "cohorts.json", "enrol.json", "completion.json",
                    "errors_debug.json", "limits.json"]
 # Recorded later on another site (Moodle 4.5.6, loaded by a creditbridge sync): replayed on a site of its own.
@@ -58,7 +61,8 @@ def load(name: str, fixtures: Path) -> dict[str, Any]:
 def prepare_site(state: SandboxState) -> None:
     """The two accounts the recording site had before users.json (ids 3 and 4) and their tokens' users. The
     recorded site had no local_creditbridge plugin: its readiness function is not in the service."""
-    state.set_in_service(READINESS_FUNCTION, False)
+    for function in NOT_IN_RECORDED_SERVICE:
+        state.set_in_service(function, False)
     state.create_user("wsplain", firstname="Plain", lastname="Wsuser")
     state.create_user("wslimited", firstname="Limited", lastname="Wsuser")
 
@@ -88,7 +92,8 @@ def prepare_roles_site(state: SandboxState, role_token: str) -> None:
     """The site roles.json was recorded on, as far as its answers show it: categories, the four courses it
     names (with their enrolment counts and sort order), users up to id 5808, the field names, and the token
     user `creditbridge` with the role of its first server_side_note."""
-    state.set_in_service(READINESS_FUNCTION, False)
+    for function in NOT_IN_RECORDED_SERVICE:
+        state.set_in_service(function, False)
     for short, name in ROLES_PROFILE_NAMES.items():
         state.execute("UPDATE user_info_field SET name = ? WHERE shortname = ?", name, short)
     for short, name in ROLES_COURSE_FIELD_NAMES.items():

@@ -112,3 +112,12 @@ def test_a_site_without_course_lists_is_asked_enrolment_by_enrolment(store, db_u
     assert (out["checked"], out["created"]) == (5, 3)
     assert calls.count("core_enrol_get_users_courses") == 1  # refused once, not asked again
     assert calls.count("core_completion_get_course_completion_status") == 5
+
+
+def test_a_service_without_activity_functions_still_reconciles_courses_and_says_why(store, db_url):
+    out, calls = run(store, db_url, lists=True)
+    assert recorded(store) == EXPECTED
+    # core_course_get_contents is not in this service: asked once, the activity pass stops, naming it
+    assert calls.count("core_course_get_contents") == 1
+    assert "core_course_get_contents" in out["activities"]["unavailable"]
+    assert out["activities"]["created"] == 0 and out["calls"] == len(calls)
