@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import func, select
-from webhook_helpers import Receiver, payload, signed, signed_bytes, start_receiver
+from webhook_helpers import ID_NUMBER, Receiver, payload, signed, signed_bytes, start_receiver
 
 from creditbridge.cli.main import cli
 from creditbridge.store import open_store
@@ -91,6 +91,8 @@ def bodies() -> list[Case]:
         body_case("nested_60k", 400, "bad_json", b"[" * 60_000),
         # Deep enough for Python's own parser to hit its recursion limit, shallow enough for orjson's 1024.
         body_case("nested_1000_balanced", 400, "bad_json", b"[" * 1000 + b"]" * 1000),
+        # Deeper than orjson writes (255), which the check for duplicate keys must not trip over.
+        body_case("nested_300_balanced", 422, "bad_payload", b"[" * 300 + b"]" * 300),
         body_case("array", 422, "bad_payload", b"[]"),
         body_case("string", 422, "bad_payload", b'"course_completed"'),
         body_case("number", 422, "bad_payload", b"42"),
@@ -101,6 +103,9 @@ def bodies() -> list[Case]:
         body_case("duplicate_keys", 400, "bad_json",
                   text(base).replace(b'"event":"course_completed"',
                                      b'"event":"course_completed","event":"grade_updated"')),
+        # The detail names the key, but never an ID number in full.
+        body_case("duplicate_id_number_key", 400, "bad_json", f'{{"{ID_NUMBER}":1,"{ID_NUMBER}":2}}'.encode()),
+        body_case("id_number_as_unknown_key", 422, "bad_payload", text({**payload(), ID_NUMBER: "x"})),
         body_case("wrong_types", 422, "bad_payload", text(wrong_types)),
         body_case("course_not_object", 422, "bad_payload", text(not_an_object)),
         body_case("unknown_event", 422, "bad_payload", text(unknown_event)),
@@ -171,6 +176,13 @@ def send(http: requests.Session, url: str, case: Case) -> requests.Response:
     data = case.body() if callable(case.body) else case.body
     path = PATH + "/extra" if case.name == "below_path" else PATH
     return http.request(case.method, url + path, data=data, headers=case.headers, timeout=30)
+
+
+def answer_reason(r: requests.Response) -> str | None:
+    try:
+        return r.json().get("reason")
+    except ValueError:  # not our JSON answer (e.g. gunicorn's own error page): the case fails with its text
+        return None
 
 
 def send_without_length(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any], int]:
@@ -274,9 +286,11 @@ def test_every_hostile_request_is_refused_stored_nowhere_and_counted(receiver, d
     wrong: list[str] = []
     for case in bodies() + headers_cases() + method_cases() + size_cases():
         r = send(http, receiver.url, case)
-        reason = r.json().get("reason") if case.method != "HEAD" else case.reason  # HEAD answers carry no body
+        reason = answer_reason(r) if case.method != "HEAD" else case.reason  # HEAD answers carry no body
         if (r.status_code, reason) != (case.status, case.reason):
             wrong.append(f"{case.name}: got {r.status_code} {r.text[:200]!r}, want {case.status} {case.reason}")
+        if ID_NUMBER in r.text:
+            wrong.append(f"{case.name}: the answer repeats an ID number: {r.text[:200]!r}")
         expected[case.reason] += 1
         valid.send_one()  # the receiver still takes a valid delivery right after
     junk = b"x" * (LIMIT + 10)
