@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -67,3 +69,13 @@ def test_fuzzed_requests_never_get_5xx(sqlite_url, body, wid, ts, sig, sign_it):
 
 
 _APP: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_fuzzed_apps() -> Iterator[None]:
+    """The fuzzed requests share one app per database; close them (flushing their refusal counts) at the end
+    rather than leave their counter threads running for the rest of the session."""
+    yield
+    for app in _APP.values():
+        close_app(app)
+    _APP.clear()
