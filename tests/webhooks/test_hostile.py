@@ -307,7 +307,7 @@ def test_every_hostile_request_is_refused_stored_nowhere_and_counted(receiver, d
     assert http.post(receiver.url + PATH, data=body, headers=both, timeout=30).status_code == 202
 
     assert valid.statuses == [202] * len(valid.statuses)
-    assert max(valid.latencies) < P99_BOUND * 5, max(valid.latencies)
+    assert valid.p99() < P99_BOUND, f"p99 {valid.p99():.3f} s over {len(valid.latencies)} deliveries"
     # Only the valid deliveries are in the inbox, and no refusal has been written to the database yet.
     assert inbox_size(db_url) == len(valid.statuses) + 1
     assert stored_counts(db_url) == {}
