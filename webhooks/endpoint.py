@@ -133,7 +133,7 @@ class DeliveryEndpoint:
                 if "Invalid Signature Headers" in text:
                     return "bad_timestamp"
             except (ValueError, binascii.Error, UnicodeDecodeError):
-                # malformed signature list or a body that is not UTF-8: the library raises plain errors
+                # a malformed signature list: the library raises plain errors (it verifies the body byte for byte)
                 reason = "bad_signature"
         return reason
 
