@@ -94,6 +94,13 @@ class WebhookSettings(_Section):
     inline_mode: Literal["request", "background"] = "background"
     # Deliveries waiting for the background thread, per worker; past this they wait for `intake replay`.
     background_queue: int = Field(10_000, ge=1)
+    # Refused requests are counted in each worker's memory and added to the store (intake_counter) this often
+    # and when the worker stops, so junk costs no database write per request (docs/webhooks.md).
+    counter_flush_seconds: float = Field(5.0, gt=0, le=3600)
+    # A delivery whose processing fails on the delivery itself (a payload that no longer validates, a value the
+    # database refuses) is tried this many times, then becomes `rejected` and is no longer retried.
+    # Deliveries waiting for a user or course to be synced are not limited.
+    max_attempts: int = Field(10, ge=1, le=1000)
 
 
 class RegistrySettings(_Section):

@@ -7,6 +7,7 @@ path and runs without Flask's request machinery. Everything else is an ordinary 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
@@ -37,7 +38,10 @@ def healthz() -> tuple[Any, int]:
     writer = resources.writer_if_open(app)
     # This worker's group commit: deliveries / batches is its mean batch size.
     batches = {"batches": writer.batches if writer else 0, "deliveries": writer.deliveries if writer else 0}
-    return jsonify({"ok": True, "pending": pending, "outcomes": metrics, "store_batches": batches}), 200
+    # Refusals this worker counted that its next flush adds to intake_counter (webhooks.counter_flush_seconds).
+    unflushed = resources.pending_counts(app).unflushed
+    return jsonify({"ok": True, "pending": pending, "outcomes": metrics, "store_batches": batches,
+                    "unflushed": unflushed, "pid": os.getpid()}), 200
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -15,7 +15,7 @@ from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
-from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
+from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks.counters import read_all, split_outcomes
 
 
@@ -28,18 +28,18 @@ def intake_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @pass_app
 def status_command(app: AppContext, as_json: bool) -> None:
-    """Counts: received deliveries, duplicates, rejected, learning records, parked events."""
+    """Counts: received deliveries, duplicates, refused requests by reason, learning records, parked events,
+    deliveries rejected after max_attempts. Refused requests are as of each worker's last counter flush."""
     store = app.store
     counters = read_all(store)
     with store.session() as s:
         received = s.scalar(select(func.count()).select_from(WebhookDelivery)) or 0
-        pending = s.scalar(select(func.count()).select_from(WebhookDelivery)
-                           .where(WebhookDelivery.state == "pending")) or 0
+        by_state = dict(s.execute(select(WebhookDelivery.state, func.count()).group_by(WebhookDelivery.state)).all())
         records = s.scalar(select(func.count()).select_from(LearningRecordRow)) or 0
-        parked = s.scalar(select(func.count()).select_from(ParkedEvent)) or 0
     rejected, not_creditable = split_outcomes(counters)
     doc = {"received": received, "duplicates": counters.get("duplicate", 0), "rejected": sum(rejected.values()),
-           "rejected_by_reason": rejected, "records": records, "parked": parked, "pending": pending,
+           "rejected_by_reason": rejected, "records": records, "parked": by_state.get("parked", 0),
+           "pending": by_state.get("pending", 0), "rejected_deliveries": by_state.get("rejected", 0),
            "not_creditable": sum(not_creditable.values()), "not_creditable_by_reason": not_creditable}
     if as_json:
         emit_json(doc)
@@ -50,31 +50,42 @@ def status_command(app: AppContext, as_json: bool) -> None:
 
 @intake_group.command("parked")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--rejected", "only_rejected", is_flag=True,
+              help="Only the deliveries rejected after webhooks.max_attempts.")
 @pass_app
-def parked_command(app: AppContext, as_json: bool) -> None:
-    """List events waiting for a user or course to be synced, with the reason."""
+def parked_command(app: AppContext, as_json: bool, only_rejected: bool) -> None:
+    """List parked deliveries (waiting for a user or course to be synced, or failing) and rejected ones (failed
+    webhooks.max_attempts times, no longer retried), with the reason."""
     from creditbridge.webhooks.processing import list_parked
-    rows = list_parked(app.store)
+    rows = list_parked(app.store, ("rejected",) if only_rejected else ("parked", "rejected"))
     if as_json:
         emit_json(rows)
         return
     if not rows:
-        click.echo("no parked events")
+        click.echo("no rejected deliveries" if only_rejected else "no parked events")
     for r in rows:
-        click.echo(f"{r['parked_at']}  {r['event']:<28} {r['webhook_id']}  {r['reason']} (tried {r['attempts']}x)")
+        click.echo(f"{r['parked_at']}  {r['state']:<8} {r['event']:<28} {r['webhook_id']}  {r['reason']} "
+                   f"(tried {r['attempts']}x)")
 
 
 @intake_group.command("replay")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--include-rejected", is_flag=True,
+              help="Also retry deliveries rejected after webhooks.max_attempts (e.g. after a fix).")
 @pass_app
-def replay_command(app: AppContext, as_json: bool) -> None:
-    """Process pending deliveries and retry parked ones now."""
-    from creditbridge.webhooks.processing import process_pending
-    out = process_pending(app.store, app.settings)
+def replay_command(app: AppContext, as_json: bool, include_rejected: bool) -> None:
+    """Process pending deliveries and retry parked ones now; one line per delivery that failed, with its reason."""
+    from creditbridge.webhooks.processing import Failure, process_pending
+    failures: list[Failure] = []
+    out = process_pending(app.store, app.settings, include_rejected=include_rejected, failures=failures)
     if as_json:
-        emit_json(out)
-    else:
-        click.echo(", ".join(f"{k}: {v}" for k, v in out.items()))
+        emit_json({**out, "failed": failures})
+        return
+    click.echo(", ".join(f"{k}: {v}" for k, v in out.items()))
+    for f in failures:
+        tried = f"rejected after {f['attempts']} attempts" if f["state"] == "rejected" else (
+            f"parked, attempt {f['attempts']}")
+        click.echo(f"  {f['webhook_id']}  {tried}: {f['reason']}")
 
 
 @intake_group.command("reconcile")

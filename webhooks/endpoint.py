@@ -1,4 +1,5 @@
-"""POST /webhooks/moodle: size limit, signature on the raw bytes, schema, then one durable, deduping insert.
+"""POST /webhooks/moodle: size limit, signature on the raw bytes, then the body (UTF-8, JSON, schema; see
+payload.parse_payload), then one durable, deduping insert.
 
 Order matters (as in PyPI's warehouse): nothing is parsed before the signature is checked, and the 2xx goes out
 only after the inbox row is committed, so an acknowledged delivery survives any crash. The insert is grouped:
@@ -22,15 +23,14 @@ from typing import Any
 
 import orjson
 from flask import Flask
-from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length
 
 from creditbridge.webhooks import resources
 from creditbridge.webhooks.body_reader import BodyReadTimeout, read_body
-from creditbridge.webhooks.counters import bump
 from creditbridge.webhooks.inbox_writer import InboxWriteError
-from creditbridge.webhooks.payload import WebhookPayload
+from creditbridge.webhooks.payload import PayloadRefused, parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,12 @@ _ENVIRON_KEYS = tuple((h, "HTTP_" + h.upper().replace("-", "_")) for h in SIGNED
 # safely: the plugin's ids are "msg_" and 40 hex digits.
 _WEBHOOK_ID = re.compile(r"[\x21-\x7e]{1,100}")
 # Status of each answer to the sender, by reason: 503 only when the receiver cannot take deliveries at all
-# (misconfigured or its database unreachable), so the sender retries later; every bad input is a 4xx.
+# (misconfigured or its database unreachable), so the sender retries later; every bad input is a 4xx (the plugin
+# logs a 4xx and does not retry it: the same body would fail again). Signature problems not listed are 401.
 _STATUS = {"too_large": 413, "missing_headers": 400, "bad_webhook_id": 400, "no_secret_configured": 503,
-           "bad_body": 422, "store_error": 503,
+           "bad_content_type": 415, "bad_encoding": 400, "bad_json": 400, "bad_number": 400,
+           "nul_character": 400, "bad_payload": 422, "store_error": 503, "not_found": 404,
+           "method_not_allowed": 405,
            "read_timeout": 408}  # a slow sender: the body did not arrive within webhooks.read_timeout_seconds
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
@@ -59,10 +62,10 @@ class DeliveryEndpoint:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO", ""):  # mounted at the path itself: nothing below it is ours
-            return _answer(start_response, 404, {"ok": False, "reason": "not_found", "detail": "no such path"})
+            return _answer(start_response, *self._reject("not_found", "no such path"))
         if environ.get("REQUEST_METHOD") != "POST":
-            return _answer(start_response, 405, {"ok": False, "reason": "method_not_allowed",
-                                                  "detail": "deliveries are POSTed"}, [("Allow", "POST")])
+            return _answer(start_response, *self._reject("method_not_allowed", "deliveries are POSTed"),
+                           [("Allow", "POST")])
         status, doc = self.receive(environ)
         return _answer(start_response, status, doc)
 
@@ -86,13 +89,14 @@ class DeliveryEndpoint:
         wid = headers["webhook-id"]
         if not _WEBHOOK_ID.fullmatch(wid):
             return self._reject("bad_webhook_id", "webhook-id must be 1 to 100 printable ASCII characters")
-        text = body.decode()  # cannot fail: the signature was checked on this very decoding
+        media, options = parse_options_header(environ.get("CONTENT_TYPE", ""))
+        if media != "application/json" or options.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+            return self._reject("bad_content_type", "Content-Type must be application/json (UTF-8)")
         try:
-            payload = WebhookPayload.model_validate_json(text)
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            return self._reject("bad_body", f"{where}: {first['msg']}")
+            # Signed, so now the body is read: strict UTF-8, JSON, finite numbers, no NUL, the schema.
+            text, payload = parse_payload(body)
+        except PayloadRefused as e:
+            return self._reject(e.reason, str(e))
         try:
             # The body as signed, not a re-serialisation: what the inbox keeps is what the sender vouched for.
             stored = resources.writer(app).store_delivery(wid, payload.event.value, text)
@@ -133,16 +137,13 @@ class DeliveryEndpoint:
                 if "Invalid Signature Headers" in text:
                     return "bad_timestamp"
             except (ValueError, binascii.Error, UnicodeDecodeError):
-                # malformed signature list or a body that is not UTF-8: the library raises plain errors
+                # a malformed signature list: the library raises plain errors (it verifies the body byte for byte)
                 reason = "bad_signature"
         return reason
 
     def _reject(self, reason: str, detail: str) -> tuple[int, dict[str, Any]]:
+        # Counted in memory, flushed to the store periodically (webhooks/counters.py): no database write here.
         resources.count(self.app, reason)
-        try:
-            bump(resources.store(self.app), reason)
-        except Exception:  # a counter must never turn a 4xx into a 5xx
-            log.exception("could not count %s", reason)
         return _STATUS.get(reason, 401), {"ok": False, "reason": reason, "detail": detail}
 
     def _process_now(self, wid: str) -> None:

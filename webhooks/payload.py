@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from creditbridge import CreditbridgeError
+from creditbridge.records.id_number import mask_id_numbers
 
 SCHEMA_PATH = Path(__file__).with_name("payload.schema.json")
 
@@ -27,22 +32,28 @@ MOODLE_EVENTS: dict[str, EventType] = {
 }
 
 
+# Moodle's ids are BIGINT; anything larger cannot be a Moodle id, and SQLite cannot even bind it.
+MAX_ID = 2**63 - 1
+# 9999-12-31T23:59:59Z: later Unix times do not fit a datetime, so processing could not date the record.
+MAX_TIME = 253_402_300_799
+
+
 class MoodleUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1, description="Moodle user id of the learner (relateduserid of the event)")
+    id: int = Field(ge=1, le=MAX_ID, description="Moodle user id of the learner (relateduserid of the event)")
     username: str = Field(max_length=100)
     idnumber: str = Field("", max_length=255)
 
 
 class MoodleCourse(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1)
+    id: int = Field(ge=1, le=MAX_ID)
     idnumber: str = Field("", max_length=100, description="Catalog code (set by sync)")
 
 
 class MoodleActivity(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cmid: int = Field(ge=1, description="Course module id")
+    cmid: int = Field(ge=1, le=MAX_ID, description="Course module id")
     idnumber: str = Field("", max_length=100, description="Activity code")
     modname: str = Field(max_length=40, description="Module type, e.g. page, quiz, assign")
 
@@ -62,11 +73,13 @@ class MoodleGradeItem(BaseModel):
 class WebhookPayload(BaseModel):
     """One Moodle event as the plugin reports it. Extra keys are refused so a typo cannot pass silently."""
 
-    model_config = ConfigDict(extra="forbid", title="local_creditbridge webhook payload")
+    # allow_inf_nan=False: bodies stored before the receiver refused them (a grade of 1e400 read back as inf)
+    # fail validation when processed, instead of reaching the database.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, title="local_creditbridge webhook payload")
 
     event: EventType
     eventname: str = Field(max_length=120, description="The Moodle event class, e.g. \\core\\event\\course_completed")
-    objectid: int = Field(ge=0, description="objectid of the Moodle event")
+    objectid: int = Field(ge=0, le=MAX_ID, description="objectid of the Moodle event")
     site: str = Field(min_length=1, max_length=255, description="$CFG->wwwroot of the sending site")
     user: MoodleUser
     course: MoodleCourse
@@ -77,7 +90,100 @@ class WebhookPayload(BaseModel):
     grademax: float | None = Field(None, ge=0)
     gradeitem: MoodleGradeItem | None = None
     timespent: int | None = Field(None, ge=0, description="Seconds spent, where Moodle knows it")
-    timecreated: int = Field(ge=0, description="Unix time of the Moodle event")
+    timecreated: int = Field(ge=0, le=MAX_TIME, description="Unix time of the Moodle event")
+
+
+class PayloadRefused(CreditbridgeError):
+    """A signed body that is not a payload: `reason` is the receiver's reason code, the message says where.
+    Messages never quote the body (it holds ID numbers)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+# orjson's error message for a number beyond a double, and the literals JavaScript writes for non-finite numbers
+# (not JSON; orjson refuses them as unexpected characters): both get their own reason, `bad_number`.
+_NOT_FINITE = re.compile(r"-?(?:NaN|Infinity)")
+
+
+def parse_payload(body: bytes) -> tuple[str, WebhookPayload]:
+    """A signed body as the text the inbox keeps and the payload it holds, or PayloadRefused. In this order,
+    each failure its own reason: strict UTF-8 (`bad_encoding`); JSON by orjson, which refuses NaN/Infinity,
+    numbers beyond a double (1e400), lone surrogates and nesting deeper than 1024 (`bad_json`, `bad_number`);
+    duplicate keys, which parsers resolve differently (`bad_json`); a NUL character in any string, which
+    PostgreSQL text cannot hold (`nul_character`); the schema (`bad_payload`)."""
+    try:
+        text = body.decode("utf-8")  # strict: a replacement character would change what was signed
+    except UnicodeDecodeError as e:
+        raise PayloadRefused("bad_encoding", f"body is not UTF-8: {e.reason} at byte {e.start}") from None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        if "infinity" in str(e) or _NOT_FINITE.match(text, e.pos):
+            raise PayloadRefused("bad_number", f"not a finite number at char {e.pos}") from None
+        raise PayloadRefused("bad_json", f"not JSON: {e}") from None
+    # A body that is exactly what orjson writes for what it parsed cannot hold a duplicate key (orjson never
+    # writes one): the plugin's compact json_encode output is, so the slower second parse is for other senders.
+    try:
+        canonical = orjson.dumps(data) == body
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels): not canonical, parse again
+        canonical = False
+    if not canonical:
+        _refuse_duplicate_keys(text)
+    if "\\u0000" in text:  # in valid JSON a NUL can only be written as this escape: skip the walk otherwise
+        refuse_nul(data)
+    try:
+        return text, WebhookPayload.model_validate(data)
+    except ValidationError as e:
+        raise PayloadRefused("bad_payload", validation_detail(e)) from None
+
+
+def validation_detail(e: ValidationError) -> str:
+    """`field.path: message` of the first error, without the input value, ID numbers masked."""
+    first = e.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return _safe(f"{where}: {first['msg']}")
+
+
+def _safe(detail: str) -> str:
+    # Field paths come from the sender's keys: bounded, and any ID number in them masked.
+    return mask_id_numbers(detail[:300])
+
+
+def _refuse_duplicate_keys(text: str) -> None:
+    # orjson keeps the last of duplicate keys silently; the stdlib parser's object_pairs_hook is the one
+    # parser hook that sees them. Only reached for text orjson accepted, so it parses, but orjson allows
+    # 1024 levels of nesting and this parser hits Python's recursion limit before that.
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(items)
+        if len(found) != len(items):
+            seen: set[str] = set()
+            for k, _ in items:
+                if k in seen:
+                    raise PayloadRefused("bad_json", _safe(f"duplicate key {k[:60]!r}"))
+                seen.add(k)
+        return found
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except RecursionError:
+        raise PayloadRefused("bad_json", "nested too deeply") from None
+
+
+def refuse_nul(data: Any, where: str = "") -> None:
+    """PayloadRefused(`nul_character`) if any string (key or value) holds U+0000: PostgreSQL text cannot."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise PayloadRefused("nul_character", _safe(f"{where or 'body'}: a NUL character (\\u0000) in a string"))
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            path = f"{where}.{k}" if where else str(k)
+            if "\x00" in k:
+                raise PayloadRefused("nul_character", _safe(f"{where or 'body'}: a NUL character (\\u0000) in a key"))
+            refuse_nul(v, path)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            refuse_nul(v, f"{where}.{i}" if where else str(i))
 
 
 def webhook_id(site: str, eventname: str, objectid: int, timecreated: int, userid: int) -> str:

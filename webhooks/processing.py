@@ -24,7 +24,7 @@ from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
 from creditbridge.webhooks.counters import bump_in
-from creditbridge.webhooks.payload import EventType, WebhookPayload
+from creditbridge.webhooks.payload import EventType, PayloadRefused, WebhookPayload, refuse_nul, validation_detail
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,12 @@ class NotCreditable(Exception):
 
 # Grade items whose grade aggregates the items that are sent on their own: a record of it would count them twice.
 TOTAL_ITEMTYPES = frozenset({"course", "category"})
+
+
+class Poison(Unresolvable):
+    """The delivery itself can never become a record (its stored body does not validate, or it lacks what its
+    event needs). Parked and retried like the others, but only `webhooks.max_attempts` times in all; then it is
+    `rejected` and left alone (docs/webhooks.md)."""
 
 
 def course_source(site: str, userid: int, courseid: int) -> str:
@@ -95,12 +101,15 @@ def row_from_record(rec: LearningRecord, origin: str) -> LearningRecordRow:
 
 
 def _parse(raw: Any) -> WebhookPayload:
-    """The stored body as a payload; a body that no longer validates is parked, never retried forever in a loop."""
+    """The stored body as a payload. One that does not validate (stored before the receiver checked as much as it
+    does now: a NUL in a string, a grade of 1e400) is poison: parked, then rejected after max_attempts."""
     try:
+        refuse_nul(raw)
         return WebhookPayload.model_validate(raw)
+    except PayloadRefused as e:
+        raise Poison(f"invalid payload: {e}") from None
     except ValidationError as e:
-        err = e.errors(include_input=False)[0]
-        raise Unresolvable(f"invalid payload: {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+        raise Poison(f"invalid payload: {validation_detail(e)}") from None
 
 
 def records_for(s: Session, p: WebhookPayload, programme: str) -> list[LearningRecord]:
@@ -136,7 +145,7 @@ def _records(p: WebhookPayload, teacher: str, code: str, hours: Decimal, program
         return [LearningRecord(**base, activity=activity, kind="score", score=p.grade, minutes=minutes,
                                source=f"moodle:{site}:grade_updated:{p.user.id}:{key}:{p.timecreated}:{p.objectid}")]
     if p.activity is None:
-        raise Unresolvable(f"{p.event.value} without an activity")
+        raise Poison(f"{p.event.value} without an activity")
     activity = activity_name(p.activity.idnumber, p.activity.cmid)
     tail = f"{p.user.id}:{p.activity.cmid}:{p.timecreated}"
     if p.completionstate == 0:
@@ -176,19 +185,31 @@ Counts = dict[str, int]
 
 
 def _new_counts() -> Counts:
-    return {"processed": 0, "records": 0, "duplicates": 0, "parked": 0, "withdrawn": 0}
+    return {"processed": 0, "records": 0, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
+
+
+# One delivery this run could not turn into a record: {"webhook_id", "state" (parked | rejected), "reason",
+# "attempts"}; the reason never holds an ID number in full.
+Failure = dict[str, Any]
 
 
 def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
-                    include_parked: bool = True, chunk_size: int = CHUNK_SIZE) -> dict[str, int]:
+                    include_parked: bool = True, include_rejected: bool = False, chunk_size: int = CHUNK_SIZE,
+                    failures: list[Failure] | None = None) -> dict[str, int]:
     """Turn pending (and, by default, parked) deliveries into learning records, `chunk_size` per transaction.
 
     On PostgreSQL each chunk is claimed with FOR UPDATE SKIP LOCKED, so concurrent processors (receiver
     workers, `intake replay`, the scheduler) never take the same delivery. A chunk that fails for any reason
     other than an unknown user/course (e.g. a concurrent twin's insert, a value the database refuses) is
-    rolled back and redone one delivery at a time, so one poison delivery cannot hold back the others."""
+    rolled back and redone one delivery at a time, so one poison delivery cannot hold back the others.
+    A poison delivery (see Poison, and any delivery whose own processing raises) is rejected once it has been
+    tried `webhooks.max_attempts` times; `include_rejected` tries rejected ones again (after a fix).
+    Each delivery parked or rejected in this run is appended to `failures` when given."""
     programme = settings.sync.programme
+    limit = settings.webhooks.max_attempts
     states = ["pending", "parked"] if include_parked else ["pending"]
+    if include_rejected:
+        states.append("rejected")
     wids = None if webhook_ids is None else list(webhook_ids)
     chunk_size = max(1, chunk_size)
     with store.session() as s:
@@ -203,16 +224,22 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
     after = 0
     while True:
         claimed: list[int] = []
+        failed: list[Failure] = []
         try:
             with store.session() as s:
-                counts = _process_chunk(s, programme, states, wids, after, upper, chunk_size, claimed)
-        except Exception:
+                counts = _process_chunk(s, programme, states, wids, after, upper, chunk_size, claimed, limit,
+                                        failed)
+        except Exception as e:
             if not claimed:
                 raise  # the claim itself failed: nothing to redo, the database is the problem
-            log.warning("chunk of %d deliveries failed; redoing them one by one", len(claimed), exc_info=True)
-            counts = _new_counts()
+            # No traceback: one line, masked; each delivery's own failure is recorded by the one-by-one pass.
+            log.warning("chunk of %d deliveries failed (%s); redoing them one by one", len(claimed),
+                        _failure_reason(e))
+            counts, failed = _new_counts(), []
             for did in claimed:
-                _process_one_safely(store, did, states, programme, counts)
+                _process_one_safely(store, did, states, programme, counts, limit, failed)
+        if failures is not None:
+            failures.extend(failed)
         if not claimed:
             return out
         for k, v in counts.items():
@@ -223,7 +250,7 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
 
 
 def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str] | None, after: int,
-                   upper: int, limit: int, claimed: list[int]) -> Counts:
+                   upper: int, limit: int, claimed: list[int], max_attempts: int, failed: list[Failure]) -> Counts:
     """One transaction over the next `limit` deliveries after id `after`; fills `claimed` before any risk."""
     q = (select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.payload)
          .where(WebhookDelivery.state.in_(states), WebhookDelivery.id > after, WebhookDelivery.id <= upper)
@@ -248,7 +275,7 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
 
     # Records in delivery order; a delivery whose user or course is unknown is parked with its reason.
     done: list[tuple[int, str]] = []
-    parked: list[tuple[int, str, str]] = []
+    parked: list[tuple[int, str, Unresolvable]] = []
     not_creditable: list[str] = []
     wanted: list[LearningRecord] = []
     for did, wid, p in parsed:
@@ -266,7 +293,7 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
                 raise Unresolvable(f"unknown course {p.course.id} (idnumber {p.course.idnumber!r})")
             wanted.extend(_checked_records(p, teacher, course[0], course[1], programme))
         except Unresolvable as e:
-            parked.append((did, wid, str(e)))
+            parked.append((did, wid, e))
             continue
         except NotCreditable as e:
             not_creditable.append(e.reason)
@@ -300,18 +327,33 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
     for reason, n in Counter(not_creditable).items():
         bump_in(s, f"not_creditable_{reason}", n)
     if parked:
-        s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_([d for d, _, _ in parked]))
-                  .values(state="parked").execution_options(synchronize_session=False))
         known = {p.webhook_id: p for p in s.scalars(
             select(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w, _ in parked])))}
-        for _, wid, reason in parked:
-            pe = known.get(wid)
-            if pe is None:
-                s.add(ParkedEvent(webhook_id=wid, reason=reason))
-            else:
-                pe.reason, pe.attempts, pe.last_tried_at = reason, pe.attempts + 1, now
-        out["parked"] += len(parked)
+        by_state: dict[str, list[int]] = {"parked": [], "rejected": []}
+        for did, wid, e in parked:
+            state = _record_attempt(s, known.get(wid), wid, e, max_attempts, now, failed)
+            by_state[state].append(did)
+            out[state] += 1
+        for state, ids in by_state.items():
+            if ids:
+                s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                          .values(state=state).execution_options(synchronize_session=False))
     return out
+
+
+def _record_attempt(s: Session, pe: ParkedEvent | None, wid: str, e: Unresolvable, max_attempts: int,
+                    now: datetime, failed: list[Failure]) -> str:
+    """Note one failed attempt at a delivery in its parked_event row (added on the first); the delivery's new
+    state: `rejected` for poison tried max_attempts times, else `parked`."""
+    reason = mask_id_numbers(str(e))[:500]
+    if pe is None:
+        pe = ParkedEvent(webhook_id=wid, reason=reason, attempts=1, parked_at=now, last_tried_at=now)
+        s.add(pe)
+    else:
+        pe.reason, pe.attempts, pe.last_tried_at = reason, pe.attempts + 1, now
+    state = "rejected" if isinstance(e, Poison) and pe.attempts >= max_attempts else "parked"
+    failed.append({"webhook_id": wid, "state": state, "reason": reason, "attempts": pe.attempts})
+    return state
 
 
 def _teacher_lookup(s: Session, programme: str, payloads: list[WebhookPayload]) -> dict[tuple[str, Any], str]:
@@ -432,29 +474,33 @@ def process_pending_one_by_one(store: Store, settings: Settings, *, webhook_ids:
         ids = list(s.scalars(q))
     out = _new_counts()
     for did in ids:
-        _process_one_safely(store, did, states, programme, out)
+        _process_one_safely(store, did, states, programme, out, settings.webhooks.max_attempts, [])
     return out
 
 
-def _process_one_safely(store: Store, did: int, states: list[str], programme: str, out: Counts) -> None:
-    """`_process_one`; if the delivery itself makes it fail, it is parked with the error as its reason (so it is
-    retried on every run and listed by `intake parked`) instead of stopping the deliveries after it."""
+def _process_one_safely(store: Store, did: int, states: list[str], programme: str, out: Counts,
+                        max_attempts: int, failed: list[Failure]) -> None:
+    """`_process_one`; if the delivery itself makes it fail, it is parked as poison with the error as its reason
+    (retried on the next runs, listed by `intake parked`, rejected after max_attempts) instead of stopping the
+    deliveries after it."""
+    mine: list[Failure] = []
     try:
         with store.session() as s:
-            _process_one(s, did, states, programme, out)
+            _process_one(s, did, states, programme, out, max_attempts, mine)
     except OperationalError:
         # Locked, deadlocked, connection lost: nothing wrong with the delivery. It stays pending for the next run.
         raise
     except Exception as e:
         reason = _failure_reason(e)
-        log.warning("delivery %d failed and is parked: %s", did, reason)
+        log.warning("delivery %d failed: %s", did, reason)
+        mine = []
         with store.session() as s:
             d = s.scalars(select(WebhookDelivery).where(WebhookDelivery.id == did,
                                                         WebhookDelivery.state.in_(states))
                           .with_for_update(skip_locked=True)).first()
             if d is not None:
-                _park(s, d, reason)
-                out["parked"] += 1
+                out[_park(s, d, Poison(reason), max_attempts, mine)] += 1
+    failed.extend(mine)
 
 
 def _failure_reason(e: Exception) -> str:
@@ -464,7 +510,8 @@ def _failure_reason(e: Exception) -> str:
     return mask_id_numbers(f"processing failed: {type(e).__name__}: {msg[0] if msg else ''}")[:500]
 
 
-def _process_one(s: Session, did: int, states: list[str], programme: str, out: Counts) -> None:
+def _process_one(s: Session, did: int, states: list[str], programme: str, out: Counts, max_attempts: int,
+                 failed: list[Failure]) -> None:
     d = s.scalars(select(WebhookDelivery).where(WebhookDelivery.id == did, WebhookDelivery.state.in_(states))
                   .with_for_update(skip_locked=True)).first()
     if d is None:  # another worker took it
@@ -472,8 +519,7 @@ def _process_one(s: Session, did: int, states: list[str], programme: str, out: C
     try:
         recs = records_for(s, _parse(d.payload), programme)
     except Unresolvable as e:
-        _park(s, d, str(e))
-        out["parked"] += 1
+        out[_park(s, d, e, max_attempts, failed)] += 1
         return
     except NotCreditable as e:
         recs = []
@@ -490,23 +536,31 @@ def _process_one(s: Session, did: int, states: list[str], programme: str, out: C
     out["processed"] += 1
 
 
-def _park(s: Session, d: WebhookDelivery, reason: str) -> None:
-    d.state = "parked"
-    p = s.scalars(select(ParkedEvent).where(ParkedEvent.webhook_id == d.webhook_id)).first()
-    if p is None:
-        s.add(ParkedEvent(webhook_id=d.webhook_id, reason=reason))
-    else:
-        p.reason, p.attempts, p.last_tried_at = reason, p.attempts + 1, utcnow()
+def _park(s: Session, d: WebhookDelivery, e: Unresolvable, max_attempts: int, failed: list[Failure]) -> str:
+    """Park (or reject) one delivery; its new state."""
+    pe = s.scalars(select(ParkedEvent).where(ParkedEvent.webhook_id == d.webhook_id)).first()
+    d.state = _record_attempt(s, pe, d.webhook_id, e, max_attempts, utcnow(), failed)
+    return d.state
 
 
-def list_parked(store: Store) -> list[dict[str, Any]]:
+def list_parked(store: Store, states: Sequence[str] = ("parked", "rejected")) -> list[dict[str, Any]]:
+    """Parked and rejected deliveries, oldest first, with reason and attempts. Read from bodies that may be
+    poison, so every field is looked up defensively; user and course are shown with ID numbers masked."""
     with store.session() as s:
-        rows = s.execute(select(ParkedEvent, WebhookDelivery.event, WebhookDelivery.payload)
+        rows = s.execute(select(ParkedEvent, WebhookDelivery.event, WebhookDelivery.state, WebhookDelivery.payload)
                          .join(WebhookDelivery, WebhookDelivery.webhook_id == ParkedEvent.webhook_id)
+                         .where(WebhookDelivery.state.in_(list(states)))
                          .order_by(ParkedEvent.id)).all()
-        return [{"webhook_id": p.webhook_id, "event": ev, "reason": p.reason, "attempts": p.attempts,
-                 "user": payload["user"]["username"], "course": payload["course"]["idnumber"],
-                 "parked_at": p.parked_at.isoformat()} for p, ev, payload in rows]
+        return [{"webhook_id": p.webhook_id, "event": ev, "state": state, "reason": p.reason,
+                 "attempts": p.attempts, "user": _shown(payload, "user", "username"),
+                 "course": _shown(payload, "course", "idnumber"), "parked_at": p.parked_at.isoformat()}
+                for p, ev, state, payload in rows]
+
+
+def _shown(payload: Any, part: str, key: str) -> str:
+    value = payload.get(part) if isinstance(payload, dict) else None
+    value = value.get(key) if isinstance(value, dict) else None
+    return mask_id_numbers(str(value).replace("\x00", "\\x00"))[:100] if value is not None else ""
 
 
 __all__ = ["CHUNK_SIZE", "apply_revocations", "course_source", "list_parked", "process_pending",

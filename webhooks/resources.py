@@ -18,6 +18,7 @@ from flask import Flask
 from creditbridge.settings import Settings
 from creditbridge.store import Store, open_store
 from creditbridge.webhooks.background import BackgroundProcessor
+from creditbridge.webhooks.counters import PendingCounts
 from creditbridge.webhooks.inbox_writer import InboxWriter
 
 # Created when this module is first imported, which under gunicorn's gevent workers is after the monkey-patching
@@ -25,7 +26,10 @@ from creditbridge.webhooks.inbox_writer import InboxWriter
 _LOCK = threading.Lock()
 
 _STORE, _WRITER, _BACKGROUND = "creditbridge_store", "creditbridge_inbox_writer", "creditbridge_background"
-_METRICS, _SETTINGS = "creditbridge_metrics", "creditbridge_settings"
+_METRICS, _SETTINGS, _PENDING = "creditbridge_metrics", "creditbridge_settings", "creditbridge_pending_counts"
+# Outcomes not added to intake_counter by `count`: accepted deliveries are rows of the inbox, duplicates are
+# counted by the group commit in the same statement that finds them, store errors are this worker's own trouble.
+_NOT_PERSISTED = frozenset({"accepted", "duplicate", "store_error"})
 T = TypeVar("T")
 
 
@@ -33,6 +37,7 @@ def install(app: Flask, settings: Settings) -> None:
     """Called by create_app: the settings and an empty set of outcome counters."""
     app.extensions[_SETTINGS] = settings
     app.extensions[_METRICS] = Counter()
+    app.extensions[_PENDING] = PendingCounts(lambda: store(app), settings.webhooks.counter_flush_seconds)
 
 
 def settings(app: Flask) -> Settings:
@@ -91,8 +96,17 @@ def _once(app: Flask, key: str, make: Callable[[Store], T]) -> T:
 
 
 def count(app: Flask, outcome: str) -> None:
+    """Count one answer: in this worker's outcomes (/healthz) and, for refusals, towards intake_counter (the
+    next flush, not a write per request)."""
     with _LOCK:
         app.extensions[_METRICS][outcome] += 1
+    if outcome not in _NOT_PERSISTED:
+        app.extensions[_PENDING].add(outcome)
+
+
+def pending_counts(app: Flask) -> PendingCounts:
+    """This worker's counts of refused requests not yet in the store."""
+    return app.extensions[_PENDING]
 
 
 def outcomes(app: Flask) -> dict[str, int]:
@@ -101,13 +115,15 @@ def outcomes(app: Flask) -> dict[str, int]:
 
 
 def close(app: Flask) -> None:
-    """Stop the writer, drain the background queue, dispose the store (in that order: each uses the next)."""
+    """Stop the writer, drain the background queue, flush the counts, dispose the store (in that order: each uses
+    the next)."""
     found_writer = app.extensions.pop(_WRITER, None)
     if found_writer is not None:
         found_writer.close()
     found_background = app.extensions.pop(_BACKGROUND, None)
     if found_background is not None:
         found_background.drain()
+    app.extensions[_PENDING].close()
     found_store = app.extensions.pop(_STORE, None)
     if found_store is not None:
         found_store.dispose()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,42 +13,20 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy import select
-from webhook_helpers import payload, signed
+from webhook_helpers import payload, signed, start_receiver
 
 from creditbridge.store import open_store
 from creditbridge.store.models.intake import WebhookDelivery
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_receiver(tmp_path: Path, db_url: str, worker_class: str) -> tuple[subprocess.Popen, str]:
-    cfg = tmp_path / "creditbridge.toml"
-    cfg.write_text(f'[database]\nurl = "{db_url}"\n[webhooks]\nsecrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]\n'
-                   f'worker_class = "{worker_class}"\n')
-    port = free_port()
-    open_store(db_url).dispose()  # migrate before the workers start
-    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(cfg), "serve",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=5).status_code == 200:
-                return proc, url
-        except requests.RequestException:  # not listening yet, or workers still booting
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("receiver did not start")
+def start(tmp_path: Path, db_url: str, worker_class: str) -> tuple[subprocess.Popen, str]:
+    receiver = start_receiver(tmp_path, db_url, worker_class=worker_class)
+    return receiver.proc, receiver.url
 
 
 @pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
 def test_sigkill_under_load_loses_no_acknowledged_delivery(tmp_path, db_url, worker_class):
-    proc, url = start_receiver(tmp_path, db_url, worker_class)
+    proc, url = start(tmp_path, db_url, worker_class)
     acked: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -91,7 +67,7 @@ def test_sigkill_under_load_loses_no_acknowledged_delivery(tmp_path, db_url, wor
 def test_concurrent_senders_under_gevent_store_each_delivery_once(tmp_path, db_url):
     """Eight senders at once, a quarter of their deliveries repeats of each other's: every delivery is stored
     once, exactly one answer per delivery is 202, and on PostgreSQL the greenlets' rows shared commits."""
-    proc, url = start_receiver(tmp_path, db_url, "gevent")
+    proc, url = start(tmp_path, db_url, "gevent")
     distinct = [signed(payload(userid=2000 + i, objectid=3000 + i)) for i in range(240)]
     sends = distinct + distinct[::4]  # 300 deliveries, 60 of them repeats
     answers: list[tuple[int, str]] = []

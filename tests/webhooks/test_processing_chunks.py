@@ -130,7 +130,7 @@ def test_duplicate_inside_the_chunk_and_one_already_stored(store: Store) -> None
              payload("activity_completion_updated", objectid=5, timecreated=1795385300)]
     wids = put(store, again)
     out = process_pending(store, settings_for(store.url))
-    assert out == {"processed": 4, "records": 1, "duplicates": 3, "parked": 0, "withdrawn": 0}
+    assert out == {"processed": 4, "records": 1, "duplicates": 3, "parked": 0, "rejected": 0, "withdrawn": 0}
     assert sorted(r.kind for r in rows(store)) == ["activity", "course"]
     assert all(states(store)[w] == "processed" for w in [first, *wids])
 
@@ -141,7 +141,7 @@ def test_revocation_after_its_completion_in_the_same_chunk(store: Store) -> None
                 payload("activity_completion_updated", state=0, objectid=2, timecreated=1795385100),
                 payload("activity_completion_updated", state=2, objectid=3, timecreated=1795385200)])
     out = process_pending(store, settings_for(store.url))
-    assert out == {"processed": 3, "records": 3, "duplicates": 0, "parked": 0, "withdrawn": 1}
+    assert out == {"processed": 3, "records": 3, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 1}
     got = {r.source.rsplit(":", 1)[1]: r for r in rows(store)}
     assert got["1795385100"].kind == "revocation"
     assert got["1795385000"].withdrawn_by == got["1795385100"].source
@@ -188,7 +188,7 @@ def test_revocation_and_its_completion_processed_at_once_by_two_workers(pg_url: 
         conf = settings_for(pg_url)
         first = store.sessions()
         # Worker 1 processes the revocation and stays inside its transaction (as if the chunk went on).
-        out1 = processing._process_chunk(first, "sd-2022", ["pending"], [revoke_id], 0, 10**9, 10, [])
+        out1 = processing._process_chunk(first, "sd-2022", ["pending"], [revoke_id], 0, 10**9, 10, [], 10, [])
         assert out1["records"] == 1 and out1["withdrawn"] == 0  # nothing to withdraw yet
         result: dict[str, Any] = {}
 
@@ -252,7 +252,7 @@ def test_a_concurrent_twin_makes_the_chunk_redo_one_by_one_without_losing_a_deli
     finally:
         processing._row_values = real  # type: ignore[assignment]
     assert raced
-    assert out == {"processed": 5, "records": 4, "duplicates": 1, "parked": 0, "withdrawn": 0}
+    assert out == {"processed": 5, "records": 4, "duplicates": 1, "parked": 0, "rejected": 0, "withdrawn": 0}
     assert len(rows(store)) == 5 and list_parked(store) == []
     assert {w: states(store)[w] for w in wids} == dict.fromkeys(wids, "processed")
 
@@ -269,14 +269,14 @@ def test_postgres_refusing_one_delivery_does_not_block_the_chunk(pg_url: str) ->
         wids = put(store, [payload("activity_completion_updated", objectid=1), huge,
                            payload("grade_updated", objectid=3)])
         out = process_pending(store, settings_for(store.url))
-        assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 1, "withdrawn": 0}
+        assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
         [parked] = list_parked(store)
         assert parked["webhook_id"] == wids[1]
         assert parked["reason"].startswith("processing failed: DataError:") and "overflow" in parked["reason"]
         assert ID_NUMBER not in parked["reason"]
         # Retried on the next run (still refused), the others untouched.
         out = process_pending(store, settings_for(store.url))
-        assert out == {"processed": 0, "records": 0, "duplicates": 0, "parked": 1, "withdrawn": 0}
+        assert out == {"processed": 0, "records": 0, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
         assert list_parked(store)[0]["attempts"] == 2 and len(rows(store)) == 2
     finally:
         store.dispose()
@@ -288,10 +288,10 @@ def test_filters_webhook_ids_and_include_parked(store: Store) -> None:
                                 event="activity_completion_updated") for k in range(1, 4)])
     [unknown] = put(store, [payload(userid=99, username="nobody")])
     out = process_pending(store, settings_for(store.url), webhook_ids=[known[1], unknown])
-    assert out == {"processed": 1, "records": 1, "duplicates": 0, "parked": 1, "withdrawn": 0}
+    assert out == {"processed": 1, "records": 1, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
     assert [states(store)[w] for w in known] == ["pending", "processed", "pending"]
     out = process_pending(store, settings_for(store.url), include_parked=False)
-    assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 0, "withdrawn": 0}
+    assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
     assert states(store)[unknown] == "parked"
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(ParkedEvent)) == 1
@@ -329,7 +329,7 @@ def test_two_processors_on_postgres_take_each_delivery_exactly_once(pg_url: str)
         assert len(results) == 2
         total = {k: results[0][k] + results[1][k] for k in results[0]}
         # A delivery taken twice would show as a duplicate (or a redo): neither happens.
-        assert total == {"processed": n, "records": n, "duplicates": 0, "parked": 0, "withdrawn": 0}
+        assert total == {"processed": n, "records": n, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
         assert all(r["processed"] > 0 for r in results), results  # both really worked
         assert len(rows(stores[0])) == n
         assert set(states(stores[0]).values()) == {"processed"}

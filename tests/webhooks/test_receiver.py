@@ -14,6 +14,7 @@ from webhook_helpers import OLD_SECRET, SECRET, payload, seed, settings_for, set
 from creditbridge.store import Store, open_store
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.intake import WebhookDelivery
+from creditbridge.webhooks import resources
 from creditbridge.webhooks.app import close_app, create_app
 from creditbridge.webhooks.counters import read_all
 
@@ -80,8 +81,8 @@ def _tamper(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]
     ("future_timestamp", 401, "timestamp_too_new"),
     ("missing_headers", 400, "missing_headers"),
     ("oversized", 413, "too_large"),
-    ("malformed_json", 422, "bad_body"),
-    ("schema_violation", 422, "bad_body"),
+    ("malformed_json", 400, "bad_json"),
+    ("schema_violation", 422, "bad_payload"),
     ("garbage_signature", 401, "bad_signature"),
     ("nul_in_webhook_id", 400, "bad_webhook_id"),
     ("long_webhook_id", 400, "bad_webhook_id"),
@@ -126,6 +127,8 @@ def test_bad_input_gets_4xx_and_stores_nothing(client, case, status, reason):
     assert r.status_code == status, r.json
     assert r.json["reason"] == reason
     assert deliveries(store) == 0 and records(store) == []
+    assert reason not in read_all(store)  # counted in memory: no database write per refused request
+    assert resources.pending_counts(c.application).flush()
     assert read_all(store)[reason] == 1
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import requests
 from flask import Flask
 from standardwebhooks.webhooks import Webhook
 
 from creditbridge.settings import Settings
-from creditbridge.store import Store
+from creditbridge.store import Store, open_store
 from creditbridge.store.models.core import CatalogCourse, Teacher
 from creditbridge.webhooks import resources
 from creditbridge.webhooks.payload import webhook_id
@@ -67,3 +73,56 @@ def seed(store: Store, *, userid: int | None = 16, username: str = "tch200001") 
                       county="C", city="J", stage="primary", username=username, moodle_user_id=userid))
         s.add(CatalogCourse(programme="sd-2022", code="PD-COMP201", title="Assessment", kind="required",
                             hours=Decimal("6"), moodle_course_id=7))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """`creditbridge serve` (gunicorn) in a subprocess on 127.0.0.1 and a free port: `.url`, `.config` (the
+    config file, for CLI commands), `.log` (gunicorn's stderr: worker errors and tracebacks)."""
+
+    def __init__(self, proc: subprocess.Popen, url: str, config: Path, log: Path) -> None:
+        self.proc, self.url, self.config, self.log = proc, url, config, log
+
+    def stop(self) -> None:
+        """SIGTERM to the gunicorn master: the graceful stop an operator or systemd gives it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def start_receiver(tmp_path: Path, db_url: str, extra: str = "", *, workers: int = 2,
+                   worker_class: str = "gevent") -> Receiver:
+    """Migrate the store, then serve it with gunicorn; `extra` adds lines to the config's [webhooks] section."""
+    cfg = tmp_path / "creditbridge.toml"
+    cfg.write_text(f'[database]\nurl = "{db_url}"\n[webhooks]\nsecrets = ["{SECRET}"]\n'
+                   f'worker_class = "{worker_class}"\n{extra}')
+    port = free_port()
+    open_store(db_url).dispose()  # migrate before the workers start
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(cfg), "serve",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return Receiver(proc, url, cfg, log)
+        except requests.RequestException:  # not listening yet, or workers still booting
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"receiver did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+def signed_bytes(body: bytes, wid: str, *, secret: str = SECRET, when: datetime | None = None,
+                 content_type: str = "application/json") -> dict[str, str]:
+    """Headers signing `body` byte for byte (as a sender that signs whatever it sends would)."""
+    when = when or datetime.now(UTC)
+    return {"webhook-id": wid, "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": Webhook(secret).sign(wid, when, body), "content-type": content_type}
