@@ -58,7 +58,9 @@ def running_receiver(tmp_path: Path, db_url: str, webhooks: str = "",
     """`creditbridge serve` with these [webhooks] settings, answering /healthz; stopped afterwards. `open_files`:
     start it with that soft open-files limit (its hard limit unchanged)."""
     config = tmp_path / "creditbridge.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n[webhooks]\nsecrets = ["{SECRET}"]\n{webhooks}')
+    # Refusals are counted in memory and flushed to the store: often here, so intake status sees them within 1 s.
+    flush = "" if "counter_flush_seconds" in webhooks else "counter_flush_seconds = 0.2\n"
+    config.write_text(f'[database]\nurl = "{db_url}"\n[webhooks]\nsecrets = ["{SECRET}"]\n{flush}{webhooks}')
     port = free_port()
     log = tmp_path / "receiver.log"
 

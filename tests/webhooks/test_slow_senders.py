@@ -32,6 +32,7 @@ from creditbridge.webhooks.commands import FD_HEADROOM
 
 
 def intake_status(runner, config: str) -> dict:
+    time.sleep(1)  # a few of the receiver's counter flushes (counter_flush_seconds = 0.2)
     r = runner.invoke(cli, ["--config", config, "intake", "status", "--json"])
     assert r.exit_code == 0, r.output
     return json.loads(r.output)
