@@ -11,6 +11,7 @@ import click
 
 from creditbridge import CreditbridgeError, __version__
 from creditbridge.cli.context import AppContext
+from creditbridge.redact import install_excepthooks, install_log_redaction, redact
 
 # (module, attribute holding a list of click commands). Order is the order `--help` lists them in.
 COMMAND_MODULES = [
@@ -33,7 +34,7 @@ class CreditbridgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CreditbridgeError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {redact(str(e))}", err=True)
             ctx.exit(2)
 
 
@@ -49,6 +50,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # urllib3 warns on every connect retry; the transport reports the outcome in one line of its own.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
+    install_log_redaction()  # no ID number or URL password in any log line, whatever logged it
     app = AppContext(config_path=config_path)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -82,6 +84,7 @@ _register()
 
 
 def main() -> None:
+    install_excepthooks()  # a traceback nobody expected still prints no ID number
     cli(prog_name="creditbridge")
 
 

@@ -15,6 +15,7 @@ from creditbridge.connector.encoding import decode_params
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.functions import REQUIRED_FUNCTIONS
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.redact import mask_url
 
 
 @click.group("moodle")
@@ -28,7 +29,7 @@ def check_site(client: MoodleClient) -> dict[str, Any]:
     available = {f["name"] for f in info.get("functions", [])}
     missing = [name for name in REQUIRED_FUNCTIONS if name not in available]
     return {
-        "url": client.settings.url,
+        "url": mask_url(client.settings.url),  # a password in the URL is never shown
         "sitename": info.get("sitename"),
         "release": info.get("release"),
         "version": info.get("version"),

@@ -24,6 +24,7 @@ from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.sync import SyncRun
 from creditbridge.sync.apply import ApplyContext
+from creditbridge.sync.moodle_users import require_username_key
 from creditbridge.sync.outcome import (
     COUNT_KEYS,
     Progress,
@@ -231,6 +232,9 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.readers import ReadError
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
+    if not dry_run:
+        # Before the run is recorded: without a key no account may be named (a dry run names none).
+        require_username_key(settings.sync)
     programme = settings.sync.programme
     outcome = SyncOutcome("roster", str(path), programme, dry_run)
     with _run(settings, store, outcome, delta=delta, force=force, client_factory=client_factory,

@@ -20,7 +20,7 @@ from openpyxl import load_workbook
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
-from creditbridge.records import LearningRecord, mask_id_number
+from creditbridge.records import LearningRecord, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.webhooks.processing import apply_revocations, store_record
@@ -37,7 +37,8 @@ class ImportFileError(CreditbridgeError):
 
 def _errors(line: int, e: ValidationError) -> list[dict[str, Any]]:
     return [{"line": line, "field": ".".join(str(p) for p in err["loc"]) or "-",
-             "reason": mask_id_number(err["msg"]) if "teacher" in err["loc"] else err["msg"]}
+             # Only the ID number inside is masked: the rest says what is wrong with the value.
+             "reason": mask_id_numbers(err["msg"])}
             for err in e.errors(include_input=False)]
 
 
