@@ -35,6 +35,11 @@ def mask_id_numbers(text: str) -> str:
     return _IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
 
 
+def find_id_numbers(text: str) -> list[str]:
+    """Every ID number in `text`, as written (the pattern mask_id_numbers masks)."""
+    return _IN_TEXT.findall(text)
+
+
 def validate_id_number(value: str) -> str:
     """Return the normalised number (upper-case X) or raise IdNumberError with a reason."""
     v = (value or "").strip().upper()
