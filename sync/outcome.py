@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from creditbridge import CreditbridgeError
+from creditbridge.records.id_number import mask_id_numbers
 
 # The keys `sync ... --json` prints, in this order (issue 4's contract), then `report`.
 COUNT_KEYS = ("created", "updated", "transferred", "suspended", "reactivated", "unchanged",
@@ -77,7 +78,8 @@ class SyncOutcome:
     aborted: str | None = None
 
     def error(self, row: int | None, column: str, reason: str) -> None:
-        self.errors.append(ErrorEntry(row, column, reason))
+        # A reason may quote Moodle or the database (a unique key's value): it reaches the report and --json.
+        self.errors.append(ErrorEntry(row, column, mask_id_numbers(reason)))
 
     @property
     def outcome(self) -> str:

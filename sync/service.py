@@ -19,6 +19,7 @@ from pathlib import Path
 
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
@@ -102,6 +103,8 @@ def _mark_results(outcome: SyncOutcome) -> None:
 
 def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: datetime) -> None:
     finished = utcnow()
+    if outcome.aborted:  # may quote an exception (a database error repeats the key value): report and row
+        outcome.aborted = mask_id_numbers(outcome.aborted)
     _mark_results(outcome)
     path = report_path(settings.sync.report_dir, outcome, finished)
     try:
