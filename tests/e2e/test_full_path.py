@@ -65,7 +65,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     config = tmp_path / "creditbridge.toml"
     base: dict[str, Any] = {
         "database": {"url": store_url},
-        "sync": {"programme": "sd-2022", "report_dir": str(tmp_path / "reports")},
+        "sync": {"programme": "sd-2022", "report_dir": str(tmp_path / "reports"), "username_key": "e2e-key"},
         "webhooks": {"secrets": [WEBHOOK_SECRET]},
     }
     config.write_text(tomli_w.dumps(base), encoding="utf-8")
