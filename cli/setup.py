@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.settings import default_config_text
@@ -52,6 +54,12 @@ def init_command(app: AppContext, path: str | None, overwrite: bool, as_json: bo
     if sync.username_policy == "hashed_id" and not sync.username_key.get_secret_value().strip():
         click.echo(f"warning: sync.username_key is empty in {target}: sync refuses to run until it is set "
                    "(docs/security.md)", err=True)
+    # Files made before init wrote them 0600 keep their mode: say so rather than change an operator's choice.
+    database = make_url(url).database if url.startswith("sqlite") else None
+    for file in (target, Path(database) if database and database != ":memory:" else None):
+        if file is not None and file.exists() and file.stat().st_mode & 0o077:
+            click.echo(f"warning: {file} is readable by other users (mode {stat.S_IMODE(file.stat().st_mode):o}); "
+                       f"it holds secrets or ID numbers: chmod 600 {file}", err=True)
     if as_json:
         emit_json({"config": str(target), "config_written": wrote, "database": safe_url(url)})
     else:

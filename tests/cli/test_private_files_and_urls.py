@@ -69,6 +69,21 @@ def test_init_generates_a_username_key_and_overwrite_tightens_the_mode(tmp_path:
     assert mode(loose) == 0o600 and "username_key = \"" in loose.read_text(encoding="utf-8")
 
 
+def test_init_names_files_others_can_read(tmp_path: Path) -> None:
+    """Files from before this change keep their mode; init says which ones to chmod."""
+    config, db = tmp_path / "creditbridge.toml", tmp_path / "creditbridge.db"
+    assert run(tmp_path, "init").returncode == 0
+    config.chmod(0o644)
+    db.chmod(0o640)
+    proc = run(tmp_path, "init")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: {config.name} is readable by other users (mode 644)" in proc.stderr
+    assert f"warning: {db.name} is readable by other users (mode 640)" in proc.stderr
+    config.chmod(0o600)
+    db.chmod(0o600)
+    assert "readable by other users" not in run(tmp_path, "init").stderr
+
+
 def test_init_keeping_a_config_without_key_says_sync_will_refuse(tmp_path: Path) -> None:
     (tmp_path / "creditbridge.toml").write_text("[sync]\nprogramme = \"sd-2022\"\n", encoding="utf-8")
     proc = run(tmp_path, "init")
