@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from creditbridge.records.id_number import find_id_numbers, mask_id_number
+from creditbridge.records.id_number import find_id_numbers, mask_id_number, mask_id_numbers
 from creditbridge.store import Store, open_store
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -127,7 +128,8 @@ def id_number_leaks(nodeid: str, sections: Iterable[tuple[str, str]]) -> list[tu
     for where, content in sections:
         numbers = find_id_numbers(content or "")
         if numbers:
-            found.append((nodeid, where, sorted({mask_id_number(n) for n in numbers})))
+            # `where` may quote a command line, which may hold a full number as input: masked too
+            found.append((nodeid, mask_id_numbers(where), sorted({mask_id_number(n) for n in numbers})))
     return found
 
 
@@ -146,6 +148,26 @@ class _CheckedCliRunner(CliRunner):
         command = " ".join(str(a) for a in (args[1] if len(args) > 1 else kwargs.get("args") or []))
         _record_leaks(id_number_leaks(self.nodeid, [(f"CLI output of `{command}`", result.output)]))
         return result
+
+
+_real_subprocess_run = subprocess.run
+
+
+def _checked_subprocess_run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run, with the output of a creditbridge command a test ran searched too (the test reads it
+    from the result, so pytest never captures it)."""
+    proc = _real_subprocess_run(*args, **kwargs)
+    argv = args[0] if args else kwargs.get("args", [])
+    command = " ".join(str(a) for a in argv) if isinstance(argv, list | tuple) else str(argv)
+    if "creditbridge" in command:
+        nodeid = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+        texts = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in (proc.stdout, proc.stderr)]
+        where = "output of `" + command.split("creditbridge.cli.main", 1)[-1].strip()[:120] + "`"
+        _record_leaks(id_number_leaks(nodeid, [(where, t) for t in texts if isinstance(t, str)]))
+    return proc
+
+
+subprocess.run = _checked_subprocess_run  # type: ignore[assignment]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -78,8 +78,9 @@ def test_filter_is_on_the_cli_handlers_after_a_command(runner, sqlite_url: str) 
 
 
 def test_suite_check_fires_and_names_the_test(tmp_path: Path) -> None:
-    """The conftest hooks, run on a suite of three small tests: a full number printed and one in a CLI
-    runner's output each fail the run, named with the number masked; a masked one passes."""
+    """The conftest hooks, run on a suite of four small tests: a full number printed, one in a CLI runner's
+    output and one in a creditbridge subprocess's output each fail the run, named with the number masked; a
+    masked one in a log passes."""
     (tmp_path / "conftest.py").write_text(CONFTEST.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "test_leaks.py").write_text(textwrap.dedent(f'''
         import click
@@ -97,15 +98,24 @@ def test_suite_check_fires_and_names_the_test(tmp_path: Path) -> None:
 
         def test_cli_output(runner):
             assert runner.invoke(show).exit_code == 0
+
+        def test_subprocess_output():
+            import subprocess, sys
+            proc = subprocess.run([sys.executable, "-c", "import creditbridge; print('teacher {ID}')"],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0
     '''), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "3 passed" in out  # the tests themselves pass: the session fails
+    assert "4 passed" in out  # the tests themselves pass: the session fails
     assert "full ID numbers in test output" in out
     assert f"test_leaks.py::test_prints_one: Captured stdout call: {MASKED}" in out
     assert f"test_leaks.py::test_cli_output: CLI output of ``: {MASKED}" in out
+    # the command line is shown too, masked
+    assert "test_leaks.py::test_subprocess_output: output of `" in out
+    assert f"-c import creditbridge; print('teacher {MASKED}')`: {MASKED}" in out
     assert "test_logs_one_masked" not in out
     assert ID not in out
