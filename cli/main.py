@@ -15,6 +15,7 @@ from creditbridge.connector import commands as connector_commands
 from creditbridge.mappings import commands as mappings_commands
 from creditbridge.outbox import commands as outbox_commands
 from creditbridge.quickstart import commands as quickstart_commands
+from creditbridge.redact import install_excepthooks, install_log_redaction, redact
 from creditbridge.registry_sim import commands as registry_sim_commands
 from creditbridge.reports import commands as reports_commands
 from creditbridge.runner import commands as runner_commands
@@ -34,7 +35,7 @@ class CreditbridgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CreditbridgeError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {redact(str(e))}", err=True)
             ctx.exit(2)
 
 
@@ -50,6 +51,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # urllib3 warns on every connect retry; the transport reports the outcome in one line of its own.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
+    install_log_redaction()  # no ID number or URL password in any log line, whatever logged it
     app = AppContext(config_path=config_path)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -76,6 +78,7 @@ _register()
 
 
 def main() -> None:
+    install_excepthooks()  # a traceback nobody expected still prints no ID number
     cli(prog_name="creditbridge")
 
 

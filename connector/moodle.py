@@ -31,6 +31,7 @@ from creditbridge.connector.errors import (
 )
 from creditbridge.connector.functions import is_read
 from creditbridge.connector.transport import RetryPolicy, Transport
+from creditbridge.redact import mask_url
 from creditbridge.settings.model import MoodleSettings
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class MoodleClient:
         return cls(MoodleSettings(url=url, token=token, **opts), **extra)
 
     def __repr__(self) -> str:
-        return f"MoodleClient({self.settings.url!r})"
+        return f"MoodleClient({mask_url(self.settings.url)!r})"
 
     def __enter__(self) -> MoodleClient:
         return self

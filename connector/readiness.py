@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from creditbridge.connector.errors import AccessDeniedError, FunctionNotInServiceError, UnknownFunctionError
 from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES, REQUIRED_FUNCTIONS
 from creditbridge.connector.moodle import MoodleClient
+from creditbridge.redact import mask_url
 from creditbridge.settings.model import SyncSettings
 
 Severity = Literal["error", "warning"]
@@ -214,7 +215,7 @@ def readiness_report(client: MoodleClient, sync: SyncSettings) -> dict[str, Any]
     missing = [name for name in REQUIRED_FUNCTIONS if name not in available]
     ready = not any(f.severity == "error" for f in findings)
     return {
-        "url": client.settings.url,
+        "url": mask_url(client.settings.url),  # a password in the URL is never shown
         "sitename": info.get("sitename"),
         "release": info.get("release"),
         "version": info.get("version"),

@@ -24,6 +24,7 @@ from urllib3.util.retry import Retry
 from creditbridge import __version__
 from creditbridge.connector.errors import MoodleError, ProtocolError, TransientError
 from creditbridge.connector.parsing import parse_response
+from creditbridge.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class Transport:
         if fmt not in ("json", "xml"):
             raise ValueError("format must be 'json' or 'xml'")
         self.endpoint = url.rstrip("/") + ENDPOINT
+        # What messages show: a URL may carry HTTP basic credentials (http://user:pw@host), never printed.
+        self.shown_endpoint = mask_url(self.endpoint)
         self.fmt = fmt
         self.timeout = (connect_timeout, read_timeout)
         self.policy = policy or RetryPolicy()
@@ -91,7 +94,7 @@ class Transport:
         self.session.mount("https://", adapter)
 
     def __repr__(self) -> str:
-        return f"Transport({self.endpoint!r}, fmt={self.fmt!r})"
+        return f"Transport({self.shown_endpoint!r}, fmt={self.fmt!r})"
 
     def close(self) -> None:
         self.session.close()
@@ -125,7 +128,7 @@ class Transport:
         except requests.Timeout as e:
             raise TransientError(f"timed out after {self._describe_timeout(e)}", function=function) from e
         except requests.ConnectionError as e:
-            error = TransientError(f"cannot connect to {self.endpoint}: {self._scrub(type(e).__name__)}",
+            error = TransientError(f"cannot connect to {self.shown_endpoint}: {self._scrub(type(e).__name__)}",
                                    function=function)
             # MaxRetryError: the adapter's connect retries (with backoff) already ran out.
             error.exhausted = bool(e.args) and isinstance(e.args[0], MaxRetryError)
@@ -145,7 +148,7 @@ class Transport:
             raise error
         if status != 200:
             hint = " (is the URL the Moodle site's root?)" if status in (301, 302, 303, 307, 308, 404) else ""
-            raise ProtocolError(f"HTTP {status} from {self.endpoint}{hint}", function=function, status=status)
+            raise ProtocolError(f"HTTP {status} from {self.shown_endpoint}{hint}", function=function, status=status)
         try:
             return parse_response(response.text, fmt=self.fmt, function=function, status=status)
         except MoodleError as e:
@@ -162,8 +165,8 @@ class Transport:
 
     def _describe_timeout(self, e: requests.Timeout) -> str:
         if isinstance(e, requests.ConnectTimeout):
-            return f"{self.timeout[0]}s connecting to {self.endpoint}"
-        return f"{self.timeout[1]}s waiting for {self.endpoint}"
+            return f"{self.timeout[0]}s connecting to {self.shown_endpoint}"
+        return f"{self.timeout[1]}s waiting for {self.shown_endpoint}"
 
 
 def _retry_after(value: str | None) -> float | None:

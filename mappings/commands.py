@@ -15,7 +15,7 @@ from creditbridge import CreditbridgeError
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
 from creditbridge.mappings.cycle import cycle_id, cycle_problems
 from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
-from creditbridge.records.id_number import mask_id_number
+from creditbridge.records.id_number import mask_id_number, mask_id_numbers
 from creditbridge.store.models.core import Teacher
 
 
@@ -154,7 +154,8 @@ def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:
     buf: list[str] = []
     click.echo("[", nl=False)
     for item in items:
-        buf.append(("\n" if n == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str))
+        # ID numbers masked, as in emit_json and the text tables
+        buf.append(("\n" if n == 0 else ",\n") + mask_id_numbers(json.dumps(item, ensure_ascii=False, default=str)))
         n += 1
         if len(buf) >= batch:
             click.echo("".join(buf), nl=False)
@@ -309,7 +310,7 @@ def cycle_command(app: AppContext, programme: str, rule_files: tuple[Path, ...],
         click.echo(f"warning: {w}", err=True)
     statuses = iter_cycle_statuses(app.store, spec, year)
     if as_json:
-        # streamed like `credits evaluate --json`, with the full ID number as the key
+        # streamed like `credits evaluate --json`, the ID number masked
         n = write_json_list(s.as_json() for s in statuses)
         if interactive():
             click.echo(f"{n} teacher(s) in cycle {spec.id}", err=True)

@@ -9,6 +9,7 @@ import tomli_w
 
 from creditbridge.quickstart.services import REGISTRY_KEY_ID, SANDBOX_WWWROOT, Secrets
 from creditbridge.settings import Settings
+from creditbridge.settings.private import write_private_text
 
 # Where the written config points the LMS and the registry: the default ports of `creditbridge sandbox`
 # and `creditbridge registry-sim`, so the commands printed at the end start them where it looks.
@@ -32,7 +33,7 @@ def _data(directory: Path, keys: Secrets, *, programme: str, sandbox_url: str, r
     return {
         "moodle": {"url": sandbox_url, "token": keys.sandbox_token, "backoff_seconds": 0.0},
         "database": {"url": sqlite_url(d / "state.db")},
-        "sync": {"programme": programme, "report_dir": str(d / "reports")},
+        "sync": {"programme": programme, "report_dir": str(d / "reports"), "username_key": keys.username_key},
         # The receiver only stores (and answers 202 after the commit); the drain step then processes the
         # inbox in one pass, as `intake replay` and the scheduler do: a third faster in one process.
         "webhooks": {"secrets": [keys.webhook_secret], "process_inline": False},
@@ -68,8 +69,7 @@ def write_config(directory: Path, keys: Secrets, *, programme: str) -> Path:
     del data["webhooks"]["process_inline"]
     del data["registry"]["backoff_seconds"]
     text = HEADER.format(config=path.resolve(), sandbox_db=d / "sandbox.db", registry_db=d / "registry-sim.db")
-    path.write_text(text + tomli_w.dumps(data), encoding="utf-8")
-    path.chmod(0o600)  # it holds the demo servers' secrets
+    write_private_text(path, text + tomli_w.dumps(data))  # 0600: it holds the username key and demo secrets
     # Checked the way every command will read it, so a file that would not load is a quickstart failure.
     from creditbridge.settings import load_settings
 

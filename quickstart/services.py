@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from creditbridge.registry_sim.server import QuietHandler, ServerHandle
 from creditbridge.settings import Settings
+from creditbridge.settings.private import new_username_key
 
 # The sandbox calls itself by this address in every webhook and in its site info, whatever port it is
 # served on now: the store keys completions by site, so a later `creditbridge sandbox --port 8765` on the
@@ -31,6 +32,7 @@ class Secrets:
     sandbox_token: str
     webhook_secret: str
     registry_secret: str
+    username_key: str
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -38,7 +40,7 @@ class Secrets:
 
         return cls(sandbox_token=secrets.token_hex(16),
                    webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
-                   registry_secret=secrets.token_urlsafe(24))
+                   registry_secret=secrets.token_urlsafe(24), username_key=new_username_key())
 
 
 @dataclass

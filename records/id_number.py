@@ -42,6 +42,11 @@ def mask_id_numbers(text: str) -> str:
     return _IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
 
 
+def find_id_numbers(text: str) -> list[str]:
+    """Every ID number in `text`, as written (the pattern mask_id_numbers masks)."""
+    return _IN_TEXT.findall(text)
+
+
 def birth_date_valid(yyyymmdd: str) -> bool:
     """A real calendar date whose year is in BIRTH_YEARS."""
     try:

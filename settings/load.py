@@ -29,6 +29,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CREDITBRIDGE_REGISTRY_TARGET": ("registry", "target"),
     "CREDITBRIDGE_LRS_USERNAME": ("registry", "lrs_username"),
     "CREDITBRIDGE_LRS_PASSWORD": ("registry", "lrs_password"),
+    "CREDITBRIDGE_USERNAME_KEY": ("sync", "username_key"),
 }
 _LIST_KEYS = {("webhooks", "secrets")}
 

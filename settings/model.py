@@ -40,7 +40,8 @@ class SyncSettings(_Section):
     header_map: dict[str, str] = Field(default_factory=dict)
     report_dir: str = "creditbridge-data/reports"
     # Key of the username hash (policy hashed_id). Changing it renames nobody but breaks adoption of
-    # existing accounts, so set it once before the first sync.
+    # existing accounts, so set it once before the first sync. Empty is refused by every command that
+    # names accounts (sync.moodle_users.require_username_key): the hash would be invertible.
     username_key: SecretStr = SecretStr("")
     # true: Moodle generates and mails each new account a password; false: a random one is set (SSO sites).
     create_password: bool = False

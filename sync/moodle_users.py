@@ -13,6 +13,7 @@ import secrets
 import string
 from typing import Any
 
+from creditbridge import CreditbridgeError
 from creditbridge.settings.model import SyncSettings
 from creditbridge.sync.records import RosterRow
 
@@ -24,6 +25,21 @@ class UsernameError(ValueError):
     """The username policy cannot name this teacher (e.g. policy teacher_code and no 教师编号)."""
 
 
+class UsernameKeyError(CreditbridgeError):
+    """sync.username_key is empty while the username policy hashes ID numbers."""
+
+
+def require_username_key(settings: SyncSettings) -> None:
+    """Refuse to name accounts with an empty key: HMAC("", ID number) is a plain hash anyone can invert by
+    trying the ID numbers of one region and birth year (seconds). Never fall back to it silently."""
+    if settings.username_policy == "hashed_id" and not settings.username_key.get_secret_value().strip():
+        raise UsernameKeyError(
+            "sync.username_key is empty: Moodle usernames would be a plain hash of the ID number, which anyone "
+            "can turn back into it. Set a random key in creditbridge.toml ([sync] username_key, `creditbridge "
+            "init` writes one) or in $CREDITBRIDGE_USERNAME_KEY; docs/security.md says how for a site that "
+            "already has users")
+
+
 def username_for(settings: SyncSettings, row: RosterRow) -> str:
     if settings.username_policy == "teacher_code":
         code = (row.teacher_code or "").strip().lower()
@@ -33,6 +49,7 @@ def username_for(settings: SyncSettings, row: RosterRow) -> str:
         if any(ch not in allowed for ch in code):
             raise UsernameError("teacher code has characters a Moodle username cannot hold")
         return f"{settings.username_prefix}{code}"
+    require_username_key(settings)
     key = settings.username_key.get_secret_value().encode("utf-8")
     digest = hmac.new(key, row.id_number.upper().encode("ascii"), hashlib.sha256).hexdigest()
     return f"{settings.username_prefix}{digest[:16]}"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from creditbridge import CreditbridgeError
+from creditbridge.records.id_number import mask_id_numbers
 
 # The keys `sync ... --json` prints, in this order (issue 4's contract), then `report`.
 COUNT_KEYS = ("created", "updated", "transferred", "suspended", "reactivated", "unchanged",
@@ -82,7 +83,8 @@ class SyncOutcome:
 
     def error(self, row: int | None, column: str, reason: str) -> None:
         if len(self.errors) < self.max_errors:
-            self.errors.append(ErrorEntry(row, column, reason))
+            # A reason may quote Moodle or the database (a unique key's value): it reaches the report and --json.
+            self.errors.append(ErrorEntry(row, column, mask_id_numbers(reason)))
         else:
             self.errors_omitted += 1
 

@@ -21,6 +21,7 @@ from typing import Any
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.input_limits import InputTooLarge
+from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -28,6 +29,7 @@ from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.sync import SyncRun
 from creditbridge.sync.apply import ApplyContext
+from creditbridge.sync.moodle_users import require_username_key
 from creditbridge.sync.outcome import (
     COUNT_KEYS,
     Progress,
@@ -118,6 +120,8 @@ def _mark_results(outcome: SyncOutcome) -> None:
 
 def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: datetime) -> None:
     finished = utcnow()
+    if outcome.aborted:  # may quote an exception (a database error repeats the key value): report and row
+        outcome.aborted = mask_id_numbers(outcome.aborted)
     _mark_results(outcome)
     path = report_path(settings.sync.report_dir, outcome, finished)
     try:
@@ -255,6 +259,9 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.readers import ReadError
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
+    if not dry_run:
+        # Before the run is recorded: without a key no account may be named (a dry run names none).
+        require_username_key(settings.sync)
     programme = settings.sync.programme
     outcome = SyncOutcome("roster", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,

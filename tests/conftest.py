@@ -6,15 +6,16 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from creditbridge.records.id_number import find_id_numbers, mask_id_number, mask_id_numbers
 from creditbridge.store import Store, open_store
 
 PG_ADMIN_URL = os.environ.get("CREDITBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -83,8 +84,9 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
+def runner(request: pytest.FixtureRequest) -> CliRunner:
+    """A CliRunner whose every result's output is checked for full ID numbers (see id_number_leaks)."""
+    return _CheckedCliRunner(request.node.nodeid)
 
 
 class SandboxServer:
@@ -132,3 +134,79 @@ def creditbridge_cli(tmp_path: Path) -> Any:
                               env=full_env, cwd=tmp_path, timeout=120)
 
     return run
+
+
+# --- No full ID number in any output of the suite -------------------------------------------------------------
+# Tests may feed full ID numbers in; what creditbridge prints or logs must hold them masked. Every test's
+# captured stdout/stderr/log and failure text, and every output of the `runner` fixture's CLI runs, is searched;
+# a hit fails the session and names the test with the number masked. Output a test reads from a subprocess it
+# started is that test's to check (tests/webhooks/test_id_numbers_in_failures.py does).
+ID_NUMBER_LEAKS: list[tuple[str, str, list[str]]] = []  # (test id, where, masked numbers)
+
+
+def id_number_leaks(nodeid: str, sections: Iterable[tuple[str, str]]) -> list[tuple[str, str, list[str]]]:
+    """(test, section, masked numbers) for each section of text holding a full ID number."""
+    found = []
+    for where, content in sections:
+        numbers = find_id_numbers(content or "")
+        if numbers:
+            # `where` may quote a command line, which may hold a full number as input: masked too
+            found.append((nodeid, mask_id_numbers(where), sorted({mask_id_number(n) for n in numbers})))
+    return found
+
+
+def _record_leaks(found: list[tuple[str, str, list[str]]]) -> None:
+    # A test's sections are repeated in its later phases' reports: each (test, section) once.
+    ID_NUMBER_LEAKS.extend(f for f in found if f not in ID_NUMBER_LEAKS)
+
+
+class _CheckedCliRunner(CliRunner):
+    def __init__(self, nodeid: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nodeid = nodeid
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Result:
+        result = super().invoke(*args, **kwargs)
+        command = " ".join(str(a) for a in (args[1] if len(args) > 1 else kwargs.get("args") or []))
+        _record_leaks(id_number_leaks(self.nodeid, [(f"CLI output of `{command}`", result.output)]))
+        return result
+
+
+_real_subprocess_run = subprocess.run
+
+
+def _checked_subprocess_run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run, with the output of a creditbridge command a test ran searched too (the test reads it
+    from the result, so pytest never captures it)."""
+    proc = _real_subprocess_run(*args, **kwargs)
+    argv = args[0] if args else kwargs.get("args", [])
+    command = " ".join(str(a) for a in argv) if isinstance(argv, list | tuple) else str(argv)
+    if "creditbridge" in command:
+        nodeid = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+        texts = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in (proc.stdout, proc.stderr)]
+        where = "output of `" + command.split("creditbridge.cli.main", 1)[-1].strip()[:120] + "`"
+        _record_leaks(id_number_leaks(nodeid, [(where, t) for t in texts if isinstance(t, str)]))
+    return proc
+
+
+subprocess.run = _checked_subprocess_run  # type: ignore[assignment]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    sections = list(report.sections)
+    if report.failed:
+        sections.append((f"failure text ({report.when})", report.longreprtext))
+    _record_leaks(id_number_leaks(report.nodeid, sections))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if ID_NUMBER_LEAKS and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not ID_NUMBER_LEAKS:
+        return
+    terminalreporter.section("full ID numbers in test output", sep="=", red=True, bold=True)
+    for nodeid, where, numbers in ID_NUMBER_LEAKS:
+        terminalreporter.line(f"{nodeid}: {where}: {', '.join(numbers)}", red=True)

@@ -41,6 +41,7 @@ class ImportFileError(CreditbridgeError):
 
 def _errors(line: int, e: ValidationError) -> list[dict[str, Any]]:
     return [{"line": line, "field": ".".join(str(p) for p in err["loc"]) or "-",
+             # Only the ID number inside is masked: the rest says what is wrong with the value.
              "reason": mask_id_numbers(err["msg"])}
             for err in e.errors(include_input=False)]
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
 import shlex
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -15,9 +18,12 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from creditbridge.quickstart.run import MARKER
 from creditbridge.settings import load_settings
+from creditbridge.store import open_store
+from creditbridge.store.models.core import Teacher
 
 
 def _quickstart(cwd: Path, *args: str, timeout: float = 240) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -118,6 +124,24 @@ def test_written_config_loads_and_points_at_the_quickstart_store(first_run: Any)
                            "--json"], cwd=cwd.parent, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["records"] == doc["learning_records"]
+
+
+def test_usernames_are_keyed_and_the_store_is_private(first_run: Any) -> None:
+    """#14 items 1 and 3: the quickstart names accounts with its own random key, and its store is 0600."""
+    cwd, doc, _ = first_run
+    key = load_settings(Path(doc["config"]), env={}).sync.username_key.get_secret_value()
+    assert len(key) >= 40
+    state = cwd / "creditbridge-data" / "quickstart" / "state.db"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    store = open_store(f"sqlite:///{state}", migrate=False)
+    with store.session() as s:
+        accounts = s.execute(select(Teacher.id_number, Teacher.username).limit(20)).all()
+    store.dispose()
+    assert accounts
+    for id_number, username in accounts:
+        keyed = hmac.new(key.encode(), id_number.encode(), hashlib.sha256).hexdigest()[:16]
+        unkeyed = hmac.new(b"", id_number.encode(), hashlib.sha256).hexdigest()[:16]
+        assert username == f"t{keyed}" != f"t{unkeyed}"
 
 
 def test_rerun_replaces_the_first_run(first_run: Any) -> None:

@@ -48,7 +48,7 @@ def test_sync_jobs_sync_the_files_once_and_skip_them_unchanged(sandbox_url: str,
     shutil.copy(SAMPLES / "roster.csv", roster)
     cfg = tmp_path / "creditbridge.toml"
     cfg.write_text(f'[database]\nurl = "{sqlite_url}"\n[moodle]\nretries = 0\nbackoff_seconds = 0\n'
-                   f'[sync]\nreport_dir = "{tmp_path / "reports"}"\n'
+                   f'[sync]\nreport_dir = "{tmp_path / "reports"}"\nusername_key = "scheduler-test-key"\n'
                    f'[scheduler]\ncatalog_file = "{catalog}"\nroster_file = "{roster}"\n', encoding="utf-8")
     env = {"CREDITBRIDGE_MOODLE_URL": sandbox_url, "CREDITBRIDGE_MOODLE_TOKEN": TOKEN}
 

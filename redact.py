@@ -1,0 +1,101 @@
+"""Masking of what creditbridge shows: ID numbers (身份证号) and passwords inside URLs.
+
+The sources mask first (SQLAlchemy engines hide SQL parameters, messages name rows by masked number,
+URLs are shown through `mask_url`); this module is also the backstop for what they miss: a logging
+filter on every handler and an excepthook, so a database error quoting a key value (PostgreSQL's
+"Key (programme, id_number)=(...) already exists") or a library's message never prints a full number.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import traceback
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+from creditbridge.records.id_number import mask_id_numbers
+
+HIDDEN = "***"
+# `scheme://user:password@` inside free text (a URL in an exception message or log line).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (http://user:pw@host) replaced by ***; any other URL unchanged."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # an unparsable netloc (bad port, brackets): fall back to the text pattern
+        return _URL_PASSWORD.sub(lambda m: m.group("head") + HIDDEN, url)
+    if not password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{HIDDEN}@{host}"))
+
+
+def redact(text: str) -> str:
+    """`text` with every ID number masked (records.id_number) and every URL password hidden."""
+    return mask_id_numbers(_URL_PASSWORD.sub(lambda m: m.group("head") + HIDDEN, text))
+
+
+class RedactingFilter(logging.Filter):
+    """Masks the formatted message, the exception text and the stack of every record it passes.
+
+    The message is formatted here (args merged in) so an ID number given as an argument is caught too;
+    the exception is rendered into `exc_text`, which every logging.Formatter prints instead of
+    formatting `exc_info` again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed %-format: let logging report it as it always does
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Put the redacting filter on every handler there is now: the root's, every named logger's
+    (gunicorn's error and access logs, Flask's) and logging's last-resort handler, which prints a
+    library's warnings when nobody configured logging (as in a gunicorn worker)."""
+    handlers: list[logging.Handler] = list(logging.getLogger().handlers)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            handlers.extend(logger.handlers)
+    if logging.lastResort is not None:
+        handlers.append(logging.lastResort)
+    for handler in handlers:
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+
+
+def _print_redacted(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+    sys.stderr.flush()
+
+
+def _thread_hook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    sys.stderr.write(f"Exception in thread {name}:\n")
+    _print_redacted(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+
+def install_excepthooks() -> None:
+    """An uncaught exception (a bug, or a database error no flow expected) prints its traceback masked."""
+    sys.excepthook = _print_redacted
+    threading.excepthook = _thread_hook
