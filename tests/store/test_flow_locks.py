@@ -54,7 +54,7 @@ def test_credits_evaluate_refused_while_another_holds_the_store(store: Store, tm
 
 @pytest.mark.parametrize("kind", ["roster", "catalog"])
 def test_a_dry_run_takes_no_lock(store: Store, tmp_path: Path, kind: str) -> None:
-    env = {"CREDITBRIDGE_DATABASE_URL": store.url}
+    env = {"CREDITBRIDGE_DATABASE_URL": store.url, "CREDITBRIDGE_USERNAME_KEY": "test-key"}
     path = tmp_path / f"{kind}.csv"
     path.write_text("身份证号,姓名,学校代码,学校名称,区县,地市,学段,学科,是否乡村教师,任职状态\n" if kind == "roster"
                     else "code,title,kind,hours\nC1,Ethics,required,10\n", encoding="utf-8")
