@@ -7,21 +7,26 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   opened the zip directory's uncompressed sizes are checked, and each shared string's length is checked
   with a streaming parse (a 300 KB file can hold one 300 MB string).
 - Lines of JSON-lines files are read with a bound (`bounded_lines`).
+- Only regular files are read (`not_regular`): a FIFO blocks the reader until some writer comes, /dev/zero
+  never ends, a directory has nothing to read; each is refused by name instead.
 The numbers are settings ([limits], settings.model.InputLimits) with documented defaults.
 """
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, AnyStr
+from typing import IO, TYPE_CHECKING, Any, AnyStr
 
 import yaml
 from lxml import etree
 
 from creditbridge import CreditbridgeError
-from creditbridge.settings.model import InputLimits
+
+if TYPE_CHECKING:  # only annotations: settings.load uses this module, so a runtime import would be a cycle
+    from creditbridge.settings.model import InputLimits
 
 _MB = 1 << 20
 _SST = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}t"
@@ -56,6 +61,18 @@ class NoAliasLoader(yaml.SafeLoader):
 def alias_problem(e: yaml.YAMLError) -> str | None:
     """The readable problem of an AliasRefused (None for another YAML error)."""
     return e.problem if isinstance(e, AliasRefused) else None
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file of this st_mode is ("a directory", "a named pipe (FIFO)", ...) when it is no regular file;
+    None for a regular file. Readers check it before they read (for a FIFO: before a blocking open)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _FILE_KINDS if test(mode)), "a special file")
 
 
 def check_file_size(path: Path, limit_mb: int, setting: str) -> None:
