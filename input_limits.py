@@ -2,7 +2,9 @@
 the sync readers (roster, catalog, topics), `intake import` and the rule-file loader.
 
 - YAML: anchors and aliases are refused in data files (a "billion laughs" document of a few hundred bytes
-  expands into billions of values), naming the line; and a YAML file is read whole, so its size is bounded.
+  expands into billions of values), naming the line; so is nesting deeper than MAX_YAML_DEPTH (PyYAML composes
+  recursively: 100,000 `[` took the reader down with a RecursionError); and a YAML file is read whole, so its
+  size is bounded.
 - XLSX: openpyxl reads the shared-strings part whole, even in read-only mode, so before a workbook is
   opened the zip directory's uncompressed sizes are checked, and each shared string's length is checked
   with a streaming parse (a 300 KB file can hold one 300 MB string).
@@ -42,9 +44,20 @@ class AliasRefused(yaml.MarkedYAMLError):
     with its line."""
 
 
+class NestingRefused(yaml.MarkedYAMLError):
+    """YAML nested deeper than MAX_YAML_DEPTH. A YAMLError, reported like a syntax error, with its line."""
+
+
+# Rule files and catalogs nest a few levels; PyYAML's composer recurses about three frames per level, so this
+# stays far below Python's recursion limit whatever the caller's own depth.
+MAX_YAML_DEPTH = 100
+
+
 class NoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors (&a) and aliases (*a): data files have no use for them, and nested
-    aliases make a small file expand without bound."""
+    aliases make a small file expand without bound. Refuses nesting deeper than MAX_YAML_DEPTH too."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -55,12 +68,20 @@ class NoAliasLoader(yaml.SafeLoader):
             raise AliasRefused(None, None, f"YAML {kind} {sign}{anchor} at line {event.start_mark.line + 1}: anchors "
                                "and aliases are not accepted in data files; write each value out",
                                event.start_mark)
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise NestingRefused(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep at line "
+                                 f"{event.start_mark.line + 1}; no data file needs that", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def alias_problem(e: yaml.YAMLError) -> str | None:
-    """The readable problem of an AliasRefused (None for another YAML error)."""
-    return e.problem if isinstance(e, AliasRefused) else None
+    """The readable problem of a YAML structure refused here (an alias or anchor, too deep a nesting); None for
+    another YAML error."""
+    return e.problem if isinstance(e, AliasRefused | NestingRefused) else None
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
