@@ -66,13 +66,12 @@ def _read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {file}: cannot be read: {e.strerror or type(e).__name__}") from e
     try:
         what = not_regular(os.fstat(fd).st_mode)
-        if what is None:
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                raw = f.read(CONFIG_MAX_BYTES + 1)  # bounded, not st_size: the file may grow while it is read
+        if what is not None:
+            raise ConfigError(f"config file {file}: is {what}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(CONFIG_MAX_BYTES + 1)  # bounded, not st_size: the file may grow while it is read
     finally:
         os.close(fd)
-    if what is not None:
-        raise ConfigError(f"config file {file}: is {what}, not a regular file")
     if len(raw) > CONFIG_MAX_BYTES:
         raise ConfigError(f"config file {file}: larger than {CONFIG_MAX_BYTES >> 20} MB; a config file is a few "
                           "kilobytes: check the path")
