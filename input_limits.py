@@ -2,26 +2,33 @@
 the sync readers (roster, catalog, topics), `intake import` and the rule-file loader.
 
 - YAML: anchors and aliases are refused in data files (a "billion laughs" document of a few hundred bytes
-  expands into billions of values), naming the line; and a YAML file is read whole, so its size is bounded.
+  expands into billions of values), naming the line; so is nesting deeper than MAX_YAML_DEPTH (PyYAML composes
+  recursively: 100,000 `[` took the reader down with a RecursionError); and a YAML file is read whole, so its
+  size is bounded.
 - XLSX: openpyxl reads the shared-strings part whole, even in read-only mode, so before a workbook is
   opened the zip directory's uncompressed sizes are checked, and each shared string's length is checked
   with a streaming parse (a 300 KB file can hold one 300 MB string).
 - Lines of JSON-lines files are read with a bound (`bounded_lines`).
+- Only regular files are read (`not_regular`): a FIFO blocks the reader until some writer comes, /dev/zero
+  never ends, a directory has nothing to read; each is refused by name instead.
 The numbers are settings ([limits], settings.model.InputLimits) with documented defaults.
 """
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, AnyStr
+from typing import IO, TYPE_CHECKING, Any, AnyStr
 
 import yaml
 from lxml import etree
 
 from creditbridge import CreditbridgeError
-from creditbridge.settings.model import InputLimits
+
+if TYPE_CHECKING:  # only annotations: settings.load uses this module, so a runtime import would be a cycle
+    from creditbridge.settings.model import InputLimits
 
 _MB = 1 << 20
 _SST = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}t"
@@ -37,9 +44,20 @@ class AliasRefused(yaml.MarkedYAMLError):
     with its line."""
 
 
+class NestingRefused(yaml.MarkedYAMLError):
+    """YAML nested deeper than MAX_YAML_DEPTH. A YAMLError, reported like a syntax error, with its line."""
+
+
+# Rule files and catalogs nest a few levels; PyYAML's composer recurses about three frames per level, so this
+# stays far below Python's recursion limit whatever the caller's own depth.
+MAX_YAML_DEPTH = 100
+
+
 class NoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors (&a) and aliases (*a): data files have no use for them, and nested
-    aliases make a small file expand without bound."""
+    aliases make a small file expand without bound. Refuses nesting deeper than MAX_YAML_DEPTH too."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -50,12 +68,32 @@ class NoAliasLoader(yaml.SafeLoader):
             raise AliasRefused(None, None, f"YAML {kind} {sign}{anchor} at line {event.start_mark.line + 1}: anchors "
                                "and aliases are not accepted in data files; write each value out",
                                event.start_mark)
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise NestingRefused(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep at line "
+                                 f"{event.start_mark.line + 1}; no data file needs that", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def alias_problem(e: yaml.YAMLError) -> str | None:
-    """The readable problem of an AliasRefused (None for another YAML error)."""
-    return e.problem if isinstance(e, AliasRefused) else None
+    """The readable problem of a YAML structure refused here (an alias or anchor, too deep a nesting); None for
+    another YAML error."""
+    return e.problem if isinstance(e, AliasRefused | NestingRefused) else None
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file of this st_mode is ("a directory", "a named pipe (FIFO)", ...) when it is no regular file;
+    None for a regular file. Readers check it before they read (for a FIFO: before a blocking open)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _FILE_KINDS if test(mode)), "a special file")
 
 
 def check_file_size(path: Path, limit_mb: int, setting: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from creditbridge import CreditbridgeError
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
+from creditbridge.input_limits import not_regular
 from creditbridge.mappings.cycle import cycle_id, cycle_problems
 from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
 from creditbridge.records.id_number import mask_id_number, mask_id_numbers
@@ -31,6 +32,9 @@ def rules_group() -> None:
 def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     """Validate a rule file; list every problem with its path in the file. Exit 2 when invalid."""
     try:
+        what = not_regular(file.stat().st_mode)
+        if what is not None:  # a FIFO would block the read until some writer comes
+            raise CreditbridgeError(f"{file}: is {what}, not a regular file")
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise CreditbridgeError(f"{file}: cannot read the rule file ({e})") from e

@@ -5,7 +5,10 @@ A file either loads completely or not at all: nothing is built from a file with 
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -16,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
-from creditbridge.input_limits import NoAliasLoader
+from creditbridge.input_limits import NoAliasLoader, not_regular
 from creditbridge.mappings.schema import Programme
 
 
@@ -127,7 +130,10 @@ def parse_programme(text: str, source: str) -> Programme:
 
 def builtin_rule_path(code: str) -> Path | None:
     candidate = resources.files("creditbridge.mappings").joinpath("rules", f"{code}.yaml")
-    return Path(str(candidate)) if candidate.is_file() else None
+    try:
+        return Path(str(candidate)) if candidate.is_file() else None
+    except OSError:  # a code no file name can hold (too long): no rule file of that programme
+        return None
 
 
 def builtin_programmes() -> list[str]:
@@ -149,12 +155,26 @@ def load_programme(code_or_path: str | Path) -> Programme:
     """A programme by id (the rule files shipped in mappings/rules/) or by the path of a rule file."""
     text = str(code_or_path)
     path = Path(text)
-    if not (text.endswith((".yaml", ".yml")) or path.is_file()):
+    st = _stat(path)
+    if not (text.endswith((".yaml", ".yml")) or (st is not None and stat.S_ISREG(st.st_mode))):
         found = builtin_rule_path(text)
         if found is None:
             raise ProgrammeNotFound(f"no rule file for programme {text!r} (known: {', '.join(builtin_programmes())})")
-        path = found
-    if not path.is_file():
+        path, st = found, _stat(found)
+    if st is None:
         raise ProgrammeNotFound(f"rule file {path} not found")
-    st = path.stat()
+    what = not_regular(st.st_mode)
+    if what is not None:  # a FIFO would block the read, a directory has nothing to read
+        raise ProgrammeNotFound(f"rule file {path}: is {what}, not a regular file")
     return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """The file's status; None when there is no such file, or the name cannot be one (too long, through a
+    file): a programme code such as "sd-2022" is looked up as a path first."""
+    try:
+        return path.stat()
+    except OSError as e:
+        if isinstance(e, FileNotFoundError | NotADirectoryError) or e.errno == errno.ENAMETOOLONG:
+            return None
+        raise ProgrammeNotFound(f"rule file {path}: cannot be read: {e.strerror or type(e).__name__}") from e

@@ -101,20 +101,23 @@ class Run:
 def prepare_directory(directory: Path) -> None:
     """Each run starts from scratch, in a directory only the quickstart writes to: a second run replaces
     the first one's files (and only those), so the figures always describe one clean pass."""
-    if directory.exists():
-        if not directory.is_dir():
-            raise QuickstartError(f"{directory} exists and is not a directory")
-        entries = [p for p in directory.iterdir()]
-        if entries and not (directory / MARKER).exists():
-            raise QuickstartError(f"{directory} is not empty and was not made by the quickstart; "
-                                  "choose another --dir or empty it")
-        for p in entries:
-            base = p.name.split("-wal")[0].split("-shm")[0].split("-journal")[0]
-            if base in OWNED:
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).write_text("made by `creditbridge quickstart`; the next run replaces its files\n",
-                                    encoding="utf-8")
+    try:
+        if directory.exists():
+            if not directory.is_dir():
+                raise QuickstartError(f"{directory} exists and is not a directory")
+            entries = [p for p in directory.iterdir()]
+            if entries and not (directory / MARKER).exists():
+                raise QuickstartError(f"{directory} is not empty and was not made by the quickstart; "
+                                      "choose another --dir or empty it")
+            for p in entries:
+                base = p.name.split("-wal")[0].split("-shm")[0].split("-journal")[0]
+                if base in OWNED:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MARKER).write_text("made by `creditbridge quickstart`; the next run replaces its files\n",
+                                        encoding="utf-8")
+    except OSError as e:  # a name too long, a place no directory can be made (/proc), no permission
+        raise QuickstartError(f"--dir {directory}: cannot be used: {e.strerror or type(e).__name__}") from e
 
 
 def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEACHERS, seed: int = 0,

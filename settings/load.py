@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
+from creditbridge.input_limits import not_regular
 from creditbridge.settings.model import Settings
 
 CONFIG_ENV = "CREDITBRIDGE_CONFIG"
@@ -32,6 +33,9 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CREDITBRIDGE_USERNAME_KEY": ("sync", "username_key"),
 }
 _LIST_KEYS = {("webhooks", "secrets")}
+# A config file is a few kilobytes (default.toml, with all its comments, is far below this): a bigger one is a
+# wrong path (a log, a dump), and TOML is parsed whole, so it is refused before it fills the memory.
+CONFIG_MAX_BYTES = 1 << 20
 
 
 class ConfigError(CreditbridgeError):
@@ -53,11 +57,24 @@ def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
 
 def _read_toml(file: Path) -> dict[str, Any]:
     try:
-        raw = file.read_bytes()
+        # O_NONBLOCK: the open of a FIFO does not wait for a writer; the type is checked on the open descriptor,
+        # so the file read is the file checked.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {file}") from e
-    except OSError as e:  # a directory, a path through a file, a name too long, no permission
+    except OSError as e:  # a path through a file, a name too long, no permission
         raise ConfigError(f"config file {file}: cannot be read: {e.strerror or type(e).__name__}") from e
+    try:
+        what = not_regular(os.fstat(fd).st_mode)
+        if what is not None:
+            raise ConfigError(f"config file {file}: is {what}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(CONFIG_MAX_BYTES + 1)  # bounded, not st_size: the file may grow while it is read
+    finally:
+        os.close(fd)
+    if len(raw) > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {file}: larger than {CONFIG_MAX_BYTES >> 20} MB; a config file is a few "
+                          "kilobytes: check the path")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -24,7 +24,14 @@ from typing import Any
 import yaml
 
 from creditbridge import CreditbridgeError
-from creditbridge.input_limits import InputTooLarge, NoAliasLoader, alias_problem, check_file_size, check_xlsx
+from creditbridge.input_limits import (
+    InputTooLarge,
+    NoAliasLoader,
+    alias_problem,
+    check_file_size,
+    check_xlsx,
+    not_regular,
+)
 from creditbridge.settings.model import InputLimits
 
 
@@ -329,8 +336,15 @@ def open_table(
     """Open an export file and resolve its header. Raises MissingColumnError / ReadError / InputTooLarge
     before any row."""
     path = Path(path)
-    if not path.is_file():
-        raise ReadError(f"{path}: no such file")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ReadError(f"{path}: no such file") from None
+    except OSError as e:  # a path through a file, a name too long, a symlink loop, no permission
+        raise ReadError(f"{path}: cannot be read: {e.strerror or type(e).__name__}") from None
+    what = not_regular(mode)
+    if what is not None:  # a FIFO would block the first open, /dev/zero never ends
+        raise ReadError(f"{path}: is {what}, not a regular file; give the path of the {kind} file")
     suffix = path.suffix.lower()
     lookup = _header_lookup(fields, header_map)
     limits = limits or InputLimits()

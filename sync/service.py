@@ -128,6 +128,8 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
         outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished))
     except (OSError, OutputFileError) as e:  # a report that cannot be written must not hide what the run did
         outcome.notes.append(f"report not written: {e}")
+    except Exception as e:  # whatever the writer raises (a text openpyxl refuses), the run is closed
+        outcome.notes.append(mask_id_numbers(f"report not written: {type(e).__name__}: {e}"))
     with store.session() as s:
         run = s.get(SyncRun, outcome.run_id)
         if run is not None:

@@ -124,13 +124,19 @@ def import_command(app: AppContext, file: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+# --worker-class for webhooks.worker_class = "gevent": gunicorn's gevent worker, quiet on Ctrl-C (see that module;
+# named, not imported: gevent stays out of the CLI process).
+GEVENT_WORKER = "creditbridge.webhooks.gunicorn_worker.QuietGeventWorker"
+
+
 def gunicorn_argv(settings: WebhookSettings, app_path: str = "creditbridge.webhooks.wsgi:app", *,
                   host: str | None = None, port: int | None = None, workers: int | None = None,
                   worker_class: str | None = None, threads: int | None = None) -> list[str]:
     """The gunicorn command line for these settings; the benchmark serves its bare baseline with the same one."""
     kind = worker_class or settings.worker_class
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"{host or settings.host}:{port or settings.port}",
-            "--workers", str(workers or settings.workers), "--worker-class", kind,
+            "--workers", str(workers or settings.workers),
+            "--worker-class", GEVENT_WORKER if kind == "gevent" else kind,
             "--keep-alive", str(settings.keepalive_seconds)]
     if kind == "gthread":
         argv += ["--threads", str(threads or settings.threads)]

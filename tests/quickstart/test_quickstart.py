@@ -167,6 +167,16 @@ def test_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     assert (target / "thesis.docx").exists() and not (target / MARKER).exists()
 
 
+@pytest.mark.parametrize(("directory", "reason"), [("d" * 300, "File name too long"),
+                                                  ("/proc/self/qs", "No such file or directory")])
+def test_a_dir_that_cannot_be_made_is_one_error_line(tmp_path: Path, directory: str, reason: str) -> None:
+    """Attack report item 11: a name too long, or a place no directory can be made, was an OSError traceback."""
+    proc, _ = _quickstart(tmp_path, "--dir", directory, "--teachers", "1", "--json", timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"error: --dir {directory}: cannot be used: {reason}\n" and proc.stdout == ""
+    assert os.listdir(tmp_path) == []  # nothing generated anywhere
+
+
 def test_human_summary_names_the_report_and_next_commands(tmp_path: Path) -> None:
     proc, _ = _quickstart(tmp_path, "--teachers", "10", "--dir", "qs")
     assert proc.returncode == 0, proc.stderr[-3000:]

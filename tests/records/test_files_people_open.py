@@ -115,12 +115,15 @@ def test_a_directory_under_the_final_name_is_refused(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["a.txt"]
 
 
-# Any text a name can hold in XLSX: no surrogates, none of the control characters XML 1.0 forbids.
-_XLSX_TEXT = st.text(st.characters(exclude_categories=("Cs",),
-                                   exclude_characters="".join(map(chr, [*range(0, 9), 11, 12, *range(14, 32)]))),
-                     min_size=1, max_size=30)
+# Any text a name can hold in XLSX: no surrogates, none of the characters XML 1.0 forbids.
+_XLSX_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="".join(
+    map(chr, [*range(0, 9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF]))), min_size=1, max_size=30)
 _TRIGGERED = st.builds(lambda start, rest: start + rest, st.sampled_from(["=", "+", "-", "@", "\t", "\r", "#N/A"]),
                        _XLSX_TEXT)
+# Characters no XLSX can hold (attack report item 1), and what a CSV cannot carry (NUL, lone surrogates: item 12).
+_UNWRITABLE = st.sampled_from(["\x00", "\x0b", "\x1f", "\ufffe", "\uffff", "\ud800", "\udbff", "\udc00", "\udfff"])
+_ANY_TEXT = st.tuples(_UNWRITABLE, st.lists(st.one_of(_UNWRITABLE, _XLSX_TEXT), max_size=5)).map(
+    lambda t: "".join(t[1][:1]) + t[0] + "".join(t[1][1:]))  # at least one character of _UNWRITABLE
 
 
 @settings(max_examples=30, deadline=None)
@@ -137,11 +140,46 @@ def test_any_text_comes_back_from_xlsx_exactly_and_as_text(texts: list[str]) -> 
     assert got == [(t, "s") for t in texts]
 
 
-@given(st.lists(st.one_of(_TRIGGERED, st.text(), st.integers(), st.floats(allow_nan=False), st.none())))
+@given(st.lists(st.one_of(_TRIGGERED, _XLSX_TEXT, st.integers(), st.floats(allow_nan=False), st.none())))
 def test_no_csv_field_starts_a_formula(values: list[object]) -> None:
     row = csv_row(values)
     for before, after in zip(values, row, strict=True):
-        if isinstance(before, str) and before[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        if isinstance(before, str) and (before[:1] in ("=", "+", "-", "@", "\t", "\r") or before == "#N/A"):
             assert after == "'" + before
         else:
             assert after is before  # numbers stay numbers, other text stays as it is
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(_ANY_TEXT, min_size=1, max_size=10))
+def test_any_text_at_all_is_written_with_what_the_file_cannot_hold_escaped(texts: list[str]) -> None:
+    """XLSX: XML 1.0's forbidden characters (C0 controls, U+FFFE, U+FFFF, lone surrogates) as _xHHHH_; CSV: NUL
+    and lone surrogates the same way; both files are written whole."""
+    buf = io.BytesIO()
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("s")
+    for t in texts:
+        ws.append(xlsx_row(ws, [t]))
+    wb.save(buf)
+    sheet = load_workbook(io.BytesIO(buf.getvalue())).active
+    for r, t in enumerate(texts, start=1):
+        got = sheet.cell(r, 1).value
+        assert sheet.cell(r, 1).data_type == "s" and "_x" in got
+        for ch in set(t):
+            if ord(ch) in (*range(0, 9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF) or 0xD800 <= ord(ch) <= 0xDFFF:
+                assert ch not in got and f"_x{ord(ch):04X}_" in got
+    text = io.StringIO()
+    csv.writer(text).writerows(csv_row([t]) for t in texts)
+    written = text.getvalue().encode("utf-8")  # every field encodes: no lone surrogate is left
+    assert b"\x00" not in written
+    back = [r[0] for r in csv.reader(io.StringIO(written.decode("utf-8")))]
+    for t, got in zip(texts, back, strict=True):
+        expected = "".join(f"_x{ord(c):04X}_" if c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF else c for c in t)
+        assert got in (expected, "'" + expected)  # the apostrophe only before a formula start
+
+
+def test_csv_error_values_become_text_like_formulas() -> None:
+    """Excel reads #N/A, #REF!, ... in a CSV as error values (XLSX forces them to strings): attack report item 12."""
+    assert csv_row(["#N/A", "#REF!", "#DIV/0!", "#NULL!", "#NAME?", "#NUM!", "#VALUE!", "#N/A!", "#1"]) == [
+        "'#N/A", "'#REF!", "'#DIV/0!", "'#NULL!", "'#NAME?", "'#NUM!", "'#VALUE!", "#N/A!", "#1"]
+    assert csv_row(["王\x00芳", "=\x00", "\ud800"]) == ["王_x0000_芳", "'=_x0000_", "_xD800_"]

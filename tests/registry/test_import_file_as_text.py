@@ -112,3 +112,38 @@ def test_a_symlink_under_the_import_file_name_is_refused(tmp_path: Path, creditb
     assert proc.stderr.startswith(f"error: registry.export_dir: {written}: is a symbolic link; refusing")
     assert "Traceback" not in proc.stderr and victim.read_text(encoding="utf-8") == "keep"
     assert os.listdir(exports) == [written.name] and written.is_symlink()
+
+
+# Text XML 1.0 cannot hold beyond the C0 controls (U+FFFE, U+FFFF), the error values Excel reads from a CSV,
+# and a NUL (attack report items 1 and 12).
+UNWRITABLE = ("张\uffff三", "\ufffe第一中学", "#N/A", "#REF!", "王\x00芳")
+XLSX_TEXT = {"张\uffff三": "张_xFFFF_三", "\ufffe第一中学": "_xFFFE_第一中学", "王\x00芳": "王_x0000_芳"}
+CSV_TEXT = {"#N/A": "'#N/A", "#REF!": "'#REF!", "王\x00芳": "王_x0000_芳"}
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_text_a_file_cannot_hold_is_escaped_and_the_push_goes_through(tmp_path: Path, creditbridge_cli: Run,
+                                                                      fmt: str) -> None:
+    by_id = _seed(tmp_path, UNWRITABLE)
+    exports = tmp_path / "exports"
+    proc = _push(tmp_path, creditbridge_cli, fmt, exports)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["acknowledged"] == len(UNWRITABLE)
+    # Nothing left to resend: the frozen payload does not block the next push.
+    again = _push(tmp_path, creditbridge_cli, fmt, exports)
+    assert again.returncode == 0 and json.loads(again.stdout)["acknowledged"] == 0, again.stdout + again.stderr
+    (path,) = exports.iterdir()
+    name, school = HEADERS.index("姓名"), HEADERS.index("学校名称")
+    if fmt == "xlsx":
+        ws = load_workbook(path).active
+        got = {row[0].value: [(row[c].value, row[c].data_type) for c in (name, school)]
+               for row in ws.iter_rows(min_row=2)}
+        for teacher, text in by_id.items():
+            assert got[teacher] == [(XLSX_TEXT.get(text, text), "s")] * 2, text
+    else:
+        raw = path.read_bytes()
+        assert b"\x00" not in raw
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = {r[0]: r for r in list(csv.reader(fh))[1:]}
+        for teacher, text in by_id.items():
+            assert [rows[teacher][name], rows[teacher][school]] == [CSV_TEXT.get(text, text)] * 2, text

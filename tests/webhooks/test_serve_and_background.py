@@ -43,8 +43,10 @@ def option(argv: list[str], name: str) -> str | None:
 
 def test_worker_settings_reach_the_gunicorn_command_line(runner, tmp_path, sqlite_url):
     default = serve_argv(runner, write_config(tmp_path, sqlite_url))
+    # gevent: gunicorn's gevent worker, quiet on Ctrl-C (webhooks/gunicorn_worker.py)
     assert (option(default, "--worker-class"), option(default, "--worker-connections"), option(default, "--workers"),
-            option(default, "--keep-alive")) == ("gevent", "2000", "2", "5")
+            option(default, "--keep-alive")) == ("creditbridge.webhooks.gunicorn_worker.QuietGeventWorker", "2000",
+                                                 "2", "5")
     assert "--threads" not in default
     assert "--access-logfile" in default and default[-1] == "creditbridge.webhooks.wsgi:app"
 
