@@ -129,6 +129,9 @@ def parse_programme(text: str, source: str) -> Programme:
 
 
 def builtin_rule_path(code: str) -> Path | None:
+    # Only a shipped programme's own name: "../x" or "a/b" must not reach a file outside the rules folder.
+    if code not in builtin_programmes():
+        return None
     candidate = resources.files("creditbridge.mappings").joinpath("rules", f"{code}.yaml")
     try:
         return Path(str(candidate)) if candidate.is_file() else None

@@ -70,3 +70,11 @@ def test_a_rule_file_that_is_a_fifo(tmp_path: Path, creditbridge_cli: Run) -> No
     assert proc.stderr == f"error: {fifo}: is a named pipe (FIFO), not a regular file\n"
     with pytest.raises(ProgrammeNotFound, match="is a named pipe"):
         load_programme(fifo)
+
+
+def test_a_programme_code_cannot_reach_outside_the_rules_folder() -> None:
+    from creditbridge.mappings.loading import builtin_programmes, builtin_rule_path
+
+    assert builtin_rule_path("sd-2022") is not None and "sd-2022" in builtin_programmes()
+    for code in ("../rules/sd-2022", "rules/../rules/sd-2022", "/etc/passwd", "sd-2022/../sd-2022", ""):
+        assert builtin_rule_path(code) is None, code
