@@ -45,17 +45,17 @@ def _key_changed(teacher: str | None, school: str | None, distinct: str) -> str:
     return ' OR '.join(f'OLD.{k} {distinct} NEW.{k}' for k in keys)
 
 
+# Every name below is one of this module's constants (SOURCES); nothing comes from outside.
 def _sqlite(table: str, teacher: str | None, school: str | None, watched: tuple[str, ...]) -> list[str]:
     ins = 'INSERT INTO credit_mark (programme, teacher, school)'
+    new = f'{ins} VALUES ({_values("NEW", teacher, school)})'
+    old = f'{ins} VALUES ({_values("OLD", teacher, school)})'
+    old_if_moved = f'{ins} SELECT {_values("OLD", teacher, school)} WHERE {_key_changed(teacher, school, "IS NOT")}'
     changed = ' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in watched)
     return [
-        f'CREATE TRIGGER credit_mark_{table}_ins AFTER INSERT ON {table} '
-        f'BEGIN {ins} VALUES ({_values("NEW", teacher, school)}); END',
-        f'CREATE TRIGGER credit_mark_{table}_del AFTER DELETE ON {table} '
-        f'BEGIN {ins} VALUES ({_values("OLD", teacher, school)}); END',
-        f'CREATE TRIGGER credit_mark_{table}_upd AFTER UPDATE ON {table} WHEN {changed} '
-        f'BEGIN {ins} VALUES ({_values("NEW", teacher, school)}); '
-        f'{ins} SELECT {_values("OLD", teacher, school)} WHERE {_key_changed(teacher, school, "IS NOT")}; END',
+        f'CREATE TRIGGER credit_mark_{table}_ins AFTER INSERT ON {table} BEGIN {new}; END',
+        f'CREATE TRIGGER credit_mark_{table}_del AFTER DELETE ON {table} BEGIN {old}; END',
+        f'CREATE TRIGGER credit_mark_{table}_upd AFTER UPDATE ON {table} WHEN {changed} BEGIN {new}; {old_if_moved}; END',
     ]
 
 
