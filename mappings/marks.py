@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy import delete as sql_delete
 
 from creditbridge.mappings.schema import Programme
+from creditbridge.outbox.status import waiting as outbox_waiting
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import Teacher
@@ -129,3 +130,16 @@ def waiting(store: Store) -> dict[str, Any]:
     ages = [p["oldest_age_seconds"] for p in programmes.values() if p["oldest_age_seconds"] is not None]
     return {"teachers": sum(p["teachers"] for p in programmes.values()),
             "oldest_age_seconds": max(ages) if ages else None, "programmes": programmes}
+
+
+def status(store: Store) -> dict[str, Any]:
+    """`credits status` (and the same figures in `intake status`): teachers waiting for evaluation, results
+    waiting for push (not yet in the outbox, or built and not sent), each with the age of the oldest."""
+    evaluation = waiting(store)
+    push = outbox_waiting(store)
+    ages = [a for a in (push["to_build_oldest_age_seconds"], push["pending_oldest_age_seconds"]) if a is not None]
+    return {"waiting_evaluation": evaluation["teachers"],
+            "waiting_evaluation_oldest_age_seconds": evaluation["oldest_age_seconds"],
+            "waiting_push": push["to_build"] + push["pending"],
+            "waiting_push_oldest_age_seconds": max(ages) if ages else None,
+            "evaluation": evaluation, "push": push}
