@@ -531,11 +531,15 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             asg = records.assignments(lo, hi)
             existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
                 CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
+            # On PostgreSQL (READ COMMITTED) a teacher added to the range after the roster read above has a mark
+            # read here but was not evaluated: such a mark stays. A marked key not on the roster now (records of
+            # someone not in the roster) is done: adding them later marks them again.
+            seen = {p.id_number for p in people} | {k[0] for k in existing}
+            unseen = sorted({t for _, t in chunk_marks if t not in seen})
+            late = set(conn.execute(select(TE.c.id_number).where(
+                TE.c.programme == code, TE.c.id_number.in_(unseen))).scalars()) if unseen else set()
         results = evaluator.evaluate(people, recs, asg, existing)
-        # Only the marks of people this chunk saw (on the roster or with a stored result) are done: on
-        # PostgreSQL a teacher added to the range after the roster read above has a mark but was not evaluated.
-        seen = {p.id_number for p in people} | {k[0] for k in existing}
-        done = [i for i, t in chunk_marks if t in seen]
+        done = [i for i, t in chunk_marks if t not in late]
         with conn.begin():
             writer.write(results, existing, existing.keys())
             if defer_marks:
