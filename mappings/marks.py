@@ -88,17 +88,19 @@ def delete(conn: Connection, ids: list[int]) -> None:
         conn.execute(sql_delete(CM).where(CM.c.id.in_(ids[at:at + _BATCH])))
 
 
-def full_reason(store: Store, prog: Programme) -> str | None:
+def full_reason(store: Store, prog: Programme, evaluator_version: str) -> str | None:
     """Why an incremental run of this programme must evaluate everyone, or None when the marks suffice."""
     code = prog.id
     with store.engine.connect() as conn:
-        last = conn.execute(select(RUNS.c.rule_hash).where(
+        last = conn.execute(select(RUNS.c.rule_hash, RUNS.c.evaluator_version).where(
             RUNS.c.programme == code, RUNS.c.finished_at.is_not(None),
-            (RUNS.c.mode.is_(None)) | (RUNS.c.mode == "all")).order_by(RUNS.c.id.desc()).limit(1)).scalar()
+            (RUNS.c.mode.is_(None)) | (RUNS.c.mode == "all")).order_by(RUNS.c.id.desc()).limit(1)).first()
         if last is None:
             return f"no complete evaluation of {code} yet"
-        if last != prog.hash:
-            return f"rule file changed since the last complete run (hash {last[:12]} → {prog.hash[:12]})"
+        if last.rule_hash != prog.hash:
+            return f"rule file changed since the last complete run (hash {last.rule_hash[:12]} → {prog.hash[:12]})"
+        if last.evaluator_version != evaluator_version:
+            return f"evaluator version changed ({last.evaluator_version or 'none'} → {evaluator_version})"
         if conn.execute(select(CM.c.id).where(CM.c.programme == code, CM.c.teacher.is_(None),
                                               CM.c.school.is_(None)).limit(1)).first() is not None:
             return "catalog changed"

@@ -420,7 +420,7 @@ def evaluate_store(settings: Any, store: Store, *, programme: str | None = None,
     counts = Counts()
     for code in _programmes(store, settings, programme):
         prog = load_programme(code)
-        reason = marks.full_reason(store, prog) if incremental else "--all"
+        reason = marks.full_reason(store, prog, EVALUATOR_VERSION) if incremental else "--all"
         if reason is None:
             _evaluate_marked(store, prog, counts, chunk_size, progress)
         else:
@@ -587,6 +587,7 @@ def _start_run(conn: Connection, prog: Programme, mode: str) -> int:
     runs = CreditEvaluationRun.__table__
     return conn.execute(insert(runs).values(
         programme=prog.id, rule_version=prog.version, rule_hash=prog.hash, started_at=utcnow(), mode=mode,
+        evaluator_version=EVALUATOR_VERSION,
         evaluated=0, changed=0, passed=0, failed=0).returning(runs.c.id)).scalar_one()
 
 

@@ -1,4 +1,4 @@
-"""credits: marks of teachers whose inputs changed (credit_mark), written by triggers; run mode
+"""credits: marks of teachers whose inputs changed (credit_mark), written by triggers; run mode and evaluator
 
 Revision ID: 0008_credits_marks
 Revises: 0007_credits_input_hash
@@ -96,6 +96,7 @@ def upgrade() -> None:
     op.create_index('ix_credit_mark_programme_teacher', 'credit_mark', ['programme', 'teacher'], unique=False)
     with op.batch_alter_table('credit_evaluation_run') as batch:
         batch.add_column(sa.Column('mode', sa.String(length=20), nullable=True))
+        batch.add_column(sa.Column('evaluator_version', sa.String(length=20), nullable=True))
     make = _postgres if op.get_bind().dialect.name == 'postgresql' else _sqlite
     for table, (teacher, school, watched) in SOURCES.items():
         for statement in make(table, teacher, school, watched):
@@ -112,6 +113,7 @@ def downgrade() -> None:
             else:
                 op.execute(f'DROP TRIGGER IF EXISTS credit_mark_{table}_{suffix}')
     with op.batch_alter_table('credit_evaluation_run') as batch:
+        batch.drop_column('evaluator_version')
         batch.drop_column('mode')
     op.drop_index('ix_credit_mark_programme_teacher', table_name='credit_mark')
     op.drop_table('credit_mark')
