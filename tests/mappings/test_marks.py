@@ -416,3 +416,23 @@ def test_credits_status_and_intake_status(store: Store, config: str, runner: Cli
     bad = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--all", "--roster",
                               str(SAMPLES / "sd-2022" / "roster.csv")])
     assert bad.exit_code == 2 and "--all" in bad.output
+
+
+def test_many_rewritten_results_at_once(store: Store) -> None:
+    """Enough changed results that PostgreSQL rewrites them through COPY into a temporary table: the stored
+    rows are those of an evaluation from nothing, twice in a row (the temporary table is emptied at commit)."""
+    seed(store)
+    many = [f"11010119900101{i:04d}"[:18] for i in range(80)]
+    with store.session() as s:
+        for idn in many:
+            s.add(Teacher(programme="sd-2022", id_number=idn, name="教师", school_code="370102001",
+                          school_name="学校", county="历下区", city="济南市", stage="初中", subject="数学"))
+    evaluate_store(None, store, programme="sd-2022")
+    for round_ in range(2):
+        for idn in many:
+            add_record(store, idn, f"SD22-E-ETHICS-0{round_ + 1}", f"t:many:{round_}:{idn}")
+        out = evaluate_store(None, store, programme="sd-2022", incremental=True)
+        assert out["programmes"]["sd-2022"]["mode"] == "incremental"
+        assert out["evaluated"] == 80 and out["updated"] + out["changed"] == 80
+        incremental = _results(store)
+        assert _from_scratch(store, "sd-2022") == incremental
