@@ -16,6 +16,7 @@ from creditbridge.cli.context import AppContext, emit_json, interactive, pass_ap
 from creditbridge.input_limits import not_regular
 from creditbridge.mappings.cycle import cycle_id, cycle_problems
 from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
+from creditbridge.mappings.marks import status
 from creditbridge.records.id_number import mask_id_number, mask_id_numbers
 from creditbridge.store.models.core import Teacher
 
@@ -94,8 +95,10 @@ def credits_group() -> None:
               help="Standalone: lesson-case assignments (CSV teacher,course).")
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Standalone: a rule file to use instead of the programme's shipped one.")
+@click.option("--all", "all_", is_flag=True,
+              help="Store mode: evaluate every teacher of the programme, not only those whose inputs changed.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Store mode: evaluation processes, each taking a range of the roster.")
+              help="Store mode: evaluation processes, each taking a range of the roster (a full run).")
 @click.option("--summary", is_flag=True,
               help="Store mode: print the run's counts (evaluated, changed, passed, ...) instead of the per-person "
                    "list; with --json as one JSON object.")
@@ -107,20 +110,25 @@ def credits_group() -> None:
 @pass_app
 def evaluate_command(app: AppContext, programme: str | None, roster: Path | None, catalog: Path | None,
                      topics: Path | None, records: Path | None, assignments: Path | None, rules_file: Path | None,
-                     workers: int, summary: bool, as_list: bool, as_json: bool, wait: bool) -> None:
+                     all_: bool, workers: int, summary: bool, as_list: bool, as_json: bool, wait: bool) -> None:
     """Evaluate credits: on the state store, or standalone from files (--roster --catalog --records).
 
-    With --json both forms print the list of results, per person; on the store, --summary prints the counts."""
+    On the store only the teachers whose inputs changed since are evaluated (and their schools' admin results),
+    unless --all, a changed rule file or catalog, or no complete run yet makes it a run over everyone.
+    With --json both forms print the list of results, per person; on the store, --summary prints the counts
+    (with each programme's mode and why)."""
     standalone = any(x is not None for x in (roster, catalog, topics, records, assignments, rules_file))
     if standalone:
-        if summary:
-            raise click.UsageError("--summary is for the store mode; the standalone form prints the list")
+        if summary or all_:
+            raise click.UsageError("--summary and --all are for the store mode; the standalone form evaluates "
+                                   "everything in the files and prints the list")
         _standalone(programme, roster, catalog, topics, records, assignments, rules_file, as_json)
         return
     from creditbridge.mappings.service import evaluate_store
 
     if as_json or not interactive():
-        counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait)
+        counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait,
+                                incremental=not all_)
     else:
         from rich.console import Console
         from rich.progress import Progress
@@ -128,7 +136,7 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("evaluating", total=None)
             counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait,
-                                    progress=lambda n: bar.advance(task, n))
+                                    progress=lambda n: bar.advance(task, n), incremental=not all_)
     if as_json and summary:
         emit_json(counts)
         return
@@ -140,15 +148,47 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
         if interactive():
             click.echo(f"{counts['evaluated']} result(s) evaluated, {counts['changed']} changed, "
                        f"passed {counts['passed']}, failed {counts['failed']}", err=True)
+            for code, pc in counts["programmes"].items():
+                click.echo(f"{code}: {_mode_line(pc)}", err=True)
         return
     if not counts["programmes"]:
         click.echo("nothing to evaluate: no teachers in the store (run a roster sync first)")
         return
     for code, pc in counts["programmes"].items():
         click.echo(f"{code}: {pc['evaluated']} result(s) evaluated, {pc['changed']} result(s) changed "
-                   f"(rules version {pc['rule_version']}, hash {pc['rule_hash'][:12]})")
+                   f"(rules version {pc['rule_version']}, hash {pc['rule_hash'][:12]}; {_mode_line(pc)})")
     click.echo(f"passed {counts['passed']}, failed {counts['failed']}; new {counts['new']}, "
                f"withdrawn {counts['withdrawn']}")
+
+
+def _mode_line(pc: dict[str, Any]) -> str:
+    return f"{'marked teachers only' if pc['mode'] == 'incremental' else 'everyone'}: {pc['reason']}"
+
+
+@credits_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_app
+def status_command(app: AppContext, as_json: bool) -> None:
+    """What waits: teachers marked for evaluation (per programme) and results waiting for push, with the age
+    of the oldest of each."""
+    doc = status(app.store)
+    if as_json:
+        emit_json(doc)
+        return
+    ev, push = doc["evaluation"], doc["push"]
+    click.echo(f"waiting for evaluation: {ev['teachers']} teacher(s), oldest {_age(ev['oldest_age_seconds'])}")
+    for code, p in ev["programmes"].items():
+        whole = "; the whole programme (catalog changed)" if p["whole_programme"] else ""
+        click.echo(f"  {code}: {p['teachers']} teacher(s), {p['schools']} school(s) whole{whole}, "
+                   f"oldest {_age(p['oldest_age_seconds'])}")
+    click.echo(f"waiting for push: {doc['waiting_push']} result(s), "
+               f"oldest {_age(doc['waiting_push_oldest_age_seconds'])} "
+               f"({push['to_build']} not yet in the outbox, {push['pending']} built and not sent); "
+               f"{push['sent']} sent and not yet answered")
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f} s"
 
 
 def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:

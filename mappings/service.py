@@ -20,11 +20,29 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Float, and_, bindparam, case, delete, func, insert, literal, null, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import cast, false
 from sqlalchemy.types import Text
 
 from creditbridge import CreditbridgeError
+from creditbridge.mappings import marks
 from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
 from creditbridge.mappings.loading import builtin_rule_path, load_programme
 from creditbridge.mappings.schema import Programme
@@ -228,7 +246,10 @@ class _Writer:
             else:
                 self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
-            self.conn.exec_driver_sql(self.update_sql, updates)
+            if self.copy and len(updates) >= _COPY_UPDATE_MIN:
+                self._copy_update(updates)
+            else:
+                self.conn.exec_driver_sql(self.update_sql, updates)
         if refingerprint:  # same result from other inputs (or a row stored before fingerprints): note the inputs
             self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
                               [{"_h": h, "_id": i} for h, i in refingerprint])
@@ -244,6 +265,30 @@ class _Writer:
             self.pc["changed"] += len(stale)
         if changes:
             self.conn.execute(insert(CreditResultChange.__table__), changes)
+
+
+    def _copy_update(self, updates: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: the rows COPYed into a temporary table and applied by one UPDATE ... FROM. An executemany
+        UPDATE costs a round trip per row (pipelined, still most of an incremental run's time)."""
+        cols = ", ".join((*_UPDATE_COLS, "id"))
+        self.conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_UPDATE_TEMP} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {cols} FROM {CR.name} WITH NO DATA")
+        cur = self.conn.connection.cursor()
+        try:
+            with cur.copy(f"COPY {_UPDATE_TEMP} ({cols}) FROM STDIN") as cp:
+                for row_ in updates:
+                    cp.write_row(row_)
+        finally:
+            cur.close()
+        sets = ", ".join(f"{c} = u.{c}" for c in _UPDATE_COLS)
+        self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {_UPDATE_TEMP} u "  # noqa: S608
+                                  f"WHERE {CR.name}.id = u.id")
+
+
+# from this many rewritten results on, PostgreSQL updates through COPY into a temporary table (see _copy_update)
+_COPY_UPDATE_MIN = 50
+_UPDATE_TEMP = "credit_result_update"
 
 
 def load_catalog(conn: Connection, code: str) -> dict[str, Course]:
@@ -270,11 +315,27 @@ def _range(col: Any, lo: str | None, hi: str | None) -> Any:
     return and_(*parts) if parts else literal(True)
 
 
+def _keys_condition(dialect: Any, col: Any) -> Any:
+    """`col` is one of the keys bound as the single parameter "keys" (see `_keys_param`): one statement
+    compiled once for any number of keys (an "expanding" IN would need the values at compile time)."""
+    if dialect.name == "postgresql":
+        return col == any_(bindparam("keys", type_=ARRAY(String)))
+    return col.in_(select(literal_column("value")).select_from(func.json_each(bindparam("keys", type_=Text))))
+
+
+def _keys_param(dialect: Any, keys: Iterable[str]) -> Any:
+    return list(keys) if dialect.name == "postgresql" else orjson.dumps(list(keys)).decode()
+
+
+_Shape = tuple[str, tuple[str, ...] | None, dict[str, Any]]
+
+
 class _RecordQuery:
-    """The records (and lesson-case assignments) of a key range, fetched through the DBAPI cursor of the
-    chunk's connection (same transaction): the hot path of a million-teacher run, where building a Row per
-    record would cost as much as reading it. The SQL is compiled by SQLAlchemy once per shape of range, for
-    the dialect in use."""
+    """The records (and lesson-case assignments) of a key range or of a list of teachers, fetched through the
+    DBAPI cursor of the chunk's connection (same transaction): the hot path of a million-teacher run, where
+    building a Row per record would cost as much as reading it. The SQL is compiled by SQLAlchemy once per
+    shape (range ends present or not, or a key list), for the dialect in use. Both shapes give the same rows,
+    so a teacher's fingerprint is the same whether a full or an incremental run reads it."""
 
     def __init__(self, conn: Connection, programme: str, rules: Rules) -> None:
         self.conn = conn
@@ -293,13 +354,28 @@ class _RecordQuery:
                 cast(LR.c.occurred_at, Text) if rules.component_windows else null())
         # one bound parameter per code (an "expanding" IN would need values at compile time)
         codes = [bindparam(f"code{i}", c, type_=LR.c.course.type) for i, c in enumerate(sorted(rules.codes))]
-        self.compiled = self._compile(dialect, cols, LR, [LR.c.withdrawn_by.is_(None), LR.c.kind != bindparam("rev"),
-                                                          LR.c.course.in_(codes) if codes else false()])
+        live = [LR.c.withdrawn_by.is_(None), LR.c.kind != bindparam("rev")]
+        self.compiled = self._compile(dialect, cols, LR, [*live, LR.c.course.in_(codes) if codes else false()])
         self.compiled_lca = self._compile(dialect, (LCA.c.teacher, LCA.c.course), LCA, [])
+        # the school-admin tasks of the teachers of some schools (incremental mode: the schools' admin results),
+        # each row a RecTuple followed by the teacher's school
+        admin = sorted(rules.matches.get("school_admin", {}))
+        admin_codes = [bindparam(f"code{i}", c, type_=LR.c.course.type) for i, c in enumerate(admin)]
+        q = (select(*cols, TE.c.school_code)
+             .join_from(LR, TE, and_(TE.c.programme == LR.c.programme, TE.c.id_number == LR.c.teacher))
+             .where(LR.c.programme == bindparam("p"), *live,
+                    LR.c.course.in_(admin_codes) if admin_codes else false(),
+                    _keys_condition(dialect, TE.c.school_code))
+             .order_by(LR.c.teacher))
+        self.compiled_admin = self._shape(dialect, q)
 
-    def _compile(self, dialect: Any, cols: tuple[Any, ...], table: Any, extra: list[Any]
-                 ) -> dict[tuple[bool, bool], tuple[str, tuple[str, ...] | None, dict[str, Any]]]:
-        compiled = {}
+    def _shape(self, dialect: Any, q: Any) -> _Shape:
+        c = q.compile(dialect=dialect)
+        # construct_params holds the literals SQLAlchemy made binds of (the CASE's -1, 1, 0)
+        return str(c), c.positiontup if dialect.positional else None, {**c.construct_params(_check=False), **self.base}
+
+    def _compile(self, dialect: Any, cols: tuple[Any, ...], table: Any, extra: list[Any]) -> dict[Any, _Shape]:
+        compiled: dict[Any, _Shape] = {}
         for has_lo in (False, True):
             for has_hi in (False, True):
                 conds = [table.c.programme == bindparam("p"), *extra]
@@ -307,24 +383,34 @@ class _RecordQuery:
                     conds.append(table.c.teacher > bindparam("lo"))
                 if has_hi:
                     conds.append(table.c.teacher <= bindparam("hi"))
-                c = select(*cols).where(*conds).order_by(table.c.teacher).compile(dialect=dialect)
-                # construct_params holds the literals SQLAlchemy made binds of (the CASE's -1, 1, 0)
-                compiled[(has_lo, has_hi)] = (str(c), c.positiontup if dialect.positional else None,
-                                              {**c.construct_params(_check=False), **self.base})
+                compiled[(has_lo, has_hi)] = self._shape(dialect, select(*cols).where(*conds)
+                                                         .order_by(table.c.teacher))
+        conds = [table.c.programme == bindparam("p"), *extra, _keys_condition(dialect, table.c.teacher)]
+        compiled["keys"] = self._shape(dialect, select(*cols).where(*conds).order_by(table.c.teacher))
         return compiled
 
     def fetch(self, lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
         """The range's learning records as RecTuples, in teacher order."""
-        return self._run(self.compiled, lo, hi)
+        return self._run(self.compiled[(lo is not None, hi is not None)], {"lo": lo, "hi": hi})
 
     def assignments(self, lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
         """The range's lesson-case assignments: (teacher, course)."""
-        return self._run(self.compiled_lca, lo, hi)
+        return self._run(self.compiled_lca[(lo is not None, hi is not None)], {"lo": lo, "hi": hi})
 
-    def _run(self, compiled: dict[tuple[bool, bool], tuple[str, tuple[str, ...] | None, dict[str, Any]]],
-             lo: str | None, hi: str | None) -> list[tuple[Any, ...]]:
-        sql, order, fixed = compiled[(lo is not None, hi is not None)]
-        params = {**fixed, "lo": lo, "hi": hi}
+    def fetch_of(self, teachers: list[str]) -> list[tuple[Any, ...]]:
+        """The learning records of these teachers as RecTuples, in teacher order."""
+        return self._run(self.compiled["keys"], {"keys": _keys_param(self.conn.dialect, teachers)})
+
+    def assignments_of(self, teachers: list[str]) -> list[tuple[Any, ...]]:
+        return self._run(self.compiled_lca["keys"], {"keys": _keys_param(self.conn.dialect, teachers)})
+
+    def admin_records_of(self, schools: list[str]) -> list[tuple[Any, ...]]:
+        """The school-admin task records of the roster teachers of these schools: RecTuple + (school,)."""
+        return self._run(self.compiled_admin, {"keys": _keys_param(self.conn.dialect, schools)})
+
+    def _run(self, shape: _Shape, extra: dict[str, Any]) -> list[tuple[Any, ...]]:
+        sql, order, fixed = shape
+        params = {**fixed, **extra}
         cur = self.conn.connection.cursor()
         try:
             cur.execute(sql, tuple(params[n] for n in order) if order is not None else params)
@@ -348,64 +434,67 @@ def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]
 
 def evaluate_store(settings: Any, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
                    progress: Callable[[int], None] | None = None, workers: int = 1,
-                   wait: bool = False) -> dict[str, Any]:
+                   wait: bool = False, incremental: bool = False) -> dict[str, Any]:
     """Evaluate every teacher (and host and school) of one programme, or of every programme in the store
     that has a rule file, and store the results. Returns counts (evaluated, changed, passed, failed, ...).
 
     `programme` is a programme id or the path of a rule file. `workers` > 1 splits the roster into that
-    many key ranges evaluated by separate processes (the evaluation is CPU-bound Python)."""
+    many key ranges evaluated by separate processes (the evaluation is CPU-bound Python).
+
+    `incremental`: evaluate only the teachers marked since (credit_mark, see marks.py), unless the programme
+    must be evaluated whole (`marks.full_reason`: no complete run yet, a rule file whose hash changed, a
+    catalog change, a large share of the roster marked). Each programme's counts say which `mode` ran and
+    why (`reason`)."""
     counts = Counts()
     # One evaluation at a time per store (store/locks.py): two would write the same results and run rows.
     with flow_lock(store, "evaluate", "credits evaluate", wait=wait):
         for code in _programmes(store, settings, programme):
-            _evaluate_programme(store, code, load_programme(code), counts, chunk_size, progress, max(1, workers))
+            prog = load_programme(code)
+            reason = marks.full_reason(store, prog, EVALUATOR_VERSION) if incremental else "--all"
+            if reason is None:
+                _evaluate_marked(store, prog, counts, chunk_size, progress)
+            else:
+                _evaluate_programme(store, code, prog, counts, chunk_size, progress, max(1, workers))
+                counts.by_programme[prog.id]["reason"] = reason
     return counts.as_json()
 
 
 @dataclass
 class _Segment:
-    """What one key range produced: counts, and what the school-admin role needs from it."""
+    """What one key range produced: counts, what the school-admin role needs from it, and the marks it
+    evaluated but left for the end of the run (programmes with a school-admin role)."""
 
     counts: Counts
     pc: dict[str, int]
     schools: dict[str, SchoolStats]
+    deferred_marks: list[int] = field(default_factory=list)
 
 
-def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | None, end: str | None,
-                 chunk_size: int, progress: Callable[[int], None] | None) -> tuple[_Segment, Evaluation]:
-    """Teachers with start < ID number <= end (None: open), chunk by chunk: read in one transaction,
-    evaluate, write in another (a short write transaction: SQLite allows one writer at a time)."""
-    code = prog.id
-    with conn.begin():
-        rules = Rules(prog, load_catalog(conn, code))
-        ev = Evaluation(rules, load_school_topics(conn, code))
-    counts, pc = Counts(), {"evaluated": 0, "changed": 0}
-    writer = _Writer(conn, prog, run_id, counts, pc)
-    person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
-    records = _RecordQuery(conn, code, rules)
-    empty: frozenset[str] = frozenset()
-    normalised: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str | None]] = {}
-    person_inputs: dict[tuple[str, tuple[str | None, str | None, str | None]], str] = {}
-    salt = fingerprint_salt(prog, rules)
-    has_teacher_role = "teacher" in prog.roles
-    last = start
-    while True:
-        with conn.begin():
-            q = select(TE.c.id_number, TE.c.school_code, TE.c.stage, TE.c.subject, TE.c.city).where(
-                TE.c.programme == code, _range(TE.c.id_number, last, end))
-            people = conn.execute(q.order_by(TE.c.id_number).limit(chunk_size)).all()
-            final = len(people) < chunk_size
-            lo, hi = last, (end if final else people[-1].id_number)
-            # rows come ordered by teacher: one group per teacher, each row already the evaluator's RecTuple
-            by_teacher = {t: list(g) for t, g in groupby(records.fetch(lo, hi), _first)}
-            assigned: dict[str, set[str]] = {}
-            for t, c in records.assignments(lo, hi):
-                a = assigned.get(t)
-                if a is None:
-                    a = assigned[t] = set()
-                a.add(c)
-            existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
+class _People:
+    """Evaluates chunks of roster people read from the store, keeping a stored result whose input fingerprint
+    is unchanged (the same code for a key range of a full run and for the marked teachers of an incremental
+    one)."""
+
+    def __init__(self, ev: Evaluation, prog: Programme, writer: _Writer) -> None:
+        self.ev, self.writer = ev, writer
+        self.normalised: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str | None]] = {}
+        self.person_inputs: dict[tuple[str, tuple[str | None, str | None, str | None]], str] = {}
+        self.salt = fingerprint_salt(prog, ev.rules)
+        self.has_teacher_role = "teacher" in prog.roles
+
+    def evaluate(self, people: list[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
+                 existing: dict[tuple[str, str], Any]) -> list[Result]:
+        ev, writer, salt = self.ev, self.writer, self.salt
+        normalised, person_inputs = self.normalised, self.person_inputs
+        # rows come ordered by teacher: one group per teacher, each row already the evaluator's RecTuple
+        by_teacher = {t: list(g) for t, g in groupby(records, _first)}
+        assigned: dict[str, set[str]] = {}
+        for t, c in assignments:
+            a = assigned.get(t)
+            if a is None:
+                a = assigned[t] = set()
+            a.add(c)
+        empty: frozenset[str] = frozenset()
         results: list[Result] = []
         for idn, school, stage, subject, city in people:
             # stage/subject/city normalised once per distinct combination, not once per teacher
@@ -422,7 +511,7 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
                 topics = "\x1f".join(sorted(ev.topics.get(school, ev._default_topics)))
                 inputs = person_inputs[(school, norm)] = f"{school}\x1f{norm}\x1f{topics}"
             fp = fingerprint(salt, inputs, recs, asg)
-            old = existing.get((idn, "teacher")) if has_teacher_role else None
+            old = existing.get((idn, "teacher")) if self.has_teacher_role else None
             if old is not None and old.input_hash == fp:
                 host = existing.get((idn, "workshop_host"))
                 if (host is not None and host.input_hash == fp) or (host is None and not ev.has_host_records(recs)):
@@ -435,14 +524,64 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             for r in ev.teacher(person, recs, asg):
                 r.input_hash = fp
                 results.append(r)
+        return results
+
+
+def _people_cols() -> tuple[Any, ...]:
+    return TE.c.id_number, TE.c.school_code, TE.c.stage, TE.c.subject, TE.c.city
+
+
+def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | None, end: str | None,
+                 chunk_size: int, progress: Callable[[int], None] | None) -> tuple[_Segment, Evaluation]:
+    """Teachers with start < ID number <= end (None: open), chunk by chunk: read in one transaction,
+    evaluate, write in another (a short write transaction: SQLite allows one writer at a time). The marks of
+    the chunk's people are read before their inputs and deleted with the chunk's results (or, when a
+    school-admin result depends on them, returned to be deleted once that is written)."""
+    code = prog.id
+    with conn.begin():
+        rules = Rules(prog, load_catalog(conn, code))
+        ev = Evaluation(rules, load_school_topics(conn, code))
+    counts, pc = Counts(), {"evaluated": 0, "changed": 0}
+    writer = _Writer(conn, prog, run_id, counts, pc)
+    evaluator = _People(ev, prog, writer)
+    person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
+    records = _RecordQuery(conn, code, rules)
+    defer_marks = "school_admin" in prog.roles
+    deferred: list[int] = []
+    last = start
+    while True:
+        with conn.begin():
+            q = select(*_people_cols()).where(TE.c.programme == code, _range(TE.c.id_number, last, end))
+            people = conn.execute(q.order_by(TE.c.id_number).limit(chunk_size)).all()
+            final = len(people) < chunk_size
+            lo, hi = last, (end if final else people[-1].id_number)
+            # before the inputs: a mark committed after this read is left for the next evaluation
+            chunk_marks = marks.read_range(conn, code, lo, hi)
+            recs = records.fetch(lo, hi)
+            asg = records.assignments(lo, hi)
+            existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
+                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
+            # On PostgreSQL (READ COMMITTED) a teacher added to the range after the roster read above has a mark
+            # read here but was not evaluated: such a mark stays. A marked key not on the roster now (records of
+            # someone not in the roster) is done: adding them later marks them again.
+            seen = {p.id_number for p in people} | {k[0] for k in existing}
+            unseen = sorted({t for _, t in chunk_marks if t not in seen})
+            late = set(conn.execute(select(TE.c.id_number).where(
+                TE.c.programme == code, TE.c.id_number.in_(unseen))).scalars()) if unseen else set()
+        results = evaluator.evaluate(people, recs, asg, existing)
+        done = [i for i, t in chunk_marks if t not in late]
         with conn.begin():
             writer.write(results, existing, existing.keys())
+            if defer_marks:
+                deferred.extend(done)
+            else:
+                marks.delete(conn, done)
         if progress is not None and people:
             progress(len(people))
         if final:
             break
         last = people[-1].id_number
-    return _Segment(counts, pc, ev.schools), ev
+    return _Segment(counts, pc, ev.schools, deferred), ev
 
 
 def _segment_worker(url: str, rule_source: str, rule_hash: str, run_id: int, start: str | None, end: str | None,
@@ -474,16 +613,29 @@ def _boundaries(conn: Connection, code: str, parts: int) -> list[str | None]:
     return [*ends, None]
 
 
+def _start_run(conn: Connection, prog: Programme, mode: str) -> int:
+    runs = CreditEvaluationRun.__table__
+    return conn.execute(insert(runs).values(
+        programme=prog.id, rule_version=prog.version, rule_hash=prog.hash, started_at=utcnow(), mode=mode,
+        evaluator_version=EVALUATOR_VERSION,
+        evaluated=0, changed=0, passed=0, failed=0).returning(runs.c.id)).scalar_one()
+
+
+def _finish_run(conn: Connection, run_id: int, pc: dict[str, int], passed: int, failed: int) -> None:
+    runs = CreditEvaluationRun.__table__
+    conn.execute(update(runs).where(runs.c.id == run_id).values(
+        finished_at=utcnow(), evaluated=pc["evaluated"], changed=pc["changed"], passed=passed, failed=failed))
+
+
 def _evaluate_programme(store: Store, source: str, prog: Programme, counts: Counts, chunk_size: int,
                         progress: Callable[[int], None] | None, workers: int) -> None:
     code = prog.id
-    runs = CreditEvaluationRun.__table__
     with store.engine.connect() as conn:
         with conn.begin():
-            run_id = conn.execute(insert(runs).values(
-                programme=code, rule_version=prog.version, rule_hash=prog.hash, started_at=utcnow(),
-                evaluated=0, changed=0, passed=0, failed=0).returning(runs.c.id)).scalar_one()
+            run_id = _start_run(conn, prog, "all")
             bounds = _boundaries(conn, code, workers) if workers > 1 else [None, None]
+            # school and programme-wide marks: before any input is read, done when the whole run is
+            whole_marks = marks.read_whole(conn, code)
         if len(bounds) <= 2:
             seg, ev = _run_segment(conn, prog, run_id, None, None, chunk_size, progress)
             segments = [seg]
@@ -527,11 +679,94 @@ def _evaluate_programme(store: Store, source: str, prog: Programme, counts: Coun
             stale_roles = conn.execute(select(*EXISTING_COLS).where(CR.c.programme == code,
                                                                     CR.c.role.not_in(kept))).all()
             writer.write([], {(r.teacher, r.role): r for r in stale_roles}, [(r.teacher, r.role) for r in stale_roles])
-            conn.execute(update(runs).where(runs.c.id == run_id).values(
-                finished_at=utcnow(), evaluated=pc["evaluated"], changed=pc["changed"],
-                passed=counts.passed - before_passed, failed=counts.failed - before_failed))
+            marks.delete(conn, [*whole_marks, *(i for s in segments for i in s.deferred_marks)])
+            _finish_run(conn, run_id, pc, counts.passed - before_passed, counts.failed - before_failed)
     counts.by_programme[code] = {"evaluated": pc["evaluated"], "changed": pc["changed"], "run_id": run_id,
-                                 "rule_version": prog.version, "rule_hash": prog.hash}
+                                 "rule_version": prog.version, "rule_hash": prog.hash, "mode": "all"}
+
+
+def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: int,
+                     progress: Callable[[int], None] | None) -> None:
+    """Evaluate the marked teachers of a programme only, and the school-admin results of their schools (old and
+    new), from their stored teacher results: what a full run would store, at the cost of the change.
+
+    Every mark is read before any input, so whatever a mark stands for is visible to the reads that follow;
+    exactly the marks read are deleted, with the results they led to (at the end when a school-admin result
+    depends on them), so a mark committed meanwhile stays for the next run."""
+    code = prog.id
+    before_passed, before_failed = counts.passed, counts.failed
+    pc = {"evaluated": 0, "changed": 0}
+    with store.engine.connect() as conn:
+        with conn.begin():
+            run_id = _start_run(conn, prog, "incremental")
+            found = marks.read_all(conn, code)
+            rules = Rules(prog, load_catalog(conn, code))
+            ev = Evaluation(rules, load_school_topics(conn, code))
+            # a topic change: every teacher of the school
+            teachers = set(found.teachers) | marks.teachers_of_schools(conn, code, found.whole_schools)
+        writer = _Writer(conn, prog, run_id, counts, pc)
+        evaluator = _People(ev, prog, writer)
+        person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
+        records = _RecordQuery(conn, code, rules)
+        has_admin = "school_admin" in prog.roles
+        schools = set(found.schools)
+        keys = sorted(teachers)
+        for at in range(0, len(keys), chunk_size):
+            chunk = keys[at:at + chunk_size]
+            with conn.begin():
+                people = conn.execute(select(*_people_cols()).where(
+                    TE.c.programme == code, TE.c.id_number.in_(chunk)).order_by(TE.c.id_number)).all()
+                recs = records.fetch_of(chunk)
+                asg = records.assignments_of(chunk)
+                existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
+                    CR.c.programme == code, CR.c.role.in_(person_roles), CR.c.teacher.in_(chunk)))}
+            results = evaluator.evaluate(people, recs, asg, existing)
+            schools.update(p.school_code for p in people)
+            with conn.begin():
+                writer.write(results, existing, existing.keys())
+                if not has_admin:
+                    marks.delete(conn, [i for t in chunk for i in found.teachers.get(t, ())])
+            if progress is not None and people:
+                progress(len(people))
+        with conn.begin():
+            if has_admin:
+                _admin_of(conn, prog, rules, records, writer, sorted(schools))
+            marks.delete(conn, found.ids if has_admin else found.whole_ids)
+            _finish_run(conn, run_id, pc, counts.passed - before_passed, counts.failed - before_failed)
+    counts.by_programme[code] = {"evaluated": pc["evaluated"], "changed": pc["changed"], "run_id": run_id,
+                                 "rule_version": prog.version, "rule_hash": prog.hash, "mode": "incremental",
+                                 "reason": f"{len(teachers)} marked teacher(s)", "marked": len(teachers)}
+
+
+def _admin_of(conn: Connection, prog: Programme, rules: Rules, records: _RecordQuery, writer: _Writer,
+              schools: list[str]) -> None:
+    """The school-admin results of these schools from SQL: each school's roster teachers, how many of them
+    passed by their stored teacher-role results, and its teachers' admin-task records. No unmarked teacher is
+    evaluated again: their stored results are current (nothing of theirs changed since)."""
+    code = prog.id
+    stats: dict[str, SchoolStats] = {}
+    for at in range(0, len(schools), DEFAULT_CHUNK):
+        part = schools[at:at + DEFAULT_CHUNK]
+        for school, n in conn.execute(select(TE.c.school_code, func.count()).where(
+                TE.c.programme == code, TE.c.school_code.in_(part)).group_by(TE.c.school_code)):
+            stats[school] = SchoolStats(teachers=n)
+        passed = (select(TE.c.school_code, func.count())
+                  .join_from(TE, CR, and_(CR.c.programme == TE.c.programme, CR.c.teacher == TE.c.id_number,
+                                          CR.c.role == "teacher"))
+                  .where(TE.c.programme == code, TE.c.school_code.in_(part), CR.c.passed.is_(True))
+                  .group_by(TE.c.school_code))
+        for school, n in conn.execute(passed):
+            stats[school].passed = n
+        for row in records.admin_records_of(part):
+            stats[row[-1]].records.append(row[:-1])
+    plan = rules.plan("school_admin")
+    admin = [plan.evaluate(school, st.records, school=st) for school, st in sorted(stats.items())]
+    existing: dict[tuple[str, str], Any] = {}
+    for at in range(0, len(schools), DEFAULT_CHUNK):
+        existing.update({(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
+            CR.c.programme == code, CR.c.role == "school_admin", CR.c.teacher.in_(schools[at:at + DEFAULT_CHUNK])))})
+    # a school without roster teachers any more has no admin result: its stored one is withdrawn
+    writer.write(admin, existing, existing.keys())
 
 
 def _source_path(source: str) -> str:

@@ -12,6 +12,7 @@ import click
 from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.mappings.marks import status as credit_status
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
@@ -41,6 +42,8 @@ def status_command(app: AppContext, as_json: bool) -> None:
            "rejected_by_reason": rejected, "records": records, "parked": by_state.get("parked", 0),
            "pending": by_state.get("pending", 0), "rejected_deliveries": by_state.get("rejected", 0),
            "not_creditable": sum(not_creditable.values()), "not_creditable_by_reason": not_creditable}
+    # what waits downstream of the inbox: the same figures as `credits status`
+    doc.update({k: v for k, v in credit_status(store).items() if k.startswith("waiting_")})
     if as_json:
         emit_json(doc)
         return

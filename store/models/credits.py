@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditbridge.store.models.base import Base, UtcDateTime, utcnow
@@ -56,6 +56,10 @@ class CreditEvaluationRun(Base):
     changed: Mapped[int] = mapped_column(Integer, default=0)
     passed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    # "all" (every teacher of the programme) or "incremental" (the marked ones); NULL: a run before 0008 (all)
+    mode: Mapped[str | None] = mapped_column(String(20))
+    # EVALUATOR_VERSION of mappings/service.py: a new one makes the next incremental run a full one
+    evaluator_version: Mapped[str | None] = mapped_column(String(20))
 
 
 class CreditResultChange(Base):
@@ -75,3 +79,21 @@ class CreditResultChange(Base):
     after: Mapped[dict[str, Any]] = mapped_column(JSON)
     rule_changed: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CreditMark(Base):
+    """Whose inputs changed since their result was computed: an append-only log written by database triggers
+    (migration 0008) on learning_record, lesson_case_assignment, teacher, school_topic and catalog_course.
+    `teacher` set: that person is evaluated again (`school`, when set, is a school whose admin result must be
+    recomputed: the old or new school of a transfer). `teacher` NULL and `school` set: every teacher of that
+    school (a topic change). Both NULL: the whole programme (a catalog change). An evaluation deletes exactly
+    the rows it read before reading the inputs, so a mark committed during it stays for the next one."""
+
+    __tablename__ = "credit_mark"
+    __table_args__ = (Index("ix_credit_mark_programme_teacher", "programme", "teacher"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    programme: Mapped[str] = mapped_column(String(40))
+    teacher: Mapped[str | None] = mapped_column(String(18))
+    school: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=text("CURRENT_TIMESTAMP"))

@@ -147,13 +147,20 @@ def test_cli_evaluate_and_explain_on_the_store(config: str, db_url: str, runner:
         "programme": "sd-2022", "role": "teacher", "hours": 24, "credits": 24, "points": None, "passed": True}
     assert listed[T_PASS]["components"] == {"lesson_cases": 6, "ethics": 4, "electives": 14}
     assert listed[T_SHORT]["passed"] is False and "elective hours 12 < 14" in listed[T_SHORT]["reasons"]
-    # --summary --json: the run's counts; a second run changes nothing
+    # --summary --json: the run's counts; a second run changes nothing (issue 16: nobody is marked, so nobody is
+    # evaluated; --all evaluates everyone again)
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--summary", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert (doc["evaluated"], doc["changed"]) == (0, 0)
+    assert doc["programmes"]["sd-2022"]["mode"] == "incremental"
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--all", "--summary", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert (doc["evaluated"], doc["changed"], doc["passed"], doc["failed"]) == (3, 0, 1, 2)
     assert doc["programmes"]["sd-2022"]["rule_version"] == "1"
-    res = runner.invoke(cli, ["--config", config, "credits", "evaluate"])
+    assert (doc["programmes"]["sd-2022"]["mode"], doc["programmes"]["sd-2022"]["reason"]) == ("all", "--all")
+    res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--all"])
     assert res.exit_code == 0 and "3 result(s) evaluated, 0 result(s) changed" in res.output
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--list", "--json"])  # the old spelling
     assert {r["teacher"] for r in json.loads(res.stdout)} == {mask_id_number(t) for t in (T_PASS, T_SHORT, T_OTHER)}
