@@ -351,8 +351,8 @@ def test_a_change_committed_during_an_evaluation_is_evaluated_by_the_next(store:
 
 @pytest.mark.postgres
 def test_two_evaluations_at_once_lose_no_mark(pg_url: str) -> None:
-    """Two incremental evaluations and a writer at the same time on PostgreSQL: afterwards one more run leaves
-    the results a full evaluation gives, and no mark behind."""
+    """Two incremental evaluations (the flow lock makes one wait) and a writer at the same time on PostgreSQL:
+    afterwards one more run leaves the results a full evaluation gives, and no mark behind."""
     store = open_store(pg_url)
     try:
         seed(store)
@@ -371,7 +371,8 @@ def test_two_evaluations_at_once_lose_no_mark(pg_url: str) -> None:
 
         def evaluator() -> None:
             for _ in range(5):
-                evaluate_store(None, store, programme="sd-2022", incremental=True, chunk_size=1)
+                # one evaluation at a time per store (store/locks.py): the second waits for the first
+                evaluate_store(None, store, programme="sd-2022", incremental=True, chunk_size=1, wait=True)
 
         threads = [threading.Thread(target=run, args=(f,)) for f in (writer, evaluator, evaluator)]
         for th in threads:
