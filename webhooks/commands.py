@@ -166,7 +166,7 @@ def ensure_open_files(settings: WebhookSettings) -> int:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Default: webhooks.host (127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Default: webhooks.port (8080).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: webhooks.port (8080).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes. Default: webhooks.workers.")
 @click.option("--worker-class", type=click.Choice(["gevent", "gthread", "sync"]), default=None,
               help="gunicorn worker class. Default: webhooks.worker_class (gevent).")
