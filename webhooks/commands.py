@@ -12,6 +12,7 @@ import click
 from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.redact import printable
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
@@ -64,7 +65,9 @@ def parked_command(app: AppContext, as_json: bool, only_rejected: bool) -> None:
     if not rows:
         click.echo("no rejected deliveries" if only_rejected else "no parked events")
     for r in rows:
-        click.echo(f"{r['parked_at']}  {r['state']:<8} {r['event']:<28} {r['webhook_id']}  {r['reason']} "
+        # The reason quotes the sender's username and course idnumber: printable() escapes terminal controls.
+        click.echo(f"{r['parked_at']}  {r['state']:<8} {r['event']:<28} {printable(r['webhook_id'])}  "
+                   f"{printable(r['reason'])} "
                    f"(tried {r['attempts']}x)")
 
 
@@ -85,7 +88,7 @@ def replay_command(app: AppContext, as_json: bool, include_rejected: bool) -> No
     for f in failures:
         tried = f"rejected after {f['attempts']} attempts" if f["state"] == "rejected" else (
             f"parked, attempt {f['attempts']}")
-        click.echo(f"  {f['webhook_id']}  {tried}: {f['reason']}")
+        click.echo(f"  {printable(f['webhook_id'])}  {tried}: {printable(f['reason'])}")
 
 
 @intake_group.command("reconcile")
