@@ -196,7 +196,7 @@ def test_a_broken_gradeitem_is_refused_with_its_field(sqlite_client, gradeitem):
     p["gradeitem"] = gradeitem
     body, headers = signed(p)
     r = c.post("/webhooks/moodle", data=body, headers=headers)
-    assert r.status_code == 422 and r.json["reason"] == "bad_body"
+    assert r.status_code == 422 and r.json["reason"] == "bad_payload"
     assert r.json["detail"].startswith("gradeitem")
     with store.session() as s:
         assert list(s.scalars(select(WebhookDelivery))) == []
