@@ -41,6 +41,25 @@ def redact(text: str) -> str:
     return mask_id_numbers(_URL_PASSWORD.sub(lambda m: m.group("head") + HIDDEN, text))
 
 
+# What a terminal acts on instead of showing: C0 and C1 control characters (ESC starts the sequences that
+# recolour, retitle, clear or rewrite the screen; 0x9b is a one-byte CSI), DEL, and the bidirectional overrides and
+# isolates that make text display in another order than it reads (CVE-2021-42574).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
+
+
+def printable(text: object, *, keep_newlines: bool = False) -> str:
+    """Text from outside (a Moodle site, a webhook sender, a database's message) as it may be shown to people:
+    control characters written as escapes (ESC as \\x1b), ID numbers masked, URL passwords hidden.
+    `keep_newlines` for messages of several lines of creditbridge's own."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return redact(pattern.sub(_escaped, "" if text is None else str(text)))
+
+
 class RedactingFilter(logging.Filter):
     """Masks the formatted message, the exception text and the stack of every record it passes.
 

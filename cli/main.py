@@ -15,7 +15,7 @@ from creditbridge.connector import commands as connector_commands
 from creditbridge.mappings import commands as mappings_commands
 from creditbridge.outbox import commands as outbox_commands
 from creditbridge.quickstart import commands as quickstart_commands
-from creditbridge.redact import install_excepthooks, install_log_redaction, redact
+from creditbridge.redact import install_excepthooks, install_log_redaction, printable
 from creditbridge.registry_sim import commands as registry_sim_commands
 from creditbridge.reports import commands as reports_commands
 from creditbridge.runner import commands as runner_commands
@@ -35,7 +35,8 @@ class CreditbridgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CreditbridgeError as e:
-            click.echo(f"error: {redact(str(e))}", err=True)
+            # Messages may quote a Moodle site or a sender: control characters escaped, ID numbers masked.
+            click.echo(f"error: {printable(e, keep_newlines=True)}", err=True)
             ctx.exit(2)
 
 

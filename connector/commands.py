@@ -16,6 +16,7 @@ from creditbridge.connector.encoding import decode_params
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.connector.readiness import readiness_report
+from creditbridge.redact import printable
 
 
 @click.group("moodle")
@@ -28,9 +29,10 @@ def _fail(error: MoodleError, as_json: bool) -> None:
         emit_json(error.as_json())
     else:
         code = f" [{error.errorcode}]" if error.errorcode else ""
-        click.echo(f"error: {error.message}{code}", err=True)
+        # The message and debuginfo are the site's text: printable() escapes terminal controls, masks ID numbers.
+        click.echo(f"error: {printable(error.message)}{printable(code)}", err=True)
         if error.debuginfo:
-            click.echo(f"debuginfo: {error.debuginfo.strip()}", err=True)
+            click.echo(f"debuginfo: {printable(error.debuginfo.strip(), keep_newlines=True)}", err=True)
     # 2 like every other creditbridge error; 1 stays `moodle check`'s "functions are missing" finding.
     sys.exit(2)
 
@@ -67,10 +69,12 @@ def check_command(app: AppContext, as_json: bool) -> None:
 
 def _print_report(report: dict[str, Any]) -> None:
     console = Console(soft_wrap=True)
-    console.print(f"Site:    {report['sitename']} ({report['url']})", markup=False)
-    console.print(f"Moodle:  {report['release']} (version {report['version']})", markup=False)
+    # Names and messages come from the site: printable() escapes terminal controls and masks ID numbers.
+    p = printable
+    console.print(f"Site:    {p(report['sitename'])} ({p(report['url'])})", markup=False)
+    console.print(f"Moodle:  {p(report['release'])} (version {p(report['version'])})", markup=False)
     user = report["user"]
-    console.print(f"Token user: {user['username']} ({user['fullname']}, id {user['id']})", markup=False)
+    console.print(f"Token user: {p(user['username'])} ({p(user['fullname'])}, id {p(user['id'])})", markup=False)
     if report["ok"]:
         console.print(f"All {report['required']} functions creditbridge needs are in the service.")
     if report["plugin_version"]:
@@ -83,7 +87,7 @@ def _print_report(report: dict[str, Any]) -> None:
             table.add_column(column)
         for f in findings:
             # Text, not markup: messages carry brackets and names from the site.
-            table.add_row(f["severity"], Text(f["message"]), Text(f["fix"]))
+            table.add_row(f["severity"], Text(printable(f["message"])), Text(printable(f["fix"])))
         console.print(table)
     if not report["ready"]:
         console.print("Not ready: fix the problems above, then run this again.")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from creditbridge.connector.answers import check_answer
 from creditbridge.connector.encoding import encode_params
 from creditbridge.connector.errors import (
     AccessDeniedError,
@@ -139,7 +140,8 @@ class MoodleClient:
         read = is_read(function)
         if not read:
             self.write_calls += 1
-        return self.transport.post(function, encode_params(params), safe=read if safe is None else safe)
+        answer = self.transport.post(function, encode_params(params), safe=read if safe is None else safe)
+        return check_answer(function, answer)
 
     # -- site --------------------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ def parse_json(text: str, *, function: str | None = None, status: int | None = N
         value = json.loads(text)
     except ValueError as e:
         raise ProtocolError(f"answer is not JSON: {_excerpt(text)}", function=function, status=status) from e
+    except RecursionError:
+        # Nesting deeper than Python's recursion limit: no Moodle answer is, and the traceback would be enormous.
+        raise ProtocolError("answer is nested too deeply to be Moodle's", function=function, status=status) from None
     if isinstance(value, dict) and "exception" in value and "errorcode" in value:
         raise _envelope_error(value, function=function, status=status)
     return value

@@ -180,11 +180,11 @@ def receiver_findings(r: Readiness) -> list[Finding]:
                         f"{PLUGIN_ENDPOINT_PAGE}: the URL of `creditbridge serve` + /webhooks/moodle")]
     if not r.receiver.blocked:
         return []
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
-    except ValueError:  # a port that is not a number: the plugin's setting is broken, say so as it is
-        port = 0
+    except ValueError:  # a port that is not a number, an unclosed [IPv6: the plugin's setting is broken, say so
+        parts, port = urlsplit(""), 0
     if port == 0 or not parts.hostname:
         return [Finding("receiver_invalid", "error", f"the plugin's endpoint is not a usable URL: {r.receiver.reason}",
                         f"{PLUGIN_ENDPOINT_PAGE}: the URL of `creditbridge serve` + /webhooks/moodle")]

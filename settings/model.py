@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1 and false as 0: a TOML `timeout = true` is a mistake, not a number.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
+
 
 class MoodleSettings(_Section):
     url: str = "http://127.0.0.1:8765"
     token: SecretStr = SecretStr("")
-    timeout_seconds: float = Field(30.0, gt=0)
-    connect_timeout_seconds: float = Field(5.0, gt=0)
+    # Bounded and finite: requests turns an infinite or huge timeout into an OverflowError deep in the socket code.
+    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=600, allow_inf_nan=False)
     retries: int = Field(3, ge=0, le=10)
-    backoff_seconds: float = Field(0.5, ge=0)
+    backoff_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
     batch_size: int = Field(100, ge=1, le=500)
     # Moodle's user-facing format is JSON; XML is still parsed for sites that force it.
     format: str = Field("json", pattern="^(json|xml)$")
@@ -63,8 +73,9 @@ class WebhookSettings(_Section):
     # Several secrets are accepted at once so a secret can be rotated without dropping deliveries.
     secrets: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    host: str = "127.0.0.1"
-    port: int = 8080
+    # Never empty: gunicorn reads `--bind :8080` as every interface, which would expose the receiver.
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(2, ge=1)
     # gevent (the default) serves each request in a greenlet: a worker waiting on its database commit goes on
     # with other requests without an OS thread switch, which made it the fastest on 2 cores (BENCHMARKS.md).
@@ -110,7 +121,7 @@ class RegistrySettings(_Section):
     key_id: str = "creditbridge"
     secret: SecretStr = SecretStr("")
     batch_size: int = Field(200, ge=1)
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
     retries: int = Field(5, ge=0)
     provider: str = "creditbridge"
     export_dir: str = "creditbridge-data/exports"

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.mappings.marks import status as credit_status
+from creditbridge.redact import printable
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
@@ -67,7 +68,9 @@ def parked_command(app: AppContext, as_json: bool, only_rejected: bool) -> None:
     if not rows:
         click.echo("no rejected deliveries" if only_rejected else "no parked events")
     for r in rows:
-        click.echo(f"{r['parked_at']}  {r['state']:<8} {r['event']:<28} {r['webhook_id']}  {r['reason']} "
+        # The reason quotes the sender's username and course idnumber: printable() escapes terminal controls.
+        click.echo(f"{r['parked_at']}  {r['state']:<8} {r['event']:<28} {printable(r['webhook_id'])}  "
+                   f"{printable(r['reason'])} "
                    f"(tried {r['attempts']}x)")
 
 
@@ -88,7 +91,7 @@ def replay_command(app: AppContext, as_json: bool, include_rejected: bool) -> No
     for f in failures:
         tried = f"rejected after {f['attempts']} attempts" if f["state"] == "rejected" else (
             f"parked, attempt {f['attempts']}")
-        click.echo(f"  {f['webhook_id']}  {tried}: {f['reason']}")
+        click.echo(f"  {printable(f['webhook_id'])}  {tried}: {printable(f['reason'])}")
 
 
 @intake_group.command("reconcile")
@@ -175,7 +178,7 @@ def ensure_open_files(settings: WebhookSettings) -> int:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Default: webhooks.host (127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Default: webhooks.port (8080).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: webhooks.port (8080).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes. Default: webhooks.workers.")
 @click.option("--worker-class", type=click.Choice(["gevent", "gthread", "sync"]), default=None,
               help="gunicorn worker class. Default: webhooks.worker_class (gevent).")

@@ -7,10 +7,11 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from creditbridge import CreditbridgeError
 from creditbridge.records.id_number import mask_id_numbers
@@ -36,24 +37,31 @@ MOODLE_EVENTS: dict[str, EventType] = {
 MAX_ID = 2**63 - 1
 # 9999-12-31T23:59:59Z: later Unix times do not fit a datetime, so processing could not date the record.
 MAX_TIME = 253_402_300_799
+# A grade is kept in the score column, Numeric(8, 2): a larger one would be accepted here and then refused by
+# PostgreSQL (or kept with another value by SQLite), so the receiver refuses it with a 422 instead.
+MAX_GRADE = 1_000_000
+# Seconds whose minutes the minutes column, Numeric(10, 2), can hold.
+MAX_TIMESPENT = 99_999_999 * 60
+# A Moodle id: an integer, never a JSON true/false (lax validation would read `true` as id 1).
+MoodleId = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
 
 
 class MoodleUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1, le=MAX_ID, description="Moodle user id of the learner (relateduserid of the event)")
+    id: MoodleId = Field(description="Moodle user id of the learner (relateduserid of the event)")
     username: str = Field(max_length=100)
     idnumber: str = Field("", max_length=255)
 
 
 class MoodleCourse(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1, le=MAX_ID)
+    id: MoodleId
     idnumber: str = Field("", max_length=100, description="Catalog code (set by sync)")
 
 
 class MoodleActivity(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cmid: int = Field(ge=1, le=MAX_ID, description="Course module id")
+    cmid: MoodleId = Field(description="Course module id")
     idnumber: str = Field("", max_length=100, description="Activity code")
     modname: str = Field(max_length=40, description="Module type, e.g. page, quiz, assign")
 
@@ -63,10 +71,14 @@ class MoodleGradeItem(BaseModel):
     of manual items and of the course total were the same apart from the grade's id."""
 
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1, description="grade_items.id")
-    itemtype: str = Field(max_length=30, description="mod, manual, course or category (course/category: totals)")
+    id: MoodleId = Field(description="grade_items.id")
+    # Moodle's four grade item types (grade_item::$itemtype). Anything else is no grade item the plugin sends:
+    # refused, rather than credited like a manual item.
+    itemtype: Literal["mod", "manual", "course", "category"] = Field(
+        description="mod, manual, course or category (course/category: totals)")
     itemmodule: str | None = Field(None, max_length=40, description="Module of a mod item, e.g. assign")
-    iteminstance: int | None = Field(None, ge=0, description="Module instance id of a mod item")
+    iteminstance: Annotated[int, Strict()] | None = Field(None, ge=0, le=MAX_ID,
+                                                          description="Module instance id of a mod item")
     idnumber: str = Field("", max_length=100, description="The grade item's ID number (its activity code)")
 
 
@@ -79,18 +91,29 @@ class WebhookPayload(BaseModel):
 
     event: EventType
     eventname: str = Field(max_length=120, description="The Moodle event class, e.g. \\core\\event\\course_completed")
-    objectid: int = Field(ge=0, le=MAX_ID, description="objectid of the Moodle event")
+    objectid: Annotated[int, Strict()] = Field(ge=0, le=MAX_ID, description="objectid of the Moodle event")
     site: str = Field(min_length=1, max_length=255, description="$CFG->wwwroot of the sending site")
     user: MoodleUser
     course: MoodleCourse
     activity: MoodleActivity | None = None
     # Moodle's COMPLETION_INCOMPLETE=0, COMPLETE=1, COMPLETE_PASS=2, COMPLETE_FAIL=3; 0 after 1/2 is a revocation.
-    completionstate: int | None = Field(None, ge=0, le=3)
-    grade: float | None = None
-    grademax: float | None = Field(None, ge=0)
+    completionstate: Annotated[int, Strict()] | None = Field(None, ge=0, le=3)
+    grade: float | None = Field(None, gt=-MAX_GRADE, lt=MAX_GRADE)
+    grademax: float | None = Field(None, ge=0, lt=MAX_GRADE)
     gradeitem: MoodleGradeItem | None = None
-    timespent: int | None = Field(None, ge=0, description="Seconds spent, where Moodle knows it")
-    timecreated: int = Field(ge=0, le=MAX_TIME, description="Unix time of the Moodle event")
+    timespent: Annotated[int, Strict()] | None = Field(None, ge=0, le=MAX_TIMESPENT,
+                                                       description="Seconds spent, where Moodle knows it")
+    timecreated: Annotated[int, Strict()] = Field(ge=0, le=MAX_TIME, description="Unix time of the Moodle event")
+
+    @model_validator(mode="after")
+    def _mod_item_names_its_activity(self) -> WebhookPayload:
+        # The plugin sends a module's grade item only with its course module (collector.php gives up on a grade
+        # whose module is gone): without it the grade names no activity and would be credited as a manual score.
+        if self.gradeitem is not None and self.gradeitem.itemtype == "mod" and self.activity is None:
+            raise PydanticCustomError("mod_item_without_activity",
+                                      "activity is null but gradeitem.itemtype is mod: a module's grade needs its "
+                                      "activity")
+        return self
 
 
 class PayloadRefused(CreditbridgeError):

@@ -81,14 +81,23 @@ def find_course(s: Session, programme: str, courseid: int, idnumber: str) -> Cat
 
 def store_record(s: Session, rec: LearningRecord, origin: str) -> bool:
     """Insert unless a row with this source exists. True if inserted. Safe against a concurrent twin."""
-    if s.scalar(select(LearningRecordRow.id).where(LearningRecordRow.source == rec.source)) is not None:
+    if _has_source(s, rec.source):
         return False
     try:
         with s.begin_nested():
             s.add(row_from_record(rec, origin))
     except IntegrityError:
+        # A duplicate only if a twin's row with this source is there now. Any other refusal (a CHECK, a trigger,
+        # another constraint) is an error of this record: taking it for a duplicate would mark the delivery
+        # processed with no record stored.
+        if not _has_source(s, rec.source):
+            raise
         return False
     return True
+
+
+def _has_source(s: Session, source: str) -> bool:
+    return s.scalar(select(LearningRecordRow.id).where(LearningRecordRow.source == source)) is not None
 
 
 def row_from_record(rec: LearningRecord, origin: str) -> LearningRecordRow:

@@ -130,6 +130,8 @@ def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any
             code = courses[courseid][0]
             try:
                 contents = ask(client.get_course_contents, courseid)
+            except ProtocolError:
+                raise  # an answer of the wrong shape is no course we may not read: stop and say so
             except MoodleError as e:
                 log.warning("reconcile: activities of %s not readable (%s); skipped", code, e.errorcode)
                 acts["skipped"] += 1

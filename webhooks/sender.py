@@ -33,8 +33,14 @@ def build_payload(event: dict[str, Any], *, site: str, user: dict[str, Any], cou
                                                    "modname": activity.get("modname") or ""},
         "completionstate": None if state is None else int(state), "grade": grade, "grademax": grademax,
         "timespent": timespent, "timecreated": int(event["timecreated"]),
-        "gradeitem": None if gradeitem is None else {k: gradeitem.get(k) for k in
-                                                     ("id", "itemtype", "itemmodule", "iteminstance", "idnumber")}})
+        "gradeitem": None if gradeitem is None else _grade_item(gradeitem)})
+
+
+def _grade_item(item: dict[str, Any]) -> dict[str, Any]:
+    # Ids as integers, as the plugin casts them: an XML answer of Moodle carries them as text.
+    instance = item.get("iteminstance")
+    return {"id": int(item["id"]), "itemtype": item.get("itemtype"), "itemmodule": item.get("itemmodule"),
+            "iteminstance": None if instance is None else int(instance), "idnumber": item.get("idnumber") or ""}
 
 
 def sign(payload: WebhookPayload, secret: str, now: datetime | None = None) -> tuple[bytes, dict[str, str]]:

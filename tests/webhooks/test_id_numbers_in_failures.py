@@ -97,8 +97,10 @@ def test_receiver_processing_failure_logs_no_id_number(tmp_path: Path, db_url: s
     log.seek(0)
     output = log.read()
     log.close()
-    assert "chunk of 1 deliveries failed" in output  # the failure was logged (one line, the database's reason) ...
-    assert_no_full_id_number(output)  # ... without the number
+    # The refusal is this delivery's failure (never taken for a duplicate: store_record re-raises it), logged on
+    # one line with the driver's first line, without the number.
+    assert "delivery 1 failed: processing failed: IntegrityError: " in output, output
+    assert_no_full_id_number(output)
     store.dispose()
 
 
@@ -115,7 +117,9 @@ def test_intake_replay_of_a_failing_delivery_prints_no_id_number(tmp_path: Path,
     replay = subprocess.run([*argv, "intake", "replay", "--json"], env=cli_env(), capture_output=True, text=True,
                             timeout=120)
     assert replay.returncode == 0, replay.stderr
-    json.loads(replay.stdout)  # a JSON answer, whatever became of the delivery
+    # Refused by the database: parked with the reason, not marked processed as if it were a duplicate.
+    out = json.loads(replay.stdout)
+    assert (out["processed"], out["parked"]) == (0, 1), out
     assert "chunk of 1 deliveries failed" in replay.stderr and "Traceback" not in replay.stderr
     assert_no_full_id_number(replay.stdout + replay.stderr)
     # -vv: debug logging of every statement and its parameters is on; still no number.

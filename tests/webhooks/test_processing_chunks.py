@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from webhook_helpers import ID_NUMBER, payload, seed, settings_for
 
 from creditbridge.records.id_number import check_digit
@@ -258,21 +258,24 @@ def test_a_concurrent_twin_makes_the_chunk_redo_one_by_one_without_losing_a_deli
 
 
 def test_postgres_refusing_one_delivery_does_not_block_the_chunk(pg_url: str) -> None:
-    """A grade too big for the score column (Moodle allows it, the record model does not bound it):
-    PostgreSQL refuses the whole bulk insert; redone one by one, the others are stored and that one is
-    parked with the database's reason."""
+    """A record the database refuses (here a CHECK constraint on the score; grades the score column cannot hold
+    are refused by the payload now): PostgreSQL refuses the whole bulk insert; redone one by one, the others
+    are stored and that one is parked with the database's reason."""
     store = open_store(pg_url)
     try:
         seed(store)
+        with store.engine.begin() as c:
+            c.execute(text("ALTER TABLE learning_record ADD CONSTRAINT score_below_500 CHECK (score < 500)"))
         huge = payload("grade_updated", objectid=2, cmid=2)
-        huge["grade"] = 1e12
+        huge["grade"] = 900
         wids = put(store, [payload("activity_completion_updated", objectid=1), huge,
                            payload("grade_updated", objectid=3)])
         out = process_pending(store, settings_for(store.url))
         assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
         [parked] = list_parked(store)
         assert parked["webhook_id"] == wids[1]
-        assert parked["reason"].startswith("processing failed: DataError:") and "overflow" in parked["reason"]
+        assert parked["reason"].startswith("processing failed: IntegrityError:")
+        assert "score_below_500" in parked["reason"]
         assert ID_NUMBER not in parked["reason"]
         # Retried on the next run (still refused), the others untouched.
         out = process_pending(store, settings_for(store.url))
