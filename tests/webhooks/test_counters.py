@@ -99,24 +99,29 @@ def test_two_gunicorn_workers_flush_their_counts_on_the_timer(tmp_path, db_url, 
         body, headers = signed(payload())
         bad = {**headers, "webhook-signature": "v1,AAAA"}
         workers: set[int] = set()
-        for _ in range(40):  # fresh connections, so the kernel spreads them over both workers
+        sent = 0
+        # Fresh connections, so the kernel spreads them over both workers; on a busy machine one worker may take
+        # many in a row, so go on (bounded) until both have answered.
+        while sent < 40 or (len(workers) < 2 and sent < 400):
             with requests.Session() as http:
                 assert http.post(receiver.url + PATH, data=body, headers=bad, timeout=10).status_code == 401
                 assert http.put(receiver.url + PATH, data=body, headers=headers, timeout=10).status_code == 405
                 workers.add(http.get(receiver.url + "/healthz", timeout=10).json()["pid"])
+            sent += 1
+        expected = {"bad_signature": sent, "method_not_allowed": sent}
         deadline = time.monotonic() + 15
         while True:
             r = runner.invoke(cli, ["--config", str(receiver.config), "intake", "status", "--json"])
             assert r.exit_code == 0, r.output
             counted = json.loads(r.output)["rejected_by_reason"]
-            if counted == {"bad_signature": 40, "method_not_allowed": 40} or time.monotonic() > deadline:
+            if counted == expected or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert counted == {"bad_signature": 40, "method_not_allowed": 40}
+        assert counted == expected
         assert len(workers) == 2, workers  # the counts came from both workers
     finally:
         receiver.stop()
     # The stop flushes nothing more (all was flushed already), and counts nothing twice.
     store = open_store(db_url, migrate=False)
-    assert read_all(store) == {"bad_signature": 40, "method_not_allowed": 40}
+    assert read_all(store) == expected
     store.dispose()
