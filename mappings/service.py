@@ -236,13 +236,7 @@ class _Writer:
             # Straight to the DBAPI, no per-row parameter processing for up to a million rows: COPY on
             # PostgreSQL (an executemany there is one round trip per row), executemany on SQLite.
             if self.copy:
-                cur = self.conn.connection.cursor()
-                try:
-                    with cur.copy(f"COPY {CR.name} ({', '.join(_INSERT_COLS)}) FROM STDIN") as cp:
-                        for row_ in inserts:
-                            cp.write_row(row_)
-                finally:
-                    cur.close()
+                self._copy_rows(CR.name, ", ".join(_INSERT_COLS), inserts)
             else:
                 self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
@@ -266,6 +260,15 @@ class _Writer:
         if changes:
             self.conn.execute(insert(CreditResultChange.__table__), changes)
 
+    def _copy_rows(self, table: str, cols: str, rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL COPY of `rows` into `table` through the chunk's connection (same transaction)."""
+        cur = self.conn.connection.cursor()
+        try:
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                for row_ in rows:
+                    cp.write_row(row_)
+        finally:
+            cur.close()
 
     def _copy_update(self, updates: list[tuple[Any, ...]]) -> None:
         """PostgreSQL: the rows COPYed into a temporary table and applied by one UPDATE ... FROM. An executemany
@@ -274,13 +277,7 @@ class _Writer:
         self.conn.exec_driver_sql(
             f"CREATE TEMP TABLE IF NOT EXISTS {_UPDATE_TEMP} ON COMMIT DELETE ROWS AS "  # noqa: S608
             f"SELECT {cols} FROM {CR.name} WITH NO DATA")
-        cur = self.conn.connection.cursor()
-        try:
-            with cur.copy(f"COPY {_UPDATE_TEMP} ({cols}) FROM STDIN") as cp:
-                for row_ in updates:
-                    cp.write_row(row_)
-        finally:
-            cur.close()
+        self._copy_rows(_UPDATE_TEMP, cols, updates)
         sets = ", ".join(f"{c} = u.{c}" for c in _UPDATE_COLS)
         self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {_UPDATE_TEMP} u "  # noqa: S608
                                   f"WHERE {CR.name}.id = u.id")
