@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from pg_waits import wait_for_lock_waiter
 from registry_helpers import add_teachers, id_number, put_results
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 
 from creditbridge.outbox.payload import idempotency_key
 from creditbridge.store import open_store
@@ -24,21 +24,6 @@ from creditbridge.store.models.registry import RegistrySubmission
 pytestmark = pytest.mark.postgres
 TEACHERS = list(range(1, 8))
 
-
-def wait_for_lock_waiter(url: str, timeout: float = 60.0) -> None:
-    engine = create_engine(url)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            with engine.connect() as c:
-                waiting = c.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                        "AND wait_event_type = 'Lock'"))
-            if waiting:
-                return
-            assert time.monotonic() < deadline, "push never reached the contested INSERT"
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
 
 
 def test_concurrent_push_failure_prints_no_id_number(pg_url: str, tmp_path: Path) -> None:
@@ -60,7 +45,7 @@ def test_concurrent_push_failure_prints_no_id_number(pg_url: str, tmp_path: Path
     proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(config), "push"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_lock_waiter(pg_url)
+        wait_for_lock_waiter(pg_url, "push")
         trans.commit()
         out, err = proc.communicate(timeout=120)
     finally:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import create_engine, insert, text
+from pg_waits import wait_for_lock_waiter
+from sqlalchemy import insert
 from sync_helpers import make_env, people, write_roster
 
 from creditbridge.records import mask_id_number
@@ -25,23 +25,7 @@ from creditbridge.store import open_store
 from creditbridge.store.models.core import Teacher
 
 pytestmark = pytest.mark.postgres
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
 
-
-def wait_for_lock_waiter(url: str, timeout: float = 60.0) -> None:
-    engine = create_engine(url)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            with engine.connect() as c:
-                waiting = c.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                        "AND wait_event_type = 'Lock'"))
-            if waiting:
-                return
-            assert time.monotonic() < deadline, "sync never reached the contested INSERT"
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
 
 
 def test_concurrent_roster_sync_failure_prints_no_id_number(tmp_path: Path, sandbox_server: Any, pg_url: str) -> None:
@@ -61,7 +45,7 @@ def test_concurrent_roster_sync_failure_prints_no_id_number(tmp_path: Path, sand
                              "roster", str(roster)], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        wait_for_lock_waiter(pg_url)
+        wait_for_lock_waiter(pg_url, "sync")
         trans.commit()
         out, err = proc.communicate(timeout=120)
     finally:
