@@ -15,8 +15,6 @@ from creditbridge.connector import errors
 from creditbridge.connector.functions import REQUIRED_FUNCTIONS
 from creditbridge.connector.moodle import MoodleClient
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-
 
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest) -> Any:

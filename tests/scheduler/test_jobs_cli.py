@@ -102,7 +102,6 @@ def test_sync_jobs_skip_when_the_file_is_unset_or_unchanged(sqlite_url: str, tmp
 
 
 def test_once_evaluate_runs_the_mappings_evaluator(store: Store, tmp_path: Path, runner: CliRunner) -> None:
-    pytest.importorskip("creditbridge.mappings.service")
     add_teachers(store, [1, 2, 3])
     cfg = _config(tmp_path, store.url)
     code, out, err = _invoke(runner, cfg, "scheduler", "--once", "evaluate", "--json")

@@ -15,9 +15,6 @@ from fixture_paths import fixture
 
 from creditbridge.cli.main import cli
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-pytest.importorskip("creditbridge.sync.service", reason="the sync flow is not in this build")
-
 SAMPLES = fixture("samples", "sd-2022")
 TOKEN = "scheduler-test-token"
 

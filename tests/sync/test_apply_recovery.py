@@ -31,8 +31,6 @@ from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
 from creditbridge.sync.service import sync_roster
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-
 
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest) -> Any:

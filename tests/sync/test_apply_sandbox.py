@@ -34,8 +34,6 @@ from creditbridge.store.models.core import LessonCaseAssignment, Teacher
 from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-
 RECORDER = "370102198001151010"  # recorded SD22-L-M-MATH-001 and is on the sample roster
 
 

@@ -29,8 +29,6 @@ from sync_helpers import (
 from creditbridge.store import open_store
 from creditbridge.store.models.core import Teacher
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-
 
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest) -> Any:

@@ -17,8 +17,6 @@ from creditbridge.records.outfiles import OutputFileError
 from creditbridge.sync.outcome import ErrorEntry, PlanLine, SyncOutcome
 from creditbridge.sync.report import write_report
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 

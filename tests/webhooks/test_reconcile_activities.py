@@ -20,8 +20,6 @@ from creditbridge.store import open_store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow
 from creditbridge.webhooks.app import close_app, create_app
 
-pytest.importorskip("creditbridge.sandbox.app", reason="the sandbox LMS is not in this build")
-
 
 def _reconcile(runner: CliRunner, sandbox: Any, db_url: str) -> dict[str, Any]:
     env = {"CREDITBRIDGE_MOODLE_URL": sandbox.url, "CREDITBRIDGE_MOODLE_TOKEN": sandbox.token,
