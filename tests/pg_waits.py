@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -22,3 +25,21 @@ def wait_for_lock_waiter(url: str, what: str, timeout: float = 60.0) -> None:
             time.sleep(0.05)
     finally:
         engine.dispose()
+
+
+def run_past_a_rival(pg_url: str, argv: list[str], env: dict[str, str], rival: Any, what: str
+                     ) -> tuple[int, str, str]:
+    """Run a creditbridge command while `rival` (an open transaction holding the rows it will insert) is
+    uncommitted; once the command waits on their lock, commit the rival, so the command meets a unique-key
+    violation. (return code, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_lock_waiter(pg_url, what)
+        rival.commit()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err

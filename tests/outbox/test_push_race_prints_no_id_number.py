@@ -8,12 +8,10 @@ ID number included ("Key (programme, teacher, role, year, version)=(sd-2022, 370
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from pg_waits import wait_for_lock_waiter
+from pg_waits import run_past_a_rival
 from registry_helpers import add_teachers, id_number, put_results
 from sqlalchemy import insert
 
@@ -42,19 +40,12 @@ def test_concurrent_push_failure_prints_no_id_number(pg_url: str, tmp_path: Path
          "action": "submit", "idempotency_key": idempotency_key("sd-2022", "teacher", id_number(n), 2022, 1),
          "result_hash": "x", "payload": {}, "state": "pending", "attempts": 0} for n in TEACHERS])
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDITBRIDGE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(config), "push"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_lock_waiter(pg_url, "push")
-        trans.commit()
-        out, err = proc.communicate(timeout=120)
+        code, out, err = run_past_a_rival(pg_url, ["--config", str(config), "push"], env, trans, "push")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         rival.close()
         store.dispose()
-    assert proc.returncode != 0, (out, err)
+    assert code != 0, (out, err)
     assert "already exists" in err  # the unique violation, with its key ...
     for n in TEACHERS:  # ... masked
         assert id_number(n) not in out + err, err

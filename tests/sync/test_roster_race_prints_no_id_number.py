@@ -9,14 +9,12 @@ line is "Key (programme, id_number)=(sd-2022, 3701...) already exists"."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from pg_waits import wait_for_lock_waiter
+from pg_waits import run_past_a_rival
 from sqlalchemy import insert
 from sync_helpers import make_env, people, write_roster
 
@@ -41,20 +39,13 @@ def test_concurrent_roster_sync_failure_prints_no_id_number(tmp_path: Path, sand
         for p in staff])
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CREDITBRIDGE_")}
     environ.update(env.env)
-    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(env.config), "sync",
-                             "roster", str(roster)], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
     try:
-        wait_for_lock_waiter(pg_url, "sync")
-        trans.commit()
-        out, err = proc.communicate(timeout=120)
+        code, out, err = run_past_a_rival(pg_url, ["--config", str(env.config), "sync", "roster", str(roster)],
+                                          environ, trans, "sync")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         rival.close()
         store.dispose()
-    assert proc.returncode != 0, (out, err)
+    assert code != 0, (out, err)
     assert f"Key (programme, id_number)=(sd-2022, {mask_id_number(staff[0].id_number)}) already exists" in err
     reports = list(env.report_dir.glob("*.xlsx"))
     assert len(reports) == 1
