@@ -7,18 +7,16 @@ error's DETAIL line ("Key (teacher)=(...) already exists"), which no SQLAlchemy 
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import text
-from webhook_helpers import ID_NUMBER, SECRET, payload, seed, signed
+from webhook_helpers import ID_NUMBER, SECRET, payload, seed, signed, start_receiver
 
 from creditbridge.records import mask_id_number
 from creditbridge.store import Store, open_store
@@ -55,12 +53,6 @@ def write_config(tmp_path: Path, db_url: str, webhooks: str = "") -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def assert_no_full_id_number(output: str) -> None:
     assert ID_NUMBER not in output and ID_NUMBER.lower() not in output, output
 
@@ -70,33 +62,14 @@ def test_receiver_processing_failure_logs_no_id_number(tmp_path: Path, db_url: s
     store = open_store(db_url)
     seed(store)
     refuse_learning_records(store)
-    config = write_config(tmp_path, db_url, 'inline_mode = "request"\nworkers = 1\nworker_class = "sync"\n')
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w+", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(config), "serve",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=cli_env(),
-                            start_new_session=True)
+    receiver = start_receiver(tmp_path, db_url, 'inline_mode = "request"\n', workers=1, worker_class="sync")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                probe.request("GET", "/healthz")
-                if probe.getresponse().status == 200:
-                    break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "receiver did not start"
-                time.sleep(0.1)
         body, headers = signed(payload())
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", "/webhooks/moodle", body=body, headers=headers)
-        assert conn.getresponse().status == 202  # stored; the failure is after the commit
+        r = requests.post(receiver.url + "/webhooks/moodle", data=body, headers=headers, timeout=30)
+        assert r.status_code == 202  # stored; the failure is after the commit
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    log.seek(0)
-    output = log.read()
-    log.close()
+        receiver.stop()
+    output = receiver.log.read_text(encoding="utf-8", errors="replace")
     # The refusal is this delivery's failure (never taken for a duplicate: store_record re-raises it), logged on
     # one line with the driver's first line, without the number.
     assert "delivery 1 failed: processing failed: IntegrityError: " in output, output
