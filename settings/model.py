@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from standardwebhooks.webhooks import Webhook
 
 
 class _Section(BaseModel):
@@ -72,6 +74,21 @@ class SyncSettings(_Section):
 class WebhookSettings(_Section):
     # Several secrets are accepted at once so a secret can be rotated without dropping deliveries.
     secrets: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("secrets")
+    @classmethod
+    def _signing_keys(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        # Standard Webhooks keys are base64 (optionally `whsec_`-prefixed): one the library cannot decode would
+        # stop every receiver worker at start-up with a traceback, so it is refused here, by position, unshown.
+        for n, secret in enumerate(secrets, start=1):
+            value = secret.get_secret_value()
+            try:
+                if value:
+                    Webhook(value)
+            except (ValueError, binascii.Error):
+                raise ValueError(f"secret {n} is not a Standard Webhooks key (whsec_ and base64, e.g. "
+                                 "`whsec_$(openssl rand -base64 24)`)") from None
+        return secrets
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # Never empty: gunicorn reads `--bind :8080` as every interface, which would expose the receiver.
     host: str = Field("127.0.0.1", min_length=1)

@@ -26,6 +26,8 @@ BAD = [
     ("webhooks", "read_timeout_seconds = true", ["serve", "--print-command"]),
     ("webhooks", "workers = false", ["serve", "--print-command"]),
     ("registry", "timeout_seconds = inf", ["serve", "--print-command"]),
+    # 5 base64 characters: the library's decoder fails, and gunicorn's workers used to die at boot with it
+    ("webhooks", 'secrets = ["whsec_ok+good+key+0123", "abcde"]', ["serve", "--print-command"]),
 ]
 
 

@@ -34,14 +34,14 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         "CREDITBRIDGE_MOODLE_URL": "http://env",
         "CREDITBRIDGE_MOODLE_TOKEN": "envtoken",
         "CREDITBRIDGE_DATABASE_URL": "postgresql+psycopg://u@h/db",
-        "CREDITBRIDGE_WEBHOOK_SECRET": "whsec_a, whsec_b",
+        "CREDITBRIDGE_WEBHOOK_SECRET": "whsec_YWFh, whsec_YmJi",
         "CREDITBRIDGE_REGISTRY_SECRET": "regsecret",
     }
     s = load_settings(path, env=env)
     assert s.moodle.url == "http://env"
     assert s.moodle.token.get_secret_value() == "envtoken"
     assert s.database.url == "postgresql+psycopg://u@h/db"
-    assert [x.get_secret_value() for x in s.webhooks.secrets] == ["whsec_a", "whsec_b"]
+    assert [x.get_secret_value() for x in s.webhooks.secrets] == ["whsec_YWFh", "whsec_YmJi"]
     assert s.registry.secret.get_secret_value() == "regsecret"
     # Secrets never show in a repr that could end up in a log.
     assert "envtoken" not in repr(s) and "regsecret" not in repr(s)
