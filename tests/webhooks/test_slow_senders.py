@@ -120,7 +120,7 @@ def test_2000_idle_connections_leave_deliveries_answered_at_once(tmp_path, sqlit
 def test_an_open_files_limit_below_worker_connections_is_refused_before_anything_starts(tmp_path):
     db = tmp_path / "state.db"
     config = tmp_path / "creditbridge.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n[webhooks]\nsecrets = ["whsec_x"]\n')
+    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n[webhooks]\nsecrets = ["whsec_eHh4"]\n')
 
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
