@@ -54,7 +54,7 @@ from creditbridge.store.models.scheduler import JOBSTORE_TABLE, JobRun
 log = logging.getLogger(__name__)
 
 # The jobs, in the order a night runs them. Each id is also the name of its cron setting in [scheduler].
-JOB_IDS = ("catalog_sync", "roster_sync", "reconcile", "evaluate", "push", "deadline_warning")
+JOB_IDS = ("catalog_sync", "roster_sync", "reconcile", "evaluate", "evaluate_all", "push", "deadline_warning")
 # Advisory-lock key, fixed so every instance of every version asks for the same lock. Positive (63 bits), so
 # its halves read back from pg_locks (classid, objid: unsigned oids) compare without sign trouble.
 LOCK_KEY = lock_key("creditbridge.scheduler")
@@ -334,14 +334,30 @@ def reconcile_job(ctx: JobContext) -> dict[str, Any]:
     return counts
 
 
+def _continuous(ctx: JobContext) -> bool:
+    return ctx.settings.pipeline.mode == "continuous"
+
+
 def evaluate_job(ctx: JobContext) -> dict[str, Any]:
+    """Scheduled mode: a full run. Continuous mode: the safety net behind the workers, so incremental (what
+    they left marked), waiting for the batch in hand rather than failing on it."""
     evaluate_store = _flow("creditbridge.mappings.service", "evaluate_store")
+    if _continuous(ctx):
+        return dict(evaluate_store(ctx.settings, ctx.store, incremental=True, wait=True))
     return dict(evaluate_store(ctx.settings, ctx.store))
+
+
+def evaluate_all_job(ctx: JobContext) -> dict[str, Any]:
+    """Continuous mode: the nightly full pass (`credits evaluate --all`). Scheduled mode: `evaluate` is one."""
+    if not _continuous(ctx):
+        raise JobSkipped("pipeline.mode is scheduled: the evaluate job is a full run")
+    evaluate_store = _flow("creditbridge.mappings.service", "evaluate_store")
+    return dict(evaluate_store(ctx.settings, ctx.store, wait=True))
 
 
 def push_job(ctx: JobContext) -> dict[str, Any]:
     push = _flow("creditbridge.outbox.service", "push")
-    return dict(push(ctx.settings, ctx.store))
+    return dict(push(ctx.settings, ctx.store, wait=_continuous(ctx)))
 
 
 def deadline_warning_job(ctx: JobContext) -> dict[str, Any]:

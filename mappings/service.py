@@ -829,3 +829,62 @@ def recent_changes(store: Store, run_id: int, limit: int = 20) -> list[dict[str,
     out = [{"teacher": r.teacher, "role": r.role, "before": r.before, "after": r.after,
             "rule_changed": r.rule_changed} for r in rows]
     return [*out, {"more": total - len(out)}] if total > len(out) else out
+
+
+# --- the continuous worker's entry point (runner/worker.py) ------------------------------------------------
+
+
+def start_continuous_run(conn: Connection, prog: Programme) -> int:
+    """The evaluation-run row a continuous worker writes its batches under (mode "continuous": never taken for
+    a complete run by `marks.full_reason`). The caller commits it."""
+    return _start_run(conn, prog, "continuous")
+
+
+def evaluate_teachers(conn: Connection, prog: Programme, run_id: int, teachers: list[str], schools: set[str],
+                      *, claim_schools: Callable[[list[str]], None] | None = None) -> dict[str, Any]:
+    """Evaluate these (claimed) teachers of a programme and store their results, inside the caller's open
+    transaction: the worker deletes its claimed marks and builds the outbox in the same transaction, so a
+    worker killed mid-batch leaves nothing half-done. The same evaluation as an incremental run (fingerprints,
+    stored-result comparison, change log); marks are the caller's. `schools` are schools the marks named (an old
+    school after a transfer): with the teachers' current schools, their school-admin results are recomputed
+    after `claim_schools(sorted schools)` (the caller's lock, so two workers never write one school's result
+    from two views). The school topics read are only those of the teachers' schools."""
+    code = prog.id
+    counts = Counts()
+    pc = {"evaluated": 0, "changed": 0}
+    keys = sorted(set(teachers))
+    people = conn.execute(select(*_people_cols()).where(
+        TE.c.programme == code, TE.c.id_number.in_(keys)).order_by(TE.c.id_number)).all()
+    own = sorted({p.school_code for p in people if p.school_code is not None})
+    t = SchoolTopic.__table__
+    topics: dict[str, list[str]] = {}
+    if own:
+        for school, topic in conn.execute(select(t.c.school_code, t.c.topic).where(
+                t.c.programme == code, t.c.school_code.in_(own))):
+            topics.setdefault(school, []).append(topic)
+    rules = Rules(prog, load_catalog(conn, code))
+    ev = Evaluation(rules, topics)
+    writer = _Writer(conn, prog, run_id, counts, pc)
+    records = _RecordQuery(conn, code, rules)
+    person_roles = [r for r in ("teacher", "workshop_host") if r in prog.roles]
+    existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
+        CR.c.programme == code, CR.c.role.in_(person_roles), CR.c.teacher.in_(keys)))}
+    results = _People(ev, prog, writer).evaluate(people, records.fetch_of(keys), records.assignments_of(keys),
+                                                 existing)
+    writer.write(results, existing, existing.keys())
+    if "school_admin" in prog.roles:
+        every = sorted((schools | set(own)) - {None})  # type: ignore[operator]
+        if claim_schools is not None:
+            claim_schools(every)
+        _admin_of(conn, prog, rules, records, writer, every)
+    runs = CreditEvaluationRun.__table__
+    conn.execute(update(runs).where(runs.c.id == run_id).values(
+        evaluated=runs.c.evaluated + pc["evaluated"], changed=runs.c.changed + pc["changed"],
+        passed=runs.c.passed + counts.passed, failed=runs.c.failed + counts.failed, finished_at=utcnow()))
+    return {"evaluated": pc["evaluated"], "changed": pc["changed"], "passed": counts.passed,
+            "failed": counts.failed, "withdrawn": counts.withdrawn}
+
+
+def known_programmes(store: Store, settings: Any) -> list[str]:
+    """The programmes `credits evaluate` evaluates (those of the store with a rule file)."""
+    return _programmes(store, settings, None)

@@ -8,6 +8,7 @@ An unsent (pending) version that is overtaken is never sent: it is marked supers
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,10 @@ class AuditTrail:
         self._pending.clear()
 
 
-def build(session: Session, *, provider: str, programme: str | None = None) -> BuildCounts:
+def build(session: Session, *, provider: str, programme: str | None = None,
+          teachers: Collection[str] | None = None) -> BuildCounts:
+    """`teachers`: only these people's results (a continuous worker's batch, whose teachers it has claimed);
+    the rest of the outbox is not read."""
     table = credit_result_table(session)
     counts = BuildCounts()
     trail = AuditTrail()
@@ -96,6 +100,9 @@ def build(session: Session, *, provider: str, programme: str | None = None) -> B
     if programme:
         q = q.where(table.c.programme == programme)
         subq = subq.where(RegistrySubmission.programme == programme)
+    if teachers is not None:
+        q = q.where(table.c.teacher.in_(list(teachers)))
+        subq = subq.where(RegistrySubmission.teacher.in_(list(teachers)))
     results = {(r.programme, r.teacher, r.role, int(r.year)): r for r in session.execute(q)}
 
     history: dict[tuple[str, str, str, int], list[RegistrySubmission]] = {}
@@ -106,7 +113,10 @@ def build(session: Session, *, provider: str, programme: str | None = None) -> B
     teachers: dict[tuple[str, str], Any] = {}
     needed = {(k[0], k[1]) for k in results}
     if needed:
-        for t in session.scalars(select(Teacher).where(Teacher.programme.in_({p for p, _ in needed}))):
+        tq = select(Teacher).where(Teacher.programme.in_({p for p, _ in needed}))
+        if teachers is not None:
+            tq = tq.where(Teacher.id_number.in_({t for _, t in needed}))
+        for t in session.scalars(tq):
             teachers[(t.programme, t.id_number)] = t
     programmes: dict[tuple[str, int], Any] = {}
 

@@ -47,70 +47,83 @@ def _claim(store: Store, after_id: int, limit: int, target_name: str) -> tuple[l
     t = SUBMISSIONS
     with store.session() as s:
         # Core rows and one UPDATE: building ORM objects for each batch was most of a push's cost.
-        rows = s.execute(select(t.c.id, t.c.state, t.c.idempotency_key, t.c.action, t.c.payload, t.c.supersedes_id)
-                         .where(t.c.state.in_(OPEN_STATES), t.c.id > after_id)
+        rows = s.execute(select(*_CLAIM_COLS).where(t.c.state.in_(OPEN_STATES), t.c.id > after_id)
                          .order_by(t.c.id).limit(limit)).all()
         if not rows:
             return [], after_id
-        sup_ids = {r.supersedes_id for r in rows if r.supersedes_id}
-        sup_keys = dict(s.execute(select(t.c.id, t.c.idempotency_key)
-                                  .where(t.c.id.in_(sup_ids))).all()) if sup_ids else {}
-        s.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
-                  .values(state="sent", attempts=t.c.attempts + 1, sent_at=utcnow(), target=target_name))
-        trail = AuditTrail()
-        for r in rows:
-            if r.state == "pending":
-                trail.add(r.id, "sent", "sent", None, "pending")
-        trail.write(s)
-        batch = [Submission(key=r.idempotency_key, action=r.action, record=r.payload,
-                            supersedes=sup_keys.get(r.supersedes_id)) for r in rows]
-        return batch, rows[-1].id
+        return _mark_sent(s, rows, target_name), rows[-1].id
+
+
+_CLAIM_COLS = (SUBMISSIONS.c.id, SUBMISSIONS.c.state, SUBMISSIONS.c.idempotency_key, SUBMISSIONS.c.action,
+               SUBMISSIONS.c.payload, SUBMISSIONS.c.supersedes_id, SUBMISSIONS.c.programme, SUBMISSIONS.c.teacher)
+
+
+def _mark_sent(s: Session, rows: Sequence[Any], target_name: str) -> list[Submission]:
+    """Mark these rows `sent` (with an audit row each) in the session's transaction; their submissions."""
+    t = SUBMISSIONS
+    sup_ids = {r.supersedes_id for r in rows if r.supersedes_id}
+    sup_keys = dict(s.execute(select(t.c.id, t.c.idempotency_key)
+                              .where(t.c.id.in_(sup_ids))).all()) if sup_ids else {}
+    s.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
+              .values(state="sent", attempts=t.c.attempts + 1, sent_at=utcnow(), target=target_name))
+    trail = AuditTrail()
+    for r in rows:
+        if r.state == "pending":
+            trail.add(r.id, "sent", "sent", None, "pending")
+    trail.write(s)
+    return [Submission(key=r.idempotency_key, action=r.action, record=r.payload,
+                       supersedes=sup_keys.get(r.supersedes_id)) for r in rows]
 
 
 def _record(store: Store, outcomes: Sequence[Outcome]) -> dict[str, int]:
+    with store.session() as s:
+        return _record_in(s, outcomes)
+
+
+def _record_in(s: Session, outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """Record the registry's answers in the session's transaction."""
     counts = {"acknowledged": 0, "rejected": 0, "transient": 0}
     by_key = {o.key: o for o in outcomes}
     t = SUBMISSIONS
-    with store.session() as s:
-        # The payload is not needed to record an answer: leave it unread.
-        rows = s.execute(select(t.c.id, t.c.idempotency_key, t.c.state, t.c.programme, t.c.teacher, t.c.version,
-                                t.c.action, t.c.supersedes_id)
-                         .where(t.c.idempotency_key.in_(list(by_key)))).all()
-        now = utcnow()
-        trail = AuditTrail()
-        decided: list[dict[str, Any]] = []
-        supersede: dict[int, Any] = {}
-        for r in rows:
-            o = by_key[r.idempotency_key]
-            counts[o.status] += 1
-            if o.status == "transient" or r.state != "sent":
-                continue  # undecided, or already decided by a concurrent push
-            decided.append({"b_id": r.id, "b_state": o.status, "b_reason": o.reason, "b_registry_id": o.registry_id})
-            trail.add(r.id, o.status, o.status, o.reason or o.registry_id, "sent")
-            if o.status == "rejected":
-                log.warning("registry rejected %s/%s v%d: %s", r.programme, mask_id_number(r.teacher),
-                            r.version, mask_id_numbers(o.reason or ""))
-            if o.status == "acknowledged" and r.supersedes_id:
-                supersede[r.supersedes_id] = r
-        if decided:
-            # One executemany; `state = 'sent'` keeps an answer from overwriting a concurrent decision.
-            s.execute(update(t).where(t.c.id == bindparam("b_id"), t.c.state == "sent")
-                      .values(state=bindparam("b_state"), decided_at=now, reason=bindparam("b_reason"),
-                              registry_id=bindparam("b_registry_id")), decided)
-        if supersede:
-            # Read after the updates above, so an earlier version acknowledged in this same batch is seen
-            # as acknowledged (and superseded), as the registry now holds it.
-            earlier_rows = s.execute(select(t.c.id, t.c.state).where(
-                t.c.id.in_(list(supersede)), t.c.state.in_(("acknowledged", "sent")))).all()
-            by_new_state: dict[str, list[int]] = {}
-            for earlier in earlier_rows:
-                later = supersede[earlier.id]
-                new_state = "voided" if later.action == "void" else "superseded"
-                by_new_state.setdefault(new_state, []).append(earlier.id)
-                trail.add(earlier.id, new_state, new_state, f"by version {later.version}", earlier.state)
-            for new_state, ids in by_new_state.items():
-                s.execute(update(t).where(t.c.id.in_(ids)).values(state=new_state, decided_at=now))
-        trail.write(s)
+    # The payload is not needed to record an answer: leave it unread.
+    rows = s.execute(select(t.c.id, t.c.idempotency_key, t.c.state, t.c.programme, t.c.teacher, t.c.version,
+                            t.c.action, t.c.supersedes_id)
+                     .where(t.c.idempotency_key.in_(list(by_key)))).all()
+    now = utcnow()
+    trail = AuditTrail()
+    decided: list[dict[str, Any]] = []
+    supersede: dict[int, Any] = {}
+    for r in rows:
+        o = by_key[r.idempotency_key]
+        counts[o.status] += 1
+        if o.status == "transient" or r.state != "sent":
+            continue  # undecided, or already decided by a concurrent push
+        decided.append({"b_id": r.id, "b_state": o.status, "b_reason": o.reason, "b_registry_id": o.registry_id})
+        trail.add(r.id, o.status, o.status, o.reason or o.registry_id, "sent")
+        if o.status == "rejected":
+            log.warning("registry rejected %s/%s v%d: %s", r.programme, mask_id_number(r.teacher),
+                        r.version, mask_id_numbers(o.reason or ""))
+        if o.status == "acknowledged" and r.supersedes_id:
+            supersede[r.supersedes_id] = r
+    if decided:
+        # One executemany; `state = 'sent'` keeps an answer from overwriting a concurrent decision.
+        s.execute(update(t).where(t.c.id == bindparam("b_id"), t.c.state == "sent")
+                  .values(state=bindparam("b_state"), decided_at=now, reason=bindparam("b_reason"),
+                          registry_id=bindparam("b_registry_id")), decided)
+    if supersede:
+        # Read after the updates above, so an earlier version acknowledged in this same batch is seen
+        # as acknowledged (and superseded), as the registry now holds it.
+        earlier_rows = s.execute(select(t.c.id, t.c.state).where(
+            t.c.id.in_(list(supersede)), t.c.state.in_(("acknowledged", "sent")))).all()
+        by_new_state: dict[str, list[int]] = {}
+        for earlier in earlier_rows:
+            later = supersede[earlier.id]
+            new_state = "voided" if later.action == "void" else "superseded"
+            by_new_state.setdefault(new_state, []).append(earlier.id)
+            trail.add(earlier.id, new_state, new_state, f"by version {later.version}", earlier.state)
+        for new_state, ids in by_new_state.items():
+            s.execute(update(t).where(t.c.id.in_(ids)).values(state=new_state, decided_at=now))
+    trail.write(s)
     return counts
 
 
@@ -186,6 +199,31 @@ def _push(settings: Any, store: Store, *, target: RegistryTarget | None, program
         pending = _open_count(s)
     return {"sent": totals["sent"], "acknowledged": totals["acknowledged"], "rejected": totals["rejected"],
             "pending": pending, "built": built.as_json(), "target": reg.target, "gave_up": gave_up}
+
+
+def push_claimed(s: Session, target: RegistryTarget, target_name: str, limit: int,
+                 claim: Callable[[set[tuple[str, str]]], set[tuple[str, str]]]) -> dict[str, int] | None:
+    """One micro-batch of a continuous worker (runner/worker.py), all in the session's transaction, which the
+    caller commits: the oldest open submissions not locked by another worker (`FOR UPDATE SKIP LOCKED`), of the
+    (programme, teacher) pairs `claim` grants, are marked sent, sent, and their answers recorded. A worker
+    killed meanwhile holds nothing: its transaction and locks end, the rows are open again, and the next worker
+    resends them under the same idempotency keys (the registry answers as before). None: the registry is
+    unavailable (the caller rolls back and backs off)."""
+    t = SUBMISSIONS
+    rows = s.execute(select(*_CLAIM_COLS).where(t.c.state.in_(OPEN_STATES)).order_by(t.c.id).limit(limit)
+                     .with_for_update(skip_locked=True, of=t)).all()
+    if not rows:
+        return {"sent": 0, "acknowledged": 0, "rejected": 0, "transient": 0}
+    granted = claim({(r.programme, r.teacher) for r in rows})
+    rows = [r for r in rows if (r.programme, r.teacher) in granted]
+    if not rows:
+        return {"sent": 0, "acknowledged": 0, "rejected": 0, "transient": 0}
+    batch = _mark_sent(s, rows, target_name)
+    # No resend here: a retry with backoff would hold the claims; the worker backs off outside its transaction.
+    outcomes = _send(target, batch, 0, 0.0, time.sleep)
+    if outcomes is None:
+        return None
+    return {"sent": len(batch), **_record_in(s, outcomes)}
 
 
 def summary(store: Store, *, programme: str | None = None) -> dict[str, Any]:

@@ -1,17 +1,23 @@
-"""`creditbridge run` (receiver + scheduler, supervised) and `creditbridge scheduler` (the scheduler process,
-or an operator's view of it: --list, --once JOB)."""
+"""`creditbridge run` (receiver + scheduler, and in continuous mode a worker, supervised), `creditbridge
+scheduler` (the scheduler process, or an operator's view of it: --list, --once JOB) and `creditbridge worker`
+(the continuous worker alone: more of them on more hosts against one PostgreSQL store)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.runner.worker import Worker
 from creditbridge.scheduler import JOB_IDS
+
+log = logging.getLogger(__name__)
 
 
 def _verbosity() -> list[str]:
@@ -29,7 +35,8 @@ def _verbosity() -> list[str]:
 @pass_app
 def run_command(app: AppContext, host: str | None, port: int | None, workers: int | None,
                 stop_timeout: float) -> None:
-    """Run the webhook receiver (gunicorn) and the scheduler as two supervised processes until SIGTERM."""
+    """Run the webhook receiver (gunicorn) and the scheduler (and, with pipeline.mode = "continuous", the
+    worker) as supervised processes until SIGTERM."""
     from creditbridge.runner.supervisor import Child, Supervisor
 
     app.settings  # noqa: B018 - a bad config fails here, once, not in two children
@@ -44,8 +51,10 @@ def run_command(app: AppContext, host: str | None, port: int | None, workers: in
         if value is not None:
             serve += [flag, str(value)]
     logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
-    code = Supervisor([Child("receiver", serve, env), Child("scheduler", [*base, "scheduler"], env)],
-                      stop_timeout=stop_timeout).run()
+    children = [Child("receiver", serve, env), Child("scheduler", [*base, "scheduler"], env)]
+    if app.settings.pipeline.mode == "continuous":
+        children.append(Child("worker", [*base, "worker"], env))
+    code = Supervisor(children, stop_timeout=stop_timeout).run()
     sys.exit(code)
 
 
@@ -85,4 +94,24 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
     scheduler.serve(app.settings, app.store)
 
 
-COMMANDS = [run_command, scheduler_command]
+@click.command("worker")
+@click.option("--json", "as_json", is_flag=True, help="At the end, what the worker did as one JSON document.")
+@pass_app
+def worker_command(app: AppContext, as_json: bool) -> None:
+    """Run one continuous worker until SIGTERM/Ctrl-C (it finishes the batch in hand): evaluate marked teachers
+    as they come and push their changed results. Start more on more hosts against one PostgreSQL store."""
+    worker = Worker(app.settings, app.store)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("worker: %s received, finishing the batch in hand", signal.Signals(signum).name)
+        worker.stop()
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, on_signal)
+    logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
+    totals = worker.run()
+    if as_json:
+        emit_json(totals)
+
+
+COMMANDS = [run_command, scheduler_command, worker_command]

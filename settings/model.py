@@ -168,6 +168,31 @@ class SchedulerSettings(_Section):
     lock_file: str = ""
     # Threads running jobs; jobs of different ids may overlap, one id never runs twice at once.
     max_workers: int = Field(4, ge=1)
+    # Continuous mode only (pipeline.mode): the nightly full evaluation (`credits evaluate --all`); the
+    # `evaluate` job then evaluates only what the workers left marked. Skipped in scheduled mode.
+    evaluate_all: str = "0 3 * * *"
+
+
+class PipelineSettings(_Section):
+    """How results reach the registry (docs/scheduler.md). "scheduled": the `evaluate` and `push` jobs of the
+    scheduler. "continuous": `creditbridge run` also keeps a worker that evaluates marked teachers as they come
+    and pushes changed results in micro-batches, the scheduled jobs staying as the safety net. The default
+    stays "scheduled" so an upgraded site does not start pushing during the day unannounced; `creditbridge init`
+    and the quickstart write "continuous"."""
+
+    mode: Literal["scheduled", "continuous"] = "scheduled"
+    # Marked teachers one worker evaluates in one transaction (claims held for that long).
+    batch_teachers: int = Field(200, ge=1, le=5000)
+    # Results one worker sends in one micro-batch (also bounded by registry.batch_size).
+    push_batch: int = Field(200, ge=1, le=1000)
+    # An idle worker looks for work this often (SQLite: its only wake-up; PostgreSQL: besides NOTIFY).
+    poll_seconds: float = Field(1.0, gt=0, le=60, allow_inf_nan=False)
+    # After a failure (registry down, database gone) the worker waits from this, doubling up to max.
+    backoff_seconds: float = Field(0.5, gt=0, le=60, allow_inf_nan=False)
+    max_backoff_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    # How often a worker checks for what needs a whole-programme pass (rule file or catalog changed,
+    # a topic change of a school) and runs it.
+    check_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
 
 
 class InputLimits(_Section):
@@ -200,3 +225,4 @@ class Settings(_Section):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     limits: InputLimits = Field(default_factory=InputLimits)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
