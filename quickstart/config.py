@@ -34,9 +34,10 @@ def _data(directory: Path, keys: Secrets, *, programme: str, sandbox_url: str, r
         "moodle": {"url": sandbox_url, "token": keys.sandbox_token, "backoff_seconds": 0.0},
         "database": {"url": sqlite_url(d / "state.db")},
         "sync": {"programme": programme, "report_dir": str(d / "reports"), "username_key": keys.username_key},
-        # The receiver only stores (and answers 202 after the commit); the drain step then processes the
-        # inbox in one pass, as `intake replay` and the scheduler do: a third faster in one process.
-        "webhooks": {"secrets": [keys.webhook_secret], "process_inline": False},
+        # Continuous mode (docs/scheduler.md): each delivery becomes a learning record right after its commit,
+        # the worker evaluates the teacher and pushes the changed result within seconds.
+        "webhooks": {"secrets": [keys.webhook_secret]},
+        "pipeline": {"mode": "continuous", "poll_seconds": 0.2},
         "registry": {"target": "rest", "url": registry_url, "key_id": REGISTRY_KEY_ID,
                      "secret": keys.registry_secret, "export_dir": str(d / "exports"), "backoff_seconds": 0.1},
         "scheduler": {"roster_file": str(d / "province" / "roster.csv"),
@@ -66,7 +67,7 @@ def write_config(directory: Path, keys: Secrets, *, programme: str) -> Path:
     # Run-only tuning stays out: with this file a receiver processes each delivery as it comes, and
     # retries wait as long as the defaults say.
     del data["moodle"]["backoff_seconds"]
-    del data["webhooks"]["process_inline"]
+    del data["pipeline"]["poll_seconds"]
     del data["registry"]["backoff_seconds"]
     text = HEADER.format(config=path.resolve(), sandbox_db=d / "sandbox.db", registry_db=d / "registry-sim.db")
     write_private_text(path, text + tomli_w.dumps(data))  # 0600: it holds the username key and demo secrets

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,8 +25,12 @@ from creditbridge import CreditbridgeError
 from creditbridge.quickstart.completions import Completion, Course, group_enrolments, plan_completions
 from creditbridge.quickstart.config import run_settings, write_config
 from creditbridge.quickstart.services import Secrets, Services, start_services
+from creditbridge.runner.worker import Worker
 from creditbridge.settings import Settings
 from creditbridge.store import Store, open_store
+from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
+from creditbridge.store.models.credits import CreditMark
+from creditbridge.store.models.registry import RegistrySubmission
 
 DEFAULT_DIR = Path("creditbridge-data") / "quickstart"
 # Sized to finish in well under a minute on a 2-core laptop; --teachers takes more (about 0.3 s each).
@@ -35,6 +40,7 @@ MARKER = ".creditbridge-quickstart"
 OWNED = ("province", "reports", "exports", "creditbridge.toml", "quickstart.json", "state.db", "sandbox.db",
          "registry-sim.db")
 DRAIN_TIMEOUT_SECONDS = 120.0
+REGISTERED_TIMEOUT_SECONDS = 120.0
 
 
 class QuickstartError(CreditbridgeError):
@@ -147,8 +153,17 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
         settings = run_settings(directory, keys, programme=programme, sandbox_url=services.sandbox_url,
                                 registry_url=services.registry_url)
         _sync(run, settings, store, province)
-        _complete(run, settings, store, services, keys)
+        # Continuous mode, as `creditbridge run` keeps it: a worker evaluates and pushes while teachers study.
+        worker = Worker(settings, store)
+        worker_thread = threading.Thread(target=worker.run, name="quickstart-worker", daemon=True)
+        worker_thread.start()
+        stack.callback(worker_thread.join, 60)
+        stack.callback(worker.stop)
+        last = _complete(run, settings, store, services, keys)
         _drain(run, settings, store, services)
+        _registered(run, store, last)
+        worker.stop()
+        worker_thread.join(60)
         _reconcile(run, settings, store)
         evaluated = _evaluate(run, settings, store)
         pushed = _push(run, settings, store, services)
@@ -247,7 +262,9 @@ def _enrolments(settings: Settings, store: Store) -> dict[int, list[Course]]:
     return group_enrolments(pairs)
 
 
-def _complete(run: Run, settings: Settings, store: Store, services: Services, keys: Secrets) -> None:
+def _complete(run: Run, settings: Settings, store: Store, services: Services,
+              keys: Secrets) -> tuple[Completion, float] | None:
+    """Record the plan's completions; the last one whose webhook is sent, and when it was recorded."""
     enrolments = _enrolments(settings, store)
     plan = plan_completions(enrolments, seed=run.seed)
     total = len(plan.completions)
@@ -259,12 +276,15 @@ def _complete(run: Run, settings: Settings, store: Store, services: Services, ke
             # without any criterion Moodle will not report completion status to reconciliation.
             admin.post("/sandbox/admin/completion_criteria", {"courseid": courseid, "self": 1})
         record_completions(admin, plan.completions, on_done=run.progress.advance)
+        sent = [comp for comp in plan.completions if not comp.webhook_lost]
+        last = (sent[-1], time.monotonic()) if sent else None
         c.update(plan.as_json())
         c["enrolments"] = sum(len(v) for v in enrolments.values())
         p = plan.profiles
         c["_detail"] = (f"{total} course completions: {p['finished']} teachers finished, "
                         f"{p['missed_lesson_case'] + p['few_electives']} stopped short, {p['not_started']} never "
                         f"started; {c['webhooks_lost']} webhook(s) will be lost on the way")
+    return last
 
 
 class SandboxAdmin:
@@ -369,6 +389,37 @@ def _drain(run: Run, settings: Settings, store: Store, services: Services) -> No
                                   f"within {DRAIN_TIMEOUT_SECONDS:.0f} s")
 
 
+def _registered(run: Run, store: Store, last: tuple[Completion, float] | None) -> None:
+    """Continuous mode: the time from the last completion (its webhook sent) until its teacher's credit is
+    current at the registry: the learning record stored, the teacher evaluated (no mark left) and no result of
+    theirs waiting for push."""
+    with run.step("registered", "The last completion's credit reaches the registry (continuous mode)") as c:
+        if last is None:
+            c["_detail"] = "no completion was sent"
+            return
+        comp, at = last
+        deadline = at + REGISTERED_TIMEOUT_SECONDS
+        while True:
+            with store.session() as s:
+                teacher = s.scalar(select(Teacher.id_number).where(Teacher.moodle_user_id == comp.userid))
+                course = s.scalar(select(CatalogCourse.code).where(CatalogCourse.moodle_course_id == comp.courseid))
+                stored = s.scalar(select(func.count()).select_from(LearningRecordRow).where(
+                    LearningRecordRow.teacher == teacher, LearningRecordRow.course == course)) or 0
+                marked = s.scalar(select(func.count()).select_from(CreditMark).where(CreditMark.teacher == teacher))
+                waiting = s.scalar(select(func.count()).select_from(RegistrySubmission).where(
+                    RegistrySubmission.teacher == teacher, RegistrySubmission.state.in_(("pending", "sent"))))
+                acknowledged = s.scalar(select(func.count()).select_from(RegistrySubmission).where(
+                    RegistrySubmission.teacher == teacher, RegistrySubmission.state == "acknowledged"))
+            if stored and not marked and not waiting and acknowledged:
+                break
+            if time.monotonic() > deadline:
+                raise QuickstartError(f"the last completion's credit was not registered within "
+                                      f"{REGISTERED_TIMEOUT_SECONDS:.0f} s")
+            time.sleep(0.02)
+        c["seconds_from_last_completion"] = round(time.monotonic() - at, 3)
+        c["_detail"] = f"{c['seconds_from_last_completion']:.2f} s from the last completion to its registered credit"
+
+
 def _inbox_size(store: Store) -> int:
     from creditbridge.store.models.intake import WebhookDelivery
 
@@ -439,7 +490,9 @@ def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: dic
         "courses": province["courses"],
         "passed": credits["passed"],
         "not_passed": credits["not_passed"],
-        "credits_registered": pushed["acknowledged"],
+        # Continuous mode registers most results before the push step: count what the store holds acknowledged.
+        "credits_registered": credits["acknowledged"],
+        "last_completion_to_registered_seconds": steps.get("registered", {}).get("seconds_from_last_completion"),
         "learning_records": credits["records"],
         "credits_total": credits["credits_total"],
         "registry_active_records": steps["push"]["registry_holds"].get("active", 0),
@@ -459,7 +512,6 @@ def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: dic
 def _credit_figures(store: Store, programme: str) -> dict[str, Any]:
     """Read back from the credit results themselves, not from the step counters."""
     from creditbridge.store.models import Base
-    from creditbridge.store.models.core import LearningRecordRow, Teacher
 
     with store.session() as s:
         t = Base.metadata.tables["credit_result"]
@@ -479,7 +531,10 @@ def _credit_figures(store: Store, programme: str) -> dict[str, Any]:
             reasons.update({_reason_kind(r) for r in (found or [])})
         records = s.scalar(select(func.count()).select_from(LearningRecordRow)
                            .where(LearningRecordRow.programme == programme)) or 0
+        acknowledged = s.scalar(select(func.count()).select_from(RegistrySubmission).where(
+            RegistrySubmission.programme == programme, RegistrySubmission.state == "acknowledged")) or 0
     return {"passed": passed, "not_passed": total - passed, "credits_total": float(credits or 0), "records": records,
+            "acknowledged": acknowledged,
             "sample_teacher": sample, "reasons": dict(reasons.most_common(4))}
 
 

@@ -89,6 +89,9 @@ def render(summary: dict[str, Any], *, color: bool = True, steps_table: bool = T
         f"[bold]{s['credits_registered']}[/] credit records registered once each ({s['credits_total']:g} credits), "
         f"{s['rejected']} rejected, {s['pending']} pending.",
     ]
+    if s.get("last_completion_to_registered_seconds") is not None:
+        lines.append(f"Continuous mode: the last completion's credit was registered "
+                     f"[bold]{s['last_completion_to_registered_seconds']:.2f} s[/] after it.")
     if s.get("not_passed_reasons"):
         top = "; ".join(f"{reason} ({_plural(n, 'teacher')})" for reason, n in s["not_passed_reasons"].items())
         lines.append(f"[dim]Why not yet: {escape(top)}[/]")
@@ -158,6 +161,8 @@ def _line(key: str, c: dict[str, Any]) -> str:
                 f"{short} stopped short, {g('teachers_not_started') or 0} never started")
     if key == "webhooks":
         return f"{g('received')} signed deliveries stored, {g('records')} learning records, {g('parked')} parked"
+    if key == "registered":
+        return f"{g('seconds_from_last_completion')} s from the last completion to its registered credit"
     if key == "reconcile":
         return f"{g('already_known')} already known, {g('created')} recovered from lost webhooks"
     if key == "evaluate":

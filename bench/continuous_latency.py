@@ -1,0 +1,286 @@
+"""Continuous mode end to end (issue 16): signed deliveries at a fixed rate through a real `creditbridge serve`
+-> `creditbridge worker` -> `creditbridge registry-sim`, on PostgreSQL with N teachers stored; per delivery the
+time from its 2xx to the registry simulator recording that teacher's changed result (its `received_at`).
+
+Baseline, same run: the same number of deliveries (to other teachers) with no worker, then what scheduled mode
+does at its next trigger, `credits evaluate` + `push`, run once right after them (the best case of scheduled
+mode, whose triggers are hours apart); per delivery the time from its 2xx to its record at the registry.
+
+Setup (not timed): the province is bulk-loaded with bench/evaluate_million.py's generator (6 records per teacher
+by default, so that one more elective always changes the result), Moodle ids given to teachers and courses, a
+full `credits evaluate --all`, and every result pushed once (version 1), so every delivery leads to a correction
+(version 2), as during the deadline rush.
+
+    python bench/continuous_latency.py --teachers 100000 --rate 500 --seconds 60
+    python bench/continuous_latency.py --teachers 20000 --rate 50 --seconds 10      # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from standardwebhooks.webhooks import Webhook
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from evaluate_million import generate  # noqa: E402
+
+from creditbridge.webhooks.payload import webhook_id  # noqa: E402
+
+PG_ADMIN = os.environ.get("CREDITBRIDGE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+REGISTRY_SECRET = "bench-registry-secret"
+SITE = "http://127.0.0.1:8765"
+# An elective every generated teacher can take (ethics is every school's topic) and that adds hours.
+EXTRA_COURSE = "SD22-E-ETHICS-08"
+TIMECREATED = int(datetime(2022, 10, 1, tzinfo=UTC).timestamp())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(config), *args],
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def run_cli(config: Path, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "creditbridge.cli.main", "--config", str(config), *args, "--json"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{args}: exit {done.returncode}: {done.stderr[-2000:]}")
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+def wait_http(port: int, path: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path)
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"nothing answers on port {port}{path}")
+
+
+def delivery(userid: int, courseid: int, objectid: int) -> tuple[bytes, dict[str, str]]:
+    p = {"event": "course_completed", "eventname": "\\core\\event\\course_completed", "objectid": objectid,
+         "site": SITE, "user": {"id": userid, "username": f"u{userid}", "idnumber": ""},
+         "course": {"id": courseid, "idnumber": ""}, "activity": None, "completionstate": None, "grade": None,
+         "grademax": None, "timespent": None, "timecreated": TIMECREATED + objectid}
+    body = json.dumps(p, separators=(",", ":"))
+    wid = webhook_id(p["site"], p["eventname"], p["objectid"], p["timecreated"], userid)
+    when = datetime.now(UTC)
+    return body.encode(), {"webhook-id": wid, "webhook-timestamp": str(int(when.timestamp())),
+                           "webhook-signature": Webhook(SECRET).sign(wid, when, body),
+                           "content-type": "application/json"}
+
+
+def send_at_rate(port: int, targets: list[tuple[str, int]], courseid: int, rate: float,
+                 connections: int = 16) -> tuple[dict[str, float], int]:
+    """Send one delivery per (teacher, userid) at `rate` per second over keep-alive connections; the wall time
+    (epoch seconds) of each 2xx by teacher, and the count of non-2xx answers."""
+    t0 = time.monotonic() + 0.5
+    done: dict[str, float] = {}
+    failed = [0]
+    lock = threading.Lock()
+
+    def sender(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(k, len(targets), connections):
+            teacher, userid = targets[i]
+            body, headers = delivery(userid, courseid, objectid=i + 1)
+            due = t0 + i / rate
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            for _attempt in range(3):
+                try:
+                    conn.request("POST", "/webhooks/moodle", body=body, headers=headers)
+                    r = conn.getresponse()
+                    r.read()
+                    break
+                except OSError:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            else:
+                with lock:
+                    failed[0] += 1
+                continue
+            with lock:
+                if r.status // 100 == 2:
+                    done[teacher] = time.time()
+                else:
+                    failed[0] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done, failed[0]
+
+
+def registered(sim_db: Path, version: int) -> dict[str, float]:
+    """teacher -> epoch time the simulator recorded that teacher's record of this version."""
+    conn = sqlite3.connect(sim_db, timeout=30)
+    try:
+        rows = conn.execute("SELECT teacher, received_at FROM credit_record WHERE version = ?", (version,)).fetchall()
+    finally:
+        conn.close()
+    return {t: datetime.fromisoformat(at).timestamp() for t, at in rows}
+
+
+def figures(sent: dict[str, float], acked: dict[str, float]) -> dict[str, Any]:
+    lat = sorted(acked[t] - sent[t] for t in sent if t in acked)
+    if not lat:
+        return {"count": 0, "missing": len(sent)}
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+    return {"count": len(lat), "missing": len(sent) - len(lat), "p50": round(q[49], 3), "p99": round(q[98], 3),
+            "max": round(lat[-1], 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teachers", type=int, default=100_000)
+    ap.add_argument("--records", type=int, default=6, help="learning records per teacher")
+    ap.add_argument("--rate", type=float, default=500.0, help="deliveries per second")
+    ap.add_argument("--seconds", type=float, default=60.0, help="how long deliveries are sent (each phase)")
+    ap.add_argument("--receiver-workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="continuous workers (creditbridge worker processes)")
+    ap.add_argument("--settle", type=float, default=120.0, help="max seconds to wait for the last registration")
+    args = ap.parse_args()
+    n_deliveries = int(args.rate * args.seconds)
+    if 2 * n_deliveries > args.teachers:
+        raise SystemExit("--teachers must be at least twice rate x seconds (each delivery goes to another teacher)")
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"cb_bench_cont_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    work = Path(tempfile.mkdtemp(prefix="cb-continuous-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        started = time.perf_counter()
+        print(f"loading {args.teachers:,} teachers x {args.records} records into {name} ...", file=sys.stderr)
+        generate(url, args.teachers, args.records, seed=7)
+        engine = create_engine(url)
+        with engine.begin() as c:
+            c.execute(text("UPDATE catalog_course SET moodle_course_id = id"))
+            c.execute(text("UPDATE teacher SET moodle_user_id = id, username = 'u' || id"))
+            courseid = c.execute(text("SELECT moodle_course_id FROM catalog_course WHERE code = :c"),
+                                 {"c": EXTRA_COURSE}).scalar_one()
+            c.execute(text("DELETE FROM credit_mark"))
+        sim_port, port = free_port(), free_port()
+        sim_db = work / "registry-sim.db"
+        config = work / "creditbridge.toml"
+        config.write_text(
+            f'[database]\nurl = "{url}"\n[sync]\nprogramme = "sd-2022"\n'
+            f'[webhooks]\nsecrets = ["{SECRET}"]\nhost = "127.0.0.1"\nport = {port}\n'
+            f'workers = {args.receiver_workers}\naccess_log = false\n'
+            f'[registry]\ntarget = "rest"\nurl = "http://127.0.0.1:{sim_port}"\nkey_id = "creditbridge"\n'
+            f'secret = "{REGISTRY_SECRET}"\nbackoff_seconds = 0.05\n'
+            f'[pipeline]\nmode = "continuous"\npoll_seconds = 0.5\ncheck_seconds = 600\n', encoding="utf-8")
+        t = time.perf_counter()
+        full = run_cli(config, "credits", "evaluate", "--all", "--summary")
+        full_seconds = time.perf_counter() - t
+        print(f"full evaluation: {full_seconds:.1f} s ({full.get('evaluated')} results)", file=sys.stderr)
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT id_number, moodle_user_id FROM teacher ORDER BY random() LIMIT :n"),
+                             {"n": 2 * n_deliveries}).all()
+        cont_targets = [(r[0], int(r[1])) for r in rows[:n_deliveries]]
+        base_targets = [(r[0], int(r[1])) for r in rows[n_deliveries:]]
+        procs.append(cli(config, "registry-sim", "--port", str(sim_port), "--db", str(sim_db), "--secret",
+                         REGISTRY_SECRET, log=work / "sim.log"))
+        wait_http(sim_port, "/api/v1/health")
+        # version 1 of every teacher at the registry (setup): what they had before the rush
+        t = time.perf_counter()
+        pushed = run_cli(config, "push").get("acknowledged", 0)
+        print(f"setup: pushed {pushed} version-1 records in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        setup_seconds = time.perf_counter() - started
+
+        procs.append(cli(config, "serve", log=work / "serve.log"))
+        wait_http(port, "/healthz")
+        workers = [cli(config, "worker", log=work / f"worker{k}.log") for k in range(args.workers)]
+        procs.extend(workers)
+        time.sleep(2)  # workers connected and listening
+
+        load0 = open("/proc/loadavg").read().split()[:3]
+        print(f"continuous: {n_deliveries} deliveries at {args.rate:g}/s ...", file=sys.stderr)
+        t = time.perf_counter()
+        sent, failed = send_at_rate(port, cont_targets, courseid, args.rate)
+        send_seconds = time.perf_counter() - t
+        deadline = time.monotonic() + args.settle
+        while time.monotonic() < deadline:
+            acked = registered(sim_db, 2)
+            if all(tt in acked for tt in sent):
+                break
+            time.sleep(0.5)
+        cont = figures(sent, registered(sim_db, 2))
+        cont.update({"failed": failed, "achieved_rate": round(len(sent) / send_seconds, 1)})
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+            w.wait(60)
+
+        print("baseline (scheduled: evaluate + push once after the deliveries) ...", file=sys.stderr)
+        t = time.perf_counter()
+        bsent, bfailed = send_at_rate(port, base_targets, courseid, args.rate)
+        bsend_seconds = time.perf_counter() - t
+        time.sleep(2)  # the receivers' background processing
+        t = time.perf_counter()
+        ev = run_cli(config, "credits", "evaluate", "--summary")
+        pu = run_cli(config, "push")
+        job_seconds = time.perf_counter() - t
+        base = figures(bsent, registered(sim_db, 2))
+        base.update({"failed": bfailed, "achieved_rate": round(len(bsent) / bsend_seconds, 1),
+                     "evaluate_push_seconds": round(job_seconds, 2), "evaluated": ev.get("evaluated"),
+                     "pushed": pu.get("acknowledged")})
+        load1 = open("/proc/loadavg").read().split()[:3]
+        doc = {"teachers": args.teachers, "records_per_teacher": args.records, "rate": args.rate,
+               "seconds": args.seconds, "workers": args.workers, "receiver_workers": args.receiver_workers,
+               "full_evaluation_seconds": round(full_seconds, 1), "setup_seconds": round(setup_seconds, 1),
+               "continuous": cont, "baseline_scheduled": base,
+               "p99_ratio_to_baseline": (round(cont["p99"] / base["p99"], 3)
+                                         if cont.get("p99") and base.get("p99") else None),
+               "loadavg_before": load0, "loadavg_after": load1}
+        print(json.dumps(doc, indent=2))
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
