@@ -853,8 +853,8 @@ def evaluate_teachers(conn: Connection, prog: Programme, run_id: int, teachers: 
     counts = Counts()
     pc = {"evaluated": 0, "changed": 0}
     keys = sorted(set(teachers))
-    people = conn.execute(select(*_people_cols()).where(
-        TE.c.programme == code, TE.c.id_number.in_(keys)).order_by(TE.c.id_number)).all()
+    people = list(conn.execute(select(*_people_cols()).where(
+        TE.c.programme == code, TE.c.id_number.in_(keys)).order_by(TE.c.id_number)))
     own = sorted({p.school_code for p in people if p.school_code is not None})
     t = SchoolTopic.__table__
     topics: dict[str, list[str]] = {}
@@ -877,10 +877,10 @@ def evaluate_teachers(conn: Connection, prog: Programme, run_id: int, teachers: 
         if claim_schools is not None:
             claim_schools(every)
         _admin_of(conn, prog, rules, records, writer, every)
-    runs = CreditEvaluationRun.__table__
-    conn.execute(update(runs).where(runs.c.id == run_id).values(
-        evaluated=runs.c.evaluated + pc["evaluated"], changed=runs.c.changed + pc["changed"],
-        passed=runs.c.passed + counts.passed, failed=runs.c.failed + counts.failed, finished_at=utcnow()))
+    run = CreditEvaluationRun
+    conn.execute(update(run).where(run.id == run_id).values(
+        evaluated=run.evaluated + pc["evaluated"], changed=run.changed + pc["changed"],
+        passed=run.passed + counts.passed, failed=run.failed + counts.failed, finished_at=utcnow()))
     return {"evaluated": pc["evaluated"], "changed": pc["changed"], "passed": counts.passed,
             "failed": counts.failed, "withdrawn": counts.withdrawn}
 

@@ -87,8 +87,8 @@ class AuditTrail:
 
 
 def build(session: Session, *, provider: str, programme: str | None = None,
-          teachers: Collection[str] | None = None) -> BuildCounts:
-    """`teachers`: only these people's results (a continuous worker's batch, whose teachers it has claimed);
+          for_teachers: Collection[str] | None = None) -> BuildCounts:
+    """`for_teachers`: only these people's results (a continuous worker's batch, whose teachers it has claimed);
     the rest of the outbox is not read."""
     table = credit_result_table(session)
     counts = BuildCounts()
@@ -100,9 +100,9 @@ def build(session: Session, *, provider: str, programme: str | None = None,
     if programme:
         q = q.where(table.c.programme == programme)
         subq = subq.where(RegistrySubmission.programme == programme)
-    if teachers is not None:
-        q = q.where(table.c.teacher.in_(list(teachers)))
-        subq = subq.where(RegistrySubmission.teacher.in_(list(teachers)))
+    if for_teachers is not None:
+        q = q.where(table.c.teacher.in_(list(for_teachers)))
+        subq = subq.where(RegistrySubmission.teacher.in_(list(for_teachers)))
     results = {(r.programme, r.teacher, r.role, int(r.year)): r for r in session.execute(q)}
 
     history: dict[tuple[str, str, str, int], list[RegistrySubmission]] = {}
@@ -114,7 +114,7 @@ def build(session: Session, *, provider: str, programme: str | None = None,
     needed = {(k[0], k[1]) for k in results}
     if needed:
         tq = select(Teacher).where(Teacher.programme.in_({p for p, _ in needed}))
-        if teachers is not None:
+        if for_teachers is not None:
             tq = tq.where(Teacher.id_number.in_({t for _, t in needed}))
         for t in session.scalars(tq):
             teachers[(t.programme, t.id_number)] = t

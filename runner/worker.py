@@ -247,7 +247,7 @@ class Worker:
                                    {r.school for r in rows if r.school is not None},
                                    claim_schools=lambda schools: self._lock_schools(conn, code, schools))
         with Session(bind=conn) as s:
-            built = build(s, provider=self.settings.registry.provider, programme=code, teachers=teachers)
+            built = build(s, provider=self.settings.registry.provider, programme=code, for_teachers=teachers)
             s.flush()
         for k in ("evaluated", "changed"):
             self.totals[k] += counts[k]
