@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -157,6 +158,14 @@ def registered(sim_db: Path, version: int) -> dict[str, float]:
     return {t: datetime.fromisoformat(at).timestamp() for t, at in rows}
 
 
+def _drained(engine: Any) -> bool:
+    """Nothing left anywhere: inbox processed, no mark, no open submission (what did not arrive never will)."""
+    with engine.connect() as c:
+        return not c.execute(text(
+            "SELECT 1 FROM webhook_delivery WHERE state = 'pending' UNION ALL SELECT 1 FROM credit_mark"
+            " UNION ALL SELECT 1 FROM registry_submission WHERE state IN ('pending', 'sent') LIMIT 1")).first()
+
+
 def figures(sent: dict[str, float], acked: dict[str, float]) -> dict[str, Any]:
     lat = sorted(acked[t] - sent[t] for t in sent if t in acked)
     if not lat:
@@ -213,8 +222,11 @@ def main() -> None:
         full_seconds = time.perf_counter() - t
         print(f"full evaluation: {full_seconds:.1f} s ({full.get('evaluated')} results)", file=sys.stderr)
         with engine.connect() as c:
-            rows = c.execute(text("SELECT id_number, moodle_user_id FROM teacher ORDER BY random() LIMIT :n"),
-                             {"n": 2 * n_deliveries}).all()
+            # teachers who have not taken the course yet: its completion changes their result
+            rows = c.execute(text(
+                "SELECT id_number, moodle_user_id FROM teacher t WHERE NOT EXISTS (SELECT 1 FROM learning_record r"
+                " WHERE r.programme = t.programme AND r.teacher = t.id_number AND r.course = :c)"
+                " ORDER BY random() LIMIT :n"), {"c": EXTRA_COURSE, "n": 2 * n_deliveries}).all()
         cont_targets = [(r[0], int(r[1])) for r in rows[:n_deliveries]]
         base_targets = [(r[0], int(r[1])) for r in rows[n_deliveries:]]
         procs.append(cli(config, "registry-sim", "--port", str(sim_port), "--db", str(sim_db), "--secret",
@@ -246,7 +258,7 @@ def main() -> None:
         deadline = time.monotonic() + args.settle
         while time.monotonic() < deadline:
             acked = registered(sim_db, 2)
-            if all(tt in acked for tt in sent):
+            if all(tt in acked for tt in sent) or _drained(engine):
                 break
             time.sleep(0.5)
         cont = figures(sent, registered(sim_db, 2))
@@ -292,6 +304,7 @@ def main() -> None:
                     p.kill()
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -125,6 +126,12 @@ class Worker:
                     self.store.engine.dispose()
                     self._stop.wait(wait)
                     continue
+                except CreditbridgeError as e:  # a refused rule file, a lock that cannot be taken: said, retried
+                    failures += 1
+                    wait = self._backoff(failures)
+                    log.error("worker: %s; retrying in %.1fs", _short(e), wait)
+                    self._stop.wait(wait)
+                    continue
                 if not busy:
                     self._idle()
         finally:
@@ -162,10 +169,16 @@ class Worker:
         if self._push_after > time.monotonic():
             wait = min(wait, self._push_after - time.monotonic())
         if self.pg:
-            listener = self._listen()
-            # psycopg's notifies() returns after one notification or the timeout; stop() is seen within `wait`.
-            for _n in listener.notifies(timeout=max(0.01, wait), stop_after=1):
-                pass
+            try:
+                listener = self._listen()
+                # psycopg's notifies() returns after one notification or the timeout; stop() is seen within `wait`.
+                for _n in listener.notifies(timeout=max(0.01, wait), stop_after=1):
+                    pass
+            except (psycopg.Error, DBAPIError, OSError) as e:
+                # the database went away while idle: listen again on a new connection after a pause
+                log.warning("worker: listening for changes failed (%s); polling", _short(e))
+                self._close_listener()
+                self._stop.wait(wait)
         else:
             self._stop.wait(wait)
 
