@@ -96,6 +96,7 @@ class Worker:
         self._push_failures = 0
         self._push_after = 0.0
         self._listener: Any = None
+        self._queries: dict[str, dict[Any, Any]] = {}  # per programme: evaluate_teachers' compiled queries
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -258,7 +259,8 @@ class Worker:
         teachers = sorted({r.teacher for r in rows})
         counts = evaluate_teachers(conn, prog, self._run_id(prog), teachers,
                                    {r.school for r in rows if r.school is not None},
-                                   claim_schools=lambda schools: self._lock_schools(conn, code, schools))
+                                   claim_schools=lambda schools: self._lock_schools(conn, code, schools),
+                                   cache=self._queries.setdefault(code, {}))
         with Session(bind=conn) as s:
             built = build(s, provider=self.settings.registry.provider, programme=code, for_teachers=teachers)
             s.flush()
