@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from creditbridge.input_limits import not_regular
 from creditbridge.mappings.cycle import cycle_id, cycle_problems
 from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
 from creditbridge.mappings.marks import status
-from creditbridge.records.id_number import mask_id_number, mask_id_numbers
+from creditbridge.records.id_number import mask_id_number
+from creditbridge.redact import json_for_screen
 from creditbridge.store.models.core import Teacher
 
 
@@ -198,8 +198,8 @@ def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:
     buf: list[str] = []
     click.echo("[", nl=False)
     for item in items:
-        # ID numbers masked, as in emit_json and the text tables
-        buf.append(("\n" if n == 0 else ",\n") + mask_id_numbers(json.dumps(item, ensure_ascii=False, default=str)))
+        # ID numbers masked and control characters escaped, as in emit_json and the text tables
+        buf.append(("\n" if n == 0 else ",\n") + json_for_screen(item))
         n += 1
         if len(buf) >= batch:
             click.echo("".join(buf), nl=False)
