@@ -320,7 +320,7 @@ def render_html(data: dict[str, Any], words: Words | None = None) -> str:
 
     parts.append(f"<h2>{escape(w('h.deadlines'))}</h2>")
     for dl in data["deadlines"]:
-        head = w("deadline.head", name=dl["name"], programme=dl["programme"],
+        head = w("deadline.head", name=dl["name_en"] if w.language == "en" else dl["name"], programme=dl["programme"],
                  deadline=w.date(dl["deadline"]) if dl["deadline"] else "-")
         if dl["days_left"] is not None:
             head += (w("deadline.days_left", days=w.number(dl["days_left"])) if dl["days_left"] >= 0

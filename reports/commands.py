@@ -26,7 +26,7 @@ def report_command(app: AppContext, out_dir: Path | None, programme: str | None,
 
     # Checked before the store is read: a wrong --language is `error: --language: ...`, exit 2, no file.
     try:
-        w = i18n.words(language or app.settings.report.language)
+        w = i18n.words(app.settings.report.language if language is None else language)
     except i18n.LanguageError as e:
         raise i18n.LanguageError(f"--language: {e}") from None
     out = out_dir or Path(app.settings.sync.report_dir)
