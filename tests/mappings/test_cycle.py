@@ -305,7 +305,7 @@ def test_credits_cycle_over_two_yearly_programmes(config: str, db_url: str, tmp_
     res = runner.invoke(cli, ["--config", config, "credits", "explain", B, "--rules", str(jx19)])
     assert res.exit_code == 0, res.output
     assert res.output.count("jx-2018 · 教师") == 1 and res.output.count("jx-2019 · 教师") == 1
-    assert res.output.count("周期 jx-2018-2022") == 1
+    assert res.output.count("周期 jx-2018-2022 · 2018–2022") == 1  # the table's title (reasons name it too)
     res = runner.invoke(cli, ["--config", config, "credits", "explain", B, "--programme", "jx-2019",
                               "--rules", str(jx19), "--json"])
     assert res.exit_code == 0, res.output
