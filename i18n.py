@@ -21,7 +21,7 @@ from typing import Literal, get_args
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import parse_pattern
 
 from creditbridge import CreditbridgeError
 
@@ -202,6 +202,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
 # Babel's locale for each language; Simplified Chinese as written in mainland China.
 _LOCALES: dict[str, Locale] = {"zh-CN": Locale.parse("zh_Hans_CN"), "en": Locale.parse("en")}
 _INDEX = {"zh-CN": 0, "en": 1}
+# CLDR number patterns, parsed once (format_decimal would parse its pattern on every call: a report formats
+# thousands of cells): up to 2 decimals, grouped; percentages with one decimal.
+_DECIMAL = parse_pattern("#,##0.##")
+_PERCENT = parse_pattern("#,##0.0%")
 # Excel number formats for the XLSX cells that hold numbers and dates (the cell keeps the figure; the program
 # shows it this way).
 _XLSX_DATE = {"zh-CN": 'yyyy"年"m"月"d"日"', "en": "d mmm yyyy"}
@@ -235,11 +239,11 @@ class Words:
 
     def number(self, v: float | int | None) -> str:
         """12 → 12, 1234.5 → 1,234.5, 20.143 → 20.14; None → "" (no figure)."""
-        return "" if v is None else format_decimal(v, format="#,##0.##", locale=self.locale)
+        return "" if v is None else _DECIMAL.apply(v, self.locale)
 
     def percent(self, fraction: float | None) -> str:
         """0.625 → 62.5%; None (no teacher) → "" ."""
-        return "" if fraction is None else format_percent(fraction, format="#,##0.0%", locale=self.locale)
+        return "" if fraction is None else _PERCENT.apply(fraction, self.locale)
 
     def date(self, d: date | str | None) -> str:
         """A date (or its ISO text) the way the language writes it: 2022年12月31日, Dec 31, 2022."""
