@@ -10,7 +10,7 @@ import click
 import yaml
 from sqlalchemy import select
 
-from creditbridge import CreditbridgeError
+from creditbridge import CreditbridgeError, i18n
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
 from creditbridge.input_limits import not_regular
 from creditbridge.mappings.cycle import cycle_id, cycle_problems
@@ -292,13 +292,14 @@ def explain_command(app: AppContext, teacher: str, programme: str | None, role: 
 
     from creditbridge.mappings.explain import cycle_table
 
+    words = i18n.words(app.settings.report.language)
     shown_cycles: set[str] = set()
     for i, r in enumerate(found):
-        print_result(r, _labels(r["programme"], r["role"]))
+        print_result(r, _labels(r["programme"], r["role"]), words=words)
         # yearly results of one cycle share its table: shown once, under the first of them
         if i in cycles and cycles[i]["cycle"] not in shown_cycles:
             shown_cycles.add(cycles[i]["cycle"])
-            Console().print(cycle_table(cycles[i]))
+            Console().print(cycle_table(cycles[i], words))
 
 
 def _cycle_of(app: AppContext, result: dict[str, Any], rule_files: tuple[Path, ...]) -> dict[str, Any] | None:
