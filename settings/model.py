@@ -192,6 +192,25 @@ class InputLimits(_Section):
     yaml_mb: int = Field(50, ge=1)
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics (docs/operations.md). Off by default: an operator opens a port on purpose."""
+
+    # Address of the metrics endpoints; loopback unless the monitoring scrapes from another host.
+    host: str = Field("127.0.0.1", min_length=1)
+    # `creditbridge serve` (and `run`'s receiver) serves GET /metrics on this port, never on webhooks.port; 0: off.
+    port: int = Field(0, ge=0, le=65535)
+    # `creditbridge scheduler` (and `run`'s scheduler) serves GET /metrics on this port; 0: off.
+    scheduler_port: int = Field(0, ge=0, le=65535)
+    # Figures read from the store (backlogs, inbox, job runs) are computed at most this often per process.
+    cache_seconds: float = Field(10.0, ge=0, le=3600, allow_inf_nan=False)
+
+
+class LoggingSettings(_Section):
+    # The long-running processes' log lines (serve incl. gunicorn's, run, scheduler): "text" or "json" (one
+    # object per line). `--log-format` overrides it.
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(_Section):
     moodle: MoodleSettings = Field(default_factory=MoodleSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -200,3 +219,5 @@ class Settings(_Section):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     limits: InputLimits = Field(default_factory=InputLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
