@@ -90,6 +90,22 @@ class StoreCollector(Collector):
         self._cached: list[Any] = []
         self._at = float("-inf")
 
+    # Every family collect() yields, so the registry knows the names without a database query (the library's
+    # `?name[]=...` filter and its duplicate-name check read them from describe()).
+    NAMES = (("gauge", "creditbridge_store_up"), ("gauge", "creditbridge_store_scrape_duration_seconds"),
+             ("gauge", "creditbridge_inbox_deliveries"), ("gauge", "creditbridge_inbox_oldest_pending_age_seconds"),
+             ("gauge", "creditbridge_evaluation_backlog"),
+             ("gauge", "creditbridge_evaluation_backlog_oldest_age_seconds"),
+             ("gauge", "creditbridge_push_backlog"), ("gauge", "creditbridge_push_backlog_oldest_age_seconds"),
+             ("gauge", "creditbridge_registry_submissions"), ("counter", "creditbridge_registry_rejections"),
+             ("gauge", "creditbridge_scheduler_job_last_success_timestamp_seconds"),
+             ("gauge", "creditbridge_scheduler_job_last_success_duration_seconds"),
+             ("gauge", "creditbridge_scheduler_job_last_run_failed"))
+
+    def describe(self) -> Iterator[Any]:
+        for kind, name in self.NAMES:
+            yield CounterMetricFamily(name, "") if kind == "counter" else GaugeMetricFamily(name, "")
+
     def collect(self) -> Iterator[Any]:
         # One computation at a time: concurrent scrapes wait for it and share its result.
         with self._lock:

@@ -29,7 +29,8 @@ def _serve_metrics(app: AppContext) -> ServerHandle | None:
     metrics = app.settings.metrics
     if not metrics.scheduler_port:
         return None
-    registry = build_registry(lambda: app.store, metrics.cache_seconds)
+    store = app.store  # opened (and migrated) here, once, not by the first scrape's thread
+    registry = build_registry(lambda: store, metrics.cache_seconds)
     try:
         handle = serve_in_thread(metrics_app(registry), metrics.host, metrics.scheduler_port, name="metrics")
     except OSError as e:
