@@ -19,7 +19,7 @@ from typing import Any
 from gunicorn import glogging
 from prometheus_client import multiprocess
 
-from creditbridge.logs import FORMAT_ENV, add_root_handler, use_format
+from creditbridge.logs import FORMAT_ENV, LogFormat, add_root_handler, use_format
 from creditbridge.metrics import MULTIPROC_ENV, OWNED_DIR_ENV
 
 
@@ -54,7 +54,7 @@ class CreditbridgeLogger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        fmt = "json" if os.environ.get(FORMAT_ENV) == "json" else "text"
+        fmt: LogFormat = "json" if os.environ.get(FORMAT_ENV) == "json" else "text"
         use_format(fmt, [*self.error_log.handlers, *self.access_log.handlers])
         if fmt == "json":
             add_root_handler(fmt)  # the app's own warnings in the workers, as JSON too
