@@ -18,11 +18,15 @@ from pathlib import Path
 
 import requests
 from cli_process import run_cli
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from webhook_helpers import free_port, payload, signed, signed_bytes, start_receiver
 
+from creditbridge.metrics import build_registry
 from creditbridge.records.id_number import find_id_numbers
-from creditbridge.store import open_store
+from creditbridge.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DELIVERIES = 24
@@ -281,3 +285,29 @@ def test_serve_leaves_no_metrics_directory_behind(sqlite_url: str, tmp_path: Pat
     assert len(made) == 1 and oct(next(iter(made)).stat().st_mode)[-3:] == "700"
     receiver.stop()
     assert not any(d.exists() for d in made)
+
+
+def test_store_figures_cost_a_bounded_number_of_queries_and_are_cached(store: Store) -> None:
+    seen = {"statements": 0}
+
+    def on_statement(*_: object) -> None:
+        seen["statements"] += 1
+
+    event.listen(store.engine, "before_cursor_execute", on_statement)
+    registry = build_registry(lambda: store, cache_seconds=60)
+    first = samples(generate_latest(registry).decode())
+    assert value(first, "creditbridge_store_up") == 1
+    per_computation = seen["statements"]
+    assert 0 < per_computation <= 25  # aggregate queries, whatever the size of the store
+    for _ in range(20):  # scrapes within metrics.cache_seconds: answered from the cache
+        generate_latest(registry)
+    assert seen["statements"] == per_computation
+
+
+def test_an_unreadable_store_still_answers_with_store_up_0() -> None:
+    def broken() -> Store:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    found = samples(generate_latest(build_registry(broken, cache_seconds=0)).decode())
+    assert value(found, "creditbridge_store_up") == 0
+    assert value(found, "creditbridge_inbox_deliveries", state="pending") is None  # left out, not a false 0
