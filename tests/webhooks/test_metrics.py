@@ -18,13 +18,13 @@ from pathlib import Path
 
 import requests
 from cli_process import run_cli
-from prometheus_client import generate_latest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from webhook_helpers import free_port, payload, signed, signed_bytes, start_receiver
 
-from creditbridge.metrics import build_registry
+from creditbridge.metrics import build_registry, count_delivery
 from creditbridge.records.id_number import find_id_numbers
 from creditbridge.store import Store, open_store
 
@@ -311,3 +311,13 @@ def test_an_unreadable_store_still_answers_with_store_up_0() -> None:
     found = samples(generate_latest(build_registry(broken, cache_seconds=0)).decode())
     assert value(found, "creditbridge_store_up") == 0
     assert value(found, "creditbridge_inbox_deliveries", state="pending") is None  # left out, not a false 0
+
+
+def test_delivery_reasons_stay_a_bounded_label_set() -> None:
+    for reason in ("bad_signature", "Bad Reason", "x" * 100, "11010519491231002X", *(f"r{n}" for n in range(200))):
+        count_delivery(reason)
+    text = generate_latest(REGISTRY).decode()
+    reasons = {s.labels["reason"] for f in text_string_to_metric_families(text)
+               if f.name == "creditbridge_webhook_deliveries" for s in f.samples if "reason" in s.labels}
+    assert "bad_signature" in reasons and "other" in reasons
+    assert len(reasons) <= 64 and "Bad Reason" not in reasons and find_id_numbers(text) == []
