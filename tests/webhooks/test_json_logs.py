@@ -114,3 +114,35 @@ def test_serve_logs_gunicorn_and_access_lines_as_json(sqlite_url: str, tmp_path:
     assert any(x["message"].startswith("Booting worker") for x in errors)
     assert any(x["message"] == "Shutting down: Master" for x in errors)
     assert find_id_numbers(out.read_text() + err.read_text()) == []
+
+
+def test_run_passes_the_format_to_both_children_and_exposes_metrics(sqlite_url: str, tmp_path: Path) -> None:
+    port, metrics_port, scheduler_port = free_port(), free_port(), free_port()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_url}"\n[webhooks]\nport = {port}\nworkers = 1\n'
+                   f'[scheduler]\nstandby_retry_seconds = 0.5\n'
+                   f'[metrics]\nport = {metrics_port}\nscheduler_port = {scheduler_port}\n')
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("wb") as o, err.open("wb") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(cfg),
+                                 "--log-format", "json", "run"], stdout=o, stderr=e, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        for url in (f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{scheduler_port}/metrics"):
+            while True:
+                try:
+                    r = requests.get(url, timeout=5)
+                    if r.status_code == 200 and "creditbridge_store_up 1.0" in r.text:
+                        break
+                except requests.RequestException:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    lines = json_lines(err.read_text())
+    loggers = {x["logger"] for x in lines}
+    # The supervisor, the receiver's gunicorn and the scheduler: all JSON, on one stream.
+    assert {"creditbridge.runner.supervisor", "gunicorn.error", "creditbridge.scheduler"} <= loggers
+    json_lines(out.read_text())
