@@ -29,6 +29,10 @@ def _serve_metrics(app: AppContext) -> ServerHandle | None:
     metrics = app.settings.metrics
     if not metrics.scheduler_port:
         return None
+    taken = {app.settings.webhooks.port: "webhooks.port", metrics.port: "metrics.port"}
+    if metrics.scheduler_port in taken:
+        raise ConfigError(f"metrics.scheduler_port = {metrics.scheduler_port} is also {taken[metrics.scheduler_port]}: "
+                          "give the scheduler's metrics a port of their own")
     store = app.store  # opened (and migrated) here, once, not by the first scrape's thread
     registry = build_registry(lambda: store, metrics.cache_seconds)
     try:

@@ -275,6 +275,10 @@ def test_scheduler_metrics_port_in_use_is_a_clear_error(sqlite_url: str, tmp_pat
         ran = run_cli(cfg, "scheduler", timeout=60)
     assert ran.code == 2
     assert ran.stderr.startswith("error: metrics.scheduler_port: cannot listen on 127.0.0.1:")
+    cfg = _scheduler_config(tmp_path, sqlite_url, 8080)  # the default webhooks.port
+    ran = run_cli(cfg, "scheduler", timeout=60)
+    assert ran.code == 2
+    assert ran.stderr.startswith("error: metrics.scheduler_port = 8080 is also webhooks.port")
 
 
 def test_serve_leaves_no_metrics_directory_behind(sqlite_url: str, tmp_path: Path) -> None:
