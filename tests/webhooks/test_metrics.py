@@ -282,13 +282,15 @@ def test_scheduler_metrics_port_in_use_is_a_clear_error(sqlite_url: str, tmp_pat
 
 
 def test_serve_leaves_no_metrics_directory_behind(sqlite_url: str, tmp_path: Path) -> None:
-    tmp = Path(tempfile.gettempdir())
-    before = set(tmp.glob("creditbridge-metrics-*"))
     receiver = start_receiver(tmp_path, sqlite_url, f"[metrics]\nport = {free_port()}\n")
-    made = set(tmp.glob("creditbridge-metrics-*")) - before
-    assert len(made) == 1 and oct(next(iter(made)).stat().st_mode)[-3:] == "700"
+    # `serve` exec'd gunicorn: the master's environment names the directory it was given.
+    environ = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{receiver.proc.pid}/environ").read_text().split("\0") if "=" in item)
+    made = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.parent == Path(tempfile.gettempdir()) and made.name.startswith("creditbridge-metrics-")
+    assert made.is_dir() and oct(made.stat().st_mode)[-3:] == "700"
     receiver.stop()
-    assert not any(d.exists() for d in made)
+    assert not made.exists()
 
 
 def test_store_figures_cost_a_bounded_number_of_queries_and_are_cached(store: Store) -> None:
