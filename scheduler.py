@@ -44,6 +44,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from creditbridge import CreditbridgeError
+from creditbridge.logs import job_context
 from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -226,7 +227,12 @@ def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: dat
         log.info("job %s for %s already claimed by another run; not running it again", job_id,
                  scheduled_at.isoformat())
         return None
-    ctx = JobContext(settings, store, job_id, scheduled_at, run_id)
+    with job_context(job_id, run_id):  # its log lines carry the job and run id (JSON logs: logs.py)
+        return _run_recorded(JobContext(settings, store, job_id, scheduled_at, run_id), func, instance)
+
+
+def _run_recorded(ctx: JobContext, func: JobFunc, instance: str) -> dict[str, Any]:
+    store, job_id, scheduled_at, run_id = ctx.store, ctx.job_id, ctx.scheduled_at, ctx.run_id
     counts: dict[str, Any] | None = None
     error: str | None = None
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from creditbridge.logs import LogFormat
 from creditbridge.redact import json_for_screen
 from creditbridge.settings import Settings, load_settings
 from creditbridge.store import Store, open_store
@@ -16,6 +17,7 @@ from creditbridge.store import Store, open_store
 @dataclass
 class AppContext:
     config_path: str | None = None
+    log_format_option: LogFormat | None = None  # the global --log-format, if given
     _settings: Settings | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
@@ -30,6 +32,11 @@ class AppContext:
         if self._store is None:
             self._store = open_store(self.settings.database.url)
         return self._store
+
+    @property
+    def log_format(self) -> LogFormat:
+        """--log-format, else the logging.format setting (what the long-running processes use)."""
+        return self.log_format_option or self.settings.logging.format
 
     def close(self) -> None:
         if self._store is not None:

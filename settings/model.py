@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import binascii
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from standardwebhooks.webhooks import Webhook
@@ -198,6 +198,26 @@ class ReportSettings(_Section):
     language: Literal["zh-CN", "en"] = "zh-CN"
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics (docs/operations.md). Off by default: an operator opens a port on purpose."""
+
+    # Address of the metrics endpoints; loopback unless the monitoring scrapes from another host.
+    # (Annotated, not Field(default): plain defaults keep the section constructible without arguments for mypy.)
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    # `creditbridge serve` (and `run`'s receiver) serves GET /metrics on this port, never on webhooks.port; 0: off.
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # `creditbridge scheduler` (and `run`'s scheduler) serves GET /metrics on this port; 0: off.
+    scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # Figures read from the store (backlogs, inbox, job runs) are computed at most this often per process.
+    cache_seconds: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 10.0
+
+
+class LoggingSettings(_Section):
+    # The long-running processes' log lines (serve incl. gunicorn's, run, scheduler): "text" or "json" (one
+    # object per line). `--log-format` overrides it.
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(_Section):
     moodle: MoodleSettings = Field(default_factory=MoodleSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -207,3 +227,5 @@ class Settings(_Section):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     limits: InputLimits = Field(default_factory=InputLimits)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
