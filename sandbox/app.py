@@ -224,15 +224,30 @@ def admin_self_enrol() -> Response:
     """A learner clicks "Enrol me" on a course's enrolment page (enrol_self): enrolled by the first self
     instance that lets them in, or refused (403) with the reason Moodle shows them."""
     state = _admin()
-    userid, courseid = _int("userid"), _int("courseid")
+    userid, courseid = _int("userid"), _int("courseid", 0)
     _need_user(state, userid)
+    if courseid == 0:  # every course open to them, as a teacher taking every elective offered would
+        courses = state.self_enrol_options(userid)
+        for cid in courses:
+            state.self_enrol(cid, userid)
+        return jsonify({"userid": userid, "courseids": courses, "enrolled": True})
     if state.get_course(courseid) is None:
         raise AdminError(404, f"no course {courseid}")
     try:
         inst = state.self_enrol(courseid, userid)
     except NotFound as e:
         raise AdminError(403, str(e)) from None
-    return jsonify({"userid": userid, "courseid": courseid, "enrolid": inst["id"], "enrolled": True})
+    return jsonify({"userid": userid, "courseid": courseid, "courseids": [courseid], "enrolid": inst["id"],
+                    "enrolled": True})
+
+
+@bp.get("/sandbox/admin/self_enrol_options")
+def admin_self_enrol_options() -> Response:
+    """The courses a user could self-enrol in now ("Enrol me" shown): {"userid", "courseids"}."""
+    state = _admin()
+    userid = _int("userid")
+    _need_user(state, userid)
+    return jsonify({"userid": userid, "courseids": state.self_enrol_options(userid)})
 
 
 @bp.post("/sandbox/admin/enrol_plugin")

@@ -139,12 +139,18 @@ def complete(url: str, token: str, userid: int, courseid: int | None, cmid: int 
 @_url
 @_token
 @click.option("--userid", type=int, required=True, help="Moodle user id of the teacher.")
-@click.option("--courseid", type=int, required=True, help="The course whose \"Enrol me\" button they click.")
+@click.option("--courseid", type=int, help="The course whose \"Enrol me\" button they click.")
+@click.option("--all-open", is_flag=True, help="Every course open to them (every elective they may take).")
 @_json
-def enrol_me(url: str, token: str, userid: int, courseid: int, as_json: bool) -> None:
+def enrol_me(url: str, token: str, userid: int, courseid: int | None, all_open: bool, as_json: bool) -> None:
     """Self-enrol a teacher in a course as they would on its enrolment page (enrol_self, cohort-restricted)."""
-    answer = _admin_post(url, token, "self_enrol", {"userid": userid, "courseid": courseid})
-    emit_json(answer) if as_json else click.echo(f"user {userid} enrolled in course {courseid}")
+    if (courseid is None) == (not all_open):
+        raise click.UsageError("give exactly one of --courseid or --all-open")
+    answer = _admin_post(url, token, "self_enrol", {"userid": userid, "courseid": courseid or 0})
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(f"user {userid} enrolled in course(s) {', '.join(map(str, answer['courseids'])) or '(none open)'}")
 
 
 @sandbox.command("add-activity")

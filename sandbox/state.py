@@ -591,8 +591,17 @@ class SandboxState:
                 if reason is None:
                     self.enrol_into(inst, userid, inst["roleid"] or STUDENT_ROLE, self.now())
                     return inst
-                reasons.append(reason)
+                if inst["status"] == 0:  # the enrolment page shows enabled instances only
+                    reasons.append(reason)
         raise NotFound(reasons[0] if reasons else f"course {courseid} has no self enrolment")
+
+    def self_enrol_options(self, userid: int) -> list[int]:
+        """The courses whose enrolment page would let the user click "Enrol me" (course id order)."""
+        out = []
+        for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'self' ORDER BY courseid, id"):
+            if (not out or out[-1] != inst["courseid"]) and self.self_enrol_status(inst, userid) is None:
+                out.append(inst["courseid"])
+        return out
 
     def enrol_into(self, inst: Row, userid: int, roleid: int = STUDENT_ROLE, timestart: int = 0,
                    timeend: int = 0, status: int = 0) -> bool:

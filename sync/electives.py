@@ -19,10 +19,12 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
+from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.sync import MoodleRef
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
 from creditbridge.sync.cohorts import ensure_cohorts
+from creditbridge.sync.outcome import SyncAborted
 
 SELF = "self"
 CONFIG_KIND = "enrol_config"
@@ -92,7 +94,15 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
                     else:
                         row.moodle_id, row.name = selfid, sig
 
-        result = ctx.send(ctx.client.configure_enrolment, list(chunk), record)
+        try:
+            result = ctx.send(ctx.client.configure_enrolment, list(chunk), record)
+        except SyncAborted as e:
+            cause = e.__cause__
+            if isinstance(cause, MoodleError) and cause.capability:
+                # A right missing stops every course alike: say which one the role needs.
+                raise SyncAborted(f"{e}: the token user's role needs the capability {cause.capability} "
+                                  "(docs/moodle.md)") from cause
+            raise
         for item, error in result.failed:
             ok = False
             ctx.outcome.error(None, "", f"course {codes[id(item)]}: could not configure its enrolment methods: "
