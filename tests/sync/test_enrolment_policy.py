@@ -8,16 +8,24 @@ says; a role without the new capability is a clear run error.
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
+import csv
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
-from sync_helpers import SAMPLES, Env, client_for, enrolled_codes, make_env, write_roster
+from sync_helpers import (
+    SAMPLES,
+    Env,
+    admin_get,
+    client_for,
+    codes_by_id,
+    enrolled_codes,
+    make_env,
+    open_codes,
+    write_roster,
+)
 
 from creditbridge.cli.main import cli
 from creditbridge.store import open_store
@@ -57,23 +65,6 @@ def _audiences_in_store(env: Env, teacher: str) -> set[str]:
         store.dispose()
 
 
-def _admin_get(sandbox: Any, endpoint: str, **params: Any) -> Any:
-    query = urllib.parse.urlencode({"wstoken": sandbox.token, **params})
-    with urllib.request.urlopen(f"{sandbox.url}/sandbox/admin/{endpoint}?{query}", timeout=10) as r:  # noqa: S310
-        return json.loads(r.read().decode())
-
-
-def _codes_by_id(sandbox: Any) -> dict[int, str]:
-    courses = client_for(sandbox).call("core_course_get_courses_by_field")["courses"]
-    return {int(c["id"]): c["idnumber"] for c in courses}
-
-
-def _open_codes(sandbox: Any, userid: int) -> set[str]:
-    """The courses whose page shows the teacher "Enrol me"."""
-    by_id = _codes_by_id(sandbox)
-    return {by_id[c] for c in _admin_get(sandbox, "self_enrol_options", userid=userid)["courseids"]}
-
-
 def _manual_enrolments(sandbox: Any, userid: int) -> int:
     return int(sandbox.state.scalar("SELECT COUNT(*) FROM user_enrolments ue JOIN enrol e ON e.id = ue.enrolid "
                                     "WHERE e.enrol = 'manual' AND ue.userid = ?", userid))
@@ -89,8 +80,6 @@ def _enrol_me(runner: CliRunner, sandbox: Any, userid: int, courseid: int, *, ex
 def _electives_meant_for_t01() -> set[str]:
     # School 370102001's topics (class-management, mental-health, steam, pbl, big-unit), ethics (mandatory) and
     # the free `subject` topic of middle-school maths.
-    import csv
-
     with (SAMPLES / "catalog.csv").open(encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     topics = {"ethics", "class-management", "mental-health", "steam", "pbl", "big-unit", "subject"}
@@ -123,22 +112,22 @@ def test_a_new_teacher_is_enrolled_in_what_is_required_and_the_electives_open_to
     for t in teachers.values():
         assert _manual_enrolments(sandbox, t.moodle_user_id) <= 5
     assert sandbox.state.welcome_default() == 1
-    assert _admin_get(sandbox, "welcome_messages")["messages"] == []
+    assert admin_get(sandbox, "welcome_messages")["messages"] == []
     # The electives meant for the teacher, and only those, show "Enrol me".
     meant = _electives_meant_for_t01()
     assert len(meant) == 4 + 5 * 4 + 3  # ethics, the school's five other topics, the subject electives
-    assert _open_codes(sandbox, uid) == meant
+    assert open_codes(sandbox, uid) == meant
     # A teacher of another school (other topics, primary Chinese) sees other electives open.
     t02 = teachers["370102198703120024"]
-    open02 = _open_codes(sandbox, t02.moodle_user_id)
+    open02 = open_codes(sandbox, t02.moodle_user_id)
     assert "SD22-E-FAMILY-EDUCATION-01" in open02 and not open02 & {"SD22-E-STEAM-01", "SD22-S-M-MATH-01"}
 
     # The teacher chooses one; nothing is mailed for it either.
-    ids = {code: cid for cid, code in _codes_by_id(sandbox).items()}
+    ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
     _enrol_me(runner, sandbox, uid, ids["SD22-E-STEAM-02"])
     assert "SD22-E-STEAM-02" in enrolled_codes(client, uid)
-    assert "SD22-E-STEAM-02" not in _open_codes(sandbox, uid)
-    assert _admin_get(sandbox, "welcome_messages")["messages"] == []
+    assert "SD22-E-STEAM-02" not in open_codes(sandbox, uid)
+    assert admin_get(sandbox, "welcome_messages")["messages"] == []
     # Not meant for them: refused with Moodle's reason.
     refused = _enrol_me(runner, sandbox, uid, ids["SD22-E-FAMILY-EDUCATION-01"], expect=2)
     assert "Only members of cohort" in refused
@@ -154,14 +143,12 @@ def test_a_transfer_opens_the_new_schools_electives_and_keeps_what_was_taken(
     _sync_samples(env, runner)
     uid = _teachers(env)[T01].moodle_user_id
     client = client_for(sandbox)
-    ids = {code: cid for cid, code in _codes_by_id(sandbox).items()}
+    ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
     _enrol_me(runner, sandbox, uid, ids["SD22-E-STEAM-01"])
     cm = sandbox.state.add_course_module(ids["SD22-E-STEAM-01"], "page", "Lesson 1")
     sandbox.state.set_activity_completion(cm, uid, 1)
 
     # T01 moves to 青岛市市南区第二中学 (370202001: research-methods, labour, class-management).
-    import csv
-
     with (SAMPLES / "roster.csv").open(encoding="gb18030") as f:
         rows = [[*r, ""] for r in list(csv.reader(f))[1:]]  # the helper's header has 邮箱 too
     moved = [r if r[0] != T01 else [T01, r[1], "370202001", "青岛市市南区第二中学", "市南区", "青岛市", *r[6:]]
@@ -169,7 +156,7 @@ def test_a_transfer_opens_the_new_schools_electives_and_keeps_what_was_taken(
     out = env.sync(runner, "roster", write_roster(tmp_path / "moved.csv", moved))
     assert out["transferred"] == 1 and out["errors"] == []
 
-    open_now = _open_codes(sandbox, uid)
+    open_now = open_codes(sandbox, uid)
     assert {"SD22-E-RESEARCH-METHODS-01", "SD22-E-LABOUR-01", "SD22-E-CLASS-MANAGEMENT-01"} <= open_now
     assert not {c for c in open_now if c.startswith(("SD22-E-STEAM-", "SD22-E-PBL-", "SD22-E-BIG-UNIT-"))}
     # What was taken stays, with its progress; no enrolment was removed.
@@ -187,8 +174,6 @@ def test_a_leaver_leaves_every_audience_and_keeps_their_enrolments(
     client = client_for(sandbox)
     before = enrolled_codes(client, uid)
     assert len(_audiences_in_store(env, T01)) == 7  # 5 topics + ethics + the subject electives of middle maths
-    import csv
-
     with (SAMPLES / "roster.csv").open(encoding="gb18030") as f:
         rows = [[*r, ""] for r in list(csv.reader(f))[1:]]  # the helper's header has 邮箱 too
     left = [r if r[0] != T01 else [*r[:9], "离职", ""] for r in rows]
@@ -197,7 +182,7 @@ def test_a_leaver_leaves_every_audience_and_keeps_their_enrolments(
     assert _audiences_in_store(env, T01) == set()
     assert not sandbox.state.rows("SELECT m.id FROM cohort_members m JOIN cohort c ON c.id = m.cohortid "
                                   "WHERE m.userid = ? AND c.idnumber LIKE 'audience:%'", uid)
-    assert _open_codes(sandbox, uid) == set()
+    assert open_codes(sandbox, uid) == set()
     assert sandbox.state.get_user(uid)["suspended"] == 1
     assert {c for c in before} == {c["idnumber"] for c in sandbox.state.rows(
         "SELECT c.idnumber FROM user_enrolments ue JOIN enrol e ON e.id = ue.enrolid JOIN course c "
@@ -226,5 +211,5 @@ def test_the_manual_policy_still_enrols_every_elective(
     uid = _teachers(env)[T01].moodle_user_id
     codes = enrolled_codes(client_for(sandbox), uid)
     assert _electives_meant_for_t01() | REQUIRED <= codes
-    assert _open_codes(sandbox, uid) == set()
+    assert open_codes(sandbox, uid) == set()
     assert _audiences_in_store(env, T01) == set()
