@@ -9,6 +9,7 @@ says; a role without the new capability is a clear run error.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from sync_helpers import (
 
 from creditbridge.cli.main import cli
 from creditbridge.store import open_store
-from creditbridge.store.models.core import Teacher
+from creditbridge.store.models.core import LearningRecordRow, Teacher
 from creditbridge.store.models.sync import CohortMember
 
 T01 = "370102198602110011"  # middle-school maths, school 370102001 (topics incl. steam, pbl, big-unit)
@@ -213,3 +214,46 @@ def test_the_manual_policy_still_enrols_every_elective(
     assert _electives_meant_for_t01() | REQUIRED <= codes
     assert open_codes(sandbox, uid) == set()
     assert _audiences_in_store(env, T01) == set()
+
+
+def test_reconcile_finds_the_completion_of_a_self_enrolled_elective(
+        env: Env, runner: CliRunner, sandbox: Any) -> None:
+    """No webhook reached creditbridge (this sandbox sends none): the poll asks Moodle who is enrolled in each
+    managed course, whatever the enrolment method, so the elective the teacher chose is found."""
+    _sync_samples(env, runner)
+    uid = _teachers(env)[T01].moodle_user_id
+    ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
+    _enrol_me(runner, sandbox, uid, ids["SD22-E-PBL-03"])
+    sandbox.state.set_completion_criteria(ids["SD22-E-PBL-03"], self_completion=True)
+    done = runner.invoke(cli, ["sandbox", "complete", "--url", sandbox.url, "--token", sandbox.token,
+                               "--userid", str(uid), "--courseid", str(ids["SD22-E-PBL-03"])], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    out = json.loads(env.run(runner, "intake", "reconcile", "--json").stdout)
+    assert out["created"] == 1, out
+    store = open_store(env.settings.database.url)
+    try:
+        with store.session() as s:
+            rows = s.scalars(select(LearningRecordRow).where(LearningRecordRow.teacher == T01)).all()
+            assert [(r.course, r.kind, r.origin) for r in rows] == [("SD22-E-PBL-03", "course", "reconcile")]
+    finally:
+        store.dispose()
+
+
+RULE_FILES = sorted(p.stem for p in (Path(__file__).parents[2] / "mappings" / "rules").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("programme", RULE_FILES)
+def test_every_programme_syncs_with_the_self_policy(
+        programme: str, tmp_path: Path, runner: CliRunner, sandbox: Any, sqlite_url: str) -> None:
+    from creditbridge.quickstart.province import write_province
+
+    files = write_province(tmp_path / "province", teachers=12, seed=3, programme=programme)
+    env = make_env(tmp_path, sandbox, sqlite_url, batch_size=50, extra=f'programme = "{programme}"\n')
+    for kind, path in (("catalog", files.catalog), ("topics", files.topics), ("roster", files.roster)):
+        out = env.sync(runner, kind, path)
+        assert out["errors"] == [], (kind, out["errors"][:3])
+    for t in _teachers(env).values():
+        if t.moodle_user_id is not None and t.status == "active":
+            assert _manual_enrolments(sandbox, t.moodle_user_id) <= 8
+    assert admin_get(sandbox, "welcome_messages")["messages"] == []
+    assert env.sync(runner, "roster", files.roster)["lms_calls"] == 0
