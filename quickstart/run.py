@@ -265,11 +265,9 @@ def _choose_electives(settings: Settings, store: Store, admin: SandboxAdmin,
     from creditbridge.store.models.core import CatalogCourse
 
     with store.session() as s:
-        catalog = {int(c.moodle_course_id): Course(int(c.moodle_course_id), c.code, c.kind, c.topic or "",
-                                                   float(c.hours))
-                   for c in s.scalars(select(CatalogCourse).where(
-                       CatalogCourse.programme == settings.sync.programme,
-                       CatalogCourse.moodle_course_id.is_not(None)))}
+        catalog = {cid: Course(cid, c.code, c.kind, c.topic or "", float(c.hours))
+                   for c in s.scalars(select(CatalogCourse).where(CatalogCourse.programme == settings.sync.programme))
+                   if (cid := c.moodle_course_id) is not None}
     made = 0
     real_clock = admin.state.clock
     # enrol_self starts the enrolment now: in the replayed school year, before the first completion.

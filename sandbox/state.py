@@ -597,7 +597,7 @@ class SandboxState:
 
     def self_enrol_options(self, userid: int) -> list[int]:
         """The courses whose enrolment page would let the user click "Enrol me" (course id order)."""
-        out = []
+        out: list[int] = []
         for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'self' ORDER BY courseid, id"):
             if (not out or out[-1] != inst["courseid"]) and self.self_enrol_status(inst, userid) is None:
                 out.append(inst["courseid"])
