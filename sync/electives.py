@@ -19,7 +19,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from creditbridge.connector.errors import MoodleError
+from creditbridge.connector.errors import FunctionNotInServiceError, MoodleError, UnknownFunctionError
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.sync import MoodleRef
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
@@ -98,6 +99,9 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
             result = ctx.send(ctx.client.configure_enrolment, list(chunk), record)
         except SyncAborted as e:
             cause = e.__cause__
+            if isinstance(cause, FunctionNotInServiceError | UnknownFunctionError):
+                raise SyncAborted(f"{e}: install local_creditbridge 1.2 and add {CONFIGURE_ENROLMENT_FUNCTION} to the "
+                                  'token\'s service (docs/moodle.md), or set [sync] electives = "manual"') from cause
             if isinstance(cause, MoodleError) and cause.capability:
                 # A right missing stops every course alike: say which one the role needs.
                 raise SyncAborted(f"{e}: the token user's role needs the capability {cause.capability} "

@@ -205,6 +205,18 @@ def test_a_role_without_the_new_capability_is_a_clear_run_error(
     assert "enrol/self:config" in text and "Configure self enrol instances" in text, text
 
 
+def test_a_site_without_the_plugin_function_stops_the_run_saying_what_to_install(
+        env: Env, runner: CliRunner, sandbox: Any) -> None:
+    sandbox.state.set_in_service("local_creditbridge_configure_enrolment", False)
+    out = env.sync(runner, "catalog", SAMPLES / "catalog.csv", expect=1)
+    text = " ".join(e["reason"] for e in out["errors"])
+    assert "local_creditbridge 1.2" in text and 'electives = "manual"' in text, text
+    # Once the administrator adds it, the next run finishes the job.
+    sandbox.state.set_in_service("local_creditbridge_configure_enrolment", True)
+    assert env.sync(runner, "catalog", SAMPLES / "catalog.csv")["errors"] == []
+    assert env.sync(runner, "topics", SAMPLES / "topics.csv")["errors"] == []
+
+
 def test_the_manual_policy_still_enrols_every_elective(
         tmp_path: Path, runner: CliRunner, sandbox: Any, sqlite_url: str) -> None:
     env = make_env(tmp_path, sandbox, sqlite_url, extra='electives = "manual"\n')
