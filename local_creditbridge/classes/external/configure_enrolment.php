@@ -80,7 +80,8 @@ class configure_enrolment extends external_api {
             }
             $changed = 0;
             if ((int)$instance->customint1 !== $c['manualwelcome']) {
-                $manual->update_instance($instance, (object)['customint1' => $c['manualwelcome']]);
+                // The whole record as the edit form sends it: plugins' update_instance() read more than the change.
+                $manual->update_instance($instance, (object)(['customint1' => $c['manualwelcome']] + (array)$instance));
                 $changed = 1;
             }
             $mine = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'self',
@@ -100,7 +101,7 @@ class configure_enrolment extends external_api {
                     $selfid = (int)$mine->id;
                     $diff = enrolment_policy::changes($mine, $wanted);
                     if ($diff) {
-                        $self->update_instance($mine, (object)$diff);
+                        $self->update_instance($mine, (object)($diff + (array)$mine));
                         $changed = 1;
                     }
                 }
