@@ -250,6 +250,14 @@ def admin_self_enrol_options() -> Response:
     return jsonify({"userid": userid, "courseids": state.self_enrol_options(userid)})
 
 
+@bp.post("/sandbox/admin/cohort_sync")
+def admin_cohort_sync() -> Response:
+    """Add an enrol_cohort instance to a course (Enrolment methods > Cohort sync): its members are enrolled."""
+    state = _admin()
+    courseid, cohortid = _int("courseid"), _int("cohortid")
+    return jsonify({"enrolid": state.add_cohort_sync(courseid, cohortid, _int("roleid", 5))})
+
+
 @bp.post("/sandbox/admin/enrol_plugin")
 def admin_enrol_plugin() -> Response:
     """Enable (enabled=1) or disable (enabled=0) an enrolment plugin (Manage enrol plugins)."""

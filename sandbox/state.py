@@ -603,6 +603,37 @@ class SandboxState:
                 out.append(inst["courseid"])
         return out
 
+    def add_cohort_sync(self, courseid: int, cohortid: int, roleid: int = STUDENT_ROLE) -> int:
+        """enrol_cohort: an instance enrolling every member of the cohort (customint1), now and as they join
+        (an administrator adds it on the course's Enrolment methods page; no web service can)."""
+        if self.get_course(courseid) is None:
+            raise NotFound(f"no course {courseid}")
+        if self.row("SELECT id FROM cohort WHERE id = ?", cohortid) is None:
+            raise NotFound(f"no cohort {cohortid}")
+        with self.transaction():
+            instid = self.insert("enrol", {"enrol": "cohort", "status": 0, "courseid": courseid, "roleid": roleid,
+                                           "customint1": cohortid})
+            for m in self.rows("SELECT userid FROM cohort_members WHERE cohortid = ?", cohortid):
+                self.cohort_member_added(cohortid, m["userid"])
+        return instid
+
+    def cohort_member_added(self, cohortid: int, userid: int) -> None:
+        """enrol_cohort's observer of \\core\\event\\cohort_member_added: enrolled by every enabled instance."""
+        if not self.enrol_plugin_enabled("cohort"):
+            return
+        for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'cohort' AND status = 0 AND customint1 = ?",
+                              cohortid):
+            self.enrol_into(inst, userid, inst["roleid"] or STUDENT_ROLE)
+
+    def cohort_member_removed(self, cohortid: int, userid: int) -> None:
+        """enrol_cohort's observer of cohort_member_removed, with its default unenrolaction (unenrol): the
+        enrolment goes; course completion data stays in Moodle's tables."""
+        for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'cohort' AND customint1 = ?", cohortid):
+            self.execute("DELETE FROM user_enrolments WHERE enrolid = ? AND userid = ?", inst["id"], userid)
+            if not self.is_enrolled(inst["courseid"], userid):
+                self.execute("DELETE FROM role_assignments WHERE contextid = ? AND userid = ?",
+                             self.course_context(inst["courseid"]), userid)
+
     def enrol_into(self, inst: Row, userid: int, roleid: int = STUDENT_ROLE, timestart: int = 0,
                    timeend: int = 0, status: int = 0) -> bool:
         """enrol_plugin::enrol_user() into one instance; the course welcome message as its plugin says

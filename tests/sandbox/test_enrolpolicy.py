@@ -144,3 +144,20 @@ def test_admin_endpoints_refuse_unknown_users_courses_and_tokens(sandbox_server:
 def test_the_function_is_in_the_service_and_its_version_is_the_plugins(sandbox_server: Any) -> None:
     functions = {f["name"]: f["version"] for f in _client(sandbox_server).get_site_info()["functions"]}
     assert functions[CONFIGURE_ENROLMENT_FUNCTION] == "2026120601"
+
+
+def test_cohort_sync_enrols_members_as_they_join_and_unenrols_them_as_they_leave(sandbox_server: Any) -> None:
+    courseid, cohortid, member, outsider = _course_and_cohort(sandbox_server)
+    admin(sandbox_server, "cohort_sync", courseid=courseid, cohortid=cohortid)
+    st = sandbox_server.state
+    assert st.is_enrolled(courseid, member, active=True) and not st.is_enrolled(courseid, outsider)
+    client = _client(sandbox_server)
+    assert client.add_cohort_members([{"cohorttype": {"type": "id", "value": cohortid},
+                                       "usertype": {"type": "id", "value": outsider}}]).ok
+    assert st.is_enrolled(courseid, outsider, active=True)
+    assert st.welcome_messages() == []  # enrol_cohort sends none
+    assert client.delete_cohort_members([{"cohortid": cohortid, "userid": outsider}]).ok
+    assert not st.is_enrolled(courseid, outsider)
+    r = requests.post(f"{sandbox_server.url}/sandbox/admin/cohort_sync",
+                      data={"wstoken": sandbox_server.token, "courseid": courseid, "cohortid": 4242}, timeout=10)
+    assert r.status_code == 404 and "no cohort" in r.json()["error"]
