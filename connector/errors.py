@@ -193,6 +193,9 @@ CAPABILITY_TITLES: dict[str, str] = {
     "Enrol users": "enrol/manual:enrol",
     "Unenrol users from the course": "enrol/manual:unenrol",
     "Assign cohort members": "moodle/cohort:assign",
+    "Configure enrol instances in courses": "moodle/course:enrolconfig",
+    "Configure manual enrol instances": "enrol/manual:config",
+    "Configure self enrol instances": "enrol/self:config",
 }
 
 

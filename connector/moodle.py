@@ -30,7 +30,7 @@ from creditbridge.connector.errors import (
     error_for,
     mask_id_numbers,
 )
-from creditbridge.connector.functions import is_read
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, is_read
 from creditbridge.connector.transport import RetryPolicy, Transport
 from creditbridge.redact import mask_url
 from creditbridge.settings.model import MoodleSettings
@@ -365,6 +365,12 @@ class MoodleClient:
         done = [(item, None) for item in chunk if int(item["courseid"]) in courses[int(item["userid"])]]
         held = {id(item) for item, _ in done}
         return done, [item for item in chunk if id(item) not in held]
+
+    def configure_enrolment(self, courses: Sequence[Item]) -> BatchResult:
+        """local_creditbridge_configure_enrolment. Each course: courseid, manualwelcome (customint1 of its manual
+        instance, 0 = no course welcome message), selfcohortid (creditbridge's enrol_self instance open to that
+        cohort's members; 0 = closed to new enrolments), roleid. Answers {courseid, manualid, selfid, changed}."""
+        return self._bulk(CONFIGURE_ENROLMENT_FUNCTION, "courses", courses, per_item=_listed)
 
     def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
         """Each enrolment: userid, courseid[, roleid]."""

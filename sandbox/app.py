@@ -16,6 +16,7 @@ from creditbridge.sandbox import ws_cohorts as _ws_cohorts  # noqa: F401 - regis
 from creditbridge.sandbox import ws_completion as _ws_completion  # noqa: F401
 from creditbridge.sandbox import ws_courses as _ws_courses  # noqa: F401
 from creditbridge.sandbox import ws_enrol as _ws_enrol  # noqa: F401
+from creditbridge.sandbox import ws_enrolpolicy as _ws_enrolpolicy  # noqa: F401
 from creditbridge.sandbox import ws_readiness as _ws_readiness  # noqa: F401
 from creditbridge.sandbox import ws_site as _ws_site  # noqa: F401
 from creditbridge.sandbox import ws_users as _ws_users  # noqa: F401
@@ -216,6 +217,54 @@ def admin_activity_completion() -> Response:
             raise AdminError(400, f"grade must be a number, got {grade!r}") from None
     return jsonify({"id": row["id"], "cmid": cmid, "userid": userid, "completionstate": row["completionstate"],
                     "timemodified": row["timemodified"]})
+
+
+@bp.post("/sandbox/admin/self_enrol")
+def admin_self_enrol() -> Response:
+    """A learner clicks "Enrol me" on a course's enrolment page (enrol_self): enrolled by the first self
+    instance that lets them in, or refused (403) with the reason Moodle shows them."""
+    state = _admin()
+    userid, courseid = _int("userid"), _int("courseid", 0)
+    _need_user(state, userid)
+    if courseid == 0:  # every course open to them, as a teacher taking every elective offered would
+        courses = state.self_enrol_options(userid)
+        for cid in courses:
+            state.self_enrol(cid, userid)
+        return jsonify({"userid": userid, "courseids": courses, "enrolled": True})
+    if state.get_course(courseid) is None:
+        raise AdminError(404, f"no course {courseid}")
+    try:
+        inst = state.self_enrol(courseid, userid)
+    except NotFound as e:
+        raise AdminError(403, str(e)) from None
+    return jsonify({"userid": userid, "courseid": courseid, "courseids": [courseid], "enrolid": inst["id"],
+                    "enrolled": True})
+
+
+@bp.get("/sandbox/admin/self_enrol_options")
+def admin_self_enrol_options() -> Response:
+    """The courses a user could self-enrol in now ("Enrol me" shown): {"userid", "courseids"}."""
+    state = _admin()
+    userid = _int("userid")
+    _need_user(state, userid)
+    return jsonify({"userid": userid, "courseids": state.self_enrol_options(userid)})
+
+
+@bp.post("/sandbox/admin/cohort_sync")
+def admin_cohort_sync() -> Response:
+    """Add an enrol_cohort instance to a course (Enrolment methods > Cohort sync): its members are enrolled."""
+    state = _admin()
+    courseid, cohortid = _int("courseid"), _int("cohortid")
+    return jsonify({"enrolid": state.add_cohort_sync(courseid, cohortid, _int("roleid", 5))})
+
+
+@bp.post("/sandbox/admin/enrol_plugin")
+def admin_enrol_plugin() -> Response:
+    """Enable (enabled=1) or disable (enabled=0) an enrolment plugin (Manage enrol plugins)."""
+    state = _admin()
+    name = _text("name", re.compile("manual|self|cohort|guest"))
+    state.set_enrol_plugin(name, _bool("enabled"))
+    return jsonify({"name": name, "enabled": state.enrol_plugin_enabled(name)})
 
 
 @bp.post("/sandbox/admin/course_module")

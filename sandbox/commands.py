@@ -135,6 +135,24 @@ def complete(url: str, token: str, userid: int, courseid: int | None, cmid: int 
         click.echo(text)
 
 
+@sandbox.command("enrol-me")
+@_url
+@_token
+@click.option("--userid", type=int, required=True, help="Moodle user id of the teacher.")
+@click.option("--courseid", type=int, help="The course whose \"Enrol me\" button they click.")
+@click.option("--all-open", is_flag=True, help="Every course open to them (every elective they may take).")
+@_json
+def enrol_me(url: str, token: str, userid: int, courseid: int | None, all_open: bool, as_json: bool) -> None:
+    """Self-enrol a teacher in a course as they would on its enrolment page (enrol_self, cohort-restricted)."""
+    if (courseid is None) == (not all_open):
+        raise click.UsageError("give exactly one of --courseid or --all-open")
+    answer = _admin_post(url, token, "self_enrol", {"userid": userid, "courseid": courseid or 0})
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(f"user {userid} enrolled in course(s) {', '.join(map(str, answer['courseids'])) or '(none open)'}")
+
+
 @sandbox.command("add-activity")
 @_url
 @_token
@@ -175,10 +193,13 @@ _onoff = click.Choice(["on", "off"])
 @click.option("--deny", "deny", multiple=True, metavar="CAPABILITY", help="Take a capability from the role.")
 @click.option("--mail-fails", type=_onoff, help="Make outgoing mail fail (welcome messages are not sent).")
 @click.option("--receiver", metavar="URL", help="The plugin's endpoint setting.")
+@click.option("--enrol-plugin", "enrol_plugins", multiple=True, metavar="NAME=on|off",
+              help="Enable or disable an enrolment plugin (manual, self, cohort, guest).")
 @click.option("--receiver-blocked", type=_onoff, help="Curl security blocks the plugin's endpoint.")
 @_json
 def site(url: str, token: str, welcome: str | None, allow: tuple[str, ...], deny: tuple[str, ...],
-         mail_fails: str | None, receiver: str | None, receiver_blocked: str | None, as_json: bool) -> None:
+         mail_fails: str | None, receiver: str | None, enrol_plugins: tuple[str, ...], receiver_blocked: str | None,
+         as_json: bool) -> None:
     """Change what a site administrator changes on Moodle's admin pages (the sandbox's admin switches)."""
     calls: list[tuple[str, dict[str, Any]]] = []
     if welcome:
@@ -189,6 +210,11 @@ def site(url: str, token: str, welcome: str | None, allow: tuple[str, ...], deny
         calls.append(("switch", {"name": "mail_fails", "on": int(mail_fails == "on")}))
     if receiver:
         calls.append(("receiver", {"url": receiver}))
+    for spec in enrol_plugins:
+        name, _, state = spec.partition("=")
+        if state not in ("on", "off"):
+            raise click.BadParameter(f"{spec!r}: give NAME=on or NAME=off", param_hint="--enrol-plugin")
+        calls.append(("enrol_plugin", {"name": name, "enabled": int(state == "on")}))
     if receiver_blocked:
         calls.append(("switch", {"name": "receiver_blocked", "on": int(receiver_blocked == "on")}))
     if not calls:

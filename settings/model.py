@@ -69,6 +69,10 @@ class SyncSettings(_Section):
     # Course custom field (number) that carries the catalog hours.
     hours_field: str = "credit_hours"
     student_role_id: int = Field(5, ge=1)
+    # How teachers get their electives (docs/sync.md "Enrolment policy"): "self" opens each elective by
+    # enrol_self limited to the cohort of the teachers it is meant for (needs local_creditbridge's
+    # configure_enrolment); "manual" enrols every teacher in every elective meant for them (one call each).
+    electives: str = Field("self", pattern="^(self|manual)$")
 
 
 class WebhookSettings(_Section):

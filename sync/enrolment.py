@@ -3,7 +3,9 @@
 A teacher is enrolled (manual enrolment, student role) in:
 - the required courses and tasks of their stage and subject, and the general ones (no stage);
 - the electives of the topics their school chose, the programme's mandatory topics and its free
-  topics (subject electives), where the course's stage and subject match the teacher's;
+  topics (subject electives), where the course's stage and subject match the teacher's, under
+  `electives = "manual"` only; under "self" (the default) those electives are opened to the teacher
+  by their audience cohorts instead (sync/electives.py);
 - the lesson cases assigned to them (sync/lesson_cases.py).
 Suspended teachers get nothing new. Nothing is unenrolled automatically: a course taken out of a
 school's topics keeps the progress teachers made in it.
@@ -25,6 +27,7 @@ from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
+from creditbridge.sync.electives import SELF, audience_specs
 from creditbridge.sync.lesson_cases import CaseTaker, LessonCase, assign_lesson_cases
 
 
@@ -78,8 +81,13 @@ class CourseIndex:
     courses: list[tuple[str, str, str | None, str | None, str | None, str | None]] = field(default_factory=list)
     cases: list[LessonCase] = field(default_factory=list)
     fingerprint: str = ""
+    # True under `electives = "self"`: electives are opened to their audience cohorts, not enrolled.
+    self_electives: bool = False
+    # elective code -> (audience cohort idnumber, name), under the self policy
+    audiences: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def wanted(self, who: Learner, topics: set[str]) -> set[str]:
+    def meant_for(self, who: Learner, topics: set[str]) -> set[str]:
+        """Every course meant for the teacher: required courses and tasks, and the electives they may take."""
         out: set[str] = set()
         for code, kind, topic, stage, subject, city in self.courses:
             if stage is not None and stage != who.stage:
@@ -92,6 +100,17 @@ class CourseIndex:
             elif kind == "elective" and (topic is None or topic in topics):
                 out.add(code)
         return out
+
+    def wanted(self, who: Learner, topics: set[str]) -> set[str]:
+        """The courses to enrol the teacher in (manually): under the self policy, not the electives."""
+        meant = self.meant_for(who, topics)
+        return meant - self.audiences.keys() if self.self_electives else meant
+
+    def audiences_of(self, who: Learner, topics: set[str]) -> dict[str, str]:
+        """Audience cohort idnumber -> name of the electives the teacher may self-enrol in (self policy)."""
+        if not self.self_electives:
+            return {}
+        return dict(self.audiences[code] for code in self.meant_for(who, topics) if code in self.audiences)
 
 
 def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
@@ -112,11 +131,18 @@ def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
             idx.cases.append(LessonCase(code, stage, subject, city, recorded_by))
         else:
             idx.courses.append((code, kind, topic, stage, subject, city))
+    idx.self_electives = ctx.settings.sync.electives == SELF
+    if idx.self_electives:
+        idx.audiences = audience_specs(ctx.programme, rules.name, (
+            (code, topic, stage, subject) for code, kind, topic, stage, subject, _ in idx.courses
+            if kind == "elective"))
     digest = hashlib.sha256()
     digest.update(json.dumps([list(r) for r in rows], default=str).encode())
     digest.update(json.dumps([list(t) for t in topics]).encode())
     digest.update(json.dumps([rules.lesson_cases, rules.by_city, rules.mandatory_topics, rules.free_topics,
                               ctx.settings.sync.student_role_id]).encode())
+    if idx.self_electives:  # switching the policy passes over every teacher (the manual way's digest is unchanged)
+        digest.update(json.dumps(["electives", SELF]).encode())
     idx.fingerprint = digest.hexdigest()
     return idx
 
@@ -158,6 +184,7 @@ class Enroller:
         self.always = set(rules.mandatory_topics) | set(rules.free_topics)
         self.short: dict[str, int] = {}
         self._cache: dict[tuple[str, str | None, str, frozenset[str]], frozenset[str]] = {}
+        self._audiences: dict[tuple[str, str | None, str, frozenset[str]], dict[str, str]] = {}
 
     def _wanted(self, who: Learner) -> frozenset[str]:
         # A province has a million teachers but few distinct (stage, subject, city, topics) combinations.
@@ -166,6 +193,17 @@ class Enroller:
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = frozenset(self.index.wanted(who, set(topics)))
+        return found
+
+    def audiences(self, who: Learner) -> dict[str, str]:
+        """The audience cohorts (idnumber -> name) a serving teacher belongs in; none for a leaver."""
+        if not who.active:
+            return {}
+        topics = frozenset(self.school_topics.get(who.school_code, set()) | self.always)
+        key = (who.stage, who.subject, who.city, topics)
+        found = self._audiences.get(key)
+        if found is None:
+            found = self._audiences[key] = self.index.audiences_of(who, set(topics))
         return found
 
     def run(self, learners: Sequence[Learner]) -> set[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -166,3 +168,21 @@ def course_ids(client: MoodleClient, codes: Iterable[str]) -> dict[str, int]:
 
 def enrolled_codes(client: MoodleClient, user_id: int) -> set[str]:
     return {c.get("idnumber") for c in client.get_users_courses(user_id)}
+
+
+def admin_get(sandbox: Any, endpoint: str, **params: Any) -> Any:
+    """GET one of the sandbox's admin endpoints over HTTP (what a tester's browser would ask)."""
+    query = urllib.parse.urlencode({"wstoken": sandbox.token, **params})
+    with urllib.request.urlopen(f"{sandbox.url}/sandbox/admin/{endpoint}?{query}", timeout=10) as r:  # noqa: S310
+        return json.loads(r.read().decode())
+
+
+def codes_by_id(sandbox: Any) -> dict[int, str]:
+    courses = client_for(sandbox).call("core_course_get_courses_by_field")["courses"]
+    return {int(c["id"]): c["idnumber"] for c in courses}
+
+
+def open_codes(sandbox: Any, userid: int) -> set[str]:
+    """The courses whose enrolment page shows the teacher "Enrol me" (cohort-restricted self enrolment)."""
+    by_id = codes_by_id(sandbox)
+    return {by_id[c] for c in admin_get(sandbox, "self_enrol_options", userid=userid)["courseids"]}

@@ -106,7 +106,10 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
     client = client_for(sandbox)
     users = sandbox_users(client, [t.username for t in teachers.values()])
     assert len(users) == 14
-    assert len(members) == 14 * 3
+    assert len([m for m in members if not m[1].startswith("audience:")]) == 14 * 3
+    # and the audiences of the electives meant for them (docs/sync.md "Enrolment policy"): middle maths at
+    # 370102001 7 (ethics, 5 topics, subject), primary Chinese at 370102002 3 (ethics, 2 topics)
+    assert len([m for m in members if m[1].startswith("audience:")]) == 9 * 7 + 5 * 3
     store = open_store(env.settings.database.url)
     with store.session() as s:
         cases = s.scalars(select(LessonCaseAssignment)).all()
@@ -119,11 +122,12 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
     return len(users), env.sync(runner, "roster", roster)["lms_calls"]
 
 
-@pytest.mark.parametrize("writes", [0, 4, 9])
+@pytest.mark.parametrize("writes", [0, 4, 20])
 def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating(
         tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int) -> None:
-    """Batches of 4: writes 1-2 create users, 3 cohorts, 4-8 memberships, 9 on enrolments. Killed after
-    the first user batch (0), a membership batch (4) or an enrolment batch (9) reached Moodle."""
+    """Batches of 4: writes 1-2 create users, 3 cohorts, 4-18 memberships (3 cohorts and 7 audiences each),
+    19-26 enrolments. Killed after the first user batch (0), a membership batch (4) or an enrolment batch (20)
+    reached Moodle."""
     env = make_env(tmp_path, sandbox, sqlite_url)
     env.sync(runner, "topics", SAMPLES / "topics.csv")
     env.sync(runner, "catalog", SAMPLES / "catalog.csv")
@@ -152,7 +156,7 @@ def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating
     assert len(users) == 6
     assert {t.moodle_user_id for t in teachers.values()} == {u["id"] for u in users.values()}
     assert all(t.applied_hash == t.row_hash for t in teachers.values())
-    assert len(members) == 18
+    assert len(members) == 6 * (3 + 7)
     for t in teachers.values():
         assert {c for tt, c in enrolments if tt == t.id_number} == enrolled_codes(client, t.moodle_user_id)
     assert env.sync(runner, "roster", roster)["lms_calls"] == 0

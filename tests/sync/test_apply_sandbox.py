@@ -23,6 +23,7 @@ from sync_helpers import (
     custom,
     enrolled_codes,
     make_env,
+    open_codes,
     people,
     sandbox_users,
     write_csv,
@@ -111,17 +112,18 @@ def test_samples_sync_everything_and_an_unchanged_rerun_makes_no_write_call(
                                                            "rural")) == "1"
     assert u01["email"] == f"{t01.username}@teachers.invalid"
 
-    # Middle-school maths at school 370102001: 2 ethics + 6 topics x 4 electives + 3 subject electives + 3 cases.
+    # Middle-school maths at school 370102001: the 2 required courses and 3 lesson cases are enrolled; its 4 ethics,
+    # 5 x 4 topic and 3 subject electives are open to it by self enrolment (electives = "self", the default).
     codes = enrolled_codes(client, t01.moodle_user_id)
-    assert {"SD22-ETH-01", "SD22-ETH-02", "SD22-E-STEAM-04", "SD22-S-M-MATH-03"} <= codes
-    assert not any(c.startswith("SD22-E-SAFETY") for c in codes)  # not a topic of this school
     cases = _assignments(env)
-    assert cases["370102198602110011"] <= codes
-    assert len(codes) == 2 + 24 + 3 + 3
+    assert codes == {"SD22-ETH-01", "SD22-ETH-02"} | cases["370102198602110011"]
+    opened = open_codes(sandbox, t01.moodle_user_id)
+    assert {"SD22-E-STEAM-04", "SD22-S-M-MATH-03"} <= opened and len(opened) == 4 + 20 + 3
+    assert not any(c.startswith("SD22-E-SAFETY") for c in opened)  # not a topic of this school
 
     # Primary Chinese at 370102002 (ethics, family-education, safety): no maths anything.
     t02 = teachers["370102198703120024"]
-    codes02 = enrolled_codes(client, t02.moodle_user_id)
+    codes02 = enrolled_codes(client, t02.moodle_user_id) | open_codes(sandbox, t02.moodle_user_id)
     assert len(codes02) == 2 + 12 + 3 and not any("MATH" in c for c in codes02)
 
     for kind, path in (("catalog", "catalog.csv"), ("topics", "topics.csv"), ("roster", "roster.csv")):
@@ -317,18 +319,18 @@ def test_topics_rules_refuse_the_file_and_chosen_topics_drive_enrolment(
     assert out["created"] == 2 and [e["row"] for e in out["errors"]] == [4]
     staff = people(2)
     env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff))
-    client = client_for(sandbox)
     teacher = _teachers(env)[staff[0].id_number]
-    codes = enrolled_codes(client, teacher.moodle_user_id)
+    codes = open_codes(sandbox, teacher.moodle_user_id)
     assert {f"SD22-E-STEAM-0{i}" for i in range(1, 5)} <= codes
     assert not any(c.startswith("SD22-E-PBL") for c in codes)
 
-    # The school adds a topic: its teachers are enrolled in it; nothing else is sent.
+    # The school adds a topic: its teachers join the topic's audience cohort (one call: 2 memberships) and its
+    # electives open to them; nothing else is sent.
     more = write_csv(tmp_path / "more.csv", ["school", "topic"], [("370102001", "ethics"), ("370102001", "steam"),
                                                                    ("370102001", "pbl")])
     added = env.sync(runner, "topics", more)
-    assert added["created"] == 1 and added["lms_calls"] == 2  # 2 teachers x 4 courses, batches of 4
-    assert {f"SD22-E-PBL-0{i}" for i in range(1, 5)} <= enrolled_codes(client, teacher.moodle_user_id)
+    assert added["created"] == 1 and added["lms_calls"] == 1
+    assert {f"SD22-E-PBL-0{i}" for i in range(1, 5)} <= open_codes(sandbox, teacher.moodle_user_id)
 
 
 def test_dry_run_plans_and_changes_nothing(tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
