@@ -63,9 +63,12 @@ def lock_key(name: str) -> int:
 _HELD_HERE = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
     "AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid AND pid = pg_backend_pid()")
+# Advisory locks belong to one database, but pg_locks shows the whole server's: another store on the same
+# server holding the same key is not this store's holder.
 _HOLDER = text(
     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
     "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND l.classid = (:k >> 32)::oid AND l.objid = (:k & 4294967295)::oid")
 
 
