@@ -141,20 +141,22 @@ def real_cost(teachers: int, batch: int, workers: list[int]) -> None:
                                  str(files.roster))
             finally:
                 sandbox.stop()
-            if out["errors"] or out["created"] != teachers:
+            if out["errors"] or out["created"] < teachers * 0.9:  # the generator makes a few leavers
                 raise SystemExit(f"W={w}: created {out['created']} of {teachers}, errors {out['errors'][:3]}")
             rows.append((w, took, out, _site_counts(run_dir / "site.db")))
         users, members, enrolments = rows[0][3]
+        created = rows[0][2]["created"]
         upload = cost.uploaduser_seconds(users=users, cohort_members=members, enrolments=enrolments)
         upload_rate = users / upload
-        print(f"same work: {users} accounts, {members} cohort memberships, {enrolments} manual enrolments "
+        print(f"same work: {created} new teachers of {teachers} rows; the site then holds {users} accounts, "
+              f"{members} cohort memberships, {enrolments} manual enrolments "
               f"({enrolments / users:.1f} manual enrolments per new teacher)")
         print(f"{'':<34} {'wall s':>8} {'users/s':>8} {'write calls':>11} {'vs uploaduser':>13}")
         print(f"{'tool_uploaduser-equivalent':<34} {upload:8.1f} {upload_rate:8.2f} {'-':>11} {1.0:12.2f}x")
         for w, took, out, counts in rows:
             if counts != rows[0][3]:
                 raise SystemExit(f"W={w} left a different site: {counts} against {rows[0][3]}")
-            rate = teachers / took
+            rate = counts[0] / took
             print(f"{f'sync roster, W={w}':<34} {took:8.1f} {rate:8.2f} {out['lms_calls']:>11} "
                   f"{rate / upload_rate:12.2f}x")
     with open("/proc/loadavg", encoding="ascii") as f:
