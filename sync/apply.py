@@ -140,10 +140,13 @@ class ApplyContext:
         failure: MoodleError | None = None
         pending: dict[Future[BatchResult], int] = {}
 
+        def work(chunk: Sequence[Item]) -> BatchResult:
+            return method(self._worker_client(), chunk)
+
         def submit() -> None:
             index, chunk = next(chunks, (-1, None))
             if chunk is not None:
-                pending[pool.submit(lambda c=chunk: method(self._worker_client(), c))] = index
+                pending[pool.submit(work, chunk)] = index
 
         for _ in range(self.concurrency):
             submit()
