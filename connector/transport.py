@@ -69,8 +69,9 @@ class Limiter:
     the one that was told. Retrying a refused call stays Transport.post's job.
     """
 
-    # "Rising latency": a call SLOW_FACTOR times slower than the fastest one of the same function, and slower
-    # than SLOW_FLOOR seconds (a fast site's jitter is not a signal).
+    # "Rising latency": a call SLOW_FACTOR times slower than the fastest one of the same function and about the
+    # same size (form fields within a factor of two: a batch halved to isolate a bad record is no yardstick for a
+    # full one), and slower than SLOW_FLOOR seconds (a fast site's jitter is not a signal).
     SLOW_FACTOR = 3.0
     SLOW_FLOOR = 1.0
 
@@ -86,11 +87,12 @@ class Limiter:
         self._paused_until = 0.0
         self._good = 0
         self._last_cut = float("-inf")
-        self._fastest: dict[str, float] = {}
+        self._fastest: dict[tuple[str, int], float] = {}
 
     @contextmanager
-    def slot(self, function: str) -> Iterator[Callable[[int | None, float | None], None]]:
-        """Wait for room, then hold one place while the call runs; report its HTTP status (None: no answer)."""
+    def slot(self, function: str, size: int = 0) -> Iterator[Callable[[int | None, float | None], None]]:
+        """Wait for room, then hold one place while the call runs (`size`: its form fields); report its HTTP
+        status (None: no answer) and Retry-After."""
         with self._cond:
             while True:
                 wait = self._paused_until - self.clock()
@@ -104,17 +106,17 @@ class Limiter:
             yield lambda status, retry_after: outcome.append((status, retry_after))
         finally:
             status, retry_after = outcome[-1] if outcome else (None, None)
-            self._done(function, started, status, retry_after)
+            self._done((function, size.bit_length()), started, status, retry_after)
 
-    def _done(self, function: str, started: float, status: int | None, retry_after: float | None) -> None:
+    def _done(self, kind: tuple[str, int], started: float, status: int | None, retry_after: float | None) -> None:
         now = self.clock()
         took = now - started
         with self._cond:
             self.in_flight -= 1
             overloaded = status in (429, 503)
             if status == 200:
-                fastest = self._fastest.setdefault(function, took)
-                self._fastest[function] = min(fastest, took)
+                fastest = self._fastest.setdefault(kind, took)
+                self._fastest[kind] = min(fastest, took)
                 overloaded = took > self.SLOW_FLOOR and took > self.SLOW_FACTOR * fastest
             if overloaded:
                 self._good = 0
@@ -122,7 +124,7 @@ class Limiter:
                     self._last_cut = now
                     self.limit = max(1, self.limit // 2)
                     self.lowest = min(self.lowest, self.limit)
-                    log.warning("%s: Moodle is overloaded (%s); %d call(s) at a time from now", function,
+                    log.warning("%s: Moodle is overloaded (%s); %d call(s) at a time from now", kind[0],
                                 f"HTTP {status}" if status != 200 else f"{took:.1f}s", self.limit)
                 if retry_after:
                     self._paused_until = max(self._paused_until, now + min(retry_after, self.max_pause))
@@ -198,7 +200,7 @@ class Transport:
     def _post_once(self, function: str, fields: Sequence[tuple[str, str]]) -> Any:
         if self.limiter is None:
             return self._post_now(function, fields, None)
-        with self.limiter.slot(function) as report:
+        with self.limiter.slot(function, len(fields)) as report:
             return self._post_now(function, fields, report)
 
     def _post_now(self, function: str, fields: Sequence[tuple[str, str]],

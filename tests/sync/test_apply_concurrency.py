@@ -151,6 +151,21 @@ def test_limiter_counts_a_call_far_slower_than_its_fastest_as_overload() -> None
     assert limiter.limit == 2
 
 
+def test_limiter_compares_a_call_with_calls_of_its_size() -> None:
+    """A batch halved down to one record answers fast; a full batch after it is no sign of overload."""
+    now = [0.0]
+    limiter = Limiter(4, clock=lambda: now[0])
+    for size, took in ((8, 0.1), (800, 2.0), (900, 2.2)):
+        with limiter.slot("create", size) as report:
+            now[0] += took
+            report(200, None)
+    assert limiter.limit == 4
+    with limiter.slot("create", 850) as report:
+        now[0] += 7.0
+        report(200, None)
+    assert limiter.limit == 2
+
+
 def test_limiter_holds_every_thread_for_retry_after() -> None:
     limiter = Limiter(4, max_pause=8.0)
     with limiter.slot("f") as report:
