@@ -68,10 +68,6 @@ class ApplyContext:
         with self._workers_lock:
             return self.client.write_calls + sum(c.write_calls for c in self._workers)
 
-    @property
-    def limiter(self) -> Limiter | None:
-        return self._limiter
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
@@ -94,9 +90,10 @@ class ApplyContext:
              record: Callable[[BatchResult], None]) -> BatchResult:
         """Bulk writes, then `record` what went through (also when Moodle failed as a whole mid-way): one call
         here, or with concurrency above 1 one batch per worker at a time, each recorded as it comes back."""
-        method = getattr(call, "__func__", None)
-        if self.concurrency > 1 and len(items) > self.batch_size and getattr(call, "__self__", None) is self.client:
-            result = self._fan_out(method, items, record)  # type: ignore[arg-type]
+        # A method of `self.client` (ctx.client.enrol_users...) is called on each worker's own client instead.
+        method = getattr(call, "__func__", None) if getattr(call, "__self__", None) is self.client else None
+        if method is not None and self.concurrency > 1 and len(items) > self.batch_size:
+            result = self._fan_out(method, items, record)
         else:
             try:
                 result = call(items)
