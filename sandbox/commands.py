@@ -37,9 +37,16 @@ def _hint(token: str) -> str:
 @click.option("--role", type=click.Choice(["admin", "docs"]), default="admin", show_default=True,
               help="Whose token --token is: the site administrator's (may do everything), or a user "
                    "`creditbridge` holding exactly the role docs/moodle.md describes (as strict as a real site).")
+@click.option("--cost", type=click.Choice(["none", "real"]), default="none", show_default=True,
+              help="real: every web-service call takes the time a real Moodle 4.5 took (for measuring; the "
+                   "figures and where they come from: creditbridge/sandbox/cost.py).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Serve at most this many web-service requests at once, like a site's PHP processes (more "
+                   "wait in a queue). Default: no limit.")
 @click.pass_context
 def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str, debug: bool,
-            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None, role: str) -> None:
+            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None, role: str, cost: str,
+            workers: int | None) -> None:
     """Run a Moodle-compatible sandbox LMS at /webservice/rest/server.php (Ctrl-C stops it)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -52,7 +59,8 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
     token = token or secrets.token_hex(16)
     site = (wwwroot or (f"http://{host}:{port}" if port else "")).rstrip("/") or None
     config: dict[str, Any] = {"SANDBOX_TOKEN": token, "SANDBOX_DB": db, "SANDBOX_DEBUG": debug,
-                              "SANDBOX_WWWROOT": site, "SANDBOX_ROLE": role}
+                              "SANDBOX_WWWROOT": site, "SANDBOX_ROLE": role, "SANDBOX_COST": cost,
+                              "SANDBOX_WORKERS": workers}
     if webhook_url:
         config.update(SANDBOX_WEBHOOK_URL=webhook_url, SANDBOX_WEBHOOK_SECRET=webhook_secret)
     handle = None
@@ -61,6 +69,9 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
         handle = serve_in_thread(app, host, port, log_requests=True)  # also settles the site URL for port 0
         click.echo(f"sandbox LMS listening on {handle.url}")
         click.echo(f"  web services: {handle.url}/webservice/rest/server.php")
+        if cost == "real" or workers:
+            charged = "each call takes what a real Moodle 4.5 took" if cost == "real" else "none"
+            click.echo(f"  cost: {charged}; requests served at once: {workers or 'no limit'}")
         if role == "docs":
             click.echo("  the token belongs to user `creditbridge` with the role docs/moodle.md describes; "
                        "the admin endpoints (/sandbox/admin/...) take the same token")

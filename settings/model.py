@@ -31,6 +31,9 @@ class MoodleSettings(_Section):
     retries: int = Field(3, ge=0, le=10)
     backoff_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
     batch_size: int = Field(100, ge=1, le=500)
+    # Bulk-write calls sync apply keeps in flight at once (a site serves several PHP requests at a time); lowered
+    # for a while on HTTP 429/503 or rising latency. 4: measured against `sandbox --cost real` (BENCHMARKS.md).
+    concurrency: int = Field(4, ge=1, le=32)
     # Moodle's user-facing format is JSON; XML is still parsed for sites that force it.
     format: str = Field("json", pattern="^(json|xml)$")
 

@@ -81,7 +81,7 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
                 "roleid": ctx.settings.sync.student_role_id}
         items.append(item)
         codes[id(item)] = code
-    for chunk in chunked(items, ctx.batch_size):
+    for chunk in chunked(items, ctx.wave_size):
 
         def record(result: BatchResult) -> None:
             with ctx.store.session() as s:

@@ -242,7 +242,7 @@ class Enroller:
             todo.extend((w, code) for code in sorted(wanted - enrolled[w.id_number]) if code in self.index.moodle_ids)
         failed: set[str] = set()
         role = ctx.settings.sync.student_role_id
-        for chunk in chunked(todo, ctx.batch_size):
+        for chunk in chunked(todo, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
             items = [{"roleid": role, "userid": w.moodle_user_id, "courseid": self.index.moodle_ids[code]}
                      for w, code in chunk]
             lookup = {id(item): pair for item, pair in zip(items, chunk, strict=True)}

@@ -73,7 +73,7 @@ def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool 
         if not holder:
             client = (client_factory or _default_client)(settings)
             holder.append(ApplyContext(settings, store, client, outcome, outcome.programme,
-                                       progress or no_progress))
+                                       progress or no_progress, client_factory=client_factory or _default_client))
         return holder[0]
 
     try:
@@ -87,8 +87,8 @@ def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool 
         raise
     finally:
         if holder:
-            outcome.lms_calls = holder[0].client.write_calls
-            holder[0].client.close()
+            outcome.lms_calls = holder[0].write_calls
+            holder[0].close()
         _finish(settings, store, outcome, started)
 
 

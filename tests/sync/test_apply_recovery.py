@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sync_helpers import (
     SAMPLES,
+    Budget,
     Env,
     FailAfter,
     client_for,
@@ -66,22 +67,26 @@ def _check_store_matches_moodle(env: Env, sandbox: Any) -> None:
         assert courses <= enrolled_codes(client, teachers[teacher].moodle_user_id)
 
 
+# Concurrency 1 sends one call at a time: the write that fails is exactly the one after the `writes` allowed.
+# Concurrency 4 keeps up to 4 in flight, sharing one budget of writes: the run stops after the calls in flight.
+@pytest.mark.parametrize("concurrency", [1, 4])
 @pytest.mark.parametrize("writes", [1, 3, 11])
 def test_outage_mid_apply_then_rerun_finishes_without_duplicates(
-        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int) -> None:
-    assert _outage_then_rerun(tmp_path, sandbox, runner, sqlite_url, writes) == (14, 0)
+        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int, concurrency: int) -> None:
+    assert _outage_then_rerun(tmp_path, sandbox, runner, sqlite_url, writes, concurrency) == (14, 0)
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_outage_mid_apply_on_each_store_backend(tmp_path: Path, sandbox: Any, runner: CliRunner,
-                                                 db_url: str) -> None:
-    assert _outage_then_rerun(tmp_path, sandbox, runner, db_url, 6) == (14, 0)
+                                                 db_url: str, concurrency: int) -> None:
+    assert _outage_then_rerun(tmp_path, sandbox, runner, db_url, 6, concurrency) == (14, 0)
 
 
 def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: str,
-                       writes: int) -> tuple[int, int]:
+                       writes: int, concurrency: int) -> tuple[int, int]:
     """Cut a roster sync short after `writes` Moodle writes, check the store against Moodle, run it again;
     (teachers in Moodle after the rerun, Moodle calls of one more run) for the test to assert."""
-    env = make_env(tmp_path, sandbox, db_url)
+    env = make_env(tmp_path, sandbox, db_url, concurrency=concurrency)
     env.sync(runner, "catalog", SAMPLES / "catalog.csv")
     env.sync(runner, "topics", SAMPLES / "topics.csv")
     roster = write_roster(tmp_path / "roster.csv", [*people(9), *people(5, start=30, stage="小学", subject="语文",
@@ -89,11 +94,13 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
                                                                          school_name="济南市历下区实验小学")])
     store = open_store(env.settings.database.url)
     try:
+        budget = Budget(writes)
         cut = sync_roster(env.settings, store, roster,
-                          client_factory=lambda s: FailAfter(s.moodle, writes=writes))
+                          client_factory=lambda s: FailAfter(s.moodle, budget=budget))
     finally:
         store.dispose()
-    assert cut.aborted and cut.outcome == "aborted" and cut.lms_calls == writes + 1
+    assert cut.aborted and cut.outcome == "aborted"
+    assert writes + 1 <= cut.lms_calls <= writes + concurrency
     assert any("run stopped" in e.reason for e in cut.errors)
     _check_store_matches_moodle(env, sandbox)
     runs = json.loads(env.run(runner, "sync", "runs", "--json").stdout)
@@ -122,13 +129,14 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
     return len(users), env.sync(runner, "roster", roster)["lms_calls"]
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 @pytest.mark.parametrize("writes", [0, 4, 20])
 def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating(
-        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int) -> None:
+        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int, concurrency: int) -> None:
     """Batches of 4: writes 1-2 create users, 3 cohorts, 4-18 memberships (3 cohorts and 7 audiences each),
     19-26 enrolments. Killed after the first user batch (0), a membership batch (4) or an enrolment batch (20)
-    reached Moodle."""
-    env = make_env(tmp_path, sandbox, sqlite_url)
+    reached Moodle (with concurrency 4, after the other batches in flight reached it too)."""
+    env = make_env(tmp_path, sandbox, sqlite_url, concurrency=concurrency)
     env.sync(runner, "topics", SAMPLES / "topics.csv")
     env.sync(runner, "catalog", SAMPLES / "catalog.csv")
     roster = write_roster(tmp_path / "roster.csv", people(6))
@@ -136,7 +144,8 @@ def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating
     try:
         with pytest.raises(RuntimeError, match="killed"):
             # A batch reaches Moodle, then the process dies before the store hears of it.
-            sync_roster(env.settings, store, roster, client_factory=lambda s: FailAfter(s.moodle, writes=writes,
+            budget = Budget(writes)
+            sync_roster(env.settings, store, roster, client_factory=lambda s: FailAfter(s.moodle, budget=budget,
                                                                                         mode="crash"))
     finally:
         store.dispose()
@@ -146,7 +155,8 @@ def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating
     client = client_for(sandbox)
     if writes == 0:
         assert _state(env)[0] == {}  # the store never heard of them
-        assert len(sandbox_users(client, names)) == 4  # but the first batch of 4 is in Moodle
+        # but the first batch of 4 is in Moodle (with concurrency 4, the second batch sent beside it too)
+        assert len(sandbox_users(client, names)) == (4 if concurrency == 1 else 6)
 
     out = env.sync(runner, "roster", roster)
     assert out["errors"] == []
