@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -37,7 +37,8 @@ class ServerHandle:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        # An AF_INET server: its host is text (the stub's bytes are AF_UNIX paths).
+        return f"http://{cast(str, host)}:{port}"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -58,7 +58,7 @@ def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
             for p in problems:
                 click.echo(f"  {p}", err=True)
         ctx.exit(2)
-    summary = {"file": str(file), "valid": True, "id": prog.id, "name": prog.name, "year": prog.year,
+    summary: dict[str, Any] = {"file": str(file), "valid": True, "id": prog.id, "name": prog.name, "year": prog.year,
                "version": prog.version, "deadline": prog.deadline.isoformat(), "hash": prog.hash,
                "roles": {name: [c.name for c in role.components] for name, role in prog.roles.items()}}
     if prog.cycle is not None:

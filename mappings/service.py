@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from collections.abc import Callable, Iterable, Iterator
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
@@ -411,7 +412,8 @@ class _RecordQuery:
         cur = self.conn.connection.cursor()
         try:
             cur.execute(sql, tuple(params[n] for n in order) if order is not None else params)
-            rows = cur.fetchall()
+            # sqlite3 and psycopg both fetch a list of tuples; the DB-API stub only promises a sequence.
+            rows = typing.cast(list[tuple[Any, ...]], cur.fetchall())
         finally:
             cur.close()
         return rows
@@ -479,7 +481,7 @@ class _People:
         self.salt = fingerprint_salt(prog, ev.rules)
         self.has_teacher_role = "teacher" in prog.roles
 
-    def evaluate(self, people: list[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
+    def evaluate(self, people: Sequence[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
                  existing: dict[tuple[str, str], Any]) -> list[Result]:
         ev, writer, salt = self.ev, self.writer, self.salt
         normalised, person_inputs = self.normalised, self.person_inputs

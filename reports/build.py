@@ -81,7 +81,11 @@ def report_data(settings: Settings, store: Store, *, programme: str | None = Non
     from creditbridge.outbox.service import summary
 
     t = credit_result_table(store)
-    total, schools, counties, cities = _Group(), {}, {}, {}
+    total = _Group()
+    # keyed by (school code, name, county, city), (county, city) and (city,)
+    schools: dict[tuple[str, ...], _Group] = {}
+    counties: dict[tuple[str, ...], _Group] = {}
+    cities: dict[tuple[str, ...], _Group] = {}
     whole: Counter[int] = Counter()
     roles: Counter[tuple[str, bool]] = Counter()
     with store.session() as s:

@@ -107,6 +107,8 @@ def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
                            .where(SchoolTopic.programme == ctx.programme)
                            .order_by(SchoolTopic.school_code, SchoolTopic.topic)).all()
     for code, kind, topic, stage, subject, city, recorded_by, moodle_id in rows:
+        if moodle_id is None:
+            continue  # not selected: the query keeps only courses with a Moodle id
         idx.moodle_ids[code] = moodle_id
         if kind == "lesson_case":
             idx.cases.append(LessonCase(code, stage, subject, city, recorded_by))
@@ -204,10 +206,10 @@ class Enroller:
             todo.extend((w, code) for code in sorted(wanted - enrolled[w.id_number]) if code in self.index.moodle_ids)
         failed: set[str] = set()
         role = ctx.settings.sync.student_role_id
-        for chunk in chunked(todo, ctx.batch_size):
+        for pairs in chunked(todo, ctx.batch_size):
             items = [{"roleid": role, "userid": w.moodle_user_id, "courseid": self.index.moodle_ids[code]}
-                     for w, code in chunk]
-            lookup = {id(item): pair for item, pair in zip(items, chunk, strict=True)}
+                     for w, code in pairs]
+            lookup = {id(item): pair for item, pair in zip(items, pairs, strict=True)}
 
             def record(result: BatchResult, lookup: dict[int, tuple[Learner, str]] = lookup) -> None:
                 done = [lookup[id(item)] for item, _ in result.succeeded]

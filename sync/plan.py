@@ -77,7 +77,7 @@ def programme_limits(programme_id: str) -> ProgrammeLimits:
     is missing or fails: that fallback is a stopgap and says so in `source`.
     """
     try:
-        from creditbridge.mappings import load_programme  # type: ignore[attr-defined]
+        from creditbridge.mappings import load_programme
 
         p = load_programme(programme_id)
         pool = p.lesson_case_pool()
@@ -406,7 +406,7 @@ class RosterPlan:
         dups = self._duplicates
         create, unchanged, suspend = ActionKind.CREATE, ActionKind.UNCHANGED, ActionKind.SUSPEND
         for item, h in zip(items, hashes, strict=True):
-            if type(item) is InvalidRow or item.id_number in dups:
+            if isinstance(item, InvalidRow) or item.id_number in dups:
                 continue
             previous: TeacherState | None = None
             levels: tuple[str, ...] = ()
@@ -460,7 +460,7 @@ def plan_roster(
     """
     if iter(rows) is rows:  # a one-shot iterator cannot be replayed: keep it
         rows = list(rows)
-        cache_limit = len(rows)  # type: ignore[arg-type]
+        cache_limit = len(rows)
     counts = [0] * len(_KINDS)
     by_level = {"school": 0, "county": 0, "city": 0}
     level_names = ("", "school", "county", "city")
@@ -617,7 +617,7 @@ def plan_roster(
                         else:
                             first[ids[i]] = item.row << 5 | _NOT_CLASSIFIED
                     else:
-                        first[ids[i]] = classify_one(item, h, states[i])  # type: ignore[arg-type]
+                        first[ids[i]] = classify_one(item, h, states[i])
 
     errors, omitted = _first_errors(errors, omitted, dup_rows, dup_total, id_column, max_errors)
 
@@ -652,19 +652,20 @@ def _first_errors(errors: list[RowError], omitted: int, dup_rows: dict[str, list
     duplicated ID number), and how many others there are. Linear: the duplicates' errors are made only for
     the rows kept, each naming a few rows of its ID number, never all of them (a number on 500,000 rows
     would otherwise put 500,000 row numbers in each of 500,000 messages)."""
-    candidates = chain(((e.row, 0, i) for i, e in enumerate(errors)),
-                       ((r, 1, k) for k, rows in dup_rows.items() for r in rows))
+    # (row, 0, index into errors) for an invalid row, (row, 1, ID number) for a duplicate's row
+    candidates: Iterator[tuple[int, int, int | str]] = chain(((e.row, 0, i) for i, e in enumerate(errors)),
+                                                            ((r, 1, k) for k, rows in dup_rows.items() for r in rows))
     kept = heapq.nsmallest(max_errors, candidates)
     reasons: dict[str, str] = {}
     out: list[RowError] = []
-    for row, is_dup, ref in kept:
-        if not is_dup:
-            out.append(errors[ref])  # type: ignore[index]
+    for row, _is_dup, ref in kept:
+        if isinstance(ref, int):
+            out.append(errors[ref])
             continue
-        reason = reasons.get(ref)  # type: ignore[arg-type]
+        reason = reasons.get(ref)
         if reason is None:
-            reason = reasons[ref] = duplicate_reason(  # type: ignore[index]
-                "ID number", mask_id_number(ref), dup_rows[ref], dup_total[ref])  # type: ignore[arg-type,index]
+            reason = reasons[ref] = duplicate_reason(
+                "ID number", mask_id_number(ref), dup_rows[ref], dup_total[ref])
         out.append(RowError(row=row, column=id_column, reason=reason))
     total = len(errors) + omitted + sum(dup_total.values())
     return out, total - len(out)

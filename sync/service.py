@@ -38,6 +38,7 @@ from creditbridge.sync.outcome import (
     SyncOutcome,
     no_progress,
 )
+from creditbridge.sync.readers import ReadError
 from creditbridge.sync.report import report_path, write_report
 
 ClientFactory = Callable[[Settings], MoodleClient]
@@ -45,6 +46,7 @@ ClientFactory = Callable[[Settings], MoodleClient]
 # standard library (a .xlsx that is no zip archive, a CSV in an unexpected encoding).
 # InputTooLarge: a file beyond a bound of [limits] (a resource bomb, or the wrong file) is refused the same way.
 UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile, InputTooLarge)
+_BAD_INPUT: tuple[type[Exception], ...] = (ReadError, *UNREADABLE)  # what reading a bad input file raises
 
 __all__ = ["SyncAborted", "SyncFileError", "SyncOutcome", "sync_catalog", "sync_roster", "sync_topics"]
 
@@ -171,7 +173,7 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
     from creditbridge.sync.courses import apply_catalog
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import load_known_courses, plan_catalog
-    from creditbridge.sync.readers import ReadError, read_catalog
+    from creditbridge.sync.readers import read_catalog
     from creditbridge.sync.roster import finish_teachers
     from creditbridge.sync.validation import validate_catalog
 
@@ -181,7 +183,7 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
                      progress=progress) as context:
         try:
             courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map, settings.limits))
-        except (ReadError, *UNREADABLE) as e:
+        except _BAD_INPUT as e:
             raise _read_error(outcome, e, path) from e
         _add_errors(outcome, errors)
         with store.session() as s:
@@ -216,7 +218,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     """
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import TopicsRefused, load_known_topics, plan_topics, programme_limits
-    from creditbridge.sync.readers import ReadError, read_topics
+    from creditbridge.sync.readers import read_topics
     from creditbridge.sync.roster import finish_teachers
     from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
     from creditbridge.sync.validation import validate_topics
@@ -228,7 +230,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         try:
             table = read_topics(path, settings.sync.header_map, settings.limits)
             rows, errors = validate_topics(table)
-        except (ReadError, *UNREADABLE) as e:
+        except _BAD_INPUT as e:
             raise _read_error(outcome, e, path) from e
         with store.session() as s:
             known = load_known_topics(s, programme)
@@ -258,7 +260,6 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import RosterPlan, load_known_teachers, plan_roster_file
     from creditbridge.sync.profile_fields import ProfileFields
-    from creditbridge.sync.readers import ReadError
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
     if not dry_run:
@@ -278,7 +279,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
         try:
             plan = make_plan()
-        except (ReadError, *UNREADABLE) as e:
+        except _BAD_INPUT as e:
             raise _read_error(outcome, e, path) from e
         fields = None if dry_run else ProfileFields(context())
         if fields is not None and fields.before_plan():
@@ -314,7 +315,7 @@ class _DryContext:
         self.outcome = outcome
 
 
-def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, object]]:
+def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     with store.session() as s:
