@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import MetaData, Table, func, inspect, select
 
-from creditbridge import CreditbridgeError
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -43,14 +43,11 @@ def credit_result_table(store: Store) -> Table | None:
 
 def programme_deadline(code: str, year: int | None = None) -> tuple[date | None, str]:
     """(deadline, display name) from the programme's rule file; without one, 31 Dec of the programme's
-    year (from the results, else from the id, as in sd-2022), the outbox's default end date too."""
-    try:
-        from creditbridge.mappings import load_programme
-
-        p = load_programme(code)
+    year (from the results, else from the id, as in sd-2022), the outbox's default end date too. A broken
+    rule file raises, its problems listed."""
+    p = load_programme_if_any(code)
+    if p is not None:
         return p.deadline, p.name
-    except (ImportError, CreditbridgeError, FileNotFoundError, KeyError, ValueError):
-        pass
     if year is None:
         m = _YEAR.search(code)
         year = int(m.group(0)) if m else None

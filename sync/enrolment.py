@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, insert, select, update
 
 from creditbridge.connector.moodle import BatchResult
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
@@ -55,16 +56,13 @@ class ProgrammeRules:
 
 
 def programme_rules(programme: str) -> ProgrammeRules:
-    """The programme's numbers (sync.plan.programme_limits: the rule file, or its documented fallback)."""
+    """The programme's numbers (sync.plan.programme_limits: its rule file, or no rule when it has none). A
+    broken rule file raises, listing its problems."""
     from creditbridge.sync.plan import programme_limits
 
     limits = programme_limits(programme)
-    from creditbridge.mappings import ProgrammeNotFound, load_programme
-
-    try:
-        name = load_programme(programme).name
-    except ProgrammeNotFound:  # no rule file: the category is named by the programme id
-        name = programme
+    prog = load_programme_if_any(programme)  # read once: the loader caches the parsed file
+    name = prog.name if prog is not None else programme  # no rule file: the category is named by the id
     return ProgrammeRules(
         lesson_cases=limits.lesson_cases, by_city="city" in limits.lesson_case_match,
         mandatory_topics=limits.mandatory_topics, free_topics=limits.free_topics,

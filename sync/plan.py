@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from creditbridge import CreditbridgeError
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.settings.model import InputLimits
 from creditbridge.sync.records import (
@@ -53,8 +54,8 @@ _NOT_CLASSIFIED = 7  # kind index of an invalid row whose ID number was valid: p
 class ProgrammeLimits:
     """The numbers sync needs from a programme's rule file.
 
-    source: "rules" when read from mappings/rules/<id>.yaml, "fallback" when that failed and sd-2022's
-    numbers are used (logged as a warning).
+    source: "rules" when read from mappings/rules/<id>.yaml, "no rule file" for a programme that has none
+    (then no programme rule applies: no topic cap, no mandatory or free topics, no lesson cases).
     """
 
     programme: str
@@ -66,39 +67,26 @@ class ProgrammeLimits:
     source: str
 
 
-# FALLBACK (sd-2022's numbers), used only when the programme's rule file cannot be loaded.
-FALLBACK_LIMITS = ProgrammeLimits("sd-2022", 6, ("ethics",), ("subject",), 3, ("stage", "subject"), "fallback")
-
-
 def programme_limits(programme_id: str) -> ProgrammeLimits:
     """Max topics per school, mandatory/free topics and lesson cases per teacher, from the rule file.
 
-    Falls back to sd-2022's numbers (6, ["ethics"], 3) when `creditbridge.mappings.load_programme`
-    is missing or fails: that fallback is a stopgap and says so in `source`.
+    A programme with no rule file has no such rule (see ProgrammeLimits.source). A rule file that cannot be
+    read or is invalid raises (RuleFileError lists its problems): sync stops rather than apply another
+    programme's numbers.
     """
-    try:
-        from creditbridge.mappings import load_programme
-
-        p = load_programme(programme_id)
-        pool = p.lesson_case_pool()
-        return ProgrammeLimits(
-            programme=p.id,
-            max_topics=p.topics.max_per_school,
-            mandatory_topics=tuple(p.topics.mandatory),
-            free_topics=tuple(p.topics.free),
-            lesson_cases=pool.n if pool is not None else 0,
-            lesson_case_match=tuple(pool.match) if pool is not None else (),
-            source="rules",
-        )
-    except Exception as e:  # any failure to read the rules means: use the documented fallback
-        log.warning("programme %s: rule file not usable (%s); using sd-2022's limits as a fallback",
-                    programme_id, type(e).__name__)
-        return ProgrammeLimits(programme_id, *_fallback_tail())
-
-
-def _fallback_tail() -> tuple[Any, ...]:
-    f = FALLBACK_LIMITS
-    return (f.max_topics, f.mandatory_topics, f.free_topics, f.lesson_cases, f.lesson_case_match, f.source)
+    p = load_programme_if_any(programme_id)
+    if p is None:
+        return ProgrammeLimits(programme_id, None, (), (), 0, (), "no rule file")
+    pool = p.lesson_case_pool()
+    return ProgrammeLimits(
+        programme=p.id,
+        max_topics=p.topics.max_per_school,
+        mandatory_topics=tuple(p.topics.mandatory),
+        free_topics=tuple(p.topics.free),
+        lesson_cases=pool.n if pool is not None else 0,
+        lesson_case_match=tuple(pool.match) if pool is not None else (),
+        source="rules",
+    )
 
 
 # --- what the store knows -------------------------------------------------------------------------------------

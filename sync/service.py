@@ -178,6 +178,7 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
     from creditbridge.sync.validation import validate_catalog
 
     programme = settings.sync.programme
+    rules = programme_rules(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("catalog", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
@@ -191,7 +192,6 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
         if plan.missing:
             outcome.notes.append(f"{len(plan.missing)} course(s) in the store are no longer in the catalog file "
                                  f"(kept, never deleted): {', '.join(plan.missing[:20])}")
-        rules = programme_rules(programme)
         if dry_run:
             _dry_catalog(outcome, courses, store, programme)
         else:
@@ -224,6 +224,8 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.validation import validate_topics
 
     programme = settings.sync.programme
+    # Before the run is recorded: a broken rule file stops it, its problems listed.
+    rules, limits = programme_rules(programme), programme_limits(programme)
     outcome = SyncOutcome("topics", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
@@ -235,7 +237,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         with store.session() as s:
             known = load_known_topics(s, programme)
         try:
-            plan = plan_topics(rows, known, limits=programme_limits(programme),
+            plan = plan_topics(rows, known, limits=limits,
                                known_topics=catalog_topics(store, programme), errors=errors,
                                column=table.column("school"), topic_column=table.column("topic"))
         except TopicsRefused as e:
@@ -249,7 +251,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         outcome.created, outcome.updated, outcome.unchanged = len(plan.added), len(plan.removed), plan.unchanged
         if not dry_run:
             store_topics(store, programme, plan)
-            finish_teachers(context(), programme_rules(programme))
+            finish_teachers(context(), rules)
     return outcome
 
 
@@ -266,6 +268,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         # Before the run is recorded: without a key no account may be named (a dry run names none).
         require_username_key(settings.sync)
     programme = settings.sync.programme
+    rules = programme_rules(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("roster", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
                      client_factory=client_factory, progress=progress) as context:
@@ -306,7 +309,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         rows_by_teacher = apply_accounts(ctx, plan)
         if fields is not None:
             fields.after_apply(rows_by_teacher)
-        finish_teachers(ctx, programme_rules(programme), rows_by_teacher)
+        finish_teachers(ctx, rules, rows_by_teacher)
     return outcome
 
 
