@@ -47,6 +47,7 @@ from creditbridge.mappings import marks
 from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
 from creditbridge.mappings.loading import builtin_rule_path, load_programme
 from creditbridge.mappings.schema import Programme
+from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
@@ -419,7 +420,7 @@ class _RecordQuery:
         return rows
 
 
-def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]:
+def _programmes(store: Store, settings: Settings, programme: str | None) -> list[str]:
     if programme:
         return [programme]
     with store.engine.connect() as conn:
@@ -431,7 +432,7 @@ def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]
     return [fallback] if fallback else []
 
 
-def evaluate_store(settings: Any, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
+def evaluate_store(settings: Settings, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
                    progress: Callable[[int], None] | None = None, workers: int = 1,
                    wait: bool = False, incremental: bool = False) -> dict[str, Any]:
     """Evaluate every teacher (and host and school) of one programme, or of every programme in the store
