@@ -44,7 +44,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from creditbridge import CreditbridgeError
+from creditbridge.connector.moodle import MoodleClient
 from creditbridge.records import mask_id_numbers
+from creditbridge.reports.deadlines import deadline_warnings, log_warnings
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.locks import FileLock, Lock, PostgresLock, lock_key, sqlite_lock_path
@@ -326,7 +328,6 @@ def roster_sync_job(ctx: JobContext) -> dict[str, Any]:
 
 def reconcile_job(ctx: JobContext) -> dict[str, Any]:
     reconcile = _flow("creditbridge.webhooks.reconcile", "reconcile")
-    from creditbridge.connector.moodle import MoodleClient
 
     with MoodleClient(ctx.settings.moodle) as client:
         counts = dict(reconcile(ctx.settings, ctx.store, client))
@@ -345,8 +346,6 @@ def push_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def deadline_warning_job(ctx: JobContext) -> dict[str, Any]:
-    from creditbridge.reports.deadlines import deadline_warnings, log_warnings
-
     today = ctx.scheduled_at.astimezone(timezone_of(ctx.settings)).date()
     warnings = deadline_warnings(ctx.settings, ctx.store, today=today)
     log_warnings(warnings)

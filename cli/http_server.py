@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
+import click
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
@@ -75,7 +76,6 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_req
 
 def serve_until_interrupted(app: Any, host: str, port: int, *, announce: str = "") -> None:
     """Serve in the foreground until Ctrl-C; `announce` is printed to stderr with {url} filled in."""
-    import click
 
     server = make_loopback_server(app, host, port, log_requests=True)
     if announce:
