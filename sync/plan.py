@@ -394,7 +394,8 @@ class RosterPlan:
         dups = self._duplicates
         create, unchanged, suspend = ActionKind.CREATE, ActionKind.UNCHANGED, ActionKind.SUSPEND
         for item, h in zip(items, hashes, strict=True):
-            if isinstance(item, InvalidRow) or item.id_number in dups:
+            # an InvalidRow is skipped (`type is`, not isinstance: this loop runs once per roster row)
+            if type(item) is not RosterRow or item.id_number in dups:
                 continue
             previous: TeacherState | None = None
             levels: tuple[str, ...] = ()
