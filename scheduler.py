@@ -202,7 +202,7 @@ def interrupt_orphans(store: Store, instance: str) -> int:
                                              JobRun.manual.is_(False))
                         .values(outcome="interrupted", finished_at=utcnow(),
                                 error="the scheduler running it stopped before it finished"))
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult
 
 
 def last_run(store: Store, job_id: str, outcomes: tuple[str, ...] | None = None) -> JobRun | None:

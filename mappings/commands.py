@@ -244,7 +244,7 @@ def _labels(programme: str, role: str) -> dict[str, tuple[str, str]]:
         prog = load_programme(programme)
     except CreditbridgeError:
         return {}
-    r = prog.roles.get(role)  # type: ignore[call-overload]
+    r = prog.roles.get(role)  # type: ignore[call-overload]  # any text: a role the programme lacks is None
     return {c.name: (c.en, c.zh) for c in r.components} if r else {}
 
 
