@@ -21,7 +21,13 @@ from creditbridge.mappings.cycle import current_year, cycle_id, cycle_problems, 
 from creditbridge.mappings.evaluate import evaluate_all
 from creditbridge.mappings.explain import cycle_table, fmt, print_result
 from creditbridge.mappings.inputs import read_inputs
-from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
+from creditbridge.mappings.loading import (
+    RuleFileError,
+    _line_of,
+    load_programme,
+    load_programme_if_any,
+    parse_programme,
+)
 from creditbridge.mappings.marks import status
 from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
 from creditbridge.records.id_number import mask_id_number, mask_id_numbers
@@ -240,9 +246,8 @@ def _standalone(programme: str | None, roster: Path | None, catalog: Path | None
 
 
 def _labels(programme: str, role: str) -> dict[str, tuple[str, str]]:
-    try:
-        prog = load_programme(programme)
-    except CreditbridgeError:
+    prog = load_programme_if_any(programme)
+    if prog is None:
         return {}
     r = prog.roles.get(role)  # type: ignore[call-overload]  # any text: a role the programme lacks is None
     return {c.name: (c.en, c.zh) for c in r.components} if r else {}
@@ -298,11 +303,8 @@ def _cycle_of(app: AppContext, result: dict[str, Any], rule_files: tuple[Path, .
         return None
     source: str | Path = next((f for f in rule_files if load_programme(f).id == result["programme"]),
                               result["programme"])
-    try:
-        prog = load_programme(source)
-    except ProgrammeNotFound:
-        return None  # no rule file, no cycle to speak of: the yearly result is all there is
-    if prog.cycle is None:
+    prog = load_programme_if_any(source)
+    if prog is None or prog.cycle is None:  # no rule file, no cycle to speak of: the yearly result is all there is
         return None
     try:
         found = find_cycle(app.store, source, rule_files, teachers=[result["teacher"]])

@@ -177,7 +177,7 @@ def load_programme(code_or_path: str | Path) -> Programme:
     return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
-def load_programme_if_any(code: str) -> Programme | None:
+def load_programme_if_any(code: str | Path) -> Programme | None:
     """The programme's rules, or None when it has no rule file at all (the flows then apply no programme rule:
     see docs). A rule file that exists but cannot be read or is invalid raises (ProgrammeNotFound naming it,
     RuleFileError listing its problems): no other programme's rules ever stand in for it."""
