@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from creditbridge.records.id_number import mask_id_numbers
+from creditbridge.redact import json_for_screen
 from creditbridge.settings import Settings, load_settings
 from creditbridge.store import Store, open_store
 
@@ -44,7 +43,7 @@ pass_app = click.make_pass_decorator(AppContext, ensure=True)
 def emit_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout, nothing else there. ID numbers in it are masked
     like everywhere else on screen: the store and the registry's import file are where full ones are."""
-    click.echo(mask_id_numbers(json.dumps(obj, ensure_ascii=False, indent=2, default=str)))
+    click.echo(json_for_screen(obj, indent=2))
 
 
 def interactive() -> bool:

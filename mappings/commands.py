@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 
-from creditbridge import CreditbridgeError
+from creditbridge import CreditbridgeError, i18n
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
 from creditbridge.input_limits import not_regular
 from creditbridge.mappings.cycle import current_year, cycle_id, cycle_problems, find_cycle, iter_cycle_statuses
@@ -30,7 +29,8 @@ from creditbridge.mappings.loading import (
 )
 from creditbridge.mappings.marks import status
 from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
-from creditbridge.records.id_number import mask_id_number, mask_id_numbers
+from creditbridge.records.id_number import mask_id_number
+from creditbridge.redact import json_for_screen
 from creditbridge.store.models.core import Teacher
 
 
@@ -205,8 +205,8 @@ def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:
     buf: list[str] = []
     click.echo("[", nl=False)
     for item in items:
-        # ID numbers masked, as in emit_json and the text tables
-        buf.append(("\n" if n == 0 else ",\n") + mask_id_numbers(json.dumps(item, ensure_ascii=False, default=str)))
+        # ID numbers masked and control characters escaped, as in emit_json and the text tables
+        buf.append(("\n" if n == 0 else ",\n") + json_for_screen(item))
         n += 1
         if len(buf) >= batch:
             click.echo("".join(buf), nl=False)
@@ -286,13 +286,14 @@ def explain_command(app: AppContext, teacher: str, programme: str | None, role: 
         emit_json(found if len(found) > 1 else found[0])
         return
 
+    words = i18n.words(app.settings.report.language)
     shown_cycles: set[str] = set()
     for i, r in enumerate(found):
-        print_result(r, _labels(r["programme"], r["role"]))
+        print_result(r, _labels(r["programme"], r["role"]), words=words)
         # yearly results of one cycle share its table: shown once, under the first of them
         if i in cycles and cycles[i]["cycle"] not in shown_cycles:
             shown_cycles.add(cycles[i]["cycle"])
-            Console().print(cycle_table(cycles[i]))
+            Console().print(cycle_table(cycles[i], words))
 
 
 def _cycle_of(app: AppContext, result: dict[str, Any], rule_files: tuple[Path, ...]) -> dict[str, Any] | None:

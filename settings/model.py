@@ -192,6 +192,12 @@ class InputLimits(_Section):
     yaml_mb: int = Field(50, ge=1)
 
 
+class ReportSettings(_Section):
+    # Language of what people read: the credit report (HTML, XLSX), the sync run's XLSX, `credits explain`.
+    # Simplified Chinese by default: the readers are school, county and city administrators (creditbridge.i18n).
+    language: Literal["zh-CN", "en"] = "zh-CN"
+
+
 class Settings(_Section):
     moodle: MoodleSettings = Field(default_factory=MoodleSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -200,3 +206,4 @@ class Settings(_Section):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     limits: InputLimits = Field(default_factory=InputLimits)
+    report: ReportSettings = Field(default_factory=ReportSettings)

@@ -127,7 +127,8 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
     _mark_results(outcome)
     path = report_path(settings.sync.report_dir, outcome, finished)
     try:
-        outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished))
+        outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished,
+                                          language=settings.report.language))
     except (OSError, OutputFileError) as e:  # a report that cannot be written must not hide what the run did
         outcome.notes.append(f"report not written: {e}")
     except Exception as e:  # whatever the writer raises (a text openpyxl refuses), the run is closed

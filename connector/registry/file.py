@@ -89,7 +89,7 @@ def write_import_file(rows: Iterable[Sequence[Any]], path: Path, fmt: str) -> in
                 n += 1
             wb.save(fh)
 
-    write_file(path.parent, path.name, save)
+    write_file(path.parent, path.name, save, private=True)  # it holds full ID numbers
     return n
 
 

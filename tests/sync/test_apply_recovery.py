@@ -24,12 +24,15 @@ from sync_helpers import (
     write_roster,
 )
 
+from creditbridge.i18n import words
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LessonCaseAssignment, Teacher
 from creditbridge.store.models.sync import CohortMember, Enrolment
 from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
 from creditbridge.sync.service import sync_roster
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 
 @pytest.fixture
@@ -171,8 +174,8 @@ def test_one_duplicate_email_is_reported_and_the_rest_of_the_batch_applies(
     assert error["row"] == 5 and error["column"] == "邮箱" and "email" in error["reason"].lower()
     from openpyxl import load_workbook
 
-    plan = {r[1]: r[5] for r in load_workbook(out["report"], read_only=True)["plan"].iter_rows(min_row=2,
-                                                                                             values_only=True)}
+    plan = {r[1]: r[5] for r in load_workbook(out["report"], read_only=True)[ZH("sync.sheet.plan")]
+            .iter_rows(min_row=2, values_only=True)}
     assert plan[5].startswith("refused") and plan[2] == plan[7] == "done"
     teachers, _, _ = _state(env)
     assert set(teachers) == {p.id_number for p in staff} - {staff[3].id_number}

@@ -29,10 +29,13 @@ from sync_helpers import (
     write_roster,
 )
 
+from creditbridge.i18n import words
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LessonCaseAssignment, Teacher
 from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 RECORDER = "370102198001151010"  # recorded SD22-L-M-MATH-001 and is on the sample roster
 
@@ -211,11 +214,11 @@ def test_each_validation_failure_is_reported_and_good_rows_still_sync(tmp_path: 
     assert len(users) == 3
 
     report = load_workbook(out["report"], read_only=True)
-    assert report.sheetnames == ["summary", "errors", "plan"]
-    sheet_rows = [tuple(c for c in r) for r in report["errors"].iter_rows(min_row=2, values_only=True)]
+    assert report.sheetnames == ["汇总", "错误", "计划"]  # the default language, zh-CN
+    sheet_rows = [tuple(c for c in r) for r in report[ZH("sync.sheet.errors")].iter_rows(min_row=2, values_only=True)]
     assert {(r, c) for r, c, _ in sheet_rows} == {(e["row"], e["column"]) for e in out["errors"]}
-    summary = dict(report["summary"].iter_rows(min_row=2, values_only=True))
-    assert summary["run id"] == out["run_id"] and summary["created"] == 3
+    summary = dict(report[ZH("sync.sheet.summary")].iter_rows(min_row=2, values_only=True))
+    assert summary["运行编号"] == out["run_id"] and summary[ZH("sync.count.created")] == 3
 
 
 def test_transfers_across_school_county_and_city_move_cohort_memberships(
@@ -334,7 +337,7 @@ def test_dry_run_plans_and_changes_nothing(tmp_path: Path, env: Env, runner: Cli
     assert out["created"] == 3 and out["lms_calls"] == 0
     assert _teachers(env) == {}
     assert sandbox_users(client_for(sandbox), [_username(env, p.id_number) for p in staff]) == {}
-    plan = load_workbook(out["report"], read_only=True)["plan"]
+    plan = load_workbook(out["report"], read_only=True)[ZH("sync.sheet.plan")]
     assert [r[0] for r in plan.iter_rows(min_row=2, values_only=True)] == ["create"] * 3
 
 
