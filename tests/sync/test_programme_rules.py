@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 from sync_helpers import Env, make_env, people, write_csv, write_roster
 
+from creditbridge.cli.main import cli
 from creditbridge.mappings import RuleFileError, loading
 from creditbridge.outbox.payload import programme_info
 from creditbridge.reports.deadlines import programme_deadline
@@ -113,3 +114,21 @@ def test_push_and_report_read_the_rule_file_or_nothing(tmp_path: Path, monkeypat
         programme_info("sd-2022", 2022)
     with pytest.raises(RuleFileError, match=r"sd-2022\.yaml: invalid rule file"):
         programme_deadline("sd-2022")
+
+
+def test_report_stops_on_a_broken_rule_file_and_writes_nothing(
+        tmp_path: Path, runner: CliRunner, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "creditbridge.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_url}"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    ok = runner.invoke(cli, ["--config", str(cfg), "report", "--out", str(out)])
+    assert ok.exit_code == 0, ok.output  # the same report, with the shipped file, is written
+    written = sorted(p.name for p in out.iterdir())
+    assert written
+    _break_sd2022(tmp_path, monkeypatch)
+    again = tmp_path / "again"
+    result = runner.invoke(cli, ["--config", str(cfg), "report", "--out", str(again)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and "sd-2022.yaml: invalid rule file:" in result.stderr
+    assert "Traceback" not in result.output
+    assert not again.exists() or not any(again.iterdir())
