@@ -31,8 +31,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from creditbridge.mappings.marks import status as credit_status
-from creditbridge.scheduler import JOB_IDS, last_run
 from creditbridge.store import Store
+from creditbridge.store.job_ledger import JOB_IDS, last_run
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.store.models.registry import SUBMISSION_STATES, RegistryAudit, RegistrySubmission

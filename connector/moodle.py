@@ -551,8 +551,8 @@ def _warnings_by_id(kind: str) -> _PerItem:
                 unmatched.append(_warning_error(function, w))
         out: list[Any] = []
         for item in chunk:
-            w = by_id.get(str(item.get("id")))
-            out.append(_warning_error(function, w) if w else None)
+            found = by_id.get(str(item.get("id")))
+            out.append(_warning_error(function, found) if found else None)
         return out, unmatched
     return per_item
 

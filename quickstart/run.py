@@ -8,6 +8,7 @@ between the pieces: each talks HTTP to the next on 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -217,7 +218,7 @@ def _sync(run: Run, settings: Settings, store: Store, province: Any) -> None:
 
 
 def _sync_counts(out: dict[str, Any]) -> dict[str, Any]:
-    counts = {k: v for k, v in out.items() if isinstance(v, int) and not isinstance(v, bool)}
+    counts: dict[str, Any] = {k: v for k, v in out.items() if isinstance(v, int) and not isinstance(v, bool)}
     counts["errors"] = len(out.get("errors") or [])
     if out.get("report"):
         counts["report"] = str(out["report"])
@@ -249,7 +250,8 @@ def _enrolments(settings: Settings, store: Store) -> dict[int, list[Course]]:
                 CatalogCourse.moodle_course_id.is_not(None)))
     with store.session() as s:
         pairs = [(int(uid), Course(int(cid), code, kind, topic or "", float(hours)))
-                 for uid, cid, code, kind, topic, hours in s.execute(q)]
+                 for uid, cid, code, kind, topic, hours in s.execute(q)
+                 if uid is not None and cid is not None]  # as the query asks; says so to the type checker
     return group_enrolments(pairs)
 
 
@@ -349,7 +351,7 @@ def record_completions(admin: SandboxAdmin, completions: list[Completion],
             if comp.userid not in tokens:
                 minted = admin.post("/sandbox/admin/token", {"userid": comp.userid, "kind": "user"})
                 tokens[comp.userid] = minted["token"]
-            state.clock = lambda when=comp.timecompleted: when
+            state.clock = functools.partial(int, comp.timecompleted)  # the sandbox's clock stops at this time
             # The teacher marks the course complete (self completion)...
             admin.ws(tokens[comp.userid], "core_completion_mark_course_self_completed", {"courseid": comp.courseid})
             # ...and Moodle's completion cron completes the course, raising course_completed.

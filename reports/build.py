@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell
 from sqlalchemy import select
 
 from creditbridge import __version__, i18n
@@ -234,7 +235,7 @@ def _save_xlsx(data: dict[str, Any], fh: BinaryIO, w: Words) -> None:
     wb.save(fh)
 
 
-def _formatted(ws: Any, value: Any, number_format: str) -> WriteOnlyCell:
+def _formatted(ws: Any, value: Any, number_format: str) -> Cell:  # WriteOnlyCell is a function making a Cell
     c = WriteOnlyCell(ws, value=value)
     c.number_format = number_format
     return c

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import MetaData, Table, func, inspect, select
 
-from creditbridge import CreditbridgeError
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -43,20 +43,18 @@ def credit_result_table(store: Store) -> Table | None:
 
 def programme_deadline(code: str, year: int | None = None) -> tuple[date | None, str]:
     """(deadline, display name) from the programme's rule file; without one, 31 Dec of the programme's
-    year (from the results, else from the id, as in sd-2022), the outbox's default end date too."""
+    year (from the results, else from the id, as in sd-2022), the outbox's default end date too. A broken
+    rule file raises, its problems listed."""
     deadline, name, _ = _programme_facts(code, year)
     return deadline, name
 
 
 def _programme_facts(code: str, year: int | None = None) -> tuple[date | None, str, str]:
-    """(deadline, name, English name): the rule file's `name` and `name_en` (the name when it has none)."""
-    try:
-        from creditbridge.mappings import load_programme
-
-        p = load_programme(code)
+    """(deadline, name, English name): the rule file's `name` and `name_en` (the name when it has none). A broken
+    rule file raises, its problems listed; no rule file: 31 Dec of the programme's year, named by its code."""
+    p = load_programme_if_any(code)
+    if p is not None:
         return p.deadline, p.name, p.name_en or p.name
-    except (ImportError, CreditbridgeError, FileNotFoundError, KeyError, ValueError):
-        pass
     if year is None:
         m = _YEAR.search(code)
         year = int(m.group(0)) if m else None

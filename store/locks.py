@@ -261,8 +261,9 @@ def flow_lock(store: Store, flow: str, command: str, *, wait: bool = False,
         return
     told = False
     while not _try(lock, flow, command):
-        if getattr(lock, "last_error", None):
-            raise CreditbridgeError(f"cannot take the {flow} lock: the database is unreachable ({lock.last_error})")
+        unreachable = getattr(lock, "last_error", None)  # only a PostgreSQL lock can fail to ask
+        if unreachable:
+            raise CreditbridgeError(f"cannot take the {flow} lock: the database is unreachable ({unreachable})")
         who, detail = describe_holder(lock.holder())
         if not wait:
             raise FlowBusy(f"another {who} is running on this store ({detail}); run \"{command}\" again when "

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, insert, select, update
 
 from creditbridge.connector.moodle import BatchResult
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
@@ -58,16 +59,13 @@ class ProgrammeRules:
 
 
 def programme_rules(programme: str) -> ProgrammeRules:
-    """The programme's numbers (sync.plan.programme_limits: the rule file, or its documented fallback)."""
+    """The programme's numbers (sync.plan.programme_limits: its rule file, or no rule when it has none). A
+    broken rule file raises, listing its problems."""
     from creditbridge.sync.plan import programme_limits
 
     limits = programme_limits(programme)
-    from creditbridge.mappings import ProgrammeNotFound, load_programme
-
-    try:
-        name = load_programme(programme).name
-    except ProgrammeNotFound:  # no rule file: the category is named by the programme id
-        name = programme
+    prog = load_programme_if_any(programme)  # read once: the loader caches the parsed file
+    name = prog.name if prog is not None else programme  # no rule file: the category is named by the id
     return ProgrammeRules(
         lesson_cases=limits.lesson_cases, by_city="city" in limits.lesson_case_match,
         mandatory_topics=limits.mandatory_topics, free_topics=limits.free_topics,
@@ -126,6 +124,8 @@ def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
                            .where(SchoolTopic.programme == ctx.programme)
                            .order_by(SchoolTopic.school_code, SchoolTopic.topic)).all()
     for code, kind, topic, stage, subject, city, recorded_by, moodle_id in rows:
+        if moodle_id is None:
+            continue  # not selected: the query keeps only courses with a Moodle id
         idx.moodle_ids[code] = moodle_id
         if kind == "lesson_case":
             idx.cases.append(LessonCase(code, stage, subject, city, recorded_by))
@@ -242,10 +242,10 @@ class Enroller:
             todo.extend((w, code) for code in sorted(wanted - enrolled[w.id_number]) if code in self.index.moodle_ids)
         failed: set[str] = set()
         role = ctx.settings.sync.student_role_id
-        for chunk in chunked(todo, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
+        for pairs in chunked(todo, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
             items = [{"roleid": role, "userid": w.moodle_user_id, "courseid": self.index.moodle_ids[code]}
-                     for w, code in chunk]
-            lookup = {id(item): pair for item, pair in zip(items, chunk, strict=True)}
+                     for w, code in pairs]
+            lookup = {id(item): pair for item, pair in zip(items, pairs, strict=True)}
 
             def record(result: BatchResult, lookup: dict[int, tuple[Learner, str]] = lookup) -> None:
                 done = [lookup[id(item)] for item, _ in result.succeeded]

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Font
 
 from creditbridge import i18n
@@ -21,7 +22,7 @@ from creditbridge.sync.outcome import COUNT_KEYS, SyncOutcome
 _BOLD = Font(bold=True)
 
 
-def _header(ws: object, names: list[str]) -> list[WriteOnlyCell]:
+def _header(ws: object, names: list[str]) -> list[Cell]:  # WriteOnlyCell is a function making a Cell
     cells = []
     for n in names:
         c = WriteOnlyCell(ws, value=n)  # type: ignore[arg-type]

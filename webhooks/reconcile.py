@@ -52,7 +52,8 @@ def reconcile(settings: Settings, store: Store, client: MoodleClient) -> dict[st
     with store.session() as s:
         courses = {int(c.moodle_course_id): (c.code, float(c.hours)) for c in s.scalars(
             select(CatalogCourse).where(CatalogCourse.programme == programme,
-                                        CatalogCourse.moodle_course_id.is_not(None)).order_by(CatalogCourse.code))}
+                                        CatalogCourse.moodle_course_id.is_not(None)).order_by(CatalogCourse.code))
+            if c.moodle_course_id is not None}  # as the query asks; says so to the type checker
         teachers = {t.moodle_user_id: t.id_number for t in s.scalars(
             select(Teacher).where(Teacher.programme == programme, Teacher.moodle_user_id.is_not(None)))}
         known = set(s.scalars(select(LearningRecordRow.source).where(LearningRecordRow.programme == programme,
