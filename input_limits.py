@@ -157,8 +157,8 @@ def bounded_lines(f: IO[AnyStr], max_chars: int) -> Iterator[tuple[int, AnyStr |
             return
         n += 1
         newline = "\n" if isinstance(line, str) else b"\n"
-        if len(line) > max_chars and not line.endswith(newline):  # type: ignore[arg-type]
-            while (rest := f.readline(max_chars)) and not rest.endswith(newline):  # type: ignore[arg-type]
+        if len(line) > max_chars and not line.endswith(newline):
+            while (rest := f.readline(max_chars)) and not rest.endswith(newline):
                 pass
             yield n, None
             continue

@@ -420,6 +420,8 @@ def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
         raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
     except UnicodeDecodeError as e:
         raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
+    if node is None:  # an empty document
+        raise ReadError(f"{path.name}: expected a list of mappings (one per row)")
     items_node = node
     if isinstance(data, dict):
         key = next((k for k in ("courses", "catalog", "topics", "rows", "teachers") if k in data), None)
