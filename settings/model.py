@@ -188,6 +188,10 @@ class InputLimits(_Section):
     xlsx_shared_strings_mb: int = Field(256, ge=1)
     # XLSX: all parts together, uncompressed (a zip bomb's unpacked size).
     xlsx_uncompressed_mb: int = Field(2048, ge=1)
+    # XLSX: cells of a sheet's rectangle from A1 to its last cell. The reader (python-calamine) holds that
+    # rectangle in memory, 32 bytes a cell plus the text (~100 bytes a cell for a roster); a 1,000,000-teacher
+    # roster of 13 columns is 13,000,000. Checked from the cell references before the sheet is read.
+    xlsx_max_cells: int = Field(30_000_000, ge=1000)
     # YAML catalogs are read whole; anchors and aliases are refused in any case.
     yaml_mb: int = Field(50, ge=1)
 
