@@ -27,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from python_calamine import CalamineError, CalamineWorkbook, PasswordError, WorksheetNotFound
+from python_calamine import CalamineError, CalamineWorkbook, PasswordError, WorksheetNotFound, XmlError, ZipError
 
 from creditbridge import CreditbridgeError
 from creditbridge.input_limits import check_xlsx
@@ -46,9 +46,12 @@ def _reason(e: Exception) -> str:
         return "it is password-protected; save it without a password"
     if isinstance(e, WorksheetNotFound):
         return "its first sheet is missing from the file"
-    # calamine's own message names the part and the fault (a zip error, an XML error), never cell values
-    # beyond the few characters of a broken tag; the type is enough to tell a renamed file from a broken one.
-    return f"{type(e).__name__}"
+    if isinstance(e, ZipError):
+        return "no zip archive, or a broken one: an .xls or a CSV renamed .xlsx, or a truncated copy?"
+    if isinstance(e, XmlError):
+        return "a part of it is not well-formed XML: a damaged file?"
+    # calamine's own message may quote the file's content; its type says enough.
+    return type(e).__name__
 
 
 def first_sheet_rows(path: Path, limits: InputLimits | None = None) -> Iterator[tuple[int, list[Any]]]:
