@@ -146,6 +146,8 @@ _ROW_R = re.compile(rb'<row\b[^>]*?\sr="([0-9]{1,10})"')
 # A cell element without an r attribute (its column is the previous cell's + 1).
 _CELL_NO_R = re.compile(rb'<c(?![^>]*\sr=)(?:\s[^>]*)?/?>')
 _CHUNK = 1 << 22
+# A row or cell element whose first attribute is not r.
+_UNUSUAL = re.compile(rb'<(?:c|row)(?! r=")[\s>/]')
 
 
 def _digits_above(n: int) -> bytes:
@@ -195,16 +197,20 @@ def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
         rows = _ROW_R.findall(chunk)
         if rows:
             max_row = max(max_row, max(map(int, rows)))
-        implicit_rows += chunk.count(b"<row ") + chunk.count(b"<row>") - len(rows)
-        cells = chunk.count(b"<c ") + chunk.count(b"<c>") + chunk.count(b"<c/>")
-        # Every writer we know puts r first (<c r="B7" ...): then the literal prefix keeps the searches fast.
-        # Otherwise (r later, or no r) the exact patterns, slower, for this chunk.
-        usual = cells == chunk.count(b'<c r="')
+        # Every writer we know puts r first (<row r="7" ..., <c r="B7" ...): then a literal prefix keeps the
+        # search fast. When some row or cell of the chunk is not so (r later, or none) the exact, slower
+        # patterns are used for this chunk.
+        usual = _UNUSUAL.search(chunk) is None
+        if not usual:
+            implicit_rows += chunk.count(b"<row") - len(rows)  # <rowBreaks> counts too: an upper bound
         cell = b'<c r="' if usual else rb'<c\b[^>]*?\sr="'
-        while m := re.search(cell + rb"[A-Z]{1,4}(" + _digits_above(max_row) + rb')"', chunk):
-            max_row = int(m.group(1))
-        while m := re.search(cell + b"(" + _letters_above(max_col) + rb")[0-9]", chunk):
-            max_col = m.group(1).decode()
+        # One pass for both: a cell beyond the highest row, or right of the last column, seen so far.
+        while m := re.search(cell + b"(?:(" + _letters_above(max_col) + rb")[0-9]|[A-Z]{1,4}("
+                             + _digits_above(max_row) + rb')")', chunk):
+            if m.group(1):
+                max_col = m.group(1).decode()
+            else:
+                max_row = int(m.group(2))
         if not usual and _CELL_NO_R.search(chunk):
             widest_implicit = max(widest_implicit, max(map(methodcaller("count", b"<c"), chunk.split(b"<row"))))
         if not data:

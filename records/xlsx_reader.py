@@ -54,31 +54,36 @@ def _reason(e: Exception) -> str:
     return type(e).__name__
 
 
+class FirstSheet:
+    """The first sheet of a workbook, unpacked once (limits checked first); `rows()` may be called again and
+    again without reading the file again (a plan's second pass over a roster)."""
+
+    def __init__(self, path: Path, limits: InputLimits | None = None) -> None:
+        check_xlsx(path, limits or InputLimits())
+        try:
+            with CalamineWorkbook.from_path(path) as wb:
+                if not wb.sheet_names:
+                    raise XlsxReadError(f"{path.name}: the workbook has no sheet")
+                self._sheet = wb.get_sheet_by_index(0)
+        except CalamineError as e:
+            raise XlsxReadError(f"{path.name}: cannot be opened as an XLSX workbook ({_reason(e)})") from None
+        except OSError as e:
+            raise XlsxReadError(f"{path.name}: cannot be read: {e.strerror or type(e).__name__}") from None
+
+    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+        """`(row number, values)`, the first row of the sheet being row 1; empty rows come as lists of ""."""
+        start = self._sheet.start
+        pad = [""] * start[1] if start else []
+        for n, values in enumerate(self._sheet.iter_rows(), start=1):
+            # Most cells are text: only the others go through a Python call.
+            row = [v if type(v) is str else openpyxl_value(v) for v in values]
+            yield n, pad + row if pad else row
+
+
 def first_sheet_rows(path: Path, limits: InputLimits | None = None) -> Iterator[tuple[int, list[Any]]]:
-    """`(row number, values)` of the workbook's first sheet, the header being row 1 when it is the first row.
-
-    The limits are checked and the sheet unpacked when this is called (XlsxReadError / InputTooLarge at once,
-    before any row); the rows are then yielded one at a time. Empty rows are yielded as lists of ""."""
-    check_xlsx(path, limits or InputLimits())
-    try:
-        with CalamineWorkbook.from_path(path) as wb:
-            if not wb.sheet_names:
-                raise XlsxReadError(f"{path.name}: the workbook has no sheet")
-            sheet = wb.get_sheet_by_index(0)
-    except CalamineError as e:
-        raise XlsxReadError(f"{path.name}: cannot be opened as an XLSX workbook ({_reason(e)})") from None
-    except OSError as e:
-        raise XlsxReadError(f"{path.name}: cannot be read: {e.strerror or type(e).__name__}") from None
-    return _rows(sheet)
-
-
-def _rows(sheet: Any) -> Iterator[tuple[int, list[Any]]]:
-    start = sheet.start
-    pad = [""] * start[1] if start else []
-    for n, values in enumerate(sheet.iter_rows(), start=1):
-        # Most cells are text: only the others go through a Python call.
-        row = [v if type(v) is str else openpyxl_value(v) for v in values]
-        yield n, pad + row if pad else row
+    """The rows of the workbook's first sheet (FirstSheet.rows). The limits are checked and the sheet unpacked
+    when this is called (XlsxReadError / InputTooLarge at once, before any row)."""
+    return FirstSheet(path, limits).rows()
 
 
 def openpyxl_value(v: Any) -> Any:

@@ -16,7 +16,7 @@ import codecs
 import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from creditbridge.input_limits import (
     check_file_size,
     not_regular,
 )
-from creditbridge.records.xlsx_reader import XlsxReadError, first_sheet_rows
+from creditbridge.records.xlsx_reader import FirstSheet, XlsxReadError
 from creditbridge.settings.model import InputLimits
 
 
@@ -163,10 +163,9 @@ class Table:
     delimiter: str = ","
     # A cell longer than this refuses the file (XLSX; CSV cells are bounded by csv's own field limit).
     max_cell_chars: int = InputLimits().max_cell_chars
-    limits: InputLimits | None = field(default=None, repr=False)
-    # XLSX: the sheet unpacked when the table was opened, for the first iteration (unpacking it is most of
-    # the cost of reading a workbook); later iterations open the file again.
-    _xlsx_rows: Iterator[tuple[int, list[Any]]] | None = field(default=None, repr=False)
+    # XLSX: the sheet, unpacked once when the table was opened (unpacking is most of the cost of reading a
+    # workbook); every iteration reads it, never the file again. Held as long as the table is.
+    _sheet: FirstSheet | None = field(default=None, repr=False)
     _yaml_rows: list[tuple[int, list[str]]] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
@@ -244,13 +243,11 @@ class Table:
             raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
-        rows, self._xlsx_rows = self._xlsx_rows, None
-        if rows is None:
-            rows = _xlsx_rows(self.path, self.limits)
+        assert self._sheet is not None  # set by _open_xlsx
         width = self.width
         longest = self.max_cell_chars
         header_row = self.header_row
-        for row, values in rows:
+        for row, values in self._sheet.rows():
             if row <= header_row:
                 continue
             # Text cells (nearly all of them) are stripped here, the others rendered as text by _cell_text.
@@ -275,13 +272,6 @@ def _csv_problem(e: csv.Error) -> str:
     if "field larger than field limit" in str(e):
         return f"a cell longer than {csv.field_size_limit():,} characters (the CSV cell limit); is this the right file?"
     return str(e)
-
-
-def _xlsx_rows(path: Path, limits: InputLimits | None) -> Iterator[tuple[int, list[Any]]]:
-    try:
-        return first_sheet_rows(path, limits)
-    except XlsxReadError as e:
-        raise ReadError(str(e)) from None
 
 
 def _header_lookup(fields: tuple[FieldSpec, ...], header_map: Mapping[str, str] | None) -> dict[str, str]:
@@ -380,15 +370,17 @@ def _open_csv(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict
 
 def _open_xlsx(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str],
                limits: InputLimits) -> Table:
-    rows = _xlsx_rows(path, limits)
-    first = list(islice(rows, _HEADER_SEARCH_ROWS))
-    head = [[_clean_header(v) for v in values] for _, values in first]
+    try:
+        sheet = FirstSheet(path, limits)
+    except XlsxReadError as e:
+        raise ReadError(str(e)) from None
+    head = [[_clean_header(v) for v in values] for _, values in islice(sheet.rows(), _HEADER_SEARCH_ROWS)]
     if not head:
         raise ReadError(f"{path.name}: the first sheet is empty (no header row)")
     idx = _pick_header(head, lookup)
     columns, positions = _resolve_header(path, head[idx], fields, lookup)
     return Table(path, kind, "xlsx", columns, positions, header_row=idx + 1, width=len(head[idx]),
-                 max_cell_chars=limits.max_cell_chars, limits=limits, _xlsx_rows=chain(first, rows))
+                 max_cell_chars=limits.max_cell_chars, _sheet=sheet)
 
 
 def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str],
