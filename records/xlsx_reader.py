@@ -58,8 +58,8 @@ class FirstSheet:
     """The first sheet of a workbook, unpacked once (limits checked first); `rows()` may be called again and
     again without reading the file again (a plan's second pass over a roster)."""
 
-    def __init__(self, path: Path, limits: InputLimits | None = None) -> None:
-        check_xlsx(path, limits or InputLimits())
+    def __init__(self, path: Path, limits: InputLimits) -> None:
+        check_xlsx(path, limits)
         try:
             with CalamineWorkbook.from_path(path) as wb:
                 if not wb.sheet_names:
@@ -80,7 +80,7 @@ class FirstSheet:
             yield n, pad + row if pad else row
 
 
-def first_sheet_rows(path: Path, limits: InputLimits | None = None) -> Iterator[tuple[int, list[Any]]]:
+def first_sheet_rows(path: Path, limits: InputLimits) -> Iterator[tuple[int, list[Any]]]:
     """The rows of the workbook's first sheet (FirstSheet.rows). The limits are checked and the sheet unpacked
     when this is called (XlsxReadError / InputTooLarge at once, before any row)."""
     return FirstSheet(path, limits).rows()
