@@ -146,8 +146,7 @@ _ROW_R = re.compile(rb'<row\b[^>]*?\sr="([0-9]{1,10})"')
 # A cell element without an r attribute (its column is the previous cell's + 1).
 _CELL_NO_R = re.compile(rb'<c(?![^>]*\sr=)(?:\s[^>]*)?/?>')
 _CHUNK = 1 << 22
-# A row or cell element whose first attribute is not r.
-_UNUSUAL = re.compile(rb'<(?:c|row)(?! r=")[\s>/]')
+_DIGITS = re.compile(rb"[0-9]{1,10}")
 
 
 def _digits_above(n: int) -> bytes:
@@ -175,10 +174,10 @@ def _column_number(letters: str) -> int:
 def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
     """(rows, columns) of the rectangle from A1 to a worksheet part's last cell, an upper bound, read as a stream.
 
-    Written so that a normal sheet costs a few C-level passes over its XML and no Python work per cell: the
-    highest row comes from the rows' r attributes; the cells are then searched only for a reference beyond
-    the highest row or column seen so far (a regex of "greater than" built from it, which fails fast), and a
-    hit raises the bound and searches on. Cells and rows without an r attribute (the spec allows them: the
+    Written so that a normal sheet costs one C-level regex pass over its XML and no Python work per cell:
+    the highest row is taken from the last row of each chunk, and the XML is searched only for a reference
+    beyond the highest row or column seen so far (a regex of "greater than" built from it), a hit raising
+    the bound. Cells and rows without an r attribute (the spec allows them: the
     next position) are bounded by their count per row, and by the rows without r."""
     max_row, max_col, implicit_rows, widest_implicit = 0, "A", 0, 0
     carry = b""
@@ -194,25 +193,38 @@ def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
             cut = buf.rfind(b"<")  # one giant row: cut before a tag, its cells counted in parts
             cut = cut if cut > 0 else len(buf)
         chunk, carry = buf[:cut], buf[cut:]
-        rows = _ROW_R.findall(chunk)
-        if rows:
-            max_row = max(max_row, max(map(int, rows)))
-        # Every writer we know puts r first (<row r="7" ..., <c r="B7" ...): then a literal prefix keeps the
-        # search fast. When some row or cell of the chunk is not so (r later, or none) the exact, slower
-        # patterns are used for this chunk.
-        usual = _UNUSUAL.search(chunk) is None
-        if not usual:
-            implicit_rows += chunk.count(b"<row") - len(rows)  # <rowBreaks> counts too: an upper bound
-        cell = b'<c r="' if usual else rb'<c\b[^>]*?\sr="'
-        # One pass for both: a cell beyond the highest row, or right of the last column, seen so far.
-        while m := re.search(cell + b"(?:(" + _letters_above(max_col) + rb")[0-9]|[A-Z]{1,4}("
-                             + _digits_above(max_row) + rb')")', chunk):
-            if m.group(1):
-                max_col = m.group(1).decode()
+        last = chunk.rfind(b'<row r="')
+        if last >= 0:
+            digits = _DIGITS.match(chunk, last + 8)
+            max_row = max(max_row, int(digits.group()) if digits else 0)
+        # Every writer we know puts r first (<row r="7" ..., <c r="B7" ...), and rows in order: one pass then
+        # finds nothing, or a reference beyond the bounds so far (which raises them), or a row or cell without
+        # r first, for which the exact, slower patterns take the chunk.
+        pos, usual = 0, True
+        while m := re.compile(b'<(?:row r="(' + _digits_above(max_row) + b')"|c r="(?:(' + _letters_above(max_col)
+                              + b")[0-9]|[A-Z]{1,4}(" + _digits_above(max_row) + rb')")|(?:c|row)(?! r=")[\s>/])'
+                              ).search(chunk, pos):
+            if m.group(2):
+                max_col = m.group(2).decode()
+            elif m.group(1) or m.group(3):
+                max_row = int(m.group(1) or m.group(3))
             else:
-                max_row = int(m.group(2))
-        if not usual and _CELL_NO_R.search(chunk):
-            widest_implicit = max(widest_implicit, max(map(methodcaller("count", b"<c"), chunk.split(b"<row"))))
+                usual = False
+                break
+            pos = m.end()
+        if not usual:
+            rows = _ROW_R.findall(chunk)
+            if rows:
+                max_row = max(max_row, max(map(int, rows)))
+            implicit_rows += chunk.count(b"<row") - len(rows)  # <rowBreaks> counts too: an upper bound
+            while m := re.search(rb'<c\b[^>]*?\sr="(?:(' + _letters_above(max_col) + rb")[0-9]|[A-Z]{1,4}("
+                                 + _digits_above(max_row) + rb')")', chunk):
+                if m.group(1):
+                    max_col = m.group(1).decode()
+                else:
+                    max_row = int(m.group(2))
+            if _CELL_NO_R.search(chunk):
+                widest_implicit = max(widest_implicit, max(map(methodcaller("count", b"<c"), chunk.split(b"<row"))))
         if not data:
             break
     return max_row + implicit_rows, _column_number(max_col) + widest_implicit
