@@ -72,12 +72,17 @@ class FirstSheet:
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
         """`(row number, values)`, the first row of the sheet being row 1; empty rows come as lists of ""."""
+        for n, values in self.raw_rows():
+            # Most cells are text: only the others go through a Python call.
+            yield n, [v if type(v) is str else openpyxl_value(v) for v in values]
+
+    def raw_rows(self) -> Iterator[tuple[int, list[Any]]]:
+        """As rows(), with python-calamine's own values (a midnight date as `date`, every number a float), for a
+        reader that turns each value into text anyway (sync.readers: one pass over the cells, not two)."""
         start = self._sheet.start
         pad = [""] * start[1] if start else []
         for n, values in enumerate(self._sheet.iter_rows(), start=1):
-            # Most cells are text: only the others go through a Python call.
-            row = [v if type(v) is str else openpyxl_value(v) for v in values]
-            yield n, pad + row if pad else row
+            yield n, pad + values if pad else values
 
 
 def first_sheet_rows(path: Path, limits: InputLimits) -> Iterator[tuple[int, list[Any]]]:

@@ -16,6 +16,7 @@ import codecs
 import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -136,6 +137,10 @@ def _cell_text(v: Any) -> str:
         return "1" if v else "0"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, datetime):
+        return str(v)
+    if isinstance(v, date):  # python-calamine's date cell at midnight: the text openpyxl's datetime gave
+        return f"{v.isoformat()} 00:00:00"
     if isinstance(v, float):
         # An 18-digit ID number typed as a number has already lost its last digits in Excel; "1.0" style
         # integers are rendered without the fraction so codes such as 370102001 survive.
@@ -247,7 +252,7 @@ class Table:
         width = self.width
         longest = self.max_cell_chars
         header_row = self.header_row
-        for row, values in self._sheet.rows():
+        for row, values in self._sheet.raw_rows():
             if row <= header_row:
                 continue
             # Text cells (nearly all of them) are stripped here, the others rendered as text by _cell_text.
