@@ -155,7 +155,14 @@ def _sheet_with(cells: str) -> bytes:
 
 CFB = bytes.fromhex("d0cf11e0a1b11ae1")  # an OLE2 container: an .xls, or an XLSX encrypted with a password
 
+def _empty_workbook() -> bytes:
+    buf = io.BytesIO()
+    openpyxl.Workbook().save(buf)
+    return buf.getvalue()
+
+
 HOSTILE = {
+    "empty sheet": (_empty_workbook, "roster.xlsx: the first sheet is empty (no header row)"),
     "truncated": (lambda: _real_workbook()[:3000], "roster.xlsx: cannot be opened as an XLSX workbook (no zip archive"),
     "csv renamed": (lambda: "身份证号,姓名\n".encode(), "roster.xlsx: cannot be opened as an XLSX workbook (no zip"),
     "xls or password-protected": (lambda: CFB + bytes(4088), "roster.xlsx: cannot be opened as an XLSX workbook"),
