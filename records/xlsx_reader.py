@@ -33,6 +33,8 @@ from creditbridge import CreditbridgeError
 from creditbridge.input_limits import check_xlsx
 from creditbridge.settings.model import InputLimits
 
+# The first bytes of an OLE2 container: an .xls workbook, or an XLSX encrypted with a password (ECMA-376 part 2).
+_OLE2 = bytes.fromhex("d0cf11e0a1b11ae1")
 # Size of one cell of the Rust array python-calamine unpacks a sheet into (its Data enum), measured.
 BYTES_PER_CELL = 32
 
@@ -61,6 +63,11 @@ class FirstSheet:
     def __init__(self, path: Path, limits: InputLimits) -> None:
         check_xlsx(path, limits)
         try:
+            with open(path, "rb") as f:
+                if f.read(len(_OLE2)) == _OLE2:
+                    raise XlsxReadError(f"{path.name}: cannot be opened as an XLSX workbook (an OLE2 file: an .xls "
+                                        "workbook renamed, or an XLSX protected with a password; save it as an XLSX "
+                                        "without a password)")
             with CalamineWorkbook.from_path(path) as wb:
                 if not wb.sheet_names:
                     raise XlsxReadError(f"{path.name}: the workbook has no sheet")

@@ -165,7 +165,8 @@ HOSTILE = {
     "empty sheet": (_empty_workbook, "roster.xlsx: the first sheet is empty (no header row)"),
     "truncated": (lambda: _real_workbook()[:3000], "roster.xlsx: cannot be opened as an XLSX workbook (no zip archive"),
     "csv renamed": (lambda: "身份证号,姓名\n".encode(), "roster.xlsx: cannot be opened as an XLSX workbook (no zip"),
-    "xls or password-protected": (lambda: CFB + bytes(4088), "roster.xlsx: cannot be opened as an XLSX workbook"),
+    "xls or password-protected": (lambda: CFB + bytes(4088), "roster.xlsx: cannot be opened as an XLSX workbook (an "
+                                  "OLE2 file: an .xls workbook renamed, or an XLSX protected with a password"),
     "sheet missing": (lambda: _rezip(_real_workbook(), {"xl/worksheets/sheet1.xml": None}),
                       "roster.xlsx: cannot be opened as an XLSX workbook"),
     "stray far cell": (lambda: _rezip(_real_workbook(), {"xl/worksheets/sheet1.xml": _sheet_with(
