@@ -5,7 +5,7 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   expands into billions of values), naming the line; so is nesting deeper than MAX_YAML_DEPTH (PyYAML composes
   recursively: 100,000 `[` took the reader down with a RecursionError); and a YAML file is read whole, so its
   size is bounded.
-- XLSX: the reader (python-calamine, records/xlsx_reader.py) reads the shared-strings part whole, so before a
+- XLSX: the reader (python-calamine, readers/xlsx.py) reads the shared-strings part whole, so before a
   workbook is opened the zip directory's uncompressed sizes are checked, and each shared string's length is
   checked with a streaming parse (a 300 KB file can hold one 300 MB string). It also unpacks a sheet into
   one array for the rectangle from its first to its last cell (a cell in A1 and one in XFD1048576: 550 GB,
@@ -259,8 +259,8 @@ def bounded_lines(f: IO[AnyStr], max_chars: int) -> Iterator[tuple[int, AnyStr |
             return
         n += 1
         newline = "\n" if isinstance(line, str) else b"\n"
-        if len(line) > max_chars and not line.endswith(newline):  # type: ignore[arg-type]
-            while (rest := f.readline(max_chars)) and not rest.endswith(newline):  # type: ignore[arg-type]
+        if len(line) > max_chars and not line.endswith(newline):
+            while (rest := f.readline(max_chars)) and not rest.endswith(newline):
                 pass
             yield n, None
             continue

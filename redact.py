@@ -8,12 +8,14 @@ filter on every handler and an excepthook, so a database error quoting a key val
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import threading
 import traceback
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from creditbridge.records.id_number import mask_id_numbers
@@ -58,6 +60,20 @@ def printable(text: object, *, keep_newlines: bool = False) -> str:
     `keep_newlines` for messages of several lines of creditbridge's own."""
     pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
     return redact(pattern.sub(_escaped, "" if text is None else str(text)))
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group(0)):04x}"
+
+
+def json_for_screen(obj: Any, *, indent: int | None = None) -> str:
+    """`obj` as JSON for stdout: Chinese text kept readable (not \\u-escaped), but every character `printable`
+    escapes is written as a \\uXXXX escape, so a JSON consumer reads the same text and a terminal showing it
+    is not driven by it (json.dumps escapes C0 only, not C1 or the bidirectional controls). ID numbers masked,
+    URL passwords hidden. Outside strings json.dumps writes ASCII only (newlines when indenting, which stay), so
+    the escapes land inside strings."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, default=str)
+    return redact(_CONTROL_BUT_NEWLINE.sub(_json_escaped, text))
 
 
 class RedactingFilter(logging.Filter):

@@ -40,21 +40,23 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from creditbridge import CreditbridgeError
+from creditbridge.connector.moodle import MoodleClient
+from creditbridge.logs import job_context
 from creditbridge.records import mask_id_numbers
+from creditbridge.reports.deadlines import deadline_warnings, log_warnings
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.job_ledger import JOB_IDS, last_run
 from creditbridge.store.locks import FileLock, Lock, PostgresLock, lock_key, sqlite_lock_path
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.scheduler import JOBSTORE_TABLE, JobRun
 
 log = logging.getLogger(__name__)
 
-# The jobs, in the order a night runs them. Each id is also the name of its cron setting in [scheduler].
-JOB_IDS = ("catalog_sync", "roster_sync", "reconcile", "evaluate", "push", "deadline_warning")
 # Advisory-lock key, fixed so every instance of every version asks for the same lock. Positive (63 bits), so
 # its halves read back from pg_locks (classid, objid: unsigned oids) compare without sign trouble.
 LOCK_KEY = lock_key("creditbridge.scheduler")
@@ -200,15 +202,7 @@ def interrupt_orphans(store: Store, instance: str) -> int:
                                              JobRun.manual.is_(False))
                         .values(outcome="interrupted", finished_at=utcnow(),
                                 error="the scheduler running it stopped before it finished"))
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def last_run(store: Store, job_id: str, outcomes: tuple[str, ...] | None = None) -> JobRun | None:
-    with store.session() as s:
-        q = select(JobRun).where(JobRun.job_id == job_id)
-        if outcomes:
-            q = q.where(JobRun.outcome.in_(outcomes))
-        return s.scalars(q.order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).first()
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult
 
 
 def run_as_json(r: JobRun) -> dict[str, Any]:
@@ -226,7 +220,12 @@ def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: dat
         log.info("job %s for %s already claimed by another run; not running it again", job_id,
                  scheduled_at.isoformat())
         return None
-    ctx = JobContext(settings, store, job_id, scheduled_at, run_id)
+    with job_context(job_id, run_id):  # its log lines carry the job and run id (JSON logs: logs.py)
+        return _run_recorded(JobContext(settings, store, job_id, scheduled_at, run_id), func, instance)
+
+
+def _run_recorded(ctx: JobContext, func: JobFunc, instance: str) -> dict[str, Any]:
+    store, job_id, scheduled_at, run_id = ctx.store, ctx.job_id, ctx.scheduled_at, ctx.run_id
     counts: dict[str, Any] | None = None
     error: str | None = None
     try:
@@ -326,7 +325,6 @@ def roster_sync_job(ctx: JobContext) -> dict[str, Any]:
 
 def reconcile_job(ctx: JobContext) -> dict[str, Any]:
     reconcile = _flow("creditbridge.webhooks.reconcile", "reconcile")
-    from creditbridge.connector.moodle import MoodleClient
 
     with MoodleClient(ctx.settings.moodle) as client:
         counts = dict(reconcile(ctx.settings, ctx.store, client))
@@ -345,8 +343,6 @@ def push_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def deadline_warning_job(ctx: JobContext) -> dict[str, Any]:
-    from creditbridge.reports.deadlines import deadline_warnings, log_warnings
-
     today = ctx.scheduled_at.astimezone(timezone_of(ctx.settings)).date()
     warnings = deadline_warnings(ctx.settings, ctx.store, today=today)
     log_warnings(warnings)

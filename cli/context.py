@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from creditbridge.records.id_number import mask_id_numbers
+from creditbridge.logs import LogFormat
+from creditbridge.redact import json_for_screen
 from creditbridge.settings import Settings, load_settings
 from creditbridge.store import Store, open_store
 
@@ -17,6 +17,7 @@ from creditbridge.store import Store, open_store
 @dataclass
 class AppContext:
     config_path: str | None = None
+    log_format_option: LogFormat | None = None  # the global --log-format, if given
     _settings: Settings | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
@@ -32,6 +33,11 @@ class AppContext:
             self._store = open_store(self.settings.database.url)
         return self._store
 
+    @property
+    def log_format(self) -> LogFormat:
+        """--log-format, else the logging.format setting (what the long-running processes use)."""
+        return self.log_format_option or self.settings.logging.format
+
     def close(self) -> None:
         if self._store is not None:
             self._store.dispose()
@@ -44,7 +50,7 @@ pass_app = click.make_pass_decorator(AppContext, ensure=True)
 def emit_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout, nothing else there. ID numbers in it are masked
     like everywhere else on screen: the store and the registry's import file are where full ones are."""
-    click.echo(mask_id_numbers(json.dumps(obj, ensure_ascii=False, indent=2, default=str)))
+    click.echo(json_for_screen(obj, indent=2))
 
 
 def interactive() -> bool:

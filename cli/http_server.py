@@ -9,8 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import click
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
@@ -37,7 +38,8 @@ class ServerHandle:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        # An AF_INET server: its host is text (the stub's bytes are AF_UNIX paths).
+        return f"http://{cast(str, host)}:{port}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -74,7 +76,6 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_req
 
 def serve_until_interrupted(app: Any, host: str, port: int, *, announce: str = "") -> None:
     """Serve in the foreground until Ctrl-C; `announce` is printed to stderr with {url} filled in."""
-    import click
 
     server = make_loopback_server(app, host, port, log_requests=True)
     if announce:

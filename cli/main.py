@@ -12,6 +12,7 @@ from creditbridge import CreditbridgeError, __version__
 from creditbridge.cli import setup
 from creditbridge.cli.context import AppContext
 from creditbridge.connector import commands as connector_commands
+from creditbridge.logs import FORMATS, LogFormat, use_format
 from creditbridge.mappings import commands as mappings_commands
 from creditbridge.outbox import commands as outbox_commands
 from creditbridge.quickstart import commands as quickstart_commands
@@ -45,15 +46,20 @@ class CreditbridgeGroup(click.Group):
 @click.option("--config", "config_path", envvar="CREDITBRIDGE_CONFIG", type=click.Path(dir_okay=False),
               help="Settings file (TOML). Default: $CREDITBRIDGE_CONFIG, then ./creditbridge.toml.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("--log-format", type=click.Choice(FORMATS), default=None,
+              help="Log lines as text or JSON objects (one a line). Default: logging.format (serve, run, "
+                   "scheduler), else text.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int, log_format: LogFormat | None) -> None:
     """creditbridge: Moodle ⇄ provincial teacher continuing-education credit registry."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # urllib3 warns on every connect retry; the transport reports the outcome in one line of its own.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
     install_log_redaction()  # no ID number or URL password in any log line, whatever logged it
-    app = AppContext(config_path=config_path)
+    if log_format is not None:
+        use_format(log_format)
+    app = AppContext(config_path=config_path, log_format_option=log_format)
     ctx.obj = app
     ctx.call_on_close(app.close)
 

@@ -38,7 +38,7 @@ ANSWER_SHAPES: dict[str, type] = {
     "core_completion_get_activities_completion_status": dict,
 }
 
-_NAMES = {dict: "an object", list: "a list"}
+_NAMES: dict[type, str] = {dict: "an object", list: "a list"}
 
 
 class _Answer(BaseModel):
@@ -75,7 +75,7 @@ def check_answer(function: str, answer: Any) -> Any:
     if not isinstance(answer, expected):
         raise ProtocolError(f"unexpected answer: {_NAMES[expected]} expected, got {_kind(answer)} "
                             "(is the URL a Moodle site?)", function=function)
-    if expected is list:
+    if isinstance(answer, list):
         for i, item in enumerate(answer):
             if not isinstance(item, dict):
                 raise ProtocolError(f"unexpected answer: item {i} is {_kind(item)}, not an object",

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from creditbridge import CreditbridgeError
-
 # A debug site echoes rejected values (an ID number sent as idnumber, say) in message and debuginfo.
+from creditbridge.connector.service_errors import ExternalServiceError
 from creditbridge.records import mask_id_numbers
 
 __all__ = ["mask_id_numbers"]  # the name connector.moodle imports from here
 
 
-class MoodleError(CreditbridgeError):
-    """Any failure of a Moodle web-service call. Retry only when `retryable` is true."""
+class MoodleError(ExternalServiceError):
+    """Any failure of a Moodle web-service call. Retry only when `retryable` is true.
 
-    retryable: ClassVar[bool] = False
+    `code` is Moodle's errorcode (also `errorcode`); Moodle gives no request id.
+    """
+
     # Set on an error that stopped a bulk write: the BatchResult of what went through before it.
     partial: Any = None
 
@@ -36,15 +37,11 @@ class MoodleError(CreditbridgeError):
         function: str | None = None,
         status: int | None = None,
     ) -> None:
-        message = mask_id_numbers(message)
-        debuginfo = mask_id_numbers(debuginfo) if debuginfo else debuginfo
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, code=errorcode, status=status)  # masks the message
         self.errorcode = errorcode
         self.exception = exception
-        self.debuginfo = debuginfo
+        self.debuginfo = mask_id_numbers(debuginfo) if debuginfo else debuginfo
         self.function = function
-        self.status = status
 
     @property
     def capability(self) -> str | None:
@@ -193,6 +190,9 @@ CAPABILITY_TITLES: dict[str, str] = {
     "Enrol users": "enrol/manual:enrol",
     "Unenrol users from the course": "enrol/manual:unenrol",
     "Assign cohort members": "moodle/cohort:assign",
+    "Configure enrol instances in courses": "moodle/course:enrolconfig",
+    "Configure manual enrol instances": "enrol/manual:config",
+    "Configure self enrol instances": "enrol/self:config",
 }
 
 

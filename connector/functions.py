@@ -30,6 +30,8 @@ REQUIRED_FUNCTIONS: dict[str, str] = {
     "core_enrol_get_users_courses": "list one teacher's courses",
     "core_completion_get_course_completion_status": "poll course completion (reconciliation)",
     "core_completion_get_activities_completion_status": "poll activity completion (reconciliation)",
+    "local_creditbridge_configure_enrolment": "open electives to their teachers by cohort-restricted self "
+                                              "enrolment and turn welcome messages of managed courses off",
 }
 
 # Functions that change nothing on the site: safe to retry after a timeout or 5xx.
@@ -72,8 +74,16 @@ REQUIRED_CAPABILITIES: dict[str, str] = {
     "report/completion:view": "read other users' completion (reconciliation)",
     "moodle/course:overridecompletion": "read and override activity completion (reconciliation)",
     "local/creditbridge:viewreadiness": "let `creditbridge moodle check` read the site's readiness",
+    "moodle/course:enrolconfig": "configure the enrolment methods of managed courses",
+    "enrol/manual:config": "turn the course welcome message of manual enrolment off in managed courses",
+    "enrol/self:config": "open electives by self enrolment limited to their teachers' cohort",
 }
 
 # The plugin's read-only readiness function (local_creditbridge/db/services.php). Optional: a service
 # without it makes `moodle check` fall back to what core functions can tell.
 READINESS_FUNCTION = "local_creditbridge_get_site_readiness"
+
+# The plugin's function that configures a managed course's enrolment methods (no core function can add or
+# configure an enrol_self instance), and the plugin version that brought it.
+CONFIGURE_ENROLMENT_FUNCTION = "local_creditbridge_configure_enrolment"
+CONFIGURE_ENROLMENT_SINCE = 2026120601

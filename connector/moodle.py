@@ -30,7 +30,7 @@ from creditbridge.connector.errors import (
     error_for,
     mask_id_numbers,
 )
-from creditbridge.connector.functions import is_read
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, is_read
 from creditbridge.connector.transport import RetryPolicy, Transport
 from creditbridge.redact import mask_url
 from creditbridge.settings.model import MoodleSettings
@@ -366,6 +366,12 @@ class MoodleClient:
         held = {id(item) for item, _ in done}
         return done, [item for item in chunk if id(item) not in held]
 
+    def configure_enrolment(self, courses: Sequence[Item]) -> BatchResult:
+        """local_creditbridge_configure_enrolment. Each course: courseid, manualwelcome (customint1 of its manual
+        instance, 0 = no course welcome message), selfcohortid (creditbridge's enrol_self instance open to that
+        cohort's members; 0 = closed to new enrolments), roleid. Answers {courseid, manualid, selfid, changed}."""
+        return self._bulk(CONFIGURE_ENROLMENT_FUNCTION, "courses", courses, per_item=_listed)
+
     def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
         """Each enrolment: userid, courseid[, roleid]."""
         return self._bulk("enrol_manual_unenrol_users", "enrolments", enrolments, per_item=_nothing)
@@ -545,8 +551,8 @@ def _warnings_by_id(kind: str) -> _PerItem:
                 unmatched.append(_warning_error(function, w))
         out: list[Any] = []
         for item in chunk:
-            w = by_id.get(str(item.get("id")))
-            out.append(_warning_error(function, w) if w else None)
+            found = by_id.get(str(item.get("id")))
+            out.append(_warning_error(function, found) if found else None)
         return out, unmatched
     return per_item
 

@@ -72,7 +72,7 @@ def parse_xml(text: str, *, function: str | None = None, status: int | None = No
             status=status,
         )
     if root.tag != "RESPONSE":
-        raise ProtocolError(f"unexpected XML root <{root.tag}>", function=function, status=status)
+        raise ProtocolError(f"unexpected XML root <{_tag(root)}>", function=function, status=status)
     children = list(root)
     if not children:
         return None  # what a function returning nothing (JSON `null`) answers in XML
@@ -94,12 +94,18 @@ def _xml_value(node: etree._Element) -> Any:
     if node.tag == "SINGLE":
         out: dict[str, Any] = {}
         for key in node:
-            if key.tag != "KEY" or key.get("name") is None:
-                raise ValueError(f"<{key.tag}> inside <SINGLE>")
+            name = key.get("name")
+            if key.tag != "KEY" or name is None:
+                raise ValueError(f"<{_tag(key)}> inside <SINGLE>")
             inner = list(key)
-            out[key.get("name")] = _xml_value(inner[0]) if inner else None
+            out[name] = _xml_value(inner[0]) if inner else None
         return out
-    raise ValueError(f"unknown element <{node.tag}>")
+    raise ValueError(f"unknown element <{_tag(node)}>")
+
+
+def _tag(node: etree._Element) -> str:
+    # Parsed from text, an element's tag is text; a comment's or processing instruction's is a factory function.
+    return node.tag if isinstance(node.tag, str) else str(node.tag)
 
 
 def _child_text(node: etree._Element, tag: str) -> str | None:

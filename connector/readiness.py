@@ -15,7 +15,13 @@ from urllib.parse import SplitResult, urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from creditbridge.connector.errors import AccessDeniedError, FunctionNotInServiceError, UnknownFunctionError
-from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES, REQUIRED_FUNCTIONS
+from creditbridge.connector.functions import (
+    CONFIGURE_ENROLMENT_FUNCTION,
+    CONFIGURE_ENROLMENT_SINCE,
+    READINESS_FUNCTION,
+    REQUIRED_CAPABILITIES,
+    REQUIRED_FUNCTIONS,
+)
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.redact import mask_url
 from creditbridge.settings.model import SyncSettings
@@ -34,6 +40,12 @@ WELCOME_DEFAULT_FIX = ("php admin/cli/cfg.php --component=enrol_manual --name=se
 WELCOME_INSTANCES_FIX = ("in each managed course: Participants > Enrolment methods > Manual enrolments > Edit > "
                          "Send course welcome message: No")
 PLUGIN_ENDPOINT_PAGE = "Site administration > Plugins > Local plugins > creditbridge > endpoint"
+ENROL_PLUGINS_PAGE = "Site administration > Plugins > Enrolments > Manage enrol plugins: enable {plugin}"
+PLUGIN_UPGRADE_FIX = ("install local_creditbridge 1.2 (version {version}) from this repository's "
+                      "local_creditbridge/ and run admin/cli/upgrade.php")
+# What only the self policy of electives needs (docs/sync.md "Enrolment policy").
+SELF_POLICY_ONLY = {CONFIGURE_ENROLMENT_FUNCTION, "moodle/course:enrolconfig", "enrol/manual:config",
+                    "enrol/self:config"}
 # The kind of each profile field sync writes (by its logical name in [sync] profile_fields).
 PROFILE_KINDS = {"stage": "Drop-down menu", "rural": "Checkbox"}
 COURSE_FIELD_KINDS = {"hours": "Number (1 decimal place)"}
@@ -83,6 +95,8 @@ class Readiness(_Lenient):
     coursefields: list[str]
     welcomemessage: _Welcome
     receiver: _Receiver
+    # Enabled enrolment plugins among manual, self, cohort (local_creditbridge 1.2; None from an older plugin).
+    enrolplugins: list[str] | None = None
 
 
 def _first_error(e: ValidationError) -> str:
@@ -117,19 +131,49 @@ def read_readiness(client: MoodleClient, available: set[str]) -> tuple[Readiness
                               "update local_creditbridge to the version this creditbridge ships")]
 
 
-def function_findings(available: set[str]) -> list[Finding]:
-    return [Finding("function_missing", "error",
-                    f"function {name} is not in the token's service (needed to {purpose})",
-                    f"{SERVICE_PAGE} > Add functions: {name}")
-            for name, purpose in REQUIRED_FUNCTIONS.items() if name not in available]
+def _needed(name: str, sync: SyncSettings | None) -> bool:
+    return sync is None or sync.electives == "self" or name not in SELF_POLICY_ONLY
 
 
-def capability_findings(r: Readiness, username: str) -> list[Finding]:
+def function_findings(available: set[str], sync: SyncSettings | None = None) -> list[Finding]:
+    out = []
+    for name, purpose in REQUIRED_FUNCTIONS.items():
+        if name in available or not _needed(name, sync):
+            continue
+        fix = f"{SERVICE_PAGE} > Add functions: {name}"
+        if name == CONFIGURE_ENROLMENT_FUNCTION:
+            fix = (f"{PLUGIN_UPGRADE_FIX.format(version=CONFIGURE_ENROLMENT_SINCE)}, then {fix} (or set [sync] "
+                   'electives = "manual": one enrolment call per teacher and elective)')
+        out.append(Finding("function_missing", "error",
+                           f"function {name} is not in the token's service (needed to {purpose})", fix))
+    return out
+
+
+def capability_findings(r: Readiness, username: str, sync: SyncSettings | None = None) -> list[Finding]:
     allowed = {c.name for c in r.capabilities if c.allowed}
+    asked = {c.name for c in r.capabilities}
+    # A capability an older plugin does not ask about is not reported missing: plugin_findings says to upgrade.
     return [Finding("capability_missing", "error",
                     f"the token user {username} lacks {cap} (needed to {why})",
                     ROLES_PAGE.format(role=f"(the role of {username}, e.g. creditbridge)", capability=cap))
-            for cap, why in REQUIRED_CAPABILITIES.items() if cap not in allowed]
+            for cap, why in REQUIRED_CAPABILITIES.items()
+            if cap not in allowed and _needed(cap, sync) and (cap in asked or cap not in SELF_POLICY_ONLY)]
+
+
+def enrolment_findings(r: Readiness, sync: SyncSettings) -> list[Finding]:
+    """The self policy needs local_creditbridge 1.2 and enrol_self enabled."""
+    if sync.electives != "self":
+        return []
+    if r.plugin_version < CONFIGURE_ENROLMENT_SINCE or r.enrolplugins is None:
+        return [Finding("plugin_old", "error",
+                        f"local_creditbridge {r.plugin_version} predates {CONFIGURE_ENROLMENT_FUNCTION}, which opens "
+                        "electives to their teachers (needed by [sync] electives = \"self\")",
+                        PLUGIN_UPGRADE_FIX.format(version=CONFIGURE_ENROLMENT_SINCE))]
+    if "self" not in r.enrolplugins:
+        return [Finding("enrol_self_disabled", "error",
+                        "self enrolment (enrol_self) is disabled: teachers could not enrol in electives",
+                        ENROL_PLUGINS_PAGE.format(plugin="Self enrolment"))]
+    return []
 
 
 def field_findings(r: Readiness, sync: SyncSettings) -> list[Finding]:
@@ -204,15 +248,16 @@ def readiness_report(client: MoodleClient, sync: SyncSettings) -> dict[str, Any]
     info = client.get_site_info()
     available = {f["name"] for f in info.get("functions", [])}
     username = str(info.get("username") or "")
-    findings = function_findings(available)
+    findings = function_findings(available, sync)
     readiness, unavailable = read_readiness(client, available)
     findings += unavailable
     if readiness is not None:
-        findings += capability_findings(readiness, username)
+        findings += capability_findings(readiness, username, sync)
+        findings += enrolment_findings(readiness, sync)
         findings += field_findings(readiness, sync)
         findings += welcome_findings(readiness)
         findings += receiver_findings(readiness)
-    missing = [name for name in REQUIRED_FUNCTIONS if name not in available]
+    missing = [name for name in REQUIRED_FUNCTIONS if name not in available and _needed(name, sync)]
     ready = not any(f.severity == "error" for f in findings)
     return {
         "url": mask_url(client.settings.url),  # a password in the URL is never shown

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +59,83 @@ class RetryPolicy:
         return delay
 
 
+class Limiter:
+    """How many calls the transports of one job keep in flight at once, shared by their threads.
+
+    Additive increase, multiplicative decrease (TCP's congestion control, as HTTP clients such as aiohttp-retry
+    and the AWS SDKs' adaptive mode do): an overloaded answer (HTTP 429/503) or a call far slower than the fastest
+    of its kind halves the number in flight, at most once per round of calls sent after the last cut; every
+    `limit` good answers in a row raise it by one, up to `ceiling`. A Retry-After pauses every thread, not just
+    the one that was told. Retrying a refused call stays Transport.post's job.
+    """
+
+    # "Rising latency": a call SLOW_FACTOR times slower than the fastest one of the same function and about the
+    # same size (form fields within a factor of two: a batch halved to isolate a bad record is no yardstick for a
+    # full one), and slower than SLOW_FLOOR seconds (a fast site's jitter is not a signal).
+    SLOW_FACTOR = 3.0
+    SLOW_FLOOR = 1.0
+
+    def __init__(self, ceiling: int, *, max_pause: float = 8.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if ceiling < 1:
+            raise ValueError("ceiling must be at least 1")
+        self.ceiling = self.limit = ceiling
+        self.max_pause = max_pause
+        self.clock = clock
+        self.in_flight = 0
+        self.lowest = ceiling  # the lowest limit of the job: tests and logs tell whether it backed off
+        self._cond = threading.Condition()
+        self._paused_until = 0.0
+        self._good = 0
+        self._last_cut = float("-inf")
+        self._fastest: dict[tuple[str, int], float] = {}
+
+    @contextmanager
+    def slot(self, function: str, size: int = 0) -> Iterator[Callable[[int | None, float | None], None]]:
+        """Wait for room, then hold one place while the call runs (`size`: its form fields); report its HTTP
+        status (None: no answer) and Retry-After."""
+        with self._cond:
+            while True:
+                wait = self._paused_until - self.clock()
+                if wait <= 0 and self.in_flight < self.limit:
+                    break
+                self._cond.wait(timeout=wait if wait > 0 else None)
+            self.in_flight += 1
+        started = self.clock()
+        outcome: list[tuple[int | None, float | None]] = []
+        try:
+            yield lambda status, retry_after: outcome.append((status, retry_after))
+        finally:
+            status, retry_after = outcome[-1] if outcome else (None, None)
+            self._done((function, size.bit_length()), started, status, retry_after)
+
+    def _done(self, kind: tuple[str, int], started: float, status: int | None, retry_after: float | None) -> None:
+        now = self.clock()
+        took = now - started
+        with self._cond:
+            self.in_flight -= 1
+            overloaded = status in (429, 503)
+            if status == 200:
+                fastest = self._fastest.setdefault(kind, took)
+                self._fastest[kind] = min(fastest, took)
+                overloaded = took > self.SLOW_FLOOR and took > self.SLOW_FACTOR * fastest
+            if overloaded:
+                self._good = 0
+                if started > self._last_cut:  # calls already in flight at the last cut say nothing new
+                    self._last_cut = now
+                    self.limit = max(1, self.limit // 2)
+                    self.lowest = min(self.lowest, self.limit)
+                    log.warning("%s: Moodle is overloaded (%s); %d call(s) at a time from now", kind[0],
+                                f"HTTP {status}" if status != 200 else f"{took:.1f}s", self.limit)
+                if retry_after:
+                    self._paused_until = max(self._paused_until, now + min(retry_after, self.max_pause))
+            elif status == 200:
+                self._good += 1
+                if self._good >= self.limit and self.limit < self.ceiling:
+                    self._good = 0
+                    self.limit += 1
+            self._cond.notify_all()
+
+
 class Transport:
     """POSTs web-service calls to one Moodle site with its own `requests.Session`."""
 
@@ -70,6 +149,7 @@ class Transport:
         read_timeout: float = 30.0,
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: Limiter | None = None,
     ) -> None:
         if fmt not in ("json", "xml"):
             raise ValueError("format must be 'json' or 'xml'")
@@ -82,6 +162,8 @@ class Transport:
         self.requests_made = 0
         self._token = token
         self.sleep = sleep
+        # Shared with the other transports of a concurrent job (sync apply's workers); None: no limit.
+        self.limiter = limiter
         self.session = requests.Session()
         self.session.headers["User-Agent"] = f"creditbridge/{__version__}"
         self.session.headers["Accept"] = "application/json, application/xml;q=0.9"
@@ -116,6 +198,13 @@ class Transport:
                 attempt += 1
 
     def _post_once(self, function: str, fields: Sequence[tuple[str, str]]) -> Any:
+        if self.limiter is None:
+            return self._post_now(function, fields, None)
+        with self.limiter.slot(function, len(fields)) as report:
+            return self._post_now(function, fields, report)
+
+    def _post_now(self, function: str, fields: Sequence[tuple[str, str]],
+                  report: Callable[[int | None, float | None], None] | None) -> Any:
         # The token travels in the POST body only: URLs end up in proxy and server access logs.
         body: list[tuple[str, str]] = [("wstoken", self._token), ("wsfunction", function)]
         if self.fmt == "json":
@@ -136,6 +225,8 @@ class Transport:
         except requests.RequestException as e:
             raise ProtocolError(f"request failed: {self._scrub(str(e))}", function=function) from e
         elapsed_ms = (time.monotonic() - started) * 1000
+        if report is not None:
+            report(response.status_code, _retry_after(response.headers.get("Retry-After")))
         log.debug("%s -> HTTP %d in %.0f ms (%d bytes)", function, response.status_code, elapsed_ms,
                   len(response.content))
         return self._answer(function, response)

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 from sqlalchemy import select
 
-from creditbridge import CreditbridgeError
+from creditbridge import CreditbridgeError, i18n
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
 from creditbridge.input_limits import not_regular
-from creditbridge.mappings.cycle import cycle_id, cycle_problems
-from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
+from creditbridge.mappings.cycle import current_year, cycle_id, cycle_problems, find_cycle, iter_cycle_statuses
+from creditbridge.mappings.evaluate import evaluate_all
+from creditbridge.mappings.explain import cycle_table, fmt, print_result
+from creditbridge.mappings.inputs import read_inputs
+from creditbridge.mappings.loading import (
+    RuleFileError,
+    _line_of,
+    load_programme,
+    load_programme_if_any,
+    parse_programme,
+)
 from creditbridge.mappings.marks import status
-from creditbridge.records.id_number import mask_id_number, mask_id_numbers
+from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
+from creditbridge.records.id_number import mask_id_number
+from creditbridge.redact import json_for_screen
 from creditbridge.store.models.core import Teacher
 
 
@@ -58,7 +71,7 @@ def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
             for p in problems:
                 click.echo(f"  {p}", err=True)
         ctx.exit(2)
-    summary = {"file": str(file), "valid": True, "id": prog.id, "name": prog.name, "year": prog.year,
+    summary: dict[str, Any] = {"file": str(file), "valid": True, "id": prog.id, "name": prog.name, "year": prog.year,
                "version": prog.version, "deadline": prog.deadline.isoformat(), "hash": prog.hash,
                "roles": {name: [c.name for c in role.components] for name, role in prog.roles.items()}}
     if prog.cycle is not None:
@@ -124,15 +137,11 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
                                    "everything in the files and prints the list")
         _standalone(programme, roster, catalog, topics, records, assignments, rules_file, as_json)
         return
-    from creditbridge.mappings.service import evaluate_store
 
     if as_json or not interactive():
         counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait,
                                 incremental=not all_)
     else:
-        from rich.console import Console
-        from rich.progress import Progress
-
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("evaluating", total=None)
             counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait,
@@ -141,8 +150,6 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
         emit_json(counts)
         return
     if as_json:
-        from creditbridge.mappings.service import iter_results
-
         # streamed: a million results are written as they are read, never held as one list
         write_json_list(iter_results(app.store, list(counts["programmes"])))
         if interactive():
@@ -198,8 +205,8 @@ def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:
     buf: list[str] = []
     click.echo("[", nl=False)
     for item in items:
-        # ID numbers masked, as in emit_json and the text tables
-        buf.append(("\n" if n == 0 else ",\n") + mask_id_numbers(json.dumps(item, ensure_ascii=False, default=str)))
+        # ID numbers masked and control characters escaped, as in emit_json and the text tables
+        buf.append(("\n" if n == 0 else ",\n") + json_for_screen(item))
         n += 1
         if len(buf) >= batch:
             click.echo("".join(buf), nl=False)
@@ -210,9 +217,6 @@ def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:
 
 def _standalone(programme: str | None, roster: Path | None, catalog: Path | None, topics: Path | None,
                 records: Path | None, assignments: Path | None, rules_file: Path | None, as_json: bool) -> None:
-    from creditbridge.mappings.evaluate import evaluate_all
-    from creditbridge.mappings.inputs import read_inputs
-
     missing = [n for n, v in (("--roster", roster), ("--catalog", catalog), ("--records", records)) if v is None]
     if rules_file is None and not programme:
         missing.insert(0, "--programme")
@@ -230,10 +234,6 @@ def _standalone(programme: str | None, roster: Path | None, catalog: Path | None
     if as_json:
         emit_json(out)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    from creditbridge.mappings.explain import fmt
 
     table = Table(title=f"{prog.id} v{prog.version}: {len(out)} result(s)")
     for col in ("teacher", "role", "hours", "credits", "points", "passed", "first reason"):
@@ -246,11 +246,10 @@ def _standalone(programme: str | None, roster: Path | None, catalog: Path | None
 
 
 def _labels(programme: str, role: str) -> dict[str, tuple[str, str]]:
-    try:
-        prog = load_programme(programme)
-    except CreditbridgeError:
+    prog = load_programme_if_any(programme)
+    if prog is None:
         return {}
-    r = prog.roles.get(role)  # type: ignore[call-overload]
+    r = prog.roles.get(role)  # type: ignore[call-overload]  # any text: a role the programme lacks is None
     return {c.name: (c.en, c.zh) for c in r.components} if r else {}
 
 
@@ -267,8 +266,6 @@ def explain_command(app: AppContext, teacher: str, programme: str | None, role: 
     """Show one person's stored result as a table: TEACHER is the full ID number (shown masked), the
     teacher's Moodle username, or a school code for the school_admin role. A teacher result of a programme
     with a multi-year cycle is followed by the teacher's cycle so far."""
-    from creditbridge.mappings.explain import print_result
-    from creditbridge.mappings.service import stored_result
 
     key = teacher.strip().upper()
     found = stored_result(app.store, key, programme, role)
@@ -288,33 +285,27 @@ def explain_command(app: AppContext, teacher: str, programme: str | None, role: 
             found[i] = {**found[i], "cycle": c}
         emit_json(found if len(found) > 1 else found[0])
         return
-    from rich.console import Console
 
-    from creditbridge.mappings.explain import cycle_table
-
+    words = i18n.words(app.settings.report.language)
     shown_cycles: set[str] = set()
     for i, r in enumerate(found):
-        print_result(r, _labels(r["programme"], r["role"]))
+        print_result(r, _labels(r["programme"], r["role"]), words=words)
         # yearly results of one cycle share its table: shown once, under the first of them
         if i in cycles and cycles[i]["cycle"] not in shown_cycles:
             shown_cycles.add(cycles[i]["cycle"])
-            Console().print(cycle_table(cycles[i]))
+            Console().print(cycle_table(cycles[i], words))
 
 
 def _cycle_of(app: AppContext, result: dict[str, Any], rule_files: tuple[Path, ...]) -> dict[str, Any] | None:
     """The teacher's cycle status when the result's programme declares a cycle, else None. A cycle that cannot
     be added up (yearly files that disagree) is said on stderr: the yearly result is still shown."""
-    from creditbridge.mappings.cycle import current_year, find_cycle, iter_cycle_statuses
 
     if result["role"] != "teacher":
         return None
     source: str | Path = next((f for f in rule_files if load_programme(f).id == result["programme"]),
                               result["programme"])
-    try:
-        prog = load_programme(source)
-    except ProgrammeNotFound:
-        return None  # no rule file, no cycle to speak of: the yearly result is all there is
-    if prog.cycle is None:
+    prog = load_programme_if_any(source)
+    if prog is None or prog.cycle is None:  # no rule file, no cycle to speak of: the yearly result is all there is
         return None
     try:
         found = find_cycle(app.store, source, rule_files, teachers=[result["teacher"]])
@@ -345,7 +336,6 @@ def cycle_command(app: AppContext, programme: str, rule_files: tuple[Path, ...],
 
     Every programme in the store whose rule file declares the same cycle id counts: hours per year, the cycle
     total after the ceiling, the floor met or short, years still to come, topics covered and missing."""
-    from creditbridge.mappings.cycle import current_year, find_cycle, iter_cycle_statuses
 
     found = find_cycle(app.store, programme, rule_files)
     spec = found.spec
@@ -364,7 +354,6 @@ def cycle_command(app: AppContext, programme: str, rule_files: tuple[Path, ...],
 
 def _print_cycle(spec: Any, year: int, statuses: Iterable[Any], batch: int = 500) -> None:
     """A plain-text table written as it is read (a rich Table would hold every row until printed)."""
-    from creditbridge.mappings.explain import fmt
 
     progs = ", ".join(f"{c} ({y})" for c, y in spec.programmes) or "none in the store"
     click.echo(f"cycle {spec.id}: {spec.start_year}–{spec.last_year}, floor {fmt(spec.floor_hours)} hours, "

@@ -8,7 +8,7 @@ part (find_cycle, iter_cycle_statuses) only reads, in batches of teachers, so me
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -272,7 +272,7 @@ def find_cycle(store: Store, programme: str | Path, rule_files: Sequence[str | P
 
 
 def iter_cycle_statuses(store: Store, spec: CycleSpec, as_of_year: int, *, teachers: Sequence[str] | None = None,
-                        batch: int = 2000) -> Iterator[CycleStatus]:
+                        batch: int = 2000) -> Generator[CycleStatus]:
     """Every teacher with a stored teacher result in a programme of the cycle (or only `teachers`), in ID-number
     order, one at a time. Results are read through a server-side cursor; the covered topics are read per
     batch of teachers (by key range), so memory holds one batch, however large the roster."""

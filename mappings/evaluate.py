@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from creditbridge.mappings.explain import render
-from creditbridge.mappings.schema import Component, Programme, Role, Window
+from creditbridge.mappings.schema import Component, Programme, Role, RoleName, Window
 from creditbridge.records.vocabulary import stage_code, subject_code
 
 _EPS = 1e-9
@@ -245,7 +245,8 @@ def _credits(role: Role, passed: bool, hours_by_mode: dict[str, float]) -> float
         return float(c.fixed) if passed else 0.0
     if not passed and c.when_failed == "zero":
         return 0.0
-    ratio = c.hours_per_credit
+    # Looked up by the delivery mode a course gives (any text); a mode without a ratio takes "any"'s.
+    ratio = cast(dict[str, float], c.hours_per_credit)
     default = ratio.get("any", 1.0)
     raw = 0.0
     for mode, h in hours_by_mode.items():
@@ -297,7 +298,8 @@ class RolePlan:
         self.rules = rules
         self.programme = rules.programme
         self.role_name = role_name
-        self.role = role = rules.programme.roles[role_name]
+        # Callers name roles by text; a name the programme lacks raises KeyError here either way.
+        self.role = role = rules.programme.roles[cast(RoleName, role_name)]
         self.comps = role.components
         self.n = len(role.components)
         self.measures = [_MEASURES[c.measure] for c in self.comps]
@@ -407,7 +409,7 @@ class RolePlan:
                     it = items[i] = set()
                     passed_codes[i] = set()
                 it.add((course, activity))
-                passed_codes[i].add(course)  # type: ignore[union-attr]
+                passed_codes[i].add(course)
         return self._finish(key, person, assigned, topics, school, hours, minutes, scores, items, passed_codes, notes)
 
     def _item(self, i: int, code: str) -> Facts:
@@ -520,7 +522,7 @@ class RolePlan:
         passed = not failed
 
         if role.register_hours is not None:
-            hours_by_mode = dict(role.register_hours) if passed else {}
+            hours_by_mode = {mode: h for mode, h in role.register_hours.items()} if passed else {}
             total_hours = _r2(sum(hours_by_mode.values()))
         credits = _credits(role, passed, hours_by_mode)
 

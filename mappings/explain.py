@@ -1,4 +1,5 @@
-"""Why a result is what it is: every reason in English and Chinese, and a readable table for one person.
+"""Why a result is what it is: every reason in English and Chinese, and a readable table for one person in the
+report's language (report.language; creditbridge.i18n holds the table's words).
 
 The evaluator states reasons as (key, facts); the wording lives here only, so both languages stay in
 step and the evaluator never formats text.
@@ -10,8 +11,11 @@ from functools import lru_cache
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from creditbridge import i18n
+from creditbridge.i18n import Words
 from creditbridge.records.id_number import mask_id_number
 
 UNIT = {"hours": ("hours", "学时"), "minutes": ("minutes", "分钟"), "score": ("score", "分"),
@@ -83,56 +87,62 @@ def render(key: str, f: dict[str, Any]) -> tuple[str, str]:
     raise KeyError(key)
 
 
-def result_table(result: dict[str, Any], labels: dict[str, tuple[str, str]] | None = None) -> Table:
-    """One person's result as a rich table. The ID number is shown masked."""
+def result_table(result: dict[str, Any], labels: dict[str, tuple[str, str]] | None = None,
+                 words: Words | None = None) -> Table:
+    """One person's result as a rich table, in the report's language (report.language, default zh-CN). The ID
+    number is shown masked."""
+    w = words or i18n.words(i18n.DEFAULT_LANGUAGE)
+    zh = w.language == "zh-CN"
     who = result["teacher"]
     shown = mask_id_number(who) if result["role"] != "school_admin" else who
-    table = Table(title=f"{result['programme']} · {result['role']} · {shown}", show_lines=False)
-    table.add_column("item / 项目")
-    table.add_column("value / 数值", justify="right")
+    table = Table(title=f"{result['programme']} · {w.value('role', result['role'])} · {shown}", show_lines=False)
+    table.add_column(w("explain.item"))
+    table.add_column(w("explain.value"), justify="right")
     for name, value in result["components"].items():
-        en, zh = (labels or {}).get(name, (name, ""))
-        table.add_row(f"{en} / {zh}" if zh else en, fmt(value))
-    table.add_row("hours / 学时", fmt(result["hours"]), end_section=False)
-    table.add_row("credits / 学分", fmt(result["credits"]))
+        en, zh_label = (labels or {}).get(name, (name, ""))
+        table.add_row((zh_label or en) if zh else en, fmt(value))
+    table.add_row(w("explain.hours"), fmt(result["hours"]), end_section=False)
+    table.add_row(w("explain.credits"), fmt(result["credits"]))
     if result.get("points") is not None:
-        table.add_row("points / 总分", fmt(result["points"]))
-    table.add_row("passed / 合格", "yes / 是" if result["passed"] else "no / 否")
+        table.add_row(w("explain.points"), fmt(result["points"]))
+    table.add_row(w("explain.passed"), w("yes") if result["passed"] else w("no"))
     if result.get("grade"):
-        table.add_row("grade / 等级", result["grade"])
-    for en, zh in zip(result["reasons"], result.get("reasons_zh") or [""] * len(result["reasons"]), strict=False):
-        table.add_row(f"[yellow]{en}[/yellow]", "")
-        if zh:
-            table.add_row(f"[yellow]{zh}[/yellow]", "")
+        table.add_row(w("explain.grade"), result["grade"])
+    reasons = result["reasons"]
+    if zh and result.get("reasons_zh"):
+        reasons = result["reasons_zh"]
+    for reason in reasons:
+        table.add_row(f"[yellow]{escape(reason)}[/yellow]", "")
     return table
 
 
 def print_result(result: dict[str, Any], labels: dict[str, tuple[str, str]] | None = None,
-                 console: Console | None = None) -> None:
-    (console or Console()).print(result_table(result, labels))
+                 console: Console | None = None, words: Words | None = None) -> None:
+    (console or Console()).print(result_table(result, labels, words))
 
 
-def cycle_table(status: dict[str, Any]) -> Table:
-    """One teacher's cycle (mappings.cycle.CycleStatus.as_json()) as a rich table, the ID number masked."""
+def cycle_table(status: dict[str, Any], words: Words | None = None) -> Table:
+    """One teacher's cycle (mappings.cycle.CycleStatus.as_json()) as a rich table in the report's language, the
+    ID number masked."""
+    w = words or i18n.words(i18n.DEFAULT_LANGUAGE)
     span = f"{status['start_year']}–{status['last_year']}"
-    table = Table(title=f"cycle / 周期 {status['cycle']} · {span} · {mask_id_number(status['teacher'])}")
-    table.add_column("item / 项目")
-    table.add_column("value / 数值", justify="right")
+    table = Table(title=f"{w('explain.cycle')} {status['cycle']} · {span} · {mask_id_number(status['teacher'])}")
+    table.add_column(w("explain.item"))
+    table.add_column(w("explain.value"), justify="right")
     for y in status["years"]:
-        note = "" if y["counted"] == y["hours"] else " (not counted / 不计)"
+        note = "" if y["counted"] == y["hours"] else w("explain.not_counted")
         table.add_row(f"{y['year']} {y['programme']}", f"{fmt(y['hours'])}{note}")
-    table.add_row("cycle hours / 周期学时", fmt(status["cycle_hours"]))
+    table.add_row(w("explain.cycle_hours"), fmt(status["cycle_hours"]))
     if status["ceiling_hours"] is not None:
-        table.add_row("ceiling / 上限", fmt(status["ceiling_hours"]))
+        table.add_row(w("explain.ceiling"), fmt(status["ceiling_hours"]))
     if status["floor_hours"] is not None:
-        table.add_row("floor / 下限", fmt(status["floor_hours"]))
-        table.add_row("floor met / 达到下限", "yes / 是" if status["floor_met"] else
-                      f"no, short by {fmt(status['short_hours'])} / 否, 差 {fmt(status['short_hours'])}")
-    table.add_row("years to come / 剩余年份", ", ".join(str(y) for y in status["years_remaining"]) or "-")
+        table.add_row(w("explain.floor"), fmt(status["floor_hours"]))
+        table.add_row(w("explain.floor_met"), w("yes") if status["floor_met"] else
+                      w("explain.short_by", hours=fmt(status["short_hours"])))
+    table.add_row(w("explain.years_to_come"), ", ".join(str(y) for y in status["years_remaining"]) or "-")
     if status["topics_covered"] or status["topics_missing"]:
-        table.add_row("topics covered / 已覆盖专题", ", ".join(status["topics_covered"]) or "-")
-        table.add_row("topics missing / 未覆盖专题", ", ".join(status["topics_missing"]) or "-")
-    for en, zh in zip(status["reasons"], status["reasons_zh"], strict=True):
-        table.add_row(f"[yellow]{en}[/yellow]", "")
-        table.add_row(f"[yellow]{zh}[/yellow]", "")
+        table.add_row(w("explain.topics_covered"), ", ".join(status["topics_covered"]) or "-")
+        table.add_row(w("explain.topics_missing"), ", ".join(status["topics_missing"]) or "-")
+    for reason in status["reasons_zh"] if w.language == "zh-CN" else status["reasons"]:
+        table.add_row(f"[yellow]{escape(reason)}[/yellow]", "")
     return table

@@ -17,6 +17,7 @@ from creditbridge.input_limits import bounded_lines
 from creditbridge.mappings.evaluate import Course, Person, Record
 from creditbridge.records.learning_record import LearningRecord
 from creditbridge.settings.model import InputLimits
+from creditbridge.sync import readers
 
 
 class InputError(CreditbridgeError):
@@ -35,7 +36,6 @@ class StandaloneInputs:
 def _table_rows(kind: str, path: Path) -> list[tuple[int, dict[str, str]]]:
     """Rows of a roster/catalog/topics file as {field: text}. The one place that knows how the files are
     read: the sync readers (XLSX/CSV in UTF-8, BOM or GB18030, YAML catalogs, Chinese headers)."""
-    from creditbridge.sync import readers
 
     reader = {"roster": readers.read_roster, "catalog": readers.read_catalog, "topics": readers.read_topics}[kind]
     return list(reader(path).dicts())

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from creditbridge import CreditbridgeError
 from creditbridge.input_limits import NoAliasLoader, not_regular
@@ -50,6 +51,10 @@ class ProgrammeNotFound(CreditbridgeError):
     pass
 
 
+class NoRuleFile(ProgrammeNotFound):
+    """The programme has no rule file at all: its code names none of the shipped mappings/rules/*.yaml."""
+
+
 def _path_text(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -76,7 +81,7 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: ErrorDetails) -> str:
     msg = str(err.get("msg", "invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -162,7 +167,7 @@ def load_programme(code_or_path: str | Path) -> Programme:
     if not (text.endswith((".yaml", ".yml")) or (st is not None and stat.S_ISREG(st.st_mode))):
         found = builtin_rule_path(text)
         if found is None:
-            raise ProgrammeNotFound(f"no rule file for programme {text!r} (known: {', '.join(builtin_programmes())})")
+            raise NoRuleFile(f"no rule file for programme {text!r} (known: {', '.join(builtin_programmes())})")
         path, st = found, _stat(found)
     if st is None:
         raise ProgrammeNotFound(f"rule file {path} not found")
@@ -170,6 +175,16 @@ def load_programme(code_or_path: str | Path) -> Programme:
     if what is not None:  # a FIFO would block the read, a directory has nothing to read
         raise ProgrammeNotFound(f"rule file {path}: is {what}, not a regular file")
     return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def load_programme_if_any(code: str | Path) -> Programme | None:
+    """The programme's rules, or None when it has no rule file at all (the flows then apply no programme rule:
+    see docs). A rule file that exists but cannot be read or is invalid raises (ProgrammeNotFound naming it,
+    RuleFileError listing its problems): no other programme's rules ever stand in for it."""
+    try:
+        return load_programme(code)
+    except NoRuleFile:
+        return None
 
 
 def _stat(path: Path) -> os.stat_result | None:

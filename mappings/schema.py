@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -225,12 +226,13 @@ class Total(_Strict):
 
 
 HourKey = Literal["any", "online", "offline"]
+_ANY_MODE: dict[HourKey, float] = {"any": 1.0}  # one ratio for every delivery mode
 
 
 class Credits(_Strict):
     """Hours → credits: a ratio per delivery mode, a role weight, a rounding rule, a ceiling."""
 
-    hours_per_credit: dict[HourKey, float] = Field(default_factory=lambda: {"any": 1.0})
+    hours_per_credit: dict[HourKey, float] = Field(default_factory=lambda: _ANY_MODE.copy())
     weight: float = Field(default=1.0, gt=0)
     rounding: Literal["none", "floor", "ceil", "half_up"] = "none"
     decimals: int = Field(default=0, ge=0, le=2)
@@ -348,8 +350,6 @@ class Programme(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as e:

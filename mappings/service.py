@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from collections.abc import Callable, Iterable, Iterator
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
@@ -46,6 +47,7 @@ from creditbridge.mappings import marks
 from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
 from creditbridge.mappings.loading import builtin_rule_path, load_programme
 from creditbridge.mappings.schema import Programme
+from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
@@ -411,13 +413,14 @@ class _RecordQuery:
         cur = self.conn.connection.cursor()
         try:
             cur.execute(sql, tuple(params[n] for n in order) if order is not None else params)
-            rows = cur.fetchall()
+            # sqlite3 and psycopg both fetch a list of tuples; the DB-API stub only promises a sequence.
+            rows = typing.cast(list[tuple[Any, ...]], cur.fetchall())
         finally:
             cur.close()
         return rows
 
 
-def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]:
+def _programmes(store: Store, settings: Settings, programme: str | None) -> list[str]:
     if programme:
         return [programme]
     with store.engine.connect() as conn:
@@ -429,7 +432,7 @@ def _programmes(store: Store, settings: Any, programme: str | None) -> list[str]
     return [fallback] if fallback else []
 
 
-def evaluate_store(settings: Any, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
+def evaluate_store(settings: Settings, store: Store, *, programme: str | None = None, chunk_size: int = DEFAULT_CHUNK,
                    progress: Callable[[int], None] | None = None, workers: int = 1,
                    wait: bool = False, incremental: bool = False) -> dict[str, Any]:
     """Evaluate every teacher (and host and school) of one programme, or of every programme in the store
@@ -479,7 +482,7 @@ class _People:
         self.salt = fingerprint_salt(prog, ev.rules)
         self.has_teacher_role = "teacher" in prog.roles
 
-    def evaluate(self, people: list[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
+    def evaluate(self, people: Sequence[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
                  existing: dict[tuple[str, str], Any]) -> list[Result]:
         ev, writer, salt = self.ev, self.writer, self.salt
         normalised, person_inputs = self.normalised, self.person_inputs

@@ -147,8 +147,9 @@ def build(session: Session, *, provider: str, programme: str | None = None) -> B
     if new_rows:
         # One Core executemany (batched INSERT .. RETURNING) instead of an ORM object per submission;
         # the ids come back in parameter order, so each audit row names its submission.
-        t = RegistrySubmission.__table__
-        ids = session.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), new_rows).scalars().all()
+        sub_table = RegistrySubmission.__table__
+        ids = session.execute(insert(sub_table).returning(sub_table.c.id, sort_by_parameter_order=True),
+                              new_rows).scalars().all()
         for sub_id, detail in zip(ids, new_details, strict=True):
             trail.add(sub_id, "created", "pending", detail)
     trail.write(session)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.console import Console
+from rich.progress import Progress
 
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
 from creditbridge.outbox.service import push
@@ -22,9 +24,6 @@ def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json:
     if as_json or not interactive() or dry_run:
         result = push(app.settings, app.store, dry_run=dry_run, programme=programme, wait=wait)
     else:
-        from rich.console import Console
-        from rich.progress import Progress
-
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("pushing", total=None)
             result = push(app.settings, app.store, programme=programme, wait=wait,

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from creditbridge import CreditbridgeError
+from creditbridge.mappings.loading import load_programme_if_any
 
 _KEY_NS = uuid.UUID("3d0f4a7c-95a2-4b0e-8a51-2f6c1de0b4a9")
 ROLE_CATEGORY = {"teacher": "teacher_training", "workshop_host": "workshop_host", "school_admin": "school_admin"}
@@ -29,17 +29,11 @@ class ProgrammeInfo:
 
 
 def programme_info(code: str, year: int) -> ProgrammeInfo:
-    """Name and dates from the rule file when the mappings flow has one; the code and the calendar
-    year otherwise, so a push never fails for want of a display name."""
-    name, end = code, None
-    try:
-        from creditbridge.mappings import load_programme
-
-        p = load_programme(code)
-        name = getattr(p, "name", None) or code
-        end = getattr(p, "deadline", None)
-    except (ImportError, CreditbridgeError, FileNotFoundError, KeyError, ValueError):
-        pass
+    """Name and dates from the programme's rule file; for a programme with no rule file, the code and the
+    calendar year. A rule file that is broken raises (its problems listed): no made-up dates are sent."""
+    p = load_programme_if_any(code)
+    name = p.name if p is not None else code
+    end = p.deadline if p is not None else None
     return ProgrammeInfo(code, name, date(year, 1, 1), end or date(year, 12, 31))
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, defer
 from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarget, Submission, load_target
 from creditbridge.outbox.build import AuditTrail, build
 from creditbridge.records import mask_id_number, mask_id_numbers
+from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
@@ -132,7 +133,7 @@ def _send(target: RegistryTarget, batch: list[Submission], retries: int, backoff
     return None
 
 
-def push(settings: Any, store: Store, *, dry_run: bool = False, target: RegistryTarget | None = None,
+def push(settings: Settings, store: Store, *, dry_run: bool = False, target: RegistryTarget | None = None,
          programme: str | None = None, sleep: Callable[[float], None] = time.sleep,
          on_batch: Callable[[int], None] | None = None, wait: bool = False) -> dict[str, Any]:
     """Push every changed credit result to the configured registry target.
@@ -154,7 +155,7 @@ def push(settings: Any, store: Store, *, dry_run: bool = False, target: Registry
         return _push(settings, store, target=target, programme=programme, sleep=sleep, on_batch=on_batch)
 
 
-def _push(settings: Any, store: Store, *, target: RegistryTarget | None, programme: str | None,
+def _push(settings: Settings, store: Store, *, target: RegistryTarget | None, programme: str | None,
           sleep: Callable[[float], None], on_batch: Callable[[int], None] | None) -> dict[str, Any]:
     reg = settings.registry
     with store.session() as s:

@@ -8,6 +8,7 @@ between the pieces: each talks HTTP to the next on 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -21,7 +22,13 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 
 from creditbridge import CreditbridgeError
-from creditbridge.quickstart.completions import Completion, Course, group_enrolments, plan_completions
+from creditbridge.quickstart.completions import (
+    WINDOW_START,
+    Completion,
+    Course,
+    group_enrolments,
+    plan_completions,
+)
 from creditbridge.quickstart.config import run_settings, write_config
 from creditbridge.quickstart.services import Secrets, Services, start_services
 from creditbridge.settings import Settings
@@ -211,7 +218,7 @@ def _sync(run: Run, settings: Settings, store: Store, province: Any) -> None:
 
 
 def _sync_counts(out: dict[str, Any]) -> dict[str, Any]:
-    counts = {k: v for k, v in out.items() if isinstance(v, int) and not isinstance(v, bool)}
+    counts: dict[str, Any] = {k: v for k, v in out.items() if isinstance(v, int) and not isinstance(v, bool)}
     counts["errors"] = len(out.get("errors") or [])
     if out.get("report"):
         counts["report"] = str(out["report"])
@@ -243,12 +250,45 @@ def _enrolments(settings: Settings, store: Store) -> dict[int, list[Course]]:
                 CatalogCourse.moodle_course_id.is_not(None)))
     with store.session() as s:
         pairs = [(int(uid), Course(int(cid), code, kind, topic or "", float(hours)))
-                 for uid, cid, code, kind, topic, hours in s.execute(q)]
+                 for uid, cid, code, kind, topic, hours in s.execute(q)
+                 if uid is not None and cid is not None]  # as the query asks; says so to the type checker
     return group_enrolments(pairs)
+
+
+# sd-2022's seeds: teachers choose their courses from 11 July; the replayed year's completions start WINDOW_START.
+ELECTIVES_CHOSEN = WINDOW_START.replace(month=7, day=11)
+
+
+def _choose_electives(settings: Settings, store: Store, admin: SandboxAdmin,
+                      enrolments: dict[int, list[Course]]) -> int:
+    """From 11 July the teachers choose their electives (docs/sync.md "Enrolment policy"): here each clicks
+    "Enrol me" in every elective open to them, the way `creditbridge sandbox enrol-me --all-open` does, and
+    the plan below decides which of them they finish. Returns how many self enrolments were made."""
+    from creditbridge.store.models.core import CatalogCourse
+
+    with store.session() as s:
+        catalog = {cid: Course(cid, c.code, c.kind, c.topic or "", float(c.hours))
+                   for c in s.scalars(select(CatalogCourse).where(CatalogCourse.programme == settings.sync.programme))
+                   if (cid := c.moodle_course_id) is not None}
+    made = 0
+    real_clock = admin.state.clock
+    # enrol_self starts the enrolment now: in the replayed school year, before the first completion.
+    admin.state.clock = lambda: int(ELECTIVES_CHOSEN.timestamp())
+    try:
+        for userid in sorted(enrolments):
+            chosen = admin.post("/sandbox/admin/self_enrol", {"userid": userid, "courseid": 0})["courseids"]
+            enrolments[userid] = [*enrolments[userid], *(catalog[c] for c in chosen if c in catalog)]
+            made += len(chosen)
+    finally:
+        admin.state.clock = real_clock
+    return made
 
 
 def _complete(run: Run, settings: Settings, store: Store, services: Services, keys: Secrets) -> None:
     enrolments = _enrolments(settings, store)
+    self_enrolled = 0
+    if settings.sync.electives == "self":
+        self_enrolled = _choose_electives(settings, store, SandboxAdmin(services, keys.sandbox_token), enrolments)
     plan = plan_completions(enrolments, seed=run.seed)
     total = len(plan.completions)
     with run.step("completions", "Teachers complete courses in the LMS", total=total) as c:
@@ -261,6 +301,7 @@ def _complete(run: Run, settings: Settings, store: Store, services: Services, ke
         record_completions(admin, plan.completions, on_done=run.progress.advance)
         c.update(plan.as_json())
         c["enrolments"] = sum(len(v) for v in enrolments.values())
+        c["self_enrolments"] = self_enrolled
         p = plan.profiles
         c["_detail"] = (f"{total} course completions: {p['finished']} teachers finished, "
                         f"{p['missed_lesson_case'] + p['few_electives']} stopped short, {p['not_started']} never "
@@ -310,7 +351,7 @@ def record_completions(admin: SandboxAdmin, completions: list[Completion],
             if comp.userid not in tokens:
                 minted = admin.post("/sandbox/admin/token", {"userid": comp.userid, "kind": "user"})
                 tokens[comp.userid] = minted["token"]
-            state.clock = lambda when=comp.timecompleted: when
+            state.clock = functools.partial(int, comp.timecompleted)  # the sandbox's clock stops at this time
             # The teacher marks the course complete (self completion)...
             admin.ws(tokens[comp.userid], "core_completion_mark_course_self_completed", {"courseid": comp.courseid})
             # ...and Moodle's completion cron completes the course, raising course_completed.

@@ -71,7 +71,7 @@ def _shown(path: str) -> str:
         return path
 
 
-def _plural(n: int, word: str, plural: str | None = None) -> str:
+def _plural(n: int | None, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, Cell
 
 if TYPE_CHECKING:  # openpyxl keeps the class in a private module: only the type checker needs it
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -73,7 +73,7 @@ def _csv_text(text: str) -> str:
     return "'" + text if text[:1] in CSV_FORMULA_STARTS or text in _ERROR_CODES else text
 
 
-def _string_cell(ws: WriteOnlyWorksheet, text: str) -> WriteOnlyCell:
+def _string_cell(ws: WriteOnlyWorksheet, text: str) -> Cell:  # WriteOnlyCell is a function making a Cell
     cell = WriteOnlyCell(ws, value=XLSX_UNWRITABLE_RE.sub(_escape_control, text))
     cell.data_type = "s"  # after the assignment: assigning infers "f" (formula) or "e" (error)
     return cell

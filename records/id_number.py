@@ -15,8 +15,11 @@ WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"  # indexed by the weighted sum mod 11
 BIRTH_YEARS = range(1900, 2101)
 _SHAPE = re.compile(r"^\d{17}[\dX]$")
-# An ID number inside free text: a Moodle debuginfo, a registry's rejection reason, an exception message.
-_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+# An ID number inside free text: a Moodle debuginfo, a registry's rejection reason, an exception message,
+# also glued to letters ("idnumber110105..."), which is how a careless message or a URL path writes it. Runs of
+# 18 digits glued to letters are common in hashes and tokens too, so those count only when they are an ID number
+# in full (check digit and birth date); a free-standing run is masked even when mistyped.
+_IN_TEXT = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
 
 
 class IdNumberError(ValueError):
@@ -37,14 +40,34 @@ def mask_id_number(value: str | None) -> str:
     return f"{v[:4]}{'*' * (len(v) - 6)}{v[-2:]}"
 
 
+def _id_numbers_in(text: str) -> list[re.Match[str]]:
+    found = []
+    for m in _IN_TEXT.finditer(text):
+        start, end = m.span()
+        glued = (start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()) or (
+            end < len(text) and text[end].isascii() and text[end].isalnum())
+        if not glued or id_number_problem(m.group(0).upper()) is None:
+            found.append(m)
+    return found
+
+
 def mask_id_numbers(text: str) -> str:
     """`text` with every ID number in it masked (see mask_id_number)."""
-    return _IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
+    found = _id_numbers_in(text)
+    if not found:
+        return text
+    parts: list[str] = []
+    last = 0
+    for m in found:
+        parts += [text[last:m.start()], mask_id_number(m.group(0))]
+        last = m.end()
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def find_id_numbers(text: str) -> list[str]:
-    """Every ID number in `text`, as written (the pattern mask_id_numbers masks)."""
-    return _IN_TEXT.findall(text)
+    """Every ID number in `text`, as written (the ones mask_id_numbers masks)."""
+    return [m.group(0) for m in _id_numbers_in(text)]
 
 
 def birth_date_valid(yyyymmdd: str) -> bool:

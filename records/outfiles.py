@@ -41,8 +41,10 @@ def prepare_directory(directory: str | os.PathLike[str]) -> Path:
     return d
 
 
-def write_file(directory: str | os.PathLike[str], name: str, write: Callable[[BinaryIO], object]) -> Path:
-    """Write `directory/name` by calling `write` with a binary file; returns the path.
+def write_file(directory: str | os.PathLike[str], name: str, write: Callable[[BinaryIO], object], *,
+               private: bool = False) -> Path:
+    """Write `directory/name` by calling `write` with a binary file; returns the path. `private`: readable by
+    its owner only (0600 whatever the umask), for files holding full ID numbers.
 
     `name` is one file name (no directory part). Raises OutputFileError when the directory cannot be
     used, the name is a symbolic link or a directory, or the write fails (disk full, permissions)."""
@@ -57,7 +59,7 @@ def write_file(directory: str | os.PathLike[str], name: str, write: Callable[[Bi
     tmp = f".{name}.{secrets.token_hex(6)}.part"
     try:
         try:
-            fd = os.open(tmp, _CREATE, 0o666, dir_fd=dir_fd)
+            fd = os.open(tmp, _CREATE, 0o600 if private else 0o666, dir_fd=dir_fd)
         except OSError as e:
             raise OutputFileError(f"{target}: cannot create a file in {d}: {_reason(e)}") from e
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from creditbridge import CreditbridgeError
+from creditbridge.cli.http_server import serve_until_interrupted
 from creditbridge.registry_sim.app import create_app
 
 
@@ -22,7 +23,6 @@ from creditbridge.registry_sim.app import create_app
 def registry_sim_command(host: str, port: int, db_path: str, key_id: str, secret: str, fail_rate: float,
                          max_inflight: int) -> None:
     """Run the provincial REST credit-registry simulator (API in docs/registry-api.md)."""
-    from creditbridge.cli.http_server import serve_until_interrupted
 
     app = create_app({"REGISTRY_SIM_DB": db_path, "REGISTRY_SIM_KEYS": {key_id: secret},
                       "REGISTRY_SIM_FAIL_RATE": fail_rate, "REGISTRY_SIM_MAX_INFLIGHT": max_inflight})

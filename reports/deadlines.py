@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import MetaData, Table, func, inspect, select
 
-from creditbridge import CreditbridgeError
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -43,18 +43,22 @@ def credit_result_table(store: Store) -> Table | None:
 
 def programme_deadline(code: str, year: int | None = None) -> tuple[date | None, str]:
     """(deadline, display name) from the programme's rule file; without one, 31 Dec of the programme's
-    year (from the results, else from the id, as in sd-2022), the outbox's default end date too."""
-    try:
-        from creditbridge.mappings import load_programme
+    year (from the results, else from the id, as in sd-2022), the outbox's default end date too. A broken
+    rule file raises, its problems listed."""
+    deadline, name, _ = _programme_facts(code, year)
+    return deadline, name
 
-        p = load_programme(code)
-        return p.deadline, p.name
-    except (ImportError, CreditbridgeError, FileNotFoundError, KeyError, ValueError):
-        pass
+
+def _programme_facts(code: str, year: int | None = None) -> tuple[date | None, str, str]:
+    """(deadline, name, English name): the rule file's `name` and `name_en` (the name when it has none). A broken
+    rule file raises, its problems listed; no rule file: 31 Dec of the programme's year, named by its code."""
+    p = load_programme_if_any(code)
+    if p is not None:
+        return p.deadline, p.name, p.name_en or p.name
     if year is None:
         m = _YEAR.search(code)
         year = int(m.group(0)) if m else None
-    return (date(year, 12, 31) if year else None), code
+    return (date(year, 12, 31) if year else None), code, code
 
 
 def programmes(settings: Settings, store: Store, programme: str | None = None) -> list[str]:
@@ -135,14 +139,14 @@ def _one(store: Store, code: str, today: date, days: int, limit: int) -> dict[st
         row["credits"] = float(res.credits) if res is not None and res.credits is not None else None
         row["status"] = "not evaluated" if res is None else "not passed"
         row["reasons"] = [scrub(str(x)) for x in (res.reasons or [])] if res is not None else []
-    deadline, name = programme_deadline(code, int(year) if year is not None else None)
+    deadline, name, name_en = _programme_facts(code, int(year) if year is not None else None)
     days_left = (deadline - today).days if deadline else None
     warning = days_left is not None and 0 <= days_left <= days
 
     reg = summary(store, programme=code)
     open_ = [_registry_row(r) for r in (*reg["rejected"], *reg["pending"])]
     not_ack = (open_ + not_pushed)[:limit]
-    return {"programme": code, "name": name, "deadline": deadline.isoformat() if deadline else None,
+    return {"programme": code, "name": name, "name_en": name_en, "deadline": deadline.isoformat() if deadline else None,
             "days_left": days_left, "warning": warning, "window_days": days,
             "not_passed_total": not_passed_total, "not_passed": not_passed,
             "not_acknowledged_total": len(open_) + not_pushed_total, "not_acknowledged": not_ack}

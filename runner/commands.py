@@ -11,13 +11,37 @@ from pathlib import Path
 import click
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.cli.http_server import ServerHandle, serve_in_thread
+from creditbridge.logs import use_format
+from creditbridge.metrics import PATH, build_registry, metrics_app
 from creditbridge.scheduler import JOB_IDS
+from creditbridge.settings.load import ConfigError
 
 
 def _verbosity() -> list[str]:
     root = click.get_current_context().find_root()
     n = int(root.params.get("verbose") or 0)
     return ["-" + "v" * n] if n else []
+
+
+def _serve_metrics(app: AppContext) -> ServerHandle | None:
+    """GET /metrics on metrics.scheduler_port (the store's figures: job runs, backlogs, inbox), if set."""
+    metrics = app.settings.metrics
+    if not metrics.scheduler_port:
+        return None
+    taken = {app.settings.webhooks.port: "webhooks.port", metrics.port: "metrics.port"}
+    if metrics.scheduler_port in taken:
+        raise ConfigError(f"metrics.scheduler_port = {metrics.scheduler_port} is also {taken[metrics.scheduler_port]}: "
+                          "give the scheduler's metrics a port of their own")
+    store = app.store  # opened (and migrated) here, once, not by the first scrape's thread
+    registry = build_registry(lambda: store, metrics.cache_seconds)
+    try:
+        handle = serve_in_thread(metrics_app(registry), metrics.host, metrics.scheduler_port, name="metrics")
+    except OSError as e:
+        raise ConfigError(f"metrics.scheduler_port: cannot listen on {metrics.host}:{metrics.scheduler_port}: "
+                          f"{e.strerror or type(e).__name__}") from e
+    logging.getLogger(__name__).info("metrics at %s%s", handle.url, PATH)
+    return handle
 
 
 @click.command("run")
@@ -32,10 +56,10 @@ def run_command(app: AppContext, host: str | None, port: int | None, workers: in
     """Run the webhook receiver (gunicorn) and the scheduler as two supervised processes until SIGTERM."""
     from creditbridge.runner.supervisor import Child, Supervisor
 
-    app.settings  # noqa: B018 - a bad config fails here, once, not in two children
+    use_format(app.log_format)  # a bad config fails here, once, not in two children
     app.store  # noqa: B018 - migrate before the children start, so they do not race to do it
     app.close()
-    base = [sys.executable, "-m", "creditbridge.cli.main", *_verbosity()]
+    base = [sys.executable, "-m", "creditbridge.cli.main", *_verbosity(), "--log-format", app.log_format]
     env = dict(os.environ)
     if app.config_path:
         env["CREDITBRIDGE_CONFIG"] = str(Path(app.config_path).resolve())
@@ -58,6 +82,7 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
     """Run the scheduler (standby while another instance is active), or --list / --once JOB."""
     from creditbridge import scheduler
 
+    use_format(app.log_format)
     if list_:
         doc = scheduler.list_jobs(app.settings, app.store)
         if as_json:
@@ -82,7 +107,12 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
             sys.exit(1)
         return
     logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
-    scheduler.serve(app.settings, app.store)
+    server = _serve_metrics(app)
+    try:
+        scheduler.serve(app.settings, app.store)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 COMMANDS = [run_command, scheduler_command]

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from creditbridge.connector.functions import REQUIRED_CAPABILITIES
-from creditbridge.sandbox import errors
+from creditbridge.sandbox import cost, errors
 from creditbridge.sandbox import ws_cohorts as _ws_cohorts  # noqa: F401 - registers its functions
 from creditbridge.sandbox import ws_completion as _ws_completion  # noqa: F401
 from creditbridge.sandbox import ws_courses as _ws_courses  # noqa: F401
 from creditbridge.sandbox import ws_enrol as _ws_enrol  # noqa: F401
+from creditbridge.sandbox import ws_enrolpolicy as _ws_enrolpolicy  # noqa: F401
 from creditbridge.sandbox import ws_readiness as _ws_readiness  # noqa: F401
 from creditbridge.sandbox import ws_site as _ws_site  # noqa: F401
 from creditbridge.sandbox import ws_users as _ws_users  # noqa: F401
@@ -33,7 +36,11 @@ COMMON_HEADERS = {"Cache-Control": "private, must-revalidate, pre-check=0, post-
                   "Access-Control-Allow-Origin": "*"}
 DEFAULTS: dict[str, Any] = {"SANDBOX_DB": ":memory:", "SANDBOX_DEBUG": False, "SANDBOX_WEBHOOK_URL": None,
                             "SANDBOX_WEBHOOK_SECRET": None, "SANDBOX_WWWROOT": None,
-                            "SANDBOX_SITENAME": "creditbridge sandbox", "SANDBOX_ROLE": "admin"}
+                            "SANDBOX_SITENAME": "creditbridge sandbox", "SANDBOX_ROLE": "admin",
+                            "SANDBOX_COST": "none", "SANDBOX_WORKERS": None}
+# SANDBOX_COST: "real" makes every web-service call take the time a real Moodle 4.5 took (sandbox/cost.py).
+# SANDBOX_WORKERS: how many web-service requests are served at once, like a site's PHP processes (more wait
+# in a queue); None: no limit (the fast default of tests).
 # SANDBOX_ROLE: whose token SANDBOX_TOKEN is. "admin": the site administrator's (may do everything, the
 # quickstart's default); "docs": a user `creditbridge` holding exactly the role docs/moodle.md describes.
 ROLES = ("admin", "docs")
@@ -56,6 +63,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("SANDBOX_WEBHOOK_URL"):
         state.set_config("local_creditbridge_endpoint", app.config["SANDBOX_WEBHOOK_URL"])
     app.extensions["sandbox_state"] = state
+    if app.config["SANDBOX_COST"] not in cost.COSTS:
+        raise errors.CreditbridgeError(f"SANDBOX_COST must be one of {', '.join(cost.COSTS)}, "
+                                       f"got {app.config['SANDBOX_COST']!r}")
+    workers = app.config.get("SANDBOX_WORKERS")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise errors.CreditbridgeError(f"SANDBOX_WORKERS must be a whole number of at least 1, got {workers!r}")
+    app.extensions["sandbox_workers"] = threading.BoundedSemaphore(workers) if workers else None
+    app.extensions["sandbox_outage"] = Outage()
     app.register_blueprint(bp)
     if app.config.get("SANDBOX_WEBHOOK_URL"):
         if not app.config.get("SANDBOX_WEBHOOK_SECRET"):
@@ -94,8 +109,47 @@ def _respond(body: str, xml: bool) -> Response:
     return Response(body, status=200, headers={**headers, **COMMON_HEADERS})
 
 
+class Outage:
+    """The site answering HTTP 503 (maintenance, an overloaded proxy) for `calls` web-service requests once
+    `after` more have been served: tests start an outage mid-apply with /sandbox/admin/outage."""
+
+    RETRY_AFTER = "1"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.after = 0
+        self.calls = 0
+
+    def set(self, after: int, calls: int) -> None:
+        with self.lock:
+            self.after, self.calls = after, calls
+
+    def refuse(self) -> bool:
+        with self.lock:
+            if self.calls <= 0:
+                return False
+            if self.after > 0:
+                self.after -= 1
+                return False
+            self.calls -= 1
+            return True
+
+
 @bp.route("/webservice/rest/server.php", methods=["GET", "POST"])
 def rest_server() -> Response:
+    workers = current_app.extensions["sandbox_workers"]
+    if workers is None:
+        return _serve_call()
+    # One request per worker, like one per PHP process; the rest wait here as they would in php-fpm's queue.
+    with workers:
+        return _serve_call()
+
+
+def _serve_call() -> Response:
+    if current_app.extensions["sandbox_outage"].refuse():
+        return Response("Service Unavailable", status=503,
+                        headers={"Retry-After": Outage.RETRY_AFTER, "Content-Type": "text/plain"})
+    started = time.monotonic()
     query = list(request.args.items(multi=True))[:MAX_INPUT_VARS]
     post = _form_pairs() if request.method == "POST" else []
     merged = {**php_decode(query), **php_decode(post)}  # array_merge($_GET, $_POST)
@@ -107,10 +161,25 @@ def rest_server() -> Response:
             function, result = _run(state, merged, debug)
     except WsException as e:
         envelope = e.envelope(debug)
+        _charge(merged, started)
         return _respond(xml_exception(envelope) if xml else to_json(envelope), xml)
+    _charge(merged, started)
     if xml:
         return _respond(xml_response(result, function.returns, returns_nothing=function.returns_nothing), xml)
     return _respond(to_json(result), xml)
+
+
+def _charge(merged: dict[str, Any], started: float) -> None:
+    """With --cost real, answer no sooner than the real site would have. The state change is made (under the
+    state's lock, so concurrent requests stay consistent) before the wait, which runs outside that lock: N
+    workers wait in parallel as N PHP processes would work in parallel."""
+    if current_app.config.get("SANDBOX_COST") != "real":
+        return
+    function = merged.get("wsfunction")
+    seconds = cost.call_seconds(function if isinstance(function, str) else "", merged)
+    left = seconds - (time.monotonic() - started)
+    if left > 0:
+        time.sleep(left)
 
 
 def _run(state: SandboxState, merged: dict[str, Any], debug: bool) -> tuple[Any, Any]:
@@ -216,6 +285,54 @@ def admin_activity_completion() -> Response:
             raise AdminError(400, f"grade must be a number, got {grade!r}") from None
     return jsonify({"id": row["id"], "cmid": cmid, "userid": userid, "completionstate": row["completionstate"],
                     "timemodified": row["timemodified"]})
+
+
+@bp.post("/sandbox/admin/self_enrol")
+def admin_self_enrol() -> Response:
+    """A learner clicks "Enrol me" on a course's enrolment page (enrol_self): enrolled by the first self
+    instance that lets them in, or refused (403) with the reason Moodle shows them."""
+    state = _admin()
+    userid, courseid = _int("userid"), _int("courseid", 0)
+    _need_user(state, userid)
+    if courseid == 0:  # every course open to them, as a teacher taking every elective offered would
+        courses = state.self_enrol_options(userid)
+        for cid in courses:
+            state.self_enrol(cid, userid)
+        return jsonify({"userid": userid, "courseids": courses, "enrolled": True})
+    if state.get_course(courseid) is None:
+        raise AdminError(404, f"no course {courseid}")
+    try:
+        inst = state.self_enrol(courseid, userid)
+    except NotFound as e:
+        raise AdminError(403, str(e)) from None
+    return jsonify({"userid": userid, "courseid": courseid, "courseids": [courseid], "enrolid": inst["id"],
+                    "enrolled": True})
+
+
+@bp.get("/sandbox/admin/self_enrol_options")
+def admin_self_enrol_options() -> Response:
+    """The courses a user could self-enrol in now ("Enrol me" shown): {"userid", "courseids"}."""
+    state = _admin()
+    userid = _int("userid")
+    _need_user(state, userid)
+    return jsonify({"userid": userid, "courseids": state.self_enrol_options(userid)})
+
+
+@bp.post("/sandbox/admin/cohort_sync")
+def admin_cohort_sync() -> Response:
+    """Add an enrol_cohort instance to a course (Enrolment methods > Cohort sync): its members are enrolled."""
+    state = _admin()
+    courseid, cohortid = _int("courseid"), _int("cohortid")
+    return jsonify({"enrolid": state.add_cohort_sync(courseid, cohortid, _int("roleid", 5))})
+
+
+@bp.post("/sandbox/admin/enrol_plugin")
+def admin_enrol_plugin() -> Response:
+    """Enable (enabled=1) or disable (enabled=0) an enrolment plugin (Manage enrol plugins)."""
+    state = _admin()
+    name = _text("name", re.compile("manual|self|cohort|guest"))
+    state.set_enrol_plugin(name, _bool("enabled"))
+    return jsonify({"name": name, "enabled": state.enrol_plugin_enabled(name)})
 
 
 @bp.post("/sandbox/admin/course_module")
@@ -371,6 +488,17 @@ def admin_switch() -> Response:
     on = _bool("on")
     state.set_flag(_SWITCHES[name], on)
     return jsonify({"name": name, "on": on})
+
+
+@bp.post("/sandbox/admin/outage")
+def admin_outage() -> Response:
+    """The next `calls` web-service requests after `after` more are answered HTTP 503 with Retry-After."""
+    _admin()
+    after, calls = _int("after", 0), _int("calls")
+    if after < 0 or calls < 0:
+        raise AdminError(400, "after and calls must be 0 or more")
+    current_app.extensions["sandbox_outage"].set(after, calls)
+    return jsonify({"after": after, "calls": calls})
 
 
 @bp.post("/sandbox/admin/receiver")

@@ -37,9 +37,16 @@ def _hint(token: str) -> str:
 @click.option("--role", type=click.Choice(["admin", "docs"]), default="admin", show_default=True,
               help="Whose token --token is: the site administrator's (may do everything), or a user "
                    "`creditbridge` holding exactly the role docs/moodle.md describes (as strict as a real site).")
+@click.option("--cost", type=click.Choice(["none", "real"]), default="none", show_default=True,
+              help="real: every web-service call takes the time a real Moodle 4.5 took (for measuring; the "
+                   "figures and where they come from: creditbridge/sandbox/cost.py).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Serve at most this many web-service requests at once, like a site's PHP processes (more "
+                   "wait in a queue). Default: no limit.")
 @click.pass_context
 def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str, debug: bool,
-            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None, role: str) -> None:
+            webhook_url: str | None, webhook_secret: str | None, wwwroot: str | None, role: str, cost: str,
+            workers: int | None) -> None:
     """Run a Moodle-compatible sandbox LMS at /webservice/rest/server.php (Ctrl-C stops it)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -52,7 +59,8 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
     token = token or secrets.token_hex(16)
     site = (wwwroot or (f"http://{host}:{port}" if port else "")).rstrip("/") or None
     config: dict[str, Any] = {"SANDBOX_TOKEN": token, "SANDBOX_DB": db, "SANDBOX_DEBUG": debug,
-                              "SANDBOX_WWWROOT": site, "SANDBOX_ROLE": role}
+                              "SANDBOX_WWWROOT": site, "SANDBOX_ROLE": role, "SANDBOX_COST": cost,
+                              "SANDBOX_WORKERS": workers}
     if webhook_url:
         config.update(SANDBOX_WEBHOOK_URL=webhook_url, SANDBOX_WEBHOOK_SECRET=webhook_secret)
     handle = None
@@ -61,6 +69,9 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
         handle = serve_in_thread(app, host, port, log_requests=True)  # also settles the site URL for port 0
         click.echo(f"sandbox LMS listening on {handle.url}")
         click.echo(f"  web services: {handle.url}/webservice/rest/server.php")
+        if cost == "real" or workers:
+            charged = "each call takes what a real Moodle 4.5 took" if cost == "real" else "none"
+            click.echo(f"  cost: {charged}; requests served at once: {workers or 'no limit'}")
         if role == "docs":
             click.echo("  the token belongs to user `creditbridge` with the role docs/moodle.md describes; "
                        "the admin endpoints (/sandbox/admin/...) take the same token")
@@ -135,6 +146,24 @@ def complete(url: str, token: str, userid: int, courseid: int | None, cmid: int 
         click.echo(text)
 
 
+@sandbox.command("enrol-me")
+@_url
+@_token
+@click.option("--userid", type=int, required=True, help="Moodle user id of the teacher.")
+@click.option("--courseid", type=int, help="The course whose \"Enrol me\" button they click.")
+@click.option("--all-open", is_flag=True, help="Every course open to them (every elective they may take).")
+@_json
+def enrol_me(url: str, token: str, userid: int, courseid: int | None, all_open: bool, as_json: bool) -> None:
+    """Self-enrol a teacher in a course as they would on its enrolment page (enrol_self, cohort-restricted)."""
+    if (courseid is None) == (not all_open):
+        raise click.UsageError("give exactly one of --courseid or --all-open")
+    answer = _admin_post(url, token, "self_enrol", {"userid": userid, "courseid": courseid or 0})
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(f"user {userid} enrolled in course(s) {', '.join(map(str, answer['courseids'])) or '(none open)'}")
+
+
 @sandbox.command("add-activity")
 @_url
 @_token
@@ -175,10 +204,13 @@ _onoff = click.Choice(["on", "off"])
 @click.option("--deny", "deny", multiple=True, metavar="CAPABILITY", help="Take a capability from the role.")
 @click.option("--mail-fails", type=_onoff, help="Make outgoing mail fail (welcome messages are not sent).")
 @click.option("--receiver", metavar="URL", help="The plugin's endpoint setting.")
+@click.option("--enrol-plugin", "enrol_plugins", multiple=True, metavar="NAME=on|off",
+              help="Enable or disable an enrolment plugin (manual, self, cohort, guest).")
 @click.option("--receiver-blocked", type=_onoff, help="Curl security blocks the plugin's endpoint.")
 @_json
 def site(url: str, token: str, welcome: str | None, allow: tuple[str, ...], deny: tuple[str, ...],
-         mail_fails: str | None, receiver: str | None, receiver_blocked: str | None, as_json: bool) -> None:
+         mail_fails: str | None, receiver: str | None, enrol_plugins: tuple[str, ...], receiver_blocked: str | None,
+         as_json: bool) -> None:
     """Change what a site administrator changes on Moodle's admin pages (the sandbox's admin switches)."""
     calls: list[tuple[str, dict[str, Any]]] = []
     if welcome:
@@ -189,6 +221,11 @@ def site(url: str, token: str, welcome: str | None, allow: tuple[str, ...], deny
         calls.append(("switch", {"name": "mail_fails", "on": int(mail_fails == "on")}))
     if receiver:
         calls.append(("receiver", {"url": receiver}))
+    for spec in enrol_plugins:
+        name, _, state = spec.partition("=")
+        if state not in ("on", "off"):
+            raise click.BadParameter(f"{spec!r}: give NAME=on or NAME=off", param_hint="--enrol-plugin")
+        calls.append(("enrol_plugin", {"name": name, "enabled": int(state == "on")}))
     if receiver_blocked:
         calls.append(("switch", {"name": "receiver_blocked", "on": int(receiver_blocked == "on")}))
     if not calls:

@@ -32,6 +32,8 @@ CAPABILITY_NAMES = {
     "moodle/course:changeidnumber": "Change course ID number", "moodle/course:visibility": "Hide/show courses",
     "moodle/site:viewuseridentity": "See full user identity in lists",
     "local/creditbridge:viewreadiness": "View the creditbridge site readiness",
+    "moodle/course:enrolconfig": "Configure enrol instances in courses",
+    "enrol/manual:config": "Configure manual enrol instances", "enrol/self:config": "Configure self enrol instances",
 }
 
 

@@ -35,6 +35,13 @@ CREDITBRIDGE_ROLE = 9
 # enrol_manual's instance field customint1 / plugin setting sendcoursewelcomemessage: 0 = do not send,
 # 1 = from the course contact (Moodle 4.5's default), 2 = from the key holder, 3 = from the no-reply address.
 WELCOME_DEFAULT = 1
+# The enrol table's columns enrol_self and enrol_cohort use (Moodle's names): customint4 = send the course
+# welcome message, customint5 = only members of this cohort may self-enrol, customint6 = new enrolments allowed;
+# enrol_cohort's customint1 = the cohort whose members are enrolled. name tells creditbridge's instances apart.
+ENROL_COLUMNS = (("name", "TEXT"), ("customint4", "INTEGER DEFAULT 0"), ("customint5", "INTEGER DEFAULT 0"),
+                 ("customint6", "INTEGER DEFAULT 0"), ("enrolstartdate", "INTEGER DEFAULT 0"),
+                 ("enrolenddate", "INTEGER DEFAULT 0"))
+ENROL_PLUGINS_DEFAULT = "manual,guest,self,cohort"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT);
@@ -165,6 +172,10 @@ class SandboxState:
         # Site files written by earlier versions: instances that send no welcome message, computed sortorders.
         if "customint1" not in {r[1] for r in self.db.execute("PRAGMA table_info(enrol)")}:
             self.db.execute("ALTER TABLE enrol ADD COLUMN customint1 INTEGER DEFAULT 0")
+        enrol_columns = {r[1] for r in self.db.execute("PRAGMA table_info(enrol)")}
+        for column, sqltype in ENROL_COLUMNS:  # site files of versions before enrol_self and enrol_cohort
+            if column not in enrol_columns:
+                self.db.execute(f"ALTER TABLE enrol ADD COLUMN {column} {sqltype}")
         if "sortorder" not in {r[1] for r in self.db.execute("PRAGMA table_info(course)")}:
             self.db.execute("ALTER TABLE course ADD COLUMN sortorder INTEGER")
         self._seq: dict[str, int] = {}
@@ -530,11 +541,104 @@ class SandboxState:
 
     def enrol_user(self, courseid: int, userid: int, roleid: int = STUDENT_ROLE, timestart: int = 0,
                    timeend: int = 0, status: int = 0) -> bool:
-        """enrol_plugin::enrol_user(). True when a new enrolment was made (only then does Moodle dispatch
-        after_user_enrolled, whose enrol_manual callback sends the course welcome message)."""
+        """enrol_plugin::enrol_user() of the manual instance. True when a new enrolment was made (only then does
+        Moodle dispatch after_user_enrolled, whose enrol_manual callback sends the course welcome message)."""
         inst = self.manual_instance(courseid)
         if inst is None:
             raise NotFound(f"course {courseid} has no manual enrolment instance")
+        return self.enrol_into(inst, userid, roleid, timestart, timeend, status)
+
+    # ------------------------------------------------------------ enrol_self and enrol_cohort
+
+    def enrol_plugin_enabled(self, plugin: str) -> bool:
+        """$CFG->enrol_plugins_enabled (Site administration > Plugins > Enrolments > Manage enrol plugins)."""
+        return plugin in self.config("enrol_plugins_enabled", ENROL_PLUGINS_DEFAULT).split(",")
+
+    def set_enrol_plugin(self, plugin: str, enabled: bool) -> None:
+        current = self.config("enrol_plugins_enabled", ENROL_PLUGINS_DEFAULT).split(",")
+        plugins = [p for p in current if p and p != plugin]
+        self.set_config("enrol_plugins_enabled", ",".join([*plugins, plugin] if enabled else plugins))
+
+    def self_enrol_status(self, inst: Row, userid: int) -> str | None:
+        """enrol_self_plugin::can_self_enrol() for `userid`: None when they may enrol, else Moodle's reason."""
+        now = self.now()
+        if not self.enrol_plugin_enabled("self") or inst["status"] != 0:
+            return "You cannot enrol yourself in this course."
+        if inst.get("enrolstartdate") and inst["enrolstartdate"] > now:
+            return "You cannot enrol yourself in this course yet."
+        if inst.get("enrolenddate") and inst["enrolenddate"] < now:
+            return "Enrolment has ended."
+        if not inst.get("customint6"):
+            return "You cannot enrol yourself in this course."  # new enrolments not allowed
+        if self.scalar("SELECT 1 FROM user_enrolments WHERE enrolid = ? AND userid = ?", inst["id"], userid):
+            return "You cannot enrol yourself in this course."  # already enrolled by this instance
+        if inst.get("customint5") and not self.scalar("SELECT 1 FROM cohort_members WHERE cohortid = ? AND userid = ?",
+                                                      inst["customint5"], userid):
+            name = self.scalar("SELECT name FROM cohort WHERE id = ?", inst["customint5"]) or ""
+            return f"Only members of cohort '{name}' can self-enrol."
+        return None
+
+    def self_enrol(self, courseid: int, userid: int) -> Row:
+        """The teacher clicks "Enrol me" on the course's enrolment page: the first self instance that lets
+        them in enrols them (enrol_self_plugin::enrol_self). Raises NotFound with the reason otherwise."""
+        if self.get_user(userid) is None:
+            raise NotFound(f"no user {userid}")
+        instances = self.rows("SELECT * FROM enrol WHERE courseid = ? AND enrol = 'self' ORDER BY id", courseid)
+        reasons = []
+        with self.transaction():
+            for inst in instances:
+                reason = self.self_enrol_status(inst, userid)
+                if reason is None:
+                    self.enrol_into(inst, userid, inst["roleid"] or STUDENT_ROLE, self.now())
+                    return inst
+                if inst["status"] == 0:  # the enrolment page shows enabled instances only
+                    reasons.append(reason)
+        raise NotFound(reasons[0] if reasons else f"course {courseid} has no self enrolment")
+
+    def self_enrol_options(self, userid: int) -> list[int]:
+        """The courses whose enrolment page would let the user click "Enrol me" (course id order)."""
+        out: list[int] = []
+        for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'self' ORDER BY courseid, id"):
+            if (not out or out[-1] != inst["courseid"]) and self.self_enrol_status(inst, userid) is None:
+                out.append(inst["courseid"])
+        return out
+
+    def add_cohort_sync(self, courseid: int, cohortid: int, roleid: int = STUDENT_ROLE) -> int:
+        """enrol_cohort: an instance enrolling every member of the cohort (customint1), now and as they join
+        (an administrator adds it on the course's Enrolment methods page; no web service can)."""
+        if self.get_course(courseid) is None:
+            raise NotFound(f"no course {courseid}")
+        if self.row("SELECT id FROM cohort WHERE id = ?", cohortid) is None:
+            raise NotFound(f"no cohort {cohortid}")
+        with self.transaction():
+            instid = self.insert("enrol", {"enrol": "cohort", "status": 0, "courseid": courseid, "roleid": roleid,
+                                           "customint1": cohortid})
+            for m in self.rows("SELECT userid FROM cohort_members WHERE cohortid = ?", cohortid):
+                self.cohort_member_added(cohortid, m["userid"])
+        return instid
+
+    def cohort_member_added(self, cohortid: int, userid: int) -> None:
+        """enrol_cohort's observer of \\core\\event\\cohort_member_added: enrolled by every enabled instance."""
+        if not self.enrol_plugin_enabled("cohort"):
+            return
+        for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'cohort' AND status = 0 AND customint1 = ?",
+                              cohortid):
+            self.enrol_into(inst, userid, inst["roleid"] or STUDENT_ROLE)
+
+    def cohort_member_removed(self, cohortid: int, userid: int) -> None:
+        """enrol_cohort's observer of cohort_member_removed, with its default unenrolaction (unenrol): the
+        enrolment goes; course completion data stays in Moodle's tables."""
+        for inst in self.rows("SELECT * FROM enrol WHERE enrol = 'cohort' AND customint1 = ?", cohortid):
+            self.execute("DELETE FROM user_enrolments WHERE enrolid = ? AND userid = ?", inst["id"], userid)
+            if not self.is_enrolled(inst["courseid"], userid):
+                self.execute("DELETE FROM role_assignments WHERE contextid = ? AND userid = ?",
+                             self.course_context(inst["courseid"]), userid)
+
+    def enrol_into(self, inst: Row, userid: int, roleid: int = STUDENT_ROLE, timestart: int = 0,
+                   timeend: int = 0, status: int = 0) -> bool:
+        """enrol_plugin::enrol_user() into one instance; the course welcome message as its plugin says
+        (enrol_manual: customint1, enrol_self: customint4)."""
+        courseid = inst["courseid"]
         now = self.now()
         ue = self.row("SELECT * FROM user_enrolments WHERE enrolid = ? AND userid = ?", inst["id"], userid)
         if ue is None:
@@ -546,9 +650,12 @@ class SandboxState:
         if roleid:
             self.execute("INSERT OR IGNORE INTO role_assignments (id, roleid, contextid, userid) VALUES (?, ?, ?, ?)",
                          self.next_id("role_assignments"), roleid, ctx, userid)
-        if ue is None and inst.get("customint1"):
+        sendoption = inst.get("customint4") if inst["enrol"] == "self" else inst.get("customint1")
+        if inst["enrol"] == "cohort":
+            sendoption = 0  # enrol_cohort sends no welcome message
+        if ue is None and sendoption:
             self.insert("welcome_messages", {"courseid": courseid, "userid": userid, "enrolid": inst["id"],
-                                             "sendoption": inst["customint1"], "timecreated": now,
+                                             "sendoption": sendoption, "timecreated": now,
                                              "status": "failed" if self.flag("sandbox_mail_fails") else "sent"})
         return ue is None
 

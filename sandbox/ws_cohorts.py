@@ -91,6 +91,7 @@ def add_cohort_members(call: Call, p: dict[str, Any]) -> dict[str, Any]:
                 continue
             call.require("moodle/cohort:assign")
             st.insert("cohort_members", {"cohortid": cohort["id"], "userid": user["id"], "timeadded": call.now()})
+            st.cohort_member_added(cohort["id"], user["id"])
     return {"warnings": warnings}
 
 
@@ -107,6 +108,7 @@ def delete_cohort_members(call: Call, p: dict[str, Any]) -> None:
                 raise errors.missing_record("user", m["userid"])
             call.require("moodle/cohort:assign")
             st.execute("DELETE FROM cohort_members WHERE cohortid = ? AND userid = ?", m["cohortid"], m["userid"])
+            st.cohort_member_removed(m["cohortid"], m["userid"])
 
 
 @register("core_cohort_get_cohort_members", {"cohortids": Multiple(V("int"))},

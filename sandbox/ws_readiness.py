@@ -10,7 +10,7 @@ from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABI
 from creditbridge.sandbox.functions import MOODLE_RELEASE, Call, V, register
 from creditbridge.sandbox.wsformat import Multiple, Single
 
-PLUGIN_VERSION = 2026120600
+PLUGIN_VERSION = 2026120601
 RECEIVER_BLOCKED_REASON = "The URL is blocked."  # curl_security_helper's get_blocked_url_string()
 
 READINESS_DESC = Single({
@@ -19,6 +19,7 @@ READINESS_DESC = Single({
     "profilefields": Multiple(V("raw")), "coursefields": Multiple(V("raw")),
     "welcomemessage": Single({"manual_default": V("int"), "instances_sending": V("int")}),
     "receiver": Single({"url": V("raw"), "blocked": V("int"), "reason": V("raw")}),
+    "enrolplugins": Multiple(V("plugin")),
 })
 
 
@@ -35,4 +36,5 @@ def get_site_readiness(call: Call, p: dict[str, Any]) -> dict[str, Any]:
                            "instances_sending": st.welcome_instances_sending()},
         "receiver": {"url": st.config("local_creditbridge_endpoint"), "blocked": int(blocked),
                      "reason": RECEIVER_BLOCKED_REASON if blocked else ""},
+        "enrolplugins": [p for p in ("manual", "self", "cohort") if st.enrol_plugin_enabled(p)],
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import binascii
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from standardwebhooks.webhooks import Webhook
@@ -31,6 +31,9 @@ class MoodleSettings(_Section):
     retries: int = Field(3, ge=0, le=10)
     backoff_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
     batch_size: int = Field(100, ge=1, le=500)
+    # Bulk-write calls sync apply keeps in flight at once (a site serves several PHP requests at a time); lowered
+    # for a while on HTTP 429/503 or rising latency. 4: measured against `sandbox --cost real` (BENCHMARKS.md).
+    concurrency: int = Field(4, ge=1, le=32)
     # Moodle's user-facing format is JSON; XML is still parsed for sites that force it.
     format: str = Field("json", pattern="^(json|xml)$")
 
@@ -69,6 +72,10 @@ class SyncSettings(_Section):
     # Course custom field (number) that carries the catalog hours.
     hours_field: str = "credit_hours"
     student_role_id: int = Field(5, ge=1)
+    # How teachers get their electives (docs/sync.md "Enrolment policy"): "self" opens each elective by
+    # enrol_self limited to the cohort of the teachers it is meant for (needs local_creditbridge's
+    # configure_enrolment); "manual" enrols every teacher in every elective meant for them (one call each).
+    electives: str = Field("self", pattern="^(self|manual)$")
 
 
 class WebhookSettings(_Section):
@@ -196,6 +203,32 @@ class InputLimits(_Section):
     yaml_mb: int = Field(50, ge=1)
 
 
+class ReportSettings(_Section):
+    # Language of what people read: the credit report (HTML, XLSX), the sync run's XLSX, `credits explain`.
+    # Simplified Chinese by default: the readers are school, county and city administrators (creditbridge.i18n).
+    language: Literal["zh-CN", "en"] = "zh-CN"
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics (docs/operations.md). Off by default: an operator opens a port on purpose."""
+
+    # Address of the metrics endpoints; loopback unless the monitoring scrapes from another host.
+    # (Annotated, not Field(default): plain defaults keep the section constructible without arguments for mypy.)
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    # `creditbridge serve` (and `run`'s receiver) serves GET /metrics on this port, never on webhooks.port; 0: off.
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # `creditbridge scheduler` (and `run`'s scheduler) serves GET /metrics on this port; 0: off.
+    scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # Figures read from the store (backlogs, inbox, job runs) are computed at most this often per process.
+    cache_seconds: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 10.0
+
+
+class LoggingSettings(_Section):
+    # The long-running processes' log lines (serve incl. gunicorn's, run, scheduler): "text" or "json" (one
+    # object per line). `--log-format` overrides it.
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(_Section):
     moodle: MoodleSettings = Field(default_factory=MoodleSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -204,3 +237,6 @@ class Settings(_Section):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     limits: InputLimits = Field(default_factory=InputLimits)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -63,9 +63,12 @@ def lock_key(name: str) -> int:
 _HELD_HERE = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
     "AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid AND pid = pg_backend_pid()")
+# Advisory locks belong to one database, but pg_locks shows the whole server's: another store on the same
+# server holding the same key is not this store's holder.
 _HOLDER = text(
     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
     "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND l.classid = (:k >> 32)::oid AND l.objid = (:k & 4294967295)::oid")
 
 
@@ -258,8 +261,9 @@ def flow_lock(store: Store, flow: str, command: str, *, wait: bool = False,
         return
     told = False
     while not _try(lock, flow, command):
-        if getattr(lock, "last_error", None):
-            raise CreditbridgeError(f"cannot take the {flow} lock: the database is unreachable ({lock.last_error})")
+        unreachable = getattr(lock, "last_error", None)  # only a PostgreSQL lock can fail to ask
+        if unreachable:
+            raise CreditbridgeError(f"cannot take the {flow} lock: the database is unreachable ({unreachable})")
         who, detail = describe_holder(lock.holder())
         if not wait:
             raise FlowBusy(f"another {who} is running on this store ({detail}); run \"{command}\" again when "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -117,7 +118,8 @@ def sync_memberships(ctx: ApplyContext, members: Sequence[Membership]) -> set[st
             removes.append((m, idn))
 
     def apply(pairs: list[tuple[Membership, str]], adding: bool) -> None:
-        for chunk in chunked(pairs, ctx.batch_size):
+        for chunk in chunked(pairs, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
+            items: list[dict[str, Any]]
             if adding:
                 items = [{"cohorttype": {"type": "id", "value": ctx.refs[("cohort", idn)]},
                           "usertype": {"type": "id", "value": m.moodle_user_id}} for m, idn in chunk]

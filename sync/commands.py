@@ -143,7 +143,7 @@ def runs_command(app: AppContext, limit: int, as_json: bool) -> None:
         return
     for r in runs:
         counts = r["counts"] or {}
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)  # type: ignore[union-attr]
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
         click.echo(f"{r['run_id']:>5}  {r['started_at']}  {r['kind']:<7} {r['outcome']:<8}"
                    f"{' dry-run' if r['dry_run'] else ''}  {r['file']}  {shown or 'no changes'}"
                    f"  errors {r['errors']}")

@@ -182,9 +182,9 @@ def apply_catalog(ctx: ApplyContext, rows: Sequence[CatalogRow], programme_name:
             outcome.created += _update_courses(ctx, adopt, category_of)
         done += len(chunk)
         ctx.progress("courses", done, total)
-    for chunk in chunked(updates, ctx.batch_size):
-        outcome.updated += _update_courses(ctx, chunk, category_of)
-        done += len(chunk)
+    for batch in chunked(updates, ctx.batch_size):
+        outcome.updated += _update_courses(ctx, batch, category_of)
+        done += len(batch)
         ctx.progress("courses", done, total)
 
 

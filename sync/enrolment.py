@@ -3,7 +3,9 @@
 A teacher is enrolled (manual enrolment, student role) in:
 - the required courses and tasks of their stage and subject, and the general ones (no stage);
 - the electives of the topics their school chose, the programme's mandatory topics and its free
-  topics (subject electives), where the course's stage and subject match the teacher's;
+  topics (subject electives), where the course's stage and subject match the teacher's, under
+  `electives = "manual"` only; under "self" (the default) those electives are opened to the teacher
+  by their audience cohorts instead (sync/electives.py);
 - the lesson cases assigned to them (sync/lesson_cases.py).
 Suspended teachers get nothing new. Nothing is unenrolled automatically: a course taken out of a
 school's topics keeps the progress teachers made in it.
@@ -22,9 +24,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, insert, select, update
 
 from creditbridge.connector.moodle import BatchResult
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
+from creditbridge.sync.electives import SELF, audience_specs
 from creditbridge.sync.lesson_cases import CaseTaker, LessonCase, assign_lesson_cases
 
 
@@ -55,16 +59,13 @@ class ProgrammeRules:
 
 
 def programme_rules(programme: str) -> ProgrammeRules:
-    """The programme's numbers (sync.plan.programme_limits: the rule file, or its documented fallback)."""
+    """The programme's numbers (sync.plan.programme_limits: its rule file, or no rule when it has none). A
+    broken rule file raises, listing its problems."""
     from creditbridge.sync.plan import programme_limits
 
     limits = programme_limits(programme)
-    from creditbridge.mappings import ProgrammeNotFound, load_programme
-
-    try:
-        name = load_programme(programme).name
-    except ProgrammeNotFound:  # no rule file: the category is named by the programme id
-        name = programme
+    prog = load_programme_if_any(programme)  # read once: the loader caches the parsed file
+    name = prog.name if prog is not None else programme  # no rule file: the category is named by the id
     return ProgrammeRules(
         lesson_cases=limits.lesson_cases, by_city="city" in limits.lesson_case_match,
         mandatory_topics=limits.mandatory_topics, free_topics=limits.free_topics,
@@ -78,8 +79,13 @@ class CourseIndex:
     courses: list[tuple[str, str, str | None, str | None, str | None, str | None]] = field(default_factory=list)
     cases: list[LessonCase] = field(default_factory=list)
     fingerprint: str = ""
+    # True under `electives = "self"`: electives are opened to their audience cohorts, not enrolled.
+    self_electives: bool = False
+    # elective code -> (audience cohort idnumber, name), under the self policy
+    audiences: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def wanted(self, who: Learner, topics: set[str]) -> set[str]:
+    def meant_for(self, who: Learner, topics: set[str]) -> set[str]:
+        """Every course meant for the teacher: required courses and tasks, and the electives they may take."""
         out: set[str] = set()
         for code, kind, topic, stage, subject, city in self.courses:
             if stage is not None and stage != who.stage:
@@ -92,6 +98,17 @@ class CourseIndex:
             elif kind == "elective" and (topic is None or topic in topics):
                 out.add(code)
         return out
+
+    def wanted(self, who: Learner, topics: set[str]) -> set[str]:
+        """The courses to enrol the teacher in (manually): under the self policy, not the electives."""
+        meant = self.meant_for(who, topics)
+        return meant - self.audiences.keys() if self.self_electives else meant
+
+    def audiences_of(self, who: Learner, topics: set[str]) -> dict[str, str]:
+        """Audience cohort idnumber -> name of the electives the teacher may self-enrol in (self policy)."""
+        if not self.self_electives:
+            return {}
+        return dict(self.audiences[code] for code in self.meant_for(who, topics) if code in self.audiences)
 
 
 def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
@@ -107,16 +124,25 @@ def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
                            .where(SchoolTopic.programme == ctx.programme)
                            .order_by(SchoolTopic.school_code, SchoolTopic.topic)).all()
     for code, kind, topic, stage, subject, city, recorded_by, moodle_id in rows:
+        if moodle_id is None:
+            continue  # not selected: the query keeps only courses with a Moodle id
         idx.moodle_ids[code] = moodle_id
         if kind == "lesson_case":
             idx.cases.append(LessonCase(code, stage, subject, city, recorded_by))
         else:
             idx.courses.append((code, kind, topic, stage, subject, city))
+    idx.self_electives = ctx.settings.sync.electives == SELF
+    if idx.self_electives:
+        idx.audiences = audience_specs(ctx.programme, rules.name, (
+            (code, topic, stage, subject) for code, kind, topic, stage, subject, _ in idx.courses
+            if kind == "elective"))
     digest = hashlib.sha256()
     digest.update(json.dumps([list(r) for r in rows], default=str).encode())
     digest.update(json.dumps([list(t) for t in topics]).encode())
     digest.update(json.dumps([rules.lesson_cases, rules.by_city, rules.mandatory_topics, rules.free_topics,
                               ctx.settings.sync.student_role_id]).encode())
+    if idx.self_electives:  # switching the policy passes over every teacher (the manual way's digest is unchanged)
+        digest.update(json.dumps(["electives", SELF]).encode())
     idx.fingerprint = digest.hexdigest()
     return idx
 
@@ -158,6 +184,7 @@ class Enroller:
         self.always = set(rules.mandatory_topics) | set(rules.free_topics)
         self.short: dict[str, int] = {}
         self._cache: dict[tuple[str, str | None, str, frozenset[str]], frozenset[str]] = {}
+        self._audiences: dict[tuple[str, str | None, str, frozenset[str]], dict[str, str]] = {}
 
     def _wanted(self, who: Learner) -> frozenset[str]:
         # A province has a million teachers but few distinct (stage, subject, city, topics) combinations.
@@ -166,6 +193,17 @@ class Enroller:
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = frozenset(self.index.wanted(who, set(topics)))
+        return found
+
+    def audiences(self, who: Learner) -> dict[str, str]:
+        """The audience cohorts (idnumber -> name) a serving teacher belongs in; none for a leaver."""
+        if not who.active:
+            return {}
+        topics = frozenset(self.school_topics.get(who.school_code, set()) | self.always)
+        key = (who.stage, who.subject, who.city, topics)
+        found = self._audiences.get(key)
+        if found is None:
+            found = self._audiences[key] = self.index.audiences_of(who, set(topics))
         return found
 
     def run(self, learners: Sequence[Learner]) -> set[str]:
@@ -204,10 +242,10 @@ class Enroller:
             todo.extend((w, code) for code in sorted(wanted - enrolled[w.id_number]) if code in self.index.moodle_ids)
         failed: set[str] = set()
         role = ctx.settings.sync.student_role_id
-        for chunk in chunked(todo, ctx.batch_size):
+        for pairs in chunked(todo, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
             items = [{"roleid": role, "userid": w.moodle_user_id, "courseid": self.index.moodle_ids[code]}
-                     for w, code in chunk]
-            lookup = {id(item): pair for item, pair in zip(items, chunk, strict=True)}
+                     for w, code in pairs]
+            lookup = {id(item): pair for item, pair in zip(items, pairs, strict=True)}
 
             def record(result: BatchResult, lookup: dict[int, tuple[Learner, str]] = lookup) -> None:
                 done = [lookup[id(item)] for item, _ in result.succeeded]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from creditbridge import CreditbridgeError
+from creditbridge.mappings.loading import load_programme_if_any
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.settings.model import InputLimits
 from creditbridge.sync.records import (
@@ -53,8 +54,8 @@ _NOT_CLASSIFIED = 7  # kind index of an invalid row whose ID number was valid: p
 class ProgrammeLimits:
     """The numbers sync needs from a programme's rule file.
 
-    source: "rules" when read from mappings/rules/<id>.yaml, "fallback" when that failed and sd-2022's
-    numbers are used (logged as a warning).
+    source: "rules" when read from mappings/rules/<id>.yaml, "no rule file" for a programme that has none
+    (then no programme rule applies: no topic cap, no mandatory or free topics, no lesson cases).
     """
 
     programme: str
@@ -66,39 +67,26 @@ class ProgrammeLimits:
     source: str
 
 
-# FALLBACK (sd-2022's numbers), used only when the programme's rule file cannot be loaded.
-FALLBACK_LIMITS = ProgrammeLimits("sd-2022", 6, ("ethics",), ("subject",), 3, ("stage", "subject"), "fallback")
-
-
 def programme_limits(programme_id: str) -> ProgrammeLimits:
     """Max topics per school, mandatory/free topics and lesson cases per teacher, from the rule file.
 
-    Falls back to sd-2022's numbers (6, ["ethics"], 3) when `creditbridge.mappings.load_programme`
-    is missing or fails: that fallback is a stopgap and says so in `source`.
+    A programme with no rule file has no such rule (see ProgrammeLimits.source). A rule file that cannot be
+    read or is invalid raises (RuleFileError lists its problems): sync stops rather than apply another
+    programme's numbers.
     """
-    try:
-        from creditbridge.mappings import load_programme  # type: ignore[attr-defined]
-
-        p = load_programme(programme_id)
-        pool = p.lesson_case_pool()
-        return ProgrammeLimits(
-            programme=p.id,
-            max_topics=p.topics.max_per_school,
-            mandatory_topics=tuple(p.topics.mandatory),
-            free_topics=tuple(p.topics.free),
-            lesson_cases=pool.n if pool is not None else 0,
-            lesson_case_match=tuple(pool.match) if pool is not None else (),
-            source="rules",
-        )
-    except Exception as e:  # any failure to read the rules means: use the documented fallback
-        log.warning("programme %s: rule file not usable (%s); using sd-2022's limits as a fallback",
-                    programme_id, type(e).__name__)
-        return ProgrammeLimits(programme_id, *_fallback_tail())
-
-
-def _fallback_tail() -> tuple[Any, ...]:
-    f = FALLBACK_LIMITS
-    return (f.max_topics, f.mandatory_topics, f.free_topics, f.lesson_cases, f.lesson_case_match, f.source)
+    p = load_programme_if_any(programme_id)
+    if p is None:
+        return ProgrammeLimits(programme_id, None, (), (), 0, (), "no rule file")
+    pool = p.lesson_case_pool()
+    return ProgrammeLimits(
+        programme=p.id,
+        max_topics=p.topics.max_per_school,
+        mandatory_topics=tuple(p.topics.mandatory),
+        free_topics=tuple(p.topics.free),
+        lesson_cases=pool.n if pool is not None else 0,
+        lesson_case_match=tuple(pool.match) if pool is not None else (),
+        source="rules",
+    )
 
 
 # --- what the store knows -------------------------------------------------------------------------------------
@@ -406,7 +394,8 @@ class RosterPlan:
         dups = self._duplicates
         create, unchanged, suspend = ActionKind.CREATE, ActionKind.UNCHANGED, ActionKind.SUSPEND
         for item, h in zip(items, hashes, strict=True):
-            if type(item) is InvalidRow or item.id_number in dups:
+            # an InvalidRow is skipped (`type is`, not isinstance: this loop runs once per roster row)
+            if type(item) is not RosterRow or item.id_number in dups:
                 continue
             previous: TeacherState | None = None
             levels: tuple[str, ...] = ()
@@ -460,7 +449,7 @@ def plan_roster(
     """
     if iter(rows) is rows:  # a one-shot iterator cannot be replayed: keep it
         rows = list(rows)
-        cache_limit = len(rows)  # type: ignore[arg-type]
+        cache_limit = len(rows)
     counts = [0] * len(_KINDS)
     by_level = {"school": 0, "county": 0, "city": 0}
     level_names = ("", "school", "county", "city")
@@ -617,7 +606,7 @@ def plan_roster(
                         else:
                             first[ids[i]] = item.row << 5 | _NOT_CLASSIFIED
                     else:
-                        first[ids[i]] = classify_one(item, h, states[i])  # type: ignore[arg-type]
+                        first[ids[i]] = classify_one(item, h, states[i])
 
     errors, omitted = _first_errors(errors, omitted, dup_rows, dup_total, id_column, max_errors)
 
@@ -652,19 +641,20 @@ def _first_errors(errors: list[RowError], omitted: int, dup_rows: dict[str, list
     duplicated ID number), and how many others there are. Linear: the duplicates' errors are made only for
     the rows kept, each naming a few rows of its ID number, never all of them (a number on 500,000 rows
     would otherwise put 500,000 row numbers in each of 500,000 messages)."""
-    candidates = chain(((e.row, 0, i) for i, e in enumerate(errors)),
-                       ((r, 1, k) for k, rows in dup_rows.items() for r in rows))
+    # (row, 0, index into errors) for an invalid row, (row, 1, ID number) for a duplicate's row
+    candidates: Iterator[tuple[int, int, int | str]] = chain(((e.row, 0, i) for i, e in enumerate(errors)),
+                                                            ((r, 1, k) for k, rows in dup_rows.items() for r in rows))
     kept = heapq.nsmallest(max_errors, candidates)
     reasons: dict[str, str] = {}
     out: list[RowError] = []
-    for row, is_dup, ref in kept:
-        if not is_dup:
-            out.append(errors[ref])  # type: ignore[index]
+    for row, _is_dup, ref in kept:
+        if isinstance(ref, int):
+            out.append(errors[ref])
             continue
-        reason = reasons.get(ref)  # type: ignore[arg-type]
+        reason = reasons.get(ref)
         if reason is None:
-            reason = reasons[ref] = duplicate_reason(  # type: ignore[index]
-                "ID number", mask_id_number(ref), dup_rows[ref], dup_total[ref])  # type: ignore[arg-type,index]
+            reason = reasons[ref] = duplicate_reason(
+                "ID number", mask_id_number(ref), dup_rows[ref], dup_total[ref])
         out.append(RowError(row=row, column=id_column, reason=reason))
     total = len(errors) + omitted + sum(dup_total.values())
     return out, total - len(out)

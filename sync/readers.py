@@ -6,7 +6,7 @@ Rows are then streamed, never held: iterating a `Table` opens the file again and
 `(row_number, cells)`, where `cells[table.positions[field]]` is the text of that field and the row
 number is the one a spreadsheet shows (the header is row 1).
 
-Formats: XLSX (python-calamine, the first sheet: records/xlsx_reader.py), CSV in UTF-8, UTF-8 with BOM or
+Formats: XLSX (python-calamine, the first sheet: readers/xlsx.py), CSV in UTF-8, UTF-8 with BOM or
 GB18030 (detected once per file from its first bytes, never guessed per row), and YAML for catalogs.
 """
 
@@ -32,7 +32,7 @@ from creditbridge.input_limits import (
     check_file_size,
     not_regular,
 )
-from creditbridge.records.xlsx_reader import FirstSheet, XlsxReadError
+from creditbridge.readers.xlsx import FirstSheet, XlsxReadError
 from creditbridge.settings.model import InputLimits
 
 
@@ -408,6 +408,8 @@ def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
         raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
     except UnicodeDecodeError as e:
         raise ReadError(f"{path.name}: not valid UTF-8 YAML ({e})") from e
+    if node is None:  # an empty document
+        raise ReadError(f"{path.name}: expected a list of mappings (one per row)")
     items_node = node
     if isinstance(data, dict):
         key = next((k for k in ("courses", "catalog", "topics", "rows", "teachers") if k in data), None)

@@ -1,4 +1,6 @@
-"""The XLSX a person opens after a sync: summary, errors (row, column, reason) and the plan.
+"""The XLSX a person opens after a sync: summary, errors (row, column, reason) and the plan, its sheet names and
+labels in the report's language (setting report.language, creditbridge.i18n). The values (actions, codes, the
+run's outcome) are the same codes `--json` prints.
 
 A province's first sync plans a million actions; openpyxl writes about 10,000 rows a second, so a plan sheet
 of the 200,000 lines a run keeps (sync.roster.PLAN_LINES_MAX) was two thirds of a 1,000,000-teacher dry
@@ -19,8 +21,11 @@ from typing import BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Font
 
+from creditbridge import i18n
+from creditbridge.i18n import Words
 from creditbridge.records.cells import csv_row, xlsx_row
 from creditbridge.records.outfiles import write_file
 from creditbridge.sync.outcome import COUNT_KEYS, SyncOutcome
@@ -31,7 +36,7 @@ PLAN_SHEET_ROWS = 1000
 PLAN_COLUMNS = ["action", "row", "who", "name", "detail", "result"]
 
 
-def _header(ws: object, names: list[str]) -> list[WriteOnlyCell]:
+def _header(ws: object, names: list[str]) -> list[Cell]:  # WriteOnlyCell is a function making a Cell
     cells = []
     for n in names:
         c = WriteOnlyCell(ws, value=n)  # type: ignore[arg-type]
@@ -51,69 +56,70 @@ def plan_csv_path(path: Path) -> Path:
 
 
 def write_report(outcome: SyncOutcome, path: Path, *, started_at: datetime | None = None,
-                 finished_at: datetime | None = None) -> Path:
+                 finished_at: datetime | None = None, language: str = i18n.DEFAULT_LANGUAGE) -> Path:
     """Write the run's workbook (streaming: openpyxl's write-only mode), and the plan as CSV beside it when the
     plan is longer than PLAN_SHEET_ROWS, only into path's directory and atomically (records.outfiles:
     OutputFileError when it cannot be written)."""
+    w = i18n.words(language)
     plan_csv = None
     if len(outcome.plan) > PLAN_SHEET_ROWS:
-        plan_csv = write_file(path.parent, plan_csv_path(path).name, lambda fh: _save_plan_csv(outcome, fh)).name
-    return write_file(path.parent, path.name, lambda fh: _save(outcome, fh, started_at, finished_at, plan_csv))
+        plan_csv = write_file(path.parent, plan_csv_path(path).name, lambda fh: _save_plan_csv(outcome, fh, w)).name
+    return write_file(path.parent, path.name, lambda fh: _save(outcome, fh, started_at, finished_at, w, plan_csv))
 
 
-def _save_plan_csv(outcome: SyncOutcome, fh: BinaryIO) -> None:
+def _save_plan_csv(outcome: SyncOutcome, fh: BinaryIO, w: Words) -> None:
     text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    w = csv.writer(text)
-    w.writerow(PLAN_COLUMNS)
+    writer = csv.writer(text)
+    writer.writerow([w(f"sync.{k}") for k in PLAN_COLUMNS])
     plan = outcome.plan
     # Column by column through csv_row: one call per column rather than per line (200,000 lines of a province).
     columns = [csv_row([getattr(p, name) for p in plan]) for name in PLAN_COLUMNS]
-    w.writerows(zip(*columns, strict=True))
+    writer.writerows(zip(*columns, strict=True))
     text.flush()
     text.detach()  # the caller closes the file
 
 
 def _save(outcome: SyncOutcome, fh: BinaryIO, started_at: datetime | None, finished_at: datetime | None,
-          plan_csv: str | None) -> None:
+          w: Words, plan_csv: str | None) -> None:
     wb = Workbook(write_only=True)
-    summary = wb.create_sheet("summary")
+    summary = wb.create_sheet(w("sync.sheet.summary"))
     summary.column_dimensions["A"].width = 26
     summary.column_dimensions["B"].width = 60
-    summary.append(_header(summary, ["item", "value"]))
+    summary.append(_header(summary, [w("sync.item"), w("sync.value")]))
     rows: list[tuple[str, object]] = [
-        ("run id", outcome.run_id), ("kind", outcome.kind), ("file", outcome.file),
-        ("programme", outcome.programme), ("dry run", "yes" if outcome.dry_run else "no"),
-        ("outcome", outcome.outcome),
-        ("started (UTC)", started_at.strftime("%Y-%m-%d %H:%M:%S") if started_at else ""),
-        ("finished (UTC)", finished_at.strftime("%Y-%m-%d %H:%M:%S") if finished_at else ""),
+        (w("sync.run_id"), outcome.run_id), (w("sync.kind"), outcome.kind), (w("sync.file"), outcome.file),
+        (w("sync.programme"), outcome.programme), (w("sync.dry_run"), w("yes") if outcome.dry_run else w("no")),
+        (w("sync.outcome"), outcome.outcome),
+        (w("sync.started"), started_at.strftime("%Y-%m-%d %H:%M:%S") if started_at else ""),
+        (w("sync.finished"), finished_at.strftime("%Y-%m-%d %H:%M:%S") if finished_at else ""),
     ]
-    rows += [(k, v) for k, v in outcome.counts().items() if k in COUNT_KEYS]
-    rows.append(("errors", len(outcome.errors) + outcome.errors_omitted))
-    rows += [(f"planned {k}", v) for k, v in sorted(outcome.plan_counts.items())]
+    rows += [(w(f"sync.count.{k}"), v) for k, v in outcome.counts().items() if k in COUNT_KEYS]
+    rows.append((w("sync.errors"), len(outcome.errors) + outcome.errors_omitted))
+    rows += [(w("sync.planned", action=k), v) for k, v in sorted(outcome.plan_counts.items())]
     if plan_csv is not None:
         link = WriteOnlyCell(summary, value=plan_csv)
         link.hyperlink = plan_csv  # relative: opens the CSV beside the workbook
         link.style = "Hyperlink"
-        rows.append(("plan (all lines, CSV)", link))
+        rows.append((w("sync.plan_csv"), link))
     if outcome.aborted:
-        rows.append(("aborted because", outcome.aborted))
-    rows += [("note", n) for n in outcome.notes]
+        rows.append((w("sync.aborted"), outcome.aborted))
+    rows += [(w("sync.note"), n) for n in outcome.notes]
     for r in rows:
         summary.append(xlsx_row(summary, r))
 
-    errors = wb.create_sheet("errors")
+    errors = wb.create_sheet(w("sync.sheet.errors"))
     errors.column_dimensions["C"].width = 90
-    errors.append(_header(errors, ["row", "column", "reason"]))
+    errors.append(_header(errors, [w("sync.row"), w("sync.column"), w("sync.reason")]))
     for e in outcome.errors:
         errors.append(xlsx_row(errors, [e.row, e.column, e.reason]))
     if outcome.errors_omitted:
-        errors.append([None, "", f"… and {outcome.errors_omitted} more errors, not listed (limits.max_errors)"])
+        errors.append([None, "", w("sync.more_errors", n=outcome.errors_omitted)])
 
-    plan = wb.create_sheet("plan")
-    plan.append(_header(plan, PLAN_COLUMNS))
+    plan = wb.create_sheet(w("sync.sheet.plan"))
+    plan.append(_header(plan, [w(f"sync.{k}") for k in PLAN_COLUMNS]))
     for p in outcome.plan[:PLAN_SHEET_ROWS]:
         plan.append(xlsx_row(plan, [p.action, p.row, p.who, p.name, p.detail, p.result]))
     if plan_csv is not None:
-        plan.append(xlsx_row(plan, ["", None, "", f"… the first {PLAN_SHEET_ROWS:,} of {len(outcome.plan):,} "
-                                                  f"lines; all of them are in {plan_csv}, beside this file"]))
+        plan.append(xlsx_row(plan, ["", None, "", w("sync.plan_more", shown=f"{PLAN_SHEET_ROWS:,}",
+                                                    total=f"{len(outcome.plan):,}", file=plan_csv)]))
     wb.save(fh)

@@ -19,6 +19,7 @@ from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
 from creditbridge.sync.apply import ApplyContext, refusal
 from creditbridge.sync.cohorts import Membership, cohort_specs, load_refs, sync_memberships
+from creditbridge.sync.electives import configure_courses
 from creditbridge.sync.enrolment import (
     Enroller,
     Learner,
@@ -274,6 +275,12 @@ def finish_teachers(ctx: ApplyContext, rules: ProgrammeRules, rows_by_teacher: d
     rows_by_teacher = rows_by_teacher or {}
     index = load_courses(ctx, rules)
     everyone = stored_fingerprint(ctx) != index.fingerprint
+    configured = True
+    if everyone and index.self_electives:
+        # The catalog, the topics or the policy changed: the courses' enrolment methods first (audience
+        # cohorts made, electives opened to them), then every teacher's memberships below.
+        load_refs(ctx, "cohort")
+        configured = configure_courses(ctx, index.moodle_ids, index.audiences)
     enroller: Enroller | None = None
     finished = 0
     for chunk in _teachers_to_finish(ctx, everyone):
@@ -281,15 +288,20 @@ def finish_teachers(ctx: ApplyContext, rules: ProgrammeRules, rows_by_teacher: d
             load_refs(ctx, "cohort")
             enroller = Enroller(ctx, rules, index)
         pending = [r for r in chunk if r.applied_hash is None or r.applied_hash != r.row_hash]
-        members = [Membership(r.id_number, r.moodle_user_id,
-                              cohort_specs(r.school_code, r.school_name, r.county, r.city),
-                              rows_by_teacher.get(r.id_number)) for r in pending]
-        cohorts_ok = sync_memberships(ctx, members)
         learners = [Learner(r.id_number, r.moodle_user_id, r.stage, r.subject, r.city, r.school_code,
                             r.status == "active", rows_by_teacher.get(r.id_number)) for r in chunk]
+        # Audience cohorts depend on the school's topics too: with the self policy, a pass over everyone (the
+        # topics or the catalog changed) checks every teacher's memberships, a difference against the store.
+        moving = chunk if index.self_electives and everyone else pending
+        by_id = {w.id_number: w for w in learners}
+        members = [Membership(r.id_number, r.moodle_user_id,
+                              {**cohort_specs(r.school_code, r.school_name, r.county, r.city),
+                               **enroller.audiences(by_id[r.id_number])},
+                              rows_by_teacher.get(r.id_number)) for r in moving]
+        cohorts_ok = sync_memberships(ctx, members)
         enrolled_ok = enroller.run(learners)
-        pending_ids = {r.id_number for r in pending}
-        done = [r for r in chunk if r.id_number in enrolled_ok and (r.id_number not in pending_ids
+        moving_ids = {r.id_number for r in moving}
+        done = [r for r in chunk if r.id_number in enrolled_ok and (r.id_number not in moving_ids
                                                                      or r.id_number in cohorts_ok)]
         done_ids = {r.id_number for r in done}
         failed = [r.id_number for r in chunk if r.id_number not in done_ids]
@@ -309,4 +321,5 @@ def finish_teachers(ctx: ApplyContext, rules: ProgrammeRules, rows_by_teacher: d
         ctx.outcome.notes.append(
             f"{len(enroller.short)} teacher(s) have fewer than {rules.lesson_cases} lesson cases: their pool has "
             "too few cases they did not record themselves; they are topped up when the catalog grows")
-    save_fingerprint(ctx, index.fingerprint)
+    if configured:  # a course left unconfigured makes the next run try again
+        save_fingerprint(ctx, index.fingerprint)

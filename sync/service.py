@@ -38,6 +38,7 @@ from creditbridge.sync.outcome import (
     SyncOutcome,
     no_progress,
 )
+from creditbridge.sync.readers import ReadError
 from creditbridge.sync.report import report_path, write_report
 
 ClientFactory = Callable[[Settings], MoodleClient]
@@ -45,6 +46,7 @@ ClientFactory = Callable[[Settings], MoodleClient]
 # standard library (a .xlsx that is no zip archive, a CSV in an unexpected encoding).
 # InputTooLarge: a file beyond a bound of [limits] (a resource bomb, or the wrong file) is refused the same way.
 UNREADABLE: tuple[type[Exception], ...] = (OSError, UnicodeError, zipfile.BadZipFile, InputTooLarge)
+_BAD_INPUT: tuple[type[Exception], ...] = (ReadError, *UNREADABLE)  # what reading a bad input file raises
 
 __all__ = ["SyncAborted", "SyncFileError", "SyncOutcome", "sync_catalog", "sync_roster", "sync_topics"]
 
@@ -73,7 +75,7 @@ def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool 
         if not holder:
             client = (client_factory or _default_client)(settings)
             holder.append(ApplyContext(settings, store, client, outcome, outcome.programme,
-                                       progress or no_progress))
+                                       progress or no_progress, client_factory=client_factory or _default_client))
         return holder[0]
 
     try:
@@ -87,8 +89,8 @@ def _run(settings: Settings, store: Store, outcome: SyncOutcome, *, delta: bool 
         raise
     finally:
         if holder:
-            outcome.lms_calls = holder[0].client.write_calls
-            holder[0].client.close()
+            outcome.lms_calls = holder[0].write_calls
+            holder[0].close()
         _finish(settings, store, outcome, started)
 
 
@@ -125,7 +127,8 @@ def _finish(settings: Settings, store: Store, outcome: SyncOutcome, started: dat
     _mark_results(outcome)
     path = report_path(settings.sync.report_dir, outcome, finished)
     try:
-        outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished))
+        outcome.report = str(write_report(outcome, path, started_at=started, finished_at=finished,
+                                          language=settings.report.language))
     except (OSError, OutputFileError) as e:  # a report that cannot be written must not hide what the run did
         outcome.notes.append(f"report not written: {e}")
     except Exception as e:  # whatever the writer raises (a text openpyxl refuses), the run is closed
@@ -171,17 +174,18 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
     from creditbridge.sync.courses import apply_catalog
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import load_known_courses, plan_catalog
-    from creditbridge.sync.readers import ReadError, read_catalog
+    from creditbridge.sync.readers import read_catalog
     from creditbridge.sync.roster import finish_teachers
     from creditbridge.sync.validation import validate_catalog
 
     programme = settings.sync.programme
+    rules = programme_rules(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("catalog", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
         try:
             courses, errors = validate_catalog(read_catalog(path, settings.sync.header_map, settings.limits))
-        except (ReadError, *UNREADABLE) as e:
+        except _BAD_INPUT as e:
             raise _read_error(outcome, e, path) from e
         _add_errors(outcome, errors)
         with store.session() as s:
@@ -189,7 +193,6 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
         if plan.missing:
             outcome.notes.append(f"{len(plan.missing)} course(s) in the store are no longer in the catalog file "
                                  f"(kept, never deleted): {', '.join(plan.missing[:20])}")
-        rules = programme_rules(programme)
         if dry_run:
             _dry_catalog(outcome, courses, store, programme)
         else:
@@ -216,24 +219,26 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     """
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import TopicsRefused, load_known_topics, plan_topics, programme_limits
-    from creditbridge.sync.readers import ReadError, read_topics
+    from creditbridge.sync.readers import read_topics
     from creditbridge.sync.roster import finish_teachers
     from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
     from creditbridge.sync.validation import validate_topics
 
     programme = settings.sync.programme
+    # Before the run is recorded: a broken rule file stops it, its problems listed.
+    rules, limits = programme_rules(programme), programme_limits(programme)
     outcome = SyncOutcome("topics", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
         try:
             table = read_topics(path, settings.sync.header_map, settings.limits)
             rows, errors = validate_topics(table)
-        except (ReadError, *UNREADABLE) as e:
+        except _BAD_INPUT as e:
             raise _read_error(outcome, e, path) from e
         with store.session() as s:
             known = load_known_topics(s, programme)
         try:
-            plan = plan_topics(rows, known, limits=programme_limits(programme),
+            plan = plan_topics(rows, known, limits=limits,
                                known_topics=catalog_topics(store, programme), errors=errors,
                                column=table.column("school"), topic_column=table.column("topic"))
         except TopicsRefused as e:
@@ -247,7 +252,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         outcome.created, outcome.updated, outcome.unchanged = len(plan.added), len(plan.removed), plan.unchanged
         if not dry_run:
             store_topics(store, programme, plan)
-            finish_teachers(context(), programme_rules(programme))
+            finish_teachers(context(), rules)
     return outcome
 
 
@@ -258,13 +263,13 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import RosterPlan, load_known_teachers, plan_roster_file
     from creditbridge.sync.profile_fields import ProfileFields
-    from creditbridge.sync.readers import ReadError
     from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 
     if not dry_run:
         # Before the run is recorded: without a key no account may be named (a dry run names none).
         require_username_key(settings.sync)
     programme = settings.sync.programme
+    rules = programme_rules(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("roster", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
                      client_factory=client_factory, progress=progress) as context:
@@ -278,7 +283,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
         try:
             plan = make_plan()
-        except (ReadError, *UNREADABLE) as e:
+        except _BAD_INPUT as e:
             raise _read_error(outcome, e, path) from e
         fields = None if dry_run else ProfileFields(context())
         if fields is not None and fields.before_plan():
@@ -305,7 +310,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         rows_by_teacher = apply_accounts(ctx, plan)
         if fields is not None:
             fields.after_apply(rows_by_teacher)
-        finish_teachers(ctx, programme_rules(programme), rows_by_teacher)
+        finish_teachers(ctx, rules, rows_by_teacher)
     return outcome
 
 
@@ -314,7 +319,7 @@ class _DryContext:
         self.outcome = outcome
 
 
-def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, object]]:
+def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     with store.session() as s:

@@ -32,6 +32,6 @@ def store_topics(store: Store, programme: str, plan: TopicsPlan) -> None:
 def catalog_topics(store: Store, programme: str) -> set[str] | None:
     """The topics the catalog's courses belong to, or None before any catalog was synced (then not checked)."""
     with store.session() as s:
-        topics = set(s.scalars(select(CatalogCourse.topic).where(
-            CatalogCourse.programme == programme, CatalogCourse.topic.is_not(None)).distinct()))
+        topics = {t for t in s.scalars(select(CatalogCourse.topic).where(
+            CatalogCourse.programme == programme, CatalogCourse.topic.is_not(None)).distinct()) if t is not None}
     return topics or None

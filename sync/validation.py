@@ -523,7 +523,7 @@ def _catalog_row(
     city = values.get("city", "").strip() or None
     if errors:
         return errors
-    return CatalogRow(row=row, code=code, title=title, kind=kind, topic=topic, mode=mode,  # type: ignore[arg-type]
+    return CatalogRow(row=row, code=code, title=title, kind=kind, topic=topic, mode=mode,
                       hours=hours, stage=stage, subject=subject, city=city, recorded_by=recorded_by)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from creditbridge.metrics import MetricsPort, build_registry, metrics_app
 from creditbridge.settings import Settings, load_settings
 from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks import resources
@@ -58,6 +59,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     endpoint = DeliveryEndpoint(app, [Webhook(s) for s in secrets if s])
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PATH: endpoint})  # type: ignore[method-assign]
+    if settings.metrics.port:
+        # GET /metrics on metrics.port only (`serve` binds it as a second gunicorn address; docs/operations.md).
+        registry = build_registry(lambda: resources.store(app), settings.metrics.cache_seconds)
+        app.wsgi_app = MetricsPort(app.wsgi_app, metrics_app(registry),  # type: ignore[method-assign]
+                                   settings.metrics.port)
 
     @app.errorhandler(400)
     def _bad_request(e: Exception) -> tuple[Any, int]:

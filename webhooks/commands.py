@@ -6,13 +6,16 @@ import os
 import resource
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
+from creditbridge.logs import FORMAT_ENV
 from creditbridge.mappings.marks import status as credit_status
+from creditbridge.metrics import MULTIPROC_ENV, OWNED_DIR_ENV
 from creditbridge.redact import printable
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
@@ -130,6 +133,8 @@ def import_command(app: AppContext, file: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+# gunicorn's server hooks (metrics' multiprocess directory) and logger (log format, masking): webhooks/gunicorn_conf.py.
+GUNICORN_CONFIG = "python:creditbridge.webhooks.gunicorn_conf"
 # --worker-class for webhooks.worker_class = "gevent": gunicorn's gevent worker, quiet on Ctrl-C (see that module;
 # named, not imported: gevent stays out of the CLI process).
 GEVENT_WORKER = "creditbridge.webhooks.gunicorn_worker.QuietGeventWorker"
@@ -137,10 +142,14 @@ GEVENT_WORKER = "creditbridge.webhooks.gunicorn_worker.QuietGeventWorker"
 
 def gunicorn_argv(settings: WebhookSettings, app_path: str = "creditbridge.webhooks.wsgi:app", *,
                   host: str | None = None, port: int | None = None, workers: int | None = None,
-                  worker_class: str | None = None, threads: int | None = None) -> list[str]:
-    """The gunicorn command line for these settings; the benchmark serves its bare baseline with the same one."""
+                  worker_class: str | None = None, threads: int | None = None,
+                  metrics_bind: str | None = None) -> list[str]:
+    """The gunicorn command line for these settings; the benchmark serves its bare baseline with the same one.
+    `metrics_bind` ("host:port") adds the metrics port as a second address (metrics.py MetricsPort)."""
     kind = worker_class or settings.worker_class
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{host or settings.host}:{port or settings.port}",
+    argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG,
+            "--bind", f"{host or settings.host}:{port or settings.port}",
+            *(["--bind", metrics_bind] if metrics_bind else []),
             "--workers", str(workers or settings.workers),
             "--worker-class", GEVENT_WORKER if kind == "gevent" else kind,
             "--keep-alive", str(settings.keepalive_seconds)]
@@ -187,9 +196,14 @@ def ensure_open_files(settings: WebhookSettings) -> int:
 @pass_app
 def serve_command(app: AppContext, host: str | None, port: int | None, workers: int | None,
                   worker_class: str | None, threads: int | None, print_command: bool) -> None:
-    """Run the webhook receiver under gunicorn."""
+    """Run the webhook receiver under gunicorn (and GET /metrics on metrics.port when set)."""
+    metrics = app.settings.metrics
+    if metrics.port and metrics.port == (port or app.settings.webhooks.port):
+        raise ConfigError(f"metrics.port = {metrics.port} is the webhook port: give the metrics a port of their "
+                          "own (the webhook port must not serve /metrics)")
     argv = gunicorn_argv(app.settings.webhooks, host=host, port=port, workers=workers,
-                         worker_class=worker_class, threads=threads)
+                         worker_class=worker_class, threads=threads,
+                         metrics_bind=f"{metrics.host}:{metrics.port}" if metrics.port else None)
     if print_command:
         click.echo(shlex.join(argv))
         return
@@ -198,6 +212,11 @@ def serve_command(app: AppContext, host: str | None, port: int | None, workers: 
     app.store  # noqa: B018 - migrate once here, not in every worker at the same time
     app.close()
     env = dict(os.environ, CREDITBRIDGE_MIGRATED="1")
+    env[FORMAT_ENV] = app.log_format
+    env.pop(MULTIPROC_ENV, None)  # never another program's directory: counts of ours only
+    if metrics.port:
+        # Private (0700) and empty: this start's workers' counters (prometheus-client multiprocess mode).
+        env[MULTIPROC_ENV] = env[OWNED_DIR_ENV] = tempfile.mkdtemp(prefix="creditbridge-metrics-")
     if app.config_path:
         env["CREDITBRIDGE_CONFIG"] = str(Path(app.config_path).resolve())
     os.execvpe(argv[0], argv, env)  # noqa: S606 - replace this process so signals reach gunicorn

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
 from creditbridge.input_limits import bounded_lines
+from creditbridge.readers.xlsx import XlsxReadError, first_sheet_rows
 from creditbridge.records import LearningRecord, mask_id_numbers
-from creditbridge.records.xlsx_reader import XlsxReadError, first_sheet_rows
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.webhooks.processing import apply_revocations, store_record
@@ -115,7 +115,7 @@ def _when(v: Any) -> Any:
 
 def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], _Errors]:
     try:
-        rows = first_sheet_rows(path, settings.limits)  # limits checked, sheet unpacked (records/xlsx_reader.py)
+        rows = first_sheet_rows(path, settings.limits)  # limits checked, sheet unpacked (readers/xlsx.py)
     except XlsxReadError as e:
         raise ImportFileError(str(e)) from e
     header = [str(h).strip() if h is not None else "" for h in next(rows, (0, []))[1]]

@@ -31,7 +31,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from psycopg import Error as PgError
 from psycopg import OperationalError as PgOperationalError
@@ -201,7 +201,8 @@ class InboxWriter:
             except Exception as e:
                 # No ping before each batch (a round trip): a connection the server dropped (restart, idle
                 # timeout) fails here once, is thrown away, and the batch goes again on a fresh one.
-                broken = self.store.engine.dialect.is_disconnect(e, conn.dbapi_connection, None)
+                # Any exception may be asked about: each dialect checks the exception's class itself.
+                broken = self.store.engine.dialect.is_disconnect(cast(Any, e), conn.dbapi_connection, None)
                 if broken or not isinstance(e, (sqlite3.Error, PgError)):
                     # broken, or in a state we cannot vouch for: never reuse it
                     self._conn = None
@@ -217,7 +218,8 @@ class InboxWriter:
             if self.store.is_postgres:
                 # Each batch is one statement: autocommit makes it one round trip (no BEGIN/COMMIT), and the
                 # statement returns only after its commit is flushed.
-                conn.dbapi_connection.autocommit = True
+                # A fresh raw connection always holds its psycopg connection (the stub allows a closed one's None).
+                cast(Any, conn.dbapi_connection).autocommit = True
             self._conn = conn
         return self._conn
 

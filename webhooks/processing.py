@@ -339,8 +339,8 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
         known = {p.webhook_id: p for p in s.scalars(
             select(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w, _ in parked])))}
         by_state: dict[str, list[int]] = {"parked": [], "rejected": []}
-        for did, wid, e in parked:
-            state = _record_attempt(s, known.get(wid), wid, e, max_attempts, now, failed)
+        for did, wid, why in parked:
+            state = _record_attempt(s, known.get(wid), wid, why, max_attempts, now, failed)
             by_state[state].append(did)
             out[state] += 1
         for state, ids in by_state.items():

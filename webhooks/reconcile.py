@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -38,13 +39,21 @@ PAGE_SIZE = 200
 SKIPPABLE = {"usernotenroled", "cannotviewreport", "nocriteriaset", "completionnotenabled"}
 
 
+def _without_userinfo(url: str) -> str:
+    """The site's address as Moodle's wwwroot writes it: a `user:password@` in the configured URL (HTTP basic
+    auth in front of the site) is no part of the site's name and must not be stored in every record's source."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def reconcile(settings: Settings, store: Store, client: MoodleClient) -> dict[str, Any]:
     programme = settings.sync.programme
-    site = str(client.get_site_info().get("siteurl") or settings.moodle.url).rstrip("/")
+    site = str(client.get_site_info().get("siteurl") or _without_userinfo(settings.moodle.url)).rstrip("/")
     with store.session() as s:
         courses = {int(c.moodle_course_id): (c.code, float(c.hours)) for c in s.scalars(
             select(CatalogCourse).where(CatalogCourse.programme == programme,
-                                        CatalogCourse.moodle_course_id.is_not(None)).order_by(CatalogCourse.code))}
+                                        CatalogCourse.moodle_course_id.is_not(None)).order_by(CatalogCourse.code))
+            if c.moodle_course_id is not None}  # as the query asks; says so to the type checker
         teachers = {t.moodle_user_id: t.id_number for t in s.scalars(
             select(Teacher).where(Teacher.programme == programme, Teacher.moodle_user_id.is_not(None)))}
         known = set(s.scalars(select(LearningRecordRow.source).where(LearningRecordRow.programme == programme,

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from flask import Flask
 
+from creditbridge.metrics import count_delivery
 from creditbridge.settings import Settings
 from creditbridge.store import Store, open_store
 from creditbridge.webhooks.background import BackgroundProcessor
@@ -96,10 +97,11 @@ def _once(app: Flask, key: str, make: Callable[[Store], T]) -> T:
 
 
 def count(app: Flask, outcome: str) -> None:
-    """Count one answer: in this worker's outcomes (/healthz) and, for refusals, towards intake_counter (the
-    next flush, not a write per request)."""
+    """Count one answer: in this worker's outcomes (/healthz and /metrics) and, for refusals, towards
+    intake_counter (the next flush, not a write per request)."""
     with _LOCK:
         app.extensions[_METRICS][outcome] += 1
+    count_delivery(outcome)  # creditbridge_webhook_deliveries_total, the same count for Prometheus (metrics.py)
     if outcome not in _NOT_PERSISTED:
         app.extensions[_PENDING].add(outcome)
 

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from creditbridge.connector.registry.errors import RegistryConfigError
+from creditbridge.settings.model import RegistrySettings
 
 ENTRY_POINT_GROUP = "creditbridge.registry_targets"
 
@@ -51,7 +52,7 @@ class RegistryTarget(abc.ABC):
     #: Largest batch the target accepts; the outbox never sends more in one call.
     max_batch: int = 1000
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
 
     @abc.abstractmethod
@@ -72,7 +73,7 @@ def available_targets() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_target(name: str, settings: Any) -> RegistryTarget:
+def load_target(name: str, settings: RegistrySettings) -> RegistryTarget:
     """Instantiate the target registered under `name` with the `registry` settings section."""
     eps = available_targets()
     if name not in eps:

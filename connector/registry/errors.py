@@ -3,25 +3,12 @@ same idempotency keys) may succeed; every library error is translated to one of 
 
 from __future__ import annotations
 
-from creditbridge import CreditbridgeError
-from creditbridge.records import mask_id_numbers
+from creditbridge.connector.service_errors import ExternalServiceError
 
 
-class RegistryError(CreditbridgeError):
-    """Root of the registry errors. Carries what a caller needs: HTTP status, error code, request id."""
-
-    retryable = False
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 request_id: str | None = None, retry_after: float | None = None) -> None:
-        # A registry's error text may quote the record it refused, ID number included.
-        message = mask_id_numbers(message)
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.retry_after = retry_after
+class RegistryError(ExternalServiceError):
+    """Root of the registry errors. Carries what a caller needs (ExternalServiceError's fields): HTTP status,
+    error code, request id, retry_after; the message is masked there."""
 
     def __str__(self) -> str:
         extra = [f"status {self.status}"] if self.status else []

@@ -21,6 +21,7 @@ from creditbridge.connector.registry.errors import RegistryConfigError
 from creditbridge.connector.registry.rest import batch_key
 from creditbridge.records.cells import csv_row, xlsx_row
 from creditbridge.records.outfiles import OutputFileError, write_file
+from creditbridge.settings.model import RegistrySettings
 
 # (header as the provincial import templates print it, record field)
 COLUMNS: list[tuple[str, str]] = [
@@ -88,7 +89,7 @@ def write_import_file(rows: Iterable[Sequence[Any]], path: Path, fmt: str) -> in
                 n += 1
             wb.save(fh)
 
-    write_file(path.parent, path.name, save)
+    write_file(path.parent, path.name, save, private=True)  # it holds full ID numbers
     return n
 
 
@@ -97,7 +98,7 @@ class FileTarget(RegistryTarget):
 
     max_batch = 1_000_000
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: RegistrySettings) -> None:
         super().__init__(settings)
         self.fmt = getattr(settings, "file_format", "xlsx")
         self.out_dir = Path(settings.export_dir)

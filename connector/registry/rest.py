@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 from creditbridge.connector.registry import transport
 from creditbridge.connector.registry.base import Outcome, RegistryTarget, Submission
 from creditbridge.connector.registry.errors import RegistryConfigError, RegistryProtocolError
 from creditbridge.connector.registry.signing import IDEMPOTENCY_HEADER
+from creditbridge.settings.model import RegistrySettings
 
 BATCH_PATH = "/api/v1/credit-records:batch"
 # Batch keys are derived from the submissions' own keys, so a resent batch (same submissions) carries
@@ -26,7 +26,7 @@ def batch_key(batch: Sequence[Submission]) -> str:
 class RestTarget(RegistryTarget):
     max_batch = 1000
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: RegistrySettings) -> None:
         super().__init__(settings)
         parts = urlsplit(settings.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -70,14 +70,16 @@ def _error_from(resp: requests.Response) -> RegistryError:
     except (ValueError, AttributeError):
         pass
     message = message or (resp.reason or "registry error")
-    kwargs = {"status": resp.status_code, "code": code, "request_id": request_id or resp.headers.get("X-Request-Id")}
+    cls: type[RegistryError] = RegistryProtocolError
+    retry_after = None
     if resp.status_code in (429, 502, 503, 504) or resp.status_code >= 500:
-        return RegistryUnavailableError(message, retry_after=_retry_after(resp), **kwargs)
-    if resp.status_code in (401, 403):
-        return RegistryAuthError(message, **kwargs)
-    if resp.status_code in (409, 422):
-        return RegistryConflictError(message, **kwargs)
-    return RegistryProtocolError(message, **kwargs)
+        cls, retry_after = RegistryUnavailableError, _retry_after(resp)
+    elif resp.status_code in (401, 403):
+        cls = RegistryAuthError
+    elif resp.status_code in (409, 422):
+        cls = RegistryConflictError
+    return cls(message, status=resp.status_code, code=code,
+               request_id=request_id or resp.headers.get("X-Request-Id"), retry_after=retry_after)
 
 
 def send(session: requests.Session, method: str, url: str, *, body: Any = None,

@@ -13,6 +13,7 @@ from typing import Any
 from creditbridge.connector.registry import transport
 from creditbridge.connector.registry.base import Outcome, RegistryTarget, Submission
 from creditbridge.connector.registry.errors import RegistryConfigError, RegistryError
+from creditbridge.settings.model import RegistrySettings
 
 STATEMENT_NS = uuid.UUID("0b7e6f64-3f0c-5a54-9d3b-6c1f3c2f9a10")
 XAPI_VERSION = "1.0.3"
@@ -66,7 +67,7 @@ def to_statement(s: Submission) -> dict[str, Any]:
 class XapiTarget(RegistryTarget):
     max_batch = 500
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: RegistrySettings) -> None:
         super().__init__(settings)
         if not settings.url.startswith(("http://", "https://")):
             raise RegistryConfigError(f"registry.url must be the LRS base URL, got {settings.url!r}")

@@ -48,6 +48,9 @@ class readiness {
         'moodle/course:enrolreview',
         'report/completion:view',
         'moodle/course:overridecompletion',
+        'moodle/course:enrolconfig',
+        'enrol/manual:config',
+        'enrol/self:config',
     ];
 
     /**
@@ -95,6 +98,8 @@ class readiness {
             'welcomemessage' => ['manual_default' => (int)get_config('enrol_manual', 'sendcoursewelcomemessage'),
                 'instances_sending' => (int)$sending],
             'receiver' => ['url' => $endpoint, 'blocked' => $blocked, 'reason' => $reason],
+            // The enrolment plugins sync uses that are enabled (configure_enrolment needs enrol_self).
+            'enrolplugins' => array_values(array_filter(['manual', 'self', 'cohort'], 'enrol_is_enabled')),
         ];
     }
 }

@@ -27,4 +27,13 @@ $functions = [
         'capabilities' => 'local/creditbridge:viewreadiness',
         'ajax' => false,
     ],
+    'local_creditbridge_configure_enrolment' => [
+        'classname' => 'local_creditbridge\external\configure_enrolment',
+        'methodname' => 'execute',
+        'description' => 'Set up a managed course\'s enrolment methods, which no core function can: the course ' .
+            'welcome message of manual enrolment, and creditbridge\'s self enrolment limited to one cohort.',
+        'type' => 'write',
+        'capabilities' => 'moodle/course:enrolconfig, enrol/manual:config, enrol/self:config',
+        'ajax' => false,
+    ],
 ];

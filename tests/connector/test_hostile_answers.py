@@ -30,7 +30,7 @@ CSI_8BIT = "\x9b31m"  # one-byte CSI: red on terminals that take C1 controls
 SITE_INFO = {"sitename": "Fake", "siteurl": "http://fake", "username": "creditbridge", "userid": 3,
              "fullname": "C B", "release": "4.5.6", "version": "2024100706.00",
              "functions": [{"name": n, "version": "1"} for n in [*REQUIRED_FUNCTIONS, READINESS_FUNCTION]]}
-READINESS = {"release": "4.5.6", "plugin_version": 2026120600,
+READINESS = {"release": "4.5.6", "plugin_version": 2026120601, "enrolplugins": ["manual", "self"],
              "capabilities": [{"name": c, "allowed": 1} for c in REQUIRED_CAPABILITIES],
              "profilefields": ["schoolcode", "stage", "subject", "rural", "school", "county", "city"],
              "coursefields": ["credit_hours"], "welcomemessage": {"manual_default": 0, "instances_sending": 0},

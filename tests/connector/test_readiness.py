@@ -15,7 +15,12 @@ from site_admin import admin, docs_site, ws
 
 from creditbridge.cli.http_server import serve_in_thread
 from creditbridge.cli.main import cli
-from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES, REQUIRED_FUNCTIONS
+from creditbridge.connector.functions import (
+    CONFIGURE_ENROLMENT_FUNCTION,
+    READINESS_FUNCTION,
+    REQUIRED_CAPABILITIES,
+    REQUIRED_FUNCTIONS,
+)
 
 
 @pytest.fixture
@@ -228,7 +233,7 @@ def test_readiness_over_xml(sandbox_server: Any, tmp_path: Path, monkeypatch: py
     assert "moodle/course:changefullname" in f["message"]
 
 
-GOOD = {"release": "4.5.6 (Build: 20250811)", "plugin_version": 2026120600,
+GOOD = {"release": "4.5.6 (Build: 20250811)", "plugin_version": 2026120601, "enrolplugins": ["manual", "self"],
         "capabilities": [{"name": c, "allowed": 1} for c in REQUIRED_CAPABILITIES],
         "profilefields": ["schoolcode", "stage", "subject", "rural", "school", "county", "city"],
         "coursefields": ["credit_hours"], "welcomemessage": {"manual_default": 0, "instances_sending": 0},
@@ -309,3 +314,53 @@ def test_a_blocked_endpoint_that_is_no_url(fake_site: Any, cli_runner: CliRunner
     [f] = json.loads(result.stdout)["findings"]
     assert f["code"] == "receiver_invalid" and "not a usable URL" in f["message"]
     assert "Local plugins > creditbridge > endpoint" in f["fix"]
+
+
+# --- the enrolment policy's needs (docs/sync.md "Enrolment policy") ---------------------------------------------
+
+def test_disabled_self_enrolment_is_named_with_its_fix(sandbox_server: Any, cli_runner: CliRunner) -> None:
+    token = docs_site(sandbox_server)
+    admin(sandbox_server, "enrol_plugin", name="self", enabled=0)
+    result = check(cli_runner, sandbox_server, token, "--json")
+    assert result.exit_code == 1, result.output
+    f = only(result, "enrol_self_disabled")
+    assert f["severity"] == "error" and "Manage enrol plugins: enable Self enrolment" in f["fix"]
+    assert [x["code"] for x in findings(result)] == ["enrol_self_disabled"]
+
+
+def test_a_service_without_configure_enrolment_names_the_plugin_to_install(sandbox_server: Any,
+                                                                          cli_runner: CliRunner) -> None:
+    token = docs_site(sandbox_server)
+    admin(sandbox_server, "service", function=CONFIGURE_ENROLMENT_FUNCTION, present=0)
+    result = check(cli_runner, sandbox_server, token, "--json")
+    assert result.exit_code == 1
+    f = only(result, "function_missing")
+    assert CONFIGURE_ENROLMENT_FUNCTION in f["message"] and "local_creditbridge 1.2" in f["fix"]
+    assert 'electives = "manual"' in f["fix"]
+
+
+@pytest.mark.parametrize("capability", ["moodle/course:enrolconfig", "enrol/manual:config", "enrol/self:config"])
+def test_each_enrolment_configuration_capability_is_named(sandbox_server: Any, cli_runner: CliRunner,
+                                                          capability: str) -> None:
+    token = docs_site(sandbox_server)
+    admin(sandbox_server, "capability", capability=capability, allow=0)
+    f = only(check(cli_runner, sandbox_server, token, "--json"), "capability_missing")
+    assert f["fix"].endswith(f"allow {capability}")
+
+
+def test_an_old_plugin_is_named_and_the_manual_policy_does_not_need_it(
+        fake_site: Any, cli_runner: CliRunner, tmp_path: Path) -> None:
+    answer, url = fake_site
+    old = {k: v for k, v in GOOD.items() if k != "enrolplugins"}
+    answer["body"] = {**old, "plugin_version": 2026120600,
+                      "capabilities": [c for c in GOOD["capabilities"] if c["name"] not in (
+                          "moodle/course:enrolconfig", "enrol/manual:config", "enrol/self:config")]}
+    env = {"CREDITBRIDGE_MOODLE_URL": url, "CREDITBRIDGE_MOODLE_TOKEN": "t" * 32}
+    result = cli_runner.invoke(cli, ["moodle", "check", "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    [f] = json.loads(result.stdout)["findings"]  # the capabilities it cannot ask about are not called missing
+    assert f["code"] == "plugin_old" and "2026120600" in f["message"] and "upgrade.php" in f["fix"]
+    manual = tmp_path / "manual.toml"
+    manual.write_text('[moodle]\nretries = 1\nbackoff_seconds = 0\n\n[sync]\nelectives = "manual"\n', encoding="utf-8")
+    result = cli_runner.invoke(cli, ["--config", str(manual), "moodle", "check", "--json"], env=env)
+    assert result.exit_code == 0 and json.loads(result.stdout)["findings"] == [], result.output

@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from lxml import etree
 
-from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABILITIES
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, READINESS_FUNCTION, REQUIRED_CAPABILITIES
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
 from creditbridge.sandbox.state import (
@@ -34,8 +34,9 @@ from creditbridge.sandbox.state import (
 )
 
 # Functions the sandbox serves that the recorded sites' services did not hold: the plugin's readiness function
-# (no plugin there) and core_course_get_course_module (added to creditbridge's service after the recordings).
-NOT_IN_RECORDED_SERVICE = (READINESS_FUNCTION, "core_course_get_course_module")
+# and its configure_enrolment (no plugin there) and core_course_get_course_module (added to creditbridge's service
+# after the recordings).
+NOT_IN_RECORDED_SERVICE = (READINESS_FUNCTION, CONFIGURE_ENROLMENT_FUNCTION, "core_course_get_course_module")
 RECORDING_ORDER = ["site_info.json", "users.json", "courses.json", "cohorts.json", "enrol.json", "completion.json",
                    "errors_debug.json", "limits.json"]
 # Recorded later on another site (Moodle 4.5.6, loaded by a creditbridge sync): replayed on a site of its own.
@@ -73,7 +74,8 @@ ROLES_WWWROOT = "http://127.0.0.1:8089"
 # The role as docs/moodle.md described it when roles.json was recorded (its first server_side_note): today's
 # REQUIRED_CAPABILITIES without the four the recording showed missing and the plugin's own.
 ROLES_LATER_ADDED = ("moodle/course:changefullname", "moodle/course:changecategory", "moodle/site:viewuseridentity")
-ROLES_NOT_IN_DOCS_THEN = (*ROLES_LATER_ADDED, "moodle/course:changesummary", "local/creditbridge:viewreadiness")
+ROLES_NOT_IN_DOCS_THEN = (*ROLES_LATER_ADDED, "moodle/course:changesummary", "local/creditbridge:viewreadiness",
+                          "moodle/course:enrolconfig", "enrol/manual:config", "enrol/self:config")
 # What the recording shows of the site's courses: id -> (category, shortname, fullname, sortorder, has criteria,
 # users enrolled before the recording, credit hours). The other course ids were taken by courses it never names.
 ROLES_COURSES = {

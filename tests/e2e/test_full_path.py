@@ -115,6 +115,13 @@ def _complete(runner: CliRunner, world: World, userid: int, courseid: int) -> No
     assert json.loads(result.stdout)["timecompleted"]
 
 
+def _enrol_all_open(runner: CliRunner, world: World, userid: int) -> set[int]:
+    result = runner.invoke(cli, ["sandbox", "enrol-me", "--url", world.sandbox_url, "--token", TOKEN,
+                                 "--userid", str(userid), "--all-open", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return set(json.loads(result.stdout)["courseids"])
+
+
 def test_a_user_runs_the_whole_path(world: World, tmp_path: Path) -> None:
     runner = CliRunner()
     files = write_province(tmp_path / "province", teachers=30, seed=11)
@@ -139,10 +146,15 @@ def test_a_user_runs_the_whole_path(world: World, tmp_path: Path) -> None:
     assert len(teachers) >= 20
     completions = 0
     finished: set[str] = set()
+    self_enrolled: dict[str, set[str]] = {}
     for i, (userid, id_number) in enumerate(teachers):
         if i % 3 == 2:
             continue
+        # From 11 July the teacher chooses electives: here every one open to them ("Enrol me", enrol_self limited to
+        # the audience cohorts sync put them in), as `creditbridge sandbox enrol-me --all-open` does.
+        chosen = _enrol_all_open(runner, world, userid)
         courses = _cb(runner, world, "moodle", "call", "core_enrol_get_users_courses", f"userid={userid}")
+        self_enrolled[id_number] = {c["idnumber"] for c in courses if int(c["id"]) in chosen}
         assert courses, f"user {userid} is enrolled in nothing"
         for course in courses:
             _complete(runner, world, userid, int(course["id"]))
@@ -164,6 +176,12 @@ def test_a_user_runs_the_whole_path(world: World, tmp_path: Path) -> None:
     passed_now = {r["teacher"] for r in evaluated if r["passed"]}
     assert passed_now and passed_now <= {mask_id_number(t) for t in finished}, "only teachers who studied pass"
     assert all(r["reasons"] for r in evaluated if not r["passed"]), "every failure says why"
+    # The electives a teacher enrolled in themselves count like any course: `credits explain` shows them.
+    assert all(self_enrolled.values()) and any(c.startswith("SD22-E-") for cs in self_enrolled.values() for c in cs)
+    one = sorted(t for t, cs in self_enrolled.items() if mask_id_number(t) in passed_now)[0]
+    explained = _cb(runner, world, "credits", "explain", one)
+    # sync enrolled nobody in an elective: every elective hour is one the teacher chose and completed
+    assert explained["passed"] and explained["components"]["electives"] >= 18, explained
 
     pushed = _cb(runner, world, "push")
     assert pushed["rejected"] == 0 and pushed["pending"] == 0

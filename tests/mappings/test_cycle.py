@@ -290,13 +290,22 @@ def test_credits_cycle_over_two_yearly_programmes(config: str, db_url: str, tmp_
     res = runner.invoke(cli, ["--config", config, "credits", "explain", B, "--programme", "jx-2019",
                               "--rules", str(jx19)])
     assert res.exit_code == 0, res.output
-    assert B not in res.output and "cycle / 周期 jx-2018-2022" in res.output
-    assert "45 (not counted / 不计)" in res.output and "no, short by 240 / 否, 差 240" in res.output
+    # in report.language: zh-CN by default...
+    assert B not in res.output and "周期 jx-2018-2022" in res.output and "cycle" not in res.output
+    assert "45 (不计)" in res.output and "否, 差 240" in res.output
+    # ...or English
+    english = tmp_path / "english.toml"
+    english.write_text(Path(config).read_text(encoding="utf-8") + '[report]\nlanguage = "en"\n', encoding="utf-8")
+    res = runner.invoke(cli, ["--config", str(english), "credits", "explain", B, "--programme", "jx-2019",
+                              "--rules", str(jx19)])
+    assert res.exit_code == 0, res.output
+    assert "cycle jx-2018-2022" in res.output and "周期" not in res.output
+    assert "45 (not counted)" in res.output and "no, short by 240" in res.output
     # without --programme both yearly results are shown, their shared cycle once
     res = runner.invoke(cli, ["--config", config, "credits", "explain", B, "--rules", str(jx19)])
     assert res.exit_code == 0, res.output
-    assert res.output.count("jx-2018 · teacher") == 1 and res.output.count("jx-2019 · teacher") == 1
-    assert res.output.count("cycle / 周期 jx-2018-2022") == 1
+    assert res.output.count("jx-2018 · 教师") == 1 and res.output.count("jx-2019 · 教师") == 1
+    assert res.output.count("周期 jx-2018-2022 · 2018–2022") == 1  # the table's title (reasons name it too)
     res = runner.invoke(cli, ["--config", config, "credits", "explain", B, "--programme", "jx-2019",
                               "--rules", str(jx19), "--json"])
     assert res.exit_code == 0, res.output

@@ -168,7 +168,13 @@ def test_cli_evaluate_and_explain_on_the_store(config: str, db_url: str, runner:
     res = runner.invoke(cli, ["--config", config, "credits", "explain", T_SHORT])
     assert res.exit_code == 0, res.output
     assert T_SHORT not in res.output and "3701" in res.output  # masked
-    assert "elective hours 12 < 14" in res.output and "选修学时 12 < 14" in res.output
+    # report.language, zh-CN by default: the table's words and the reasons in Chinese; English when set.
+    assert "选修学时 12 < 14" in res.output and "学分" in res.output and "elective hours" not in res.output
+    english = Path(config).with_name("english.toml")
+    english.write_text(Path(config).read_text(encoding="utf-8") + '[report]\nlanguage = "en"\n', encoding="utf-8")
+    res = runner.invoke(cli, ["--config", str(english), "credits", "explain", T_SHORT])
+    assert res.exit_code == 0, res.output
+    assert "elective hours 12 < 14" in res.output and "credits" in res.output and "选修" not in res.output
     res = runner.invoke(cli, ["--config", config, "credits", "explain", T_SHORT, "--json"])
     assert json.loads(res.stdout)["components"]["electives"] == 12
     res = runner.invoke(cli, ["--config", config, "credits", "explain", "110101199003074514"])

@@ -107,8 +107,11 @@ def test_report_is_an_html_page_with_content(first_run: Any) -> None:
     assert text.lstrip().lower().startswith("<!doctype html") or "<html" in text[:500].lower()
     assert len(text) > 2000
     assert 'src="http' not in text and "src='http" not in text, "the page must open offline"
+    # Chinese by default (report.language = zh-CN): the quickstart's readers are administrators in China.
+    assert "<html lang='zh-CN'>" in text and "<h2>各学校合格率</h2>" in text and "<th>合格率</th>" in text
+    assert "pass_rate" not in text and "Pass rate" not in text
     wb = load_workbook(doc["report_xlsx"], read_only=True)
-    assert wb.sheetnames
+    assert wb.sheetnames[:4] == ["汇总", "地市", "区县", "学校"]
 
 
 def test_written_config_loads_and_points_at_the_quickstart_store(first_run: Any) -> None:

@@ -83,6 +83,23 @@ def test_mask_id_numbers_in_free_text() -> None:
     assert "12345678901234567890" in masked  # 20 digits are no ID number
 
 
+def test_an_id_number_glued_to_letters_is_masked() -> None:
+    from creditbridge.records import mask_id_numbers
+
+    first17 = "37010219850101001"
+    number = first17 + check_digit(first17)
+    for text in (f"idnumber{number}", f"/users/u{number}x/", f"{number}abc", f"key={number}X1"):
+        masked = mask_id_numbers(text)
+        assert number not in masked, text
+        assert mask_id_number(number) in masked, text
+    # a run of 18 digits inside a hash or token is no ID number unless it is a valid one
+    token = "a123456789012345678b"
+    assert mask_id_numbers(token) == token
+    # a free-standing mistyped number is still masked: a typo is the same person's number
+    wrong = first17 + ("0" if check_digit(first17) != "0" else "1")
+    assert wrong not in mask_id_numbers(f"row 3: {wrong} refused")
+
+
 def test_registry_error_text_is_masked() -> None:
     from creditbridge.connector.registry.errors import RegistryConflictError
 

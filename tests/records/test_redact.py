@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 
 from creditbridge.cli.main import cli
 from creditbridge.records import mask_id_number
-from creditbridge.redact import RedactingFilter, mask_url, redact
+from creditbridge.records.id_number import check_digit
+from creditbridge.redact import RedactingFilter, json_for_screen, mask_url, redact
 
 ID = "11010519491231002X"
 MASKED = mask_id_number(ID)
@@ -119,3 +121,17 @@ def test_suite_check_fires_and_names_the_test(tmp_path: Path) -> None:
     assert f"-c import creditbridge; print('teacher {MASKED}')`: {MASKED}" in out
     assert "test_logs_one_masked" not in out
     assert ID not in out
+
+
+def test_json_for_screen_escapes_what_drives_a_terminal_and_stays_the_same_json() -> None:
+    first17 = "37010219850101001"
+    number = first17 + check_digit(first17)
+    value = {"name": "张三\x1b[2J\x9b31m\u202eevil\u2066", "teacher": number, "list": [1, "\u200f"]}
+    for indent in (None, 2):
+        text = json_for_screen(value, indent=indent)
+        assert not any(c in text for c in "\x1b\x9b\u202e\u2066\u200f"), text
+        assert "张三" in text  # Chinese stays readable
+        assert number not in text
+        back = json.loads(text)
+        assert back["name"] == value["name"] and back["list"] == value["list"]
+        assert back["teacher"] == mask_id_number(number)

@@ -57,6 +57,7 @@ def test_xlsx_import_file_holds_names_and_schools_as_text(tmp_path: Path, credit
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["acknowledged"] == len(formula_texts)
     (path,) = (tmp_path / "exports").iterdir()
+    assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)  # full ID numbers: the owner's only
     ws = load_workbook(path).active  # not read-only: each cell's stored data type
     assert [c.value for c in ws[1]] == HEADERS
     rows = {row[0].value: row for row in ws.iter_rows(min_row=2)}
@@ -78,6 +79,7 @@ def test_csv_import_file_prefixes_formula_text_with_an_apostrophe(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     (path,) = (tmp_path / "exports").iterdir()
     assert path.read_bytes().startswith(codecs.BOM_UTF8)  # what Excel in China needs to read the headers
+    assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)  # full ID numbers: the owner's only
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == HEADERS

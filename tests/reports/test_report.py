@@ -96,13 +96,13 @@ def test_report_command_writes_xlsx_and_offline_html(store: Store, tmp_path: Pat
     assert xlsx.parent == html.parent == tmp_path / "out"
     assert doc["totals"]["teachers"] == 8
 
+    # The default language is zh-CN (report.language): sheet names and column titles are Chinese words.
     wb = load_workbook(xlsx, read_only=True)
-    assert wb.sheetnames == ["Summary", "Cities", "Counties", "Schools", "Credits", "Rejected", "Pending",
-                             "Deadline warnings"]
-    cities = list(wb["Cities"].iter_rows(values_only=True))
-    assert cities[0][:4] == ("city", "teachers", "evaluated", "passed")
+    assert wb.sheetnames == ["汇总", "地市", "区县", "学校", "学分分布", "被退回记录", "待确认记录", "截止日期提醒"]
+    cities = list(wb["地市"].iter_rows(values_only=True))
+    assert cities[0] == ("地市", "参训人数", "已评定", "合格", "合格率", "学分合计", "人均学分")
     assert ("济南市", 5, 4, 3, 0.6) in [r[:5] for r in cities]
-    rejected = list(wb["Rejected"].iter_rows(values_only=True))
+    rejected = list(wb["被退回记录"].iter_rows(values_only=True))
     assert rejected[1][1] == mask_id_number(id_number(2))
     cells = " ".join(str(c) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row)
     wb.close()
@@ -113,12 +113,15 @@ def test_report_command_writes_xlsx_and_offline_html(store: Store, tmp_path: Pat
     assert "<script" not in page and not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<link" not in page  # no stylesheet to fetch: it opens offline
     assert "济南市" in page and "60.0%" in page and mask_id_number(id_number(2)) in page
+    assert "<html lang='zh-CN'>" in page and "<h2>各地市合格率</h2>" in page
     assert not _full_ids(page)
     assert not _full_ids(result.stdout)
 
     # Human output: the paths and the figures.
     plain = runner.invoke(cli, ["--config", str(cfg), "report", "--out", str(tmp_path / "out2")])
-    assert plain.exit_code == 0 and "passed 5 (62.5%)" in plain.stdout and ".html" in plain.stdout
+    assert plain.exit_code == 0 and "合格 5 人 (合格率 62.5%)" in plain.stdout and ".html" in plain.stdout
+    english = runner.invoke(cli, ["--config", str(cfg), "report", "--out", str(tmp_path / "out3"), "--language", "en"])
+    assert english.exit_code == 0 and "passed 5 (62.5%)" in english.stdout
 
 
 def test_write_report_one_programme_and_an_empty_store(store: Store, tmp_path: Path) -> None:
@@ -126,4 +129,7 @@ def test_write_report_one_programme_and_an_empty_store(store: Store, tmp_path: P
     paths = write_report(settings, store, tmp_path, programme="sd-2022", today=date(2022, 12, 25))
     assert paths.xlsx.exists() and paths.html.exists() and "sd-2022" in paths.html.name
     page = paths.html.read_text(encoding="utf-8")
-    assert "no data" in page and "6 day(s) left" in page
+    assert "无数据" in page and "还剩 6 天" in page  # report.language's default, zh-CN
+    english = write_report(settings, store, tmp_path / "en", programme="sd-2022", today=date(2022, 12, 25),
+                           language="en").html.read_text(encoding="utf-8")
+    assert "no data" in english and "6 day(s) left" in english

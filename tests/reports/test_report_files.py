@@ -13,10 +13,12 @@ import pytest
 from openpyxl import load_workbook
 from registry_helpers import id_number
 
+from creditbridge.i18n import words
 from creditbridge.store import open_store
 from creditbridge.store.models.core import Teacher
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
+ZH = words("zh-CN")
 
 
 def _store_with(tmp_path: Path, names: tuple[str, ...]) -> None:
@@ -48,16 +50,17 @@ def test_names_and_schools_are_text_in_the_report_workbook(tmp_path: Path, credi
     (xlsx,) = (tmp_path / "out").glob("*.xlsx")
     wb = load_workbook(xlsx)  # not read-only: every cell's data type as stored
     assert not [c.coordinate for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.data_type == "f"]
-    schools = wb["Schools"]
+    schools = wb[ZH("sheet.schools")]  # the default language, zh-CN
     header = [c.value for c in schools[1]]
-    cells = [row[header.index("school_name")] for row in schools.iter_rows(min_row=2)]
+    cells = [row[header.index(ZH("col.school_name"))] for row in schools.iter_rows(min_row=2)]
     assert sorted(c.value for c in cells) == sorted(formula_texts)
     assert {c.data_type for c in cells} == {"s"}
-    warnings = wb["Deadline warnings"]
+    warnings = wb[ZH("sheet.deadlines")]
     header = [c.value for c in warnings[1]]
-    listed = [row for row in warnings.iter_rows(min_row=2) if row[header.index("list")].value == "not passed"]
+    listed = [row for row in warnings.iter_rows(min_row=2)
+              if row[header.index(ZH("col.list"))].value == ZH("list.not passed")]
     for column in ("name", "school"):
-        got = [row[header.index(column)] for row in listed]
+        got = [row[header.index(ZH(f"col.{column}"))] for row in listed]
         assert sorted(c.value for c in got) == sorted(formula_texts), column
         assert {c.data_type for c in got} == {"s"}, column
 

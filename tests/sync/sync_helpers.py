@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,12 +96,14 @@ class Env:
         return json.loads(result.stdout)
 
 
-def make_env(tmp_path: Path, sandbox: Any, db_url: str, *, batch_size: int = 4, extra: str = "") -> Env:
+def make_env(tmp_path: Path, sandbox: Any, db_url: str, *, batch_size: int = 4, extra: str = "",
+             concurrency: int | None = None) -> Env:
     report_dir = tmp_path / "reports"
     config = tmp_path / "creditbridge.toml"
     config.write_text(
         "[moodle]\n"
-        f"batch_size = {batch_size}\nretries = 0\nbackoff_seconds = 0\n\n"
+        f"batch_size = {batch_size}\nretries = 0\nbackoff_seconds = 0\n"
+        + (f"concurrency = {concurrency}\n" if concurrency is not None else "") + "\n"
         "[sync]\n"
         f'report_dir = "{report_dir.as_posix()}"\n'
         'username_key = "test-key"\n' + extra,
@@ -112,17 +117,33 @@ def client_for(sandbox: Any) -> MoodleClient:
     return MoodleClient.from_url(sandbox.url, sandbox.token, batch_size=200, backoff_seconds=0, retries=0)
 
 
+class Budget:
+    """Write calls a run may still make, shared by the clients of its workers (moodle.concurrency above 1)."""
+
+    def __init__(self, writes: int) -> None:
+        self.left = writes
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+
 class FailAfter(MoodleClient):
     """A real client that stops after `writes` successful write calls, the way an outage or a kill does.
 
     mode "outage": the next write fails before reaching Moodle (TransientError, retries exhausted).
     mode "crash": the next write reaches Moodle, then the process 'dies' (RuntimeError) before the
     answer is recorded, so Moodle has what the store does not know.
+    `budget`: shared by every client of one run (a factory making one per worker); default: this client's own.
     """
 
-    def __init__(self, settings: Any, *, writes: int, mode: str = "outage") -> None:
+    def __init__(self, settings: Any, *, writes: int = 0, mode: str = "outage", budget: Budget | None = None) -> None:
         super().__init__(settings)
-        self.allowed = writes
+        self.budget = budget or Budget(writes)
         self.mode = mode
         inner = self.transport.post
 
@@ -131,14 +152,13 @@ class FailAfter(MoodleClient):
 
             if is_read(function):
                 return inner(function, fields, safe=safe)
-            if self.allowed <= 0:
+            if not self.budget.take():
                 if self.mode == "crash":
                     inner(function, fields, safe=safe)
                     raise RuntimeError("killed after Moodle took the batch")
                 err = TransientError("connection refused (injected)", function=function)
                 err.exhausted = True
                 raise err
-            self.allowed -= 1
             return inner(function, fields, safe=safe)
 
         self.transport.post = post  # type: ignore[method-assign]
@@ -166,3 +186,21 @@ def course_ids(client: MoodleClient, codes: Iterable[str]) -> dict[str, int]:
 
 def enrolled_codes(client: MoodleClient, user_id: int) -> set[str]:
     return {c.get("idnumber") for c in client.get_users_courses(user_id)}
+
+
+def admin_get(sandbox: Any, endpoint: str, **params: Any) -> Any:
+    """GET one of the sandbox's admin endpoints over HTTP (what a tester's browser would ask)."""
+    query = urllib.parse.urlencode({"wstoken": sandbox.token, **params})
+    with urllib.request.urlopen(f"{sandbox.url}/sandbox/admin/{endpoint}?{query}", timeout=10) as r:  # noqa: S310
+        return json.loads(r.read().decode())
+
+
+def codes_by_id(sandbox: Any) -> dict[int, str]:
+    courses = client_for(sandbox).call("core_course_get_courses_by_field")["courses"]
+    return {int(c["id"]): c["idnumber"] for c in courses}
+
+
+def open_codes(sandbox: Any, userid: int) -> set[str]:
+    """The courses whose enrolment page shows the teacher "Enrol me" (cohort-restricted self enrolment)."""
+    by_id = codes_by_id(sandbox)
+    return {by_id[c] for c in admin_get(sandbox, "self_enrol_options", userid=userid)["courseids"]}

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sync_helpers import (
     SAMPLES,
+    Budget,
     Env,
     FailAfter,
     client_for,
@@ -24,12 +25,15 @@ from sync_helpers import (
     write_roster,
 )
 
+from creditbridge.i18n import words
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LessonCaseAssignment, Teacher
 from creditbridge.store.models.sync import CohortMember, Enrolment
 from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
 from creditbridge.sync.service import sync_roster
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 
 @pytest.fixture
@@ -63,22 +67,26 @@ def _check_store_matches_moodle(env: Env, sandbox: Any) -> None:
         assert courses <= enrolled_codes(client, teachers[teacher].moodle_user_id)
 
 
+# Concurrency 1 sends one call at a time: the write that fails is exactly the one after the `writes` allowed.
+# Concurrency 4 keeps up to 4 in flight, sharing one budget of writes: the run stops after the calls in flight.
+@pytest.mark.parametrize("concurrency", [1, 4])
 @pytest.mark.parametrize("writes", [1, 3, 11])
 def test_outage_mid_apply_then_rerun_finishes_without_duplicates(
-        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int) -> None:
-    assert _outage_then_rerun(tmp_path, sandbox, runner, sqlite_url, writes) == (14, 0)
+        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int, concurrency: int) -> None:
+    assert _outage_then_rerun(tmp_path, sandbox, runner, sqlite_url, writes, concurrency) == (14, 0)
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_outage_mid_apply_on_each_store_backend(tmp_path: Path, sandbox: Any, runner: CliRunner,
-                                                 db_url: str) -> None:
-    assert _outage_then_rerun(tmp_path, sandbox, runner, db_url, 6) == (14, 0)
+                                                 db_url: str, concurrency: int) -> None:
+    assert _outage_then_rerun(tmp_path, sandbox, runner, db_url, 6, concurrency) == (14, 0)
 
 
 def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: str,
-                       writes: int) -> tuple[int, int]:
+                       writes: int, concurrency: int) -> tuple[int, int]:
     """Cut a roster sync short after `writes` Moodle writes, check the store against Moodle, run it again;
     (teachers in Moodle after the rerun, Moodle calls of one more run) for the test to assert."""
-    env = make_env(tmp_path, sandbox, db_url)
+    env = make_env(tmp_path, sandbox, db_url, concurrency=concurrency)
     env.sync(runner, "catalog", SAMPLES / "catalog.csv")
     env.sync(runner, "topics", SAMPLES / "topics.csv")
     roster = write_roster(tmp_path / "roster.csv", [*people(9), *people(5, start=30, stage="小学", subject="语文",
@@ -86,11 +94,13 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
                                                                          school_name="济南市历下区实验小学")])
     store = open_store(env.settings.database.url)
     try:
+        budget = Budget(writes)
         cut = sync_roster(env.settings, store, roster,
-                          client_factory=lambda s: FailAfter(s.moodle, writes=writes))
+                          client_factory=lambda s: FailAfter(s.moodle, budget=budget))
     finally:
         store.dispose()
-    assert cut.aborted and cut.outcome == "aborted" and cut.lms_calls == writes + 1
+    assert cut.aborted and cut.outcome == "aborted"
+    assert writes + 1 <= cut.lms_calls <= writes + concurrency
     assert any("run stopped" in e.reason for e in cut.errors)
     _check_store_matches_moodle(env, sandbox)
     runs = json.loads(env.run(runner, "sync", "runs", "--json").stdout)
@@ -103,7 +113,10 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
     client = client_for(sandbox)
     users = sandbox_users(client, [t.username for t in teachers.values()])
     assert len(users) == 14
-    assert len(members) == 14 * 3
+    assert len([m for m in members if not m[1].startswith("audience:")]) == 14 * 3
+    # and the audiences of the electives meant for them (docs/sync.md "Enrolment policy"): middle maths at
+    # 370102001 7 (ethics, 5 topics, subject), primary Chinese at 370102002 3 (ethics, 2 topics)
+    assert len([m for m in members if m[1].startswith("audience:")]) == 9 * 7 + 5 * 3
     store = open_store(env.settings.database.url)
     with store.session() as s:
         cases = s.scalars(select(LessonCaseAssignment)).all()
@@ -116,12 +129,14 @@ def _outage_then_rerun(tmp_path: Path, sandbox: Any, runner: CliRunner, db_url: 
     return len(users), env.sync(runner, "roster", roster)["lms_calls"]
 
 
-@pytest.mark.parametrize("writes", [0, 4, 9])
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("writes", [0, 4, 20])
 def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating(
-        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int) -> None:
-    """Batches of 4: writes 1-2 create users, 3 cohorts, 4-8 memberships, 9 on enrolments. Killed after
-    the first user batch (0), a membership batch (4) or an enrolment batch (9) reached Moodle."""
-    env = make_env(tmp_path, sandbox, sqlite_url)
+        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str, writes: int, concurrency: int) -> None:
+    """Batches of 4: writes 1-2 create users, 3 cohorts, 4-18 memberships (3 cohorts and 7 audiences each),
+    19-26 enrolments. Killed after the first user batch (0), a membership batch (4) or an enrolment batch (20)
+    reached Moodle (with concurrency 4, after the other batches in flight reached it too)."""
+    env = make_env(tmp_path, sandbox, sqlite_url, concurrency=concurrency)
     env.sync(runner, "topics", SAMPLES / "topics.csv")
     env.sync(runner, "catalog", SAMPLES / "catalog.csv")
     roster = write_roster(tmp_path / "roster.csv", people(6))
@@ -129,7 +144,8 @@ def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating
     try:
         with pytest.raises(RuntimeError, match="killed"):
             # A batch reaches Moodle, then the process dies before the store hears of it.
-            sync_roster(env.settings, store, roster, client_factory=lambda s: FailAfter(s.moodle, writes=writes,
+            budget = Budget(writes)
+            sync_roster(env.settings, store, roster, client_factory=lambda s: FailAfter(s.moodle, budget=budget,
                                                                                         mode="crash"))
     finally:
         store.dispose()
@@ -139,7 +155,8 @@ def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating
     client = client_for(sandbox)
     if writes == 0:
         assert _state(env)[0] == {}  # the store never heard of them
-        assert len(sandbox_users(client, names)) == 4  # but the first batch of 4 is in Moodle
+        # but the first batch of 4 is in Moodle (with concurrency 4, the second batch sent beside it too)
+        assert len(sandbox_users(client, names)) == (4 if concurrency == 1 else 6)
 
     out = env.sync(runner, "roster", roster)
     assert out["errors"] == []
@@ -149,7 +166,7 @@ def test_killed_after_moodle_took_a_batch_next_run_adopts_instead_of_duplicating
     assert len(users) == 6
     assert {t.moodle_user_id for t in teachers.values()} == {u["id"] for u in users.values()}
     assert all(t.applied_hash == t.row_hash for t in teachers.values())
-    assert len(members) == 18
+    assert len(members) == 6 * (3 + 7)
     for t in teachers.values():
         assert {c for tt, c in enrolments if tt == t.id_number} == enrolled_codes(client, t.moodle_user_id)
     assert env.sync(runner, "roster", roster)["lms_calls"] == 0
@@ -171,8 +188,8 @@ def test_one_duplicate_email_is_reported_and_the_rest_of_the_batch_applies(
     assert error["row"] == 5 and error["column"] == "邮箱" and "email" in error["reason"].lower()
     from openpyxl import load_workbook
 
-    plan = {r[1]: r[5] for r in load_workbook(out["report"], read_only=True)["plan"].iter_rows(min_row=2,
-                                                                                             values_only=True)}
+    plan = {r[1]: r[5] for r in load_workbook(out["report"], read_only=True)[ZH("sync.sheet.plan")]
+            .iter_rows(min_row=2, values_only=True)}
     assert plan[5].startswith("refused") and plan[2] == plan[7] == "done"
     teachers, _, _ = _state(env)
     assert set(teachers) == {p.id_number for p in staff} - {staff[3].id_number}

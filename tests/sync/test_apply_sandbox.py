@@ -23,16 +23,20 @@ from sync_helpers import (
     custom,
     enrolled_codes,
     make_env,
+    open_codes,
     people,
     sandbox_users,
     write_csv,
     write_roster,
 )
 
+from creditbridge.i18n import words
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LessonCaseAssignment, Teacher
 from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 RECORDER = "370102198001151010"  # recorded SD22-L-M-MATH-001 and is on the sample roster
 
@@ -108,17 +112,18 @@ def test_samples_sync_everything_and_an_unchanged_rerun_makes_no_write_call(
                                                            "rural")) == "1"
     assert u01["email"] == f"{t01.username}@teachers.invalid"
 
-    # Middle-school maths at school 370102001: 2 ethics + 6 topics x 4 electives + 3 subject electives + 3 cases.
+    # Middle-school maths at school 370102001: the 2 required courses and 3 lesson cases are enrolled; its 4 ethics,
+    # 5 x 4 topic and 3 subject electives are open to it by self enrolment (electives = "self", the default).
     codes = enrolled_codes(client, t01.moodle_user_id)
-    assert {"SD22-ETH-01", "SD22-ETH-02", "SD22-E-STEAM-04", "SD22-S-M-MATH-03"} <= codes
-    assert not any(c.startswith("SD22-E-SAFETY") for c in codes)  # not a topic of this school
     cases = _assignments(env)
-    assert cases["370102198602110011"] <= codes
-    assert len(codes) == 2 + 24 + 3 + 3
+    assert codes == {"SD22-ETH-01", "SD22-ETH-02"} | cases["370102198602110011"]
+    opened = open_codes(sandbox, t01.moodle_user_id)
+    assert {"SD22-E-STEAM-04", "SD22-S-M-MATH-03"} <= opened and len(opened) == 4 + 20 + 3
+    assert not any(c.startswith("SD22-E-SAFETY") for c in opened)  # not a topic of this school
 
     # Primary Chinese at 370102002 (ethics, family-education, safety): no maths anything.
     t02 = teachers["370102198703120024"]
-    codes02 = enrolled_codes(client, t02.moodle_user_id)
+    codes02 = enrolled_codes(client, t02.moodle_user_id) | open_codes(sandbox, t02.moodle_user_id)
     assert len(codes02) == 2 + 12 + 3 and not any("MATH" in c for c in codes02)
 
     for kind, path in (("catalog", "catalog.csv"), ("topics", "topics.csv"), ("roster", "roster.csv")):
@@ -211,11 +216,11 @@ def test_each_validation_failure_is_reported_and_good_rows_still_sync(tmp_path: 
     assert len(users) == 3
 
     report = load_workbook(out["report"], read_only=True)
-    assert report.sheetnames == ["summary", "errors", "plan"]
-    sheet_rows = [tuple(c for c in r) for r in report["errors"].iter_rows(min_row=2, values_only=True)]
+    assert report.sheetnames == ["汇总", "错误", "计划"]  # the default language, zh-CN
+    sheet_rows = [tuple(c for c in r) for r in report[ZH("sync.sheet.errors")].iter_rows(min_row=2, values_only=True)]
     assert {(r, c) for r, c, _ in sheet_rows} == {(e["row"], e["column"]) for e in out["errors"]}
-    summary = dict(report["summary"].iter_rows(min_row=2, values_only=True))
-    assert summary["run id"] == out["run_id"] and summary["created"] == 3
+    summary = dict(report[ZH("sync.sheet.summary")].iter_rows(min_row=2, values_only=True))
+    assert summary["运行编号"] == out["run_id"] and summary[ZH("sync.count.created")] == 3
 
 
 def test_transfers_across_school_county_and_city_move_cohort_memberships(
@@ -314,18 +319,18 @@ def test_topics_rules_refuse_the_file_and_chosen_topics_drive_enrolment(
     assert out["created"] == 2 and [e["row"] for e in out["errors"]] == [4]
     staff = people(2)
     env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff))
-    client = client_for(sandbox)
     teacher = _teachers(env)[staff[0].id_number]
-    codes = enrolled_codes(client, teacher.moodle_user_id)
+    codes = open_codes(sandbox, teacher.moodle_user_id)
     assert {f"SD22-E-STEAM-0{i}" for i in range(1, 5)} <= codes
     assert not any(c.startswith("SD22-E-PBL") for c in codes)
 
-    # The school adds a topic: its teachers are enrolled in it; nothing else is sent.
+    # The school adds a topic: its teachers join the topic's audience cohort (one call: 2 memberships) and its
+    # electives open to them; nothing else is sent.
     more = write_csv(tmp_path / "more.csv", ["school", "topic"], [("370102001", "ethics"), ("370102001", "steam"),
                                                                    ("370102001", "pbl")])
     added = env.sync(runner, "topics", more)
-    assert added["created"] == 1 and added["lms_calls"] == 2  # 2 teachers x 4 courses, batches of 4
-    assert {f"SD22-E-PBL-0{i}" for i in range(1, 5)} <= enrolled_codes(client, teacher.moodle_user_id)
+    assert added["created"] == 1 and added["lms_calls"] == 1
+    assert {f"SD22-E-PBL-0{i}" for i in range(1, 5)} <= open_codes(sandbox, teacher.moodle_user_id)
 
 
 def test_dry_run_plans_and_changes_nothing(tmp_path: Path, env: Env, runner: CliRunner, sandbox: Any) -> None:
@@ -334,7 +339,7 @@ def test_dry_run_plans_and_changes_nothing(tmp_path: Path, env: Env, runner: Cli
     assert out["created"] == 3 and out["lms_calls"] == 0
     assert _teachers(env) == {}
     assert sandbox_users(client_for(sandbox), [_username(env, p.id_number) for p in staff]) == {}
-    plan = load_workbook(out["report"], read_only=True)["plan"]
+    plan = load_workbook(out["report"], read_only=True)[ZH("sync.sheet.plan")]
     assert [r[0] for r in plan.iter_rows(min_row=2, values_only=True)] == ["create"] * 3
 
 

@@ -12,7 +12,6 @@ import pytest
 from creditbridge.quickstart.province import write_changed_roster, write_province
 from creditbridge.records.id_number import check_digit
 from creditbridge.sync.plan import (
-    FALLBACK_LIMITS,
     KnownTeachers,
     ProgrammeLimits,
     TopicsRefused,
@@ -282,13 +281,14 @@ def test_topic_not_in_catalog_is_a_row_error() -> None:
     assert plan.schools == {"S1": ("ethics",)}
 
 
-def test_programme_limits_from_rules_and_the_fallback() -> None:
+def test_programme_limits_from_rules_and_no_fallback() -> None:
     limits = programme_limits("sd-2022")
     assert (limits.max_topics, limits.mandatory_topics, limits.lesson_cases) == (6, ("ethics",), 3)
     assert limits.source == "rules"
+    # No rule file: no programme rule at all, never sd-2022's numbers (issue #17).
     unknown = programme_limits("no-such-programme")
-    assert unknown.source == "fallback" and unknown.programme == "no-such-programme"
-    assert (unknown.max_topics, unknown.lesson_cases) == (FALLBACK_LIMITS.max_topics, 3)
+    assert unknown.source == "no rule file" and unknown.programme == "no-such-programme"
+    assert (unknown.max_topics, unknown.mandatory_topics, unknown.lesson_cases) == (None, (), 0)
 
 
 # --- the store ---------------------------------------------------------------------------------------------------

@@ -26,8 +26,11 @@ from sync_helpers import (
     write_roster,
 )
 
+from creditbridge.i18n import words
 from creditbridge.store import open_store
 from creditbridge.store.models.core import Teacher
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 
 @pytest.fixture
@@ -77,7 +80,7 @@ def test_refused_course_updates_are_row_errors_and_retried_next_sync(
         reason = by_row[row]["reason"]
         assert code in reason and "[nopermissions]" in reason and "Change course full name" in reason
         assert "moodle/course:changefullname" in reason  # what the administrator has to grant
-    sheet = load_workbook(out["report"], read_only=True)["errors"]
+    sheet = load_workbook(out["report"], read_only=True)[ZH("sync.sheet.errors")]
     assert {r[0] for r in sheet.iter_rows(min_row=2, values_only=True)} == {2, 4}
     client = client_for(sandbox)
     assert client.get_courses_by_field("idnumber", "ETH-1")[0]["fullname"] == "师德一"
@@ -131,9 +134,7 @@ def test_enrolments_saved_before_the_welcome_mail_failed_are_not_failures(
     # never halved or resent
     assert site.calls.count("enrol_manual_enrol_users") == 2
     assert site.calls.count("core_enrol_get_users_courses") == 3
-    notes = [v for k, v in load_workbook(out["report"], read_only=True)["summary"].iter_rows(min_row=2,
-                                                                                            values_only=True)
-             if k == "note"]
+    notes = _notes(out["report"])
     assert any("welcome message" in n and "docs/moodle.md" in n for n in notes)
     client = client_for(sandbox)
     users = sandbox_users(client, [t.username for t in _teachers(env).values()])
@@ -218,22 +219,18 @@ def test_a_lookup_without_email_says_once_that_the_precheck_is_blind(
     with recorded_site(sandbox.url, {"core_user_get_users_by_field": _blind_lookups}):
         out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", people(6)))  # two create batches
     assert out["created"] == 6 and out["errors"] == []
-    notes = [v for k, v in load_workbook(out["report"], read_only=True)["summary"].iter_rows(min_row=2,
-                                                                                            values_only=True)
-             if k == "note"]
+    notes = _notes(out["report"])
     blind = [n for n in notes if "pre-check is blind" in n]
     assert len(blind) == 1 and "moodle/site:viewuseridentity" in blind[0]
     with recorded_site(sandbox.url, {}):  # with the capability: no such note
         again = env.sync(runner, "roster", write_roster(tmp_path / "r2.csv", [*people(6), *people(1, start=20)]))
-    notes = [v for k, v in load_workbook(again["report"], read_only=True)["summary"].iter_rows(min_row=2,
-                                                                                              values_only=True)
-             if k == "note"]
+    notes = _notes(again["report"])
     assert again["created"] == 1 and not any("pre-check is blind" in str(n) for n in notes)
 
 
 def _notes(report: str) -> list[str]:
-    summary = load_workbook(report, read_only=True)["summary"]
-    return [str(v) for k, v in summary.iter_rows(min_row=2, values_only=True) if k == "note"]
+    summary = load_workbook(report, read_only=True)[ZH("sync.sheet.summary")]  # the default language, zh-CN
+    return [str(v) for k, v in summary.iter_rows(min_row=2, values_only=True) if k == ZH("sync.note")]
 
 
 def test_profile_fields_the_site_lacks_are_named_and_filled_once_added(

@@ -13,9 +13,12 @@ import pytest
 from openpyxl import load_workbook
 from sync_helpers import make_env, people, write_roster
 
+from creditbridge.i18n import words
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.sync.outcome import ErrorEntry, PlanLine, SyncOutcome
 from creditbridge.sync.report import write_report
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -34,9 +37,9 @@ def test_plan_sheet_names_are_text_after_a_roster_sync(tmp_path: Path, sandbox_s
     assert report.parent == env.report_dir
     wb = load_workbook(report)  # not read-only: each cell's stored data type
     assert not [c.coordinate for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.data_type == "f"]
-    plan = wb["plan"]
+    plan = wb[ZH("sync.sheet.plan")]  # the default language, zh-CN
     header = [c.value for c in plan[1]]
-    names = [row[header.index("name")] for row in plan.iter_rows(min_row=2)]
+    names = [row[header.index(ZH("sync.name"))] for row in plan.iter_rows(min_row=2)]
     # The roster reader strips the whitespace around a name ("\t=1" is read as "=1"): the plan shows what it read.
     assert sorted(c.value for c in names) == sorted(t.strip() for t in formula_texts)
     assert {c.data_type for c in names} == {"s"}
@@ -52,7 +55,7 @@ def test_a_control_character_in_a_name_does_not_take_the_report_down(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["created"] == 2
-    plan = load_workbook(doc["report"])["plan"]
+    plan = load_workbook(doc["report"])[ZH("sync.sheet.plan")]
     assert [r[3].value for r in plan.iter_rows(min_row=2)] == ["王_x000B_芳"] * 2
 
 
@@ -63,14 +66,15 @@ def test_every_sheet_keeps_the_exact_text(tmp_path: Path, formula_texts: tuple[s
     outcome.notes = list(formula_texts)
     path = write_report(outcome, tmp_path / "reports" / "sync.xlsx")
     wb = load_workbook(path)
-    plan = list(wb["plan"].iter_rows(min_row=2))
+    plan = list(wb[ZH("sync.sheet.plan")].iter_rows(min_row=2))
     assert [(r[3].value, r[3].data_type, r[4].value, r[4].data_type) for r in plan] == \
         [(t, "s", t, "s") for t in formula_texts]
-    errors = list(wb["errors"].iter_rows(min_row=2))
+    errors = list(wb[ZH("sync.sheet.errors")].iter_rows(min_row=2))
     assert [(r[2].value, r[2].data_type) for r in errors] == [(t, "s") for t in formula_texts]
-    summary = {r[0].value: r[1] for r in wb["summary"].iter_rows(min_row=2) if r[0].value != "note"}
-    assert (summary["file"].value, summary["file"].data_type) == (formula_texts[0], "s")
-    notes = [r[1] for r in wb["summary"].iter_rows(min_row=2) if r[0].value == "note"]
+    summary = {r[0].value: r[1] for r in wb[ZH("sync.sheet.summary")].iter_rows(min_row=2)
+               if r[0].value != ZH("sync.note")}
+    assert (summary[ZH("sync.file")].value, summary[ZH("sync.file")].data_type) == (formula_texts[0], "s")
+    notes = [r[1] for r in wb[ZH("sync.sheet.summary")].iter_rows(min_row=2) if r[0].value == ZH("sync.note")]
     assert [(c.value, c.data_type) for c in notes] == [(t, "s") for t in formula_texts]
 
 

@@ -14,7 +14,10 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from sync_helpers import Env, Person, id_number, make_env, write_roster
 
+from creditbridge.i18n import words
 from creditbridge.sync import service
+
+ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 NAME, SCHOOL = "张\uffff三", "第\ufffe一中学"
@@ -42,7 +45,7 @@ def test_a_sync_run_and_the_credit_report_with_such_a_name(tmp_path: Path, env: 
     assert outcome["created"] == 2 and not outcome["errors"] and outcome["report"], outcome
     (run,) = json.loads(_cli(env, creditbridge_cli, "sync", "runs", "--json").stdout)
     assert run["outcome"] == "ok" and run["finished_at"] and run["report"] == outcome["report"]
-    plan = load_workbook(run["report"], read_only=True)["plan"]
+    plan = load_workbook(run["report"], read_only=True)[ZH("sync.sheet.plan")]
     names = {row[3] for row in plan.iter_rows(min_row=2, values_only=True)}
     assert "张_xFFFF_三" in names and "李四" in names
 
@@ -50,7 +53,7 @@ def test_a_sync_run_and_the_credit_report_with_such_a_name(tmp_path: Path, env: 
     proc = _cli(env, creditbridge_cli, "report", "--out", str(out), "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
     (xlsx,) = out.glob("*.xlsx")
-    schools = load_workbook(xlsx, read_only=True)["Schools"]
+    schools = load_workbook(xlsx, read_only=True)[ZH("sheet.schools")]
     assert "第_xFFFE_一中学" in {row[3] for row in schools.iter_rows(min_row=2, values_only=True)}
     (html,) = out.glob("*.html")
     assert SCHOOL in html.read_text(encoding="utf-8")  # legal in HTML text; escaped by html.escape otherwise

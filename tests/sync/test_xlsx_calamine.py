@@ -1,4 +1,4 @@
-"""Issue #15, fast XLSX reading: XLSX inputs go through python-calamine (records/xlsx_reader.py). The same roster
+"""Issue #15, fast XLSX reading: XLSX inputs go through python-calamine (readers/xlsx.py). The same roster
 as XLSX and CSV gives the same plan and the same errors through the real CLI; cell values read as openpyxl read
 them; hostile and broken workbooks are refused with `error: ...` (exit 2) in a memory-capped child."""
 
@@ -17,6 +17,7 @@ from cli_process import run_cli
 from openpyxl import load_workbook
 from sync_helpers import HEADERS, Person, id_number, people
 
+from creditbridge import i18n
 from creditbridge.sync.readers import _cell_text, read_roster
 
 MEMORY_MB = 1024
@@ -59,7 +60,8 @@ def _write_pair(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _plan_sheet(report: str) -> list[tuple[object, ...]]:
-    return list(load_workbook(report, read_only=True)["plan"].iter_rows(values_only=True))
+    sheet = i18n.words(i18n.DEFAULT_LANGUAGE)("sync.sheet.plan")  # the report's language: zh-CN by default
+    return list(load_workbook(report, read_only=True)[sheet].iter_rows(values_only=True))
 
 
 def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_path: Path) -> None:
@@ -223,11 +225,13 @@ def test_a_long_plan_goes_whole_into_a_csv_beside_the_report(tmp_path: Path) -> 
     plan_csv = report.with_name(report.stem + "-plan.csv")
     with plan_csv.open(encoding="utf-8-sig", newline="") as f:
         lines = list(csv.reader(f))
-    assert lines[0] == ["action", "row", "who", "name", "detail", "result"] and len(lines) == 1 + doc["created"]
+    words = i18n.words(i18n.DEFAULT_LANGUAGE)  # the report's language: zh-CN unless report.language says otherwise
+    assert lines[0] == [words(f"sync.{k}") for k in ("action", "row", "who", "name", "detail", "result")]
+    assert len(lines) == 1 + doc["created"]
     assert lines[7][:2] == ["create", "8"] and lines[7][3] == "'=HYPERLINK(\"http://x\",\"y\")"  # formula-safe
     wb = load_workbook(report)
-    summary = {r[0].value: r[1] for r in wb["summary"].iter_rows()}
-    assert summary["plan (all lines, CSV)"].value == plan_csv.name
-    assert summary["plan (all lines, CSV)"].hyperlink.target == plan_csv.name
-    plan = list(wb["plan"].iter_rows(values_only=True))
+    summary = {r[0].value: r[1] for r in wb[words("sync.sheet.summary")].iter_rows()}
+    assert summary[words("sync.plan_csv")].value == plan_csv.name
+    assert summary[words("sync.plan_csv")].hyperlink.target == plan_csv.name
+    plan = list(wb[words("sync.sheet.plan")].iter_rows(values_only=True))
     assert len(plan) == 1 + 1000 + 1 and plan_csv.name in plan[-1][3]

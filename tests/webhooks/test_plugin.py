@@ -30,19 +30,21 @@ def test_plugin_has_moodle_layout():
     for rel in ("version.php", "db/events.php", "db/services.php", "db/access.php", "classes/observer.php",
                 "classes/collector.php", "classes/task/send_webhook.php", "classes/payload.php",
                 "classes/delivery_policy.php", "classes/course_filter.php", "classes/readiness.php",
-                "classes/external/get_site_readiness.php", "classes/privacy/provider.php", "settings.php",
+                "classes/external/get_site_readiness.php", "classes/external/configure_enrolment.php",
+                "classes/enrolment_policy.php", "classes/privacy/provider.php", "settings.php",
                 "lang/en/local_creditbridge.php", "lang/zh_cn/local_creditbridge.php",
                 "tests/standalone_bootstrap.php", "tests/phpunit_standalone.xml", "tests/generator/lib.php"):
         assert (PLUGIN / rel).is_file(), rel
     version = (PLUGIN / "version.php").read_text()
-    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120600" in version
+    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120601" in version
     events = (PLUGIN / "db/events.php").read_text()
     assert events.count("'internal'  => false") == 3
     tests = {p.parent.name for p in PLUGIN.glob("tests/*/*_test.php")}
     assert tests == {"course_completed", "course_module_completion_updated", "user_graded", "task", "privacy",
                      "external"}
     standalone = {p.name for p in PLUGIN.glob("tests/*_test.php")}
-    assert standalone == {"payload_test.php", "delivery_policy_test.php", "course_filter_test.php"}
+    assert standalone == {"payload_test.php", "delivery_policy_test.php", "course_filter_test.php",
+                          "enrolment_policy_test.php"}
     listed = set(re.findall(r"<file>([^<]+)</file>", (PLUGIN / "tests/phpunit_standalone.xml").read_text()))
     assert listed == standalone  # a standalone test not listed would never run in CI
 

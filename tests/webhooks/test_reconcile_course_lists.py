@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.store import open_store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
-from creditbridge.webhooks.reconcile import reconcile
+from creditbridge.webhooks.reconcile import _without_userinfo, reconcile
 
 WHEN = 1795385697
 OTHER = "110105194912310038"
@@ -121,3 +121,9 @@ def test_a_service_without_activity_functions_still_reconciles_courses_and_says_
     assert calls.count("core_course_get_contents") == 1
     assert "core_course_get_contents" in out["activities"]["unavailable"]
     assert out["activities"]["created"] == 0 and out["calls"] == len(calls)
+
+
+def test_a_site_key_from_the_configured_url_never_holds_its_password() -> None:
+    # Used when the site's answer names no siteurl: the key goes into every reconciled record's source.
+    assert _without_userinfo("https://vendor:s3cret@moodle.example.cn/lms") == "https://moodle.example.cn/lms"
+    assert _without_userinfo("http://127.0.0.1:8080") == "http://127.0.0.1:8080"

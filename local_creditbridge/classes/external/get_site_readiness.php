@@ -73,6 +73,8 @@ class get_site_readiness extends external_api {
                 'blocked' => new external_value(PARAM_INT, '1 if Moodle\'s curl security blocks it'),
                 'reason' => new external_value(PARAM_TEXT, 'Moodle\'s message when blocked'),
             ]),
+            'enrolplugins' => new external_multiple_structure(
+                new external_value(PARAM_PLUGIN, 'an enabled enrolment plugin among manual, self and cohort')),
         ]);
     }
 }

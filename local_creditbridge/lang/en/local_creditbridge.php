@@ -17,6 +17,7 @@
 defined('MOODLE_INTERNAL') || die();
 
 $string['creditbridge:viewreadiness'] = 'View the site readiness report for creditbridge';
+$string['enrolselfdisabled'] = 'Self enrolment (enrol_self) is disabled on this site: enable it on Site administration > Plugins > Enrolments > Manage enrol plugins.';
 $string['endpoint'] = 'Webhook endpoint';
 $string['endpoint_desc'] = 'URL of the creditbridge receiver, e.g. https://credits.example.org/webhooks/moodle. Moodle\'s HTTP security must allow its host and port (curlsecurityblockedhosts, curlsecurityallowedport): a private address or a port other than 80/443 is blocked by default ("The URL is blocked.").';
 $string['lasterror'] = 'Last error';

@@ -17,6 +17,7 @@
 defined('MOODLE_INTERNAL') || die();
 
 $string['creditbridge:viewreadiness'] = '查看 creditbridge 的站点就绪情况';
+$string['enrolselfdisabled'] = '本站点停用了自助选课 (enrol_self)：请在 网站管理 > 插件 > 选课 > 管理选课插件 中启用。';
 $string['endpoint'] = 'Webhook 接收地址';
 $string['endpoint_desc'] = 'creditbridge 接收端的 URL，例如 https://credits.example.org/webhooks/moodle。Moodle 的 HTTP 安全设置必须允许其主机和端口（curlsecurityblockedhosts、curlsecurityallowedport）：默认情况下私有地址和 80/443 以外的端口会被拦截（“The URL is blocked.”）。';
 $string['lasterror'] = '最近一次错误';

@@ -1,0 +1,122 @@
+"""Electives open to exactly the teachers they are meant for, without an enrolment call per teacher and course.
+
+Policy `[sync] electives = "self"` (docs/sync.md, "Enrolment policy"): every elective course gets one enrol_self
+instance (made by local_creditbridge_configure_enrolment: core web services cannot) that only the members of
+its *audience cohort* may use. An audience is the programme, the elective's topic and the course's stage and
+subject where it has them (`*` where not): `audience:<programme>/<topic>/<stage>/<subject>`. A teacher is a
+member of the audiences of every elective they may take (their school's topics, the mandatory and free topics,
+their stage and subject), so a transfer or a school's new topic choice moves a few cohort memberships, and a
+teacher enrols in the electives they choose with "Enrol me".
+
+Every managed course's manual instance also gets its course welcome message turned off by the same call.
+What each course was configured with is remembered in the store (MoodleRef kind `enrol_config`), so an
+unchanged re-sync sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from creditbridge.connector.errors import FunctionNotInServiceError, MoodleError, UnknownFunctionError
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
+from creditbridge.connector.moodle import BatchResult
+from creditbridge.store.models.sync import MoodleRef
+from creditbridge.sync.apply import ApplyContext, chunked, refusal
+from creditbridge.sync.cohorts import ensure_cohorts
+from creditbridge.sync.outcome import SyncAborted
+
+SELF = "self"
+CONFIG_KIND = "enrol_config"
+ANY = "*"
+
+
+def self_policy(ctx: ApplyContext) -> bool:
+    return ctx.settings.sync.electives == SELF
+
+
+def audience_idnumber(programme: str, topic: str | None, stage: str | None, subject: str | None) -> str:
+    """The cohort whose members may self-enrol in an elective of this topic, stage and subject."""
+    return f"audience:{programme}/{topic or ANY}/{stage or ANY}/{subject or ANY}"[:100]  # cohort.idnumber: 100
+
+
+def audience_name(programme_name: str, topic: str | None, stage: str | None, subject: str | None) -> str:
+    parts = [programme_name, topic or "", stage or "", subject or ""]
+    return " ".join(p for p in parts if p)[:254]
+
+
+def _config_key(programme: str, code: str) -> str:
+    return f"{programme}/{code}"
+
+
+def _signature(courseid: int, cohortid: int) -> str:
+    """What a course was configured with: a course recreated or an audience recreated means configure again."""
+    return f"course {courseid} cohort {cohortid} welcome 0"
+
+
+def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]) -> bool:
+    """Make every managed course's enrolment methods right: welcome message off; for an elective (`audiences`:
+    code -> (audience idnumber, name)) creditbridge's self instance open to its audience cohort.
+
+    Only courses whose configuration differs from what the store remembers are sent. A course Moodle refuses
+    is a run error naming it; the rest go on (the next run retries it). Returns whether every course is right.
+    """
+    programme = ctx.programme
+    ensure_cohorts(ctx, dict(audiences.values()))
+    with ctx.store.session() as s:
+        known = {r.idnumber: r.name for r in s.scalars(select(MoodleRef).where(MoodleRef.kind == CONFIG_KIND))}
+    ok = True
+    items: list[dict[str, int]] = []
+    codes: dict[int, str] = {}
+    for code, courseid in sorted(moodle_ids.items()):
+        audience = audiences.get(code)
+        cohortid = ctx.refs.get(("cohort", audience[0]), 0) if audience else 0
+        if audience and not cohortid:
+            ok = False
+            continue  # its cohort could not be made: ensure_cohorts said why; the next run tries again
+        if known.get(_config_key(programme, code)) == _signature(courseid, cohortid):
+            continue
+        item = {"courseid": courseid, "manualwelcome": 0, "selfcohortid": cohortid,
+                "roleid": ctx.settings.sync.student_role_id}
+        items.append(item)
+        codes[id(item)] = code
+    for chunk in chunked(items, ctx.wave_size):
+
+        def record(result: BatchResult) -> None:
+            with ctx.store.session() as s:
+                for item, answer in result.succeeded:
+                    key = _config_key(programme, codes[id(item)])
+                    sig = _signature(item["courseid"], item["selfcohortid"])
+                    selfid = int(answer.get("selfid") or 0) if isinstance(answer, dict) else 0
+                    row = s.scalar(select(MoodleRef).where(MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber == key))
+                    if row is None:
+                        s.add(MoodleRef(kind=CONFIG_KIND, idnumber=key, moodle_id=selfid, name=sig))
+                    else:
+                        row.moodle_id, row.name = selfid, sig
+
+        try:
+            result = ctx.send(ctx.client.configure_enrolment, list(chunk), record)
+        except SyncAborted as e:
+            cause = e.__cause__
+            if isinstance(cause, FunctionNotInServiceError | UnknownFunctionError):
+                raise SyncAborted(f"{e}: install local_creditbridge 1.2 and add {CONFIGURE_ENROLMENT_FUNCTION} to the "
+                                  'token\'s service (docs/moodle.md), or set [sync] electives = "manual"') from cause
+            if isinstance(cause, MoodleError) and cause.capability:
+                # A right missing stops every course alike: say which one the role needs.
+                raise SyncAborted(f"{e}: the token user's role needs the capability {cause.capability} "
+                                  "(docs/moodle.md)") from cause
+            raise
+        for item, error in result.failed:
+            ok = False
+            ctx.outcome.error(None, "", f"course {codes[id(item)]}: could not configure its enrolment methods: "
+                                        f"{refusal(error)}")
+    return ok
+
+
+def audience_specs(programme: str, programme_name: str,
+                   electives: Iterable[tuple[str, str | None, str | None, str | None]]) -> dict[str, tuple[str, str]]:
+    """code -> (audience idnumber, cohort name) for elective courses given as (code, topic, stage, subject)."""
+    return {code: (audience_idnumber(programme, topic, stage, subject),
+                   audience_name(programme_name, topic, stage, subject))
+            for code, topic, stage, subject in electives}
