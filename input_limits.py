@@ -5,9 +5,11 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   expands into billions of values), naming the line; so is nesting deeper than MAX_YAML_DEPTH (PyYAML composes
   recursively: 100,000 `[` took the reader down with a RecursionError); and a YAML file is read whole, so its
   size is bounded.
-- XLSX: openpyxl reads the shared-strings part whole, even in read-only mode, so before a workbook is
-  opened the zip directory's uncompressed sizes are checked, and each shared string's length is checked
-  with a streaming parse (a 300 KB file can hold one 300 MB string).
+- XLSX: the reader (python-calamine, readers/xlsx.py) reads the shared-strings part whole, so before a
+  workbook is opened the zip directory's uncompressed sizes are checked, and each shared string's length is
+  checked with a streaming parse (a 300 KB file can hold one 300 MB string). It also unpacks a sheet into
+  one array for the rectangle from its first to its last cell (a cell in A1 and one in XFD1048576: 550 GB,
+  and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`).
 - Lines of JSON-lines files are read with a bound (`bounded_lines`).
 - Only regular files are read (`not_regular`): a FIFO blocks the reader until some writer comes, /dev/zero
   never ends, a directory has nothing to read; each is refused by name instead.
@@ -16,9 +18,11 @@ The numbers are settings ([limits], settings.model.InputLimits) with documented 
 
 from __future__ import annotations
 
+import re
 import stat
 import zipfile
 from collections.abc import Iterator
+from operator import methodcaller
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, AnyStr
 
@@ -116,6 +120,16 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                     f"limits.xlsx_uncompressed_mb = {limits.xlsx_uncompressed_mb} MB (a zip bomb, or save it as CSV)")
             for info in infos:
                 if not info.filename.lower().endswith("sharedstrings.xml"):
+                    # Any other part may be the sheet python-calamine reads (it follows the workbook's
+                    # relationships, not names): each one's cell rectangle is measured.
+                    with z.open(info) as part:
+                        rows, cols = sheet_extent(part)
+                    if rows * cols > limits.xlsx_max_cells:
+                        raise InputTooLarge(
+                            f"{path.name}: {info.filename} spans {rows:,} rows × {cols:,} columns from A1 to its last "
+                            f"cell, {rows * cols:,} cells, more than limits.xlsx_max_cells = "
+                            f"{limits.xlsx_max_cells:,} (the reader holds that rectangle in memory); is a stray cell "
+                            "far below or to the right of the data? Delete it, or save the sheet as CSV")
                     continue
                 if info.file_size > limits.xlsx_shared_strings_mb * _MB:
                     raise InputTooLarge(
@@ -126,6 +140,94 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                     _check_strings(path, info.filename, part, limits.max_cell_chars)
     except zipfile.BadZipFile:
         return
+
+
+_ROW_R = re.compile(rb'<row\b[^>]*?\sr="([0-9]{1,10})"')
+# A cell element without an r attribute (its column is the previous cell's + 1).
+_CELL_NO_R = re.compile(rb'<c(?![^>]*\sr=)(?:\s[^>]*)?/?>')
+_CHUNK = 1 << 22
+_DIGITS = re.compile(rb"[0-9]{1,10}")
+
+
+def _digits_above(n: int) -> bytes:
+    """A regex matching the decimal numbers (no leading zero) greater than n."""
+    s = str(n)
+    alts = [f"[1-9][0-9]{{{len(s)},}}"]
+    alts += [f"{s[:i]}[{int(d) + 1}-9][0-9]{{{len(s) - i - 1}}}" for i, d in enumerate(s) if d != "9"]
+    return "|".join(f"(?:{a})" for a in alts).encode()
+
+
+def _letters_above(col: str) -> bytes:
+    """A regex matching the column names (A, ..., Z, AA, ...) after col."""
+    alts = [f"[A-Z]{{{len(col) + 1},}}"]
+    alts += [f"{col[:i]}[{chr(ord(c) + 1)}-Z][A-Z]{{{len(col) - i - 1}}}" for i, c in enumerate(col) if c != "Z"]
+    return "|".join(f"(?:{a})" for a in alts).encode()
+
+
+def _column_number(letters: str) -> int:
+    n = 0
+    for c in letters:
+        n = n * 26 + ord(c) - 64
+    return n
+
+
+def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
+    """(rows, columns) of the rectangle from A1 to a worksheet part's last cell, an upper bound, read as a stream.
+
+    Written so that a normal sheet costs one C-level regex pass over its XML and no Python work per cell:
+    the highest row is taken from the last row of each chunk, and the XML is searched only for a reference
+    beyond the highest row or column seen so far (a regex of "greater than" built from it), a hit raising
+    the bound. Cells and rows without an r attribute (the spec allows them: the
+    next position) are bounded by their count per row, and by the rows without r."""
+    max_row, max_col, implicit_rows, widest_implicit = 0, "A", 0, 0
+    carry = b""
+    while True:
+        data = part.read(_CHUNK)
+        buf = carry + data
+        # Whole rows only (a cell count per row below), and never a tag cut in two: up to the last <row.
+        cut = buf.rfind(b"<row") if data else len(buf)
+        if data and cut <= 0:
+            if len(buf) < 16 * _CHUNK:
+                carry = buf
+                continue
+            cut = buf.rfind(b"<")  # one giant row: cut before a tag, its cells counted in parts
+            cut = cut if cut > 0 else len(buf)
+        chunk, carry = buf[:cut], buf[cut:]
+        last = chunk.rfind(b'<row r="')
+        if last >= 0:
+            digits = _DIGITS.match(chunk, last + 8)
+            max_row = max(max_row, int(digits.group()) if digits else 0)
+        # Every writer we know puts r first (<row r="7" ..., <c r="B7" ...), and rows in order: one pass then
+        # finds nothing, or a reference beyond the bounds so far (which raises them), or a row or cell without
+        # r first, for which the exact, slower patterns take the chunk.
+        pos, usual = 0, True
+        while m := re.compile(b'<(?:row r="(' + _digits_above(max_row) + b')"|c r="(?:(' + _letters_above(max_col)
+                              + b")[0-9]|[A-Z]{1,4}(" + _digits_above(max_row) + rb')")|(?:c|row)(?! r=")[\s>/])'
+                              ).search(chunk, pos):
+            if m.group(2):
+                max_col = m.group(2).decode()
+            elif m.group(1) or m.group(3):
+                max_row = int(m.group(1) or m.group(3))
+            else:
+                usual = False
+                break
+            pos = m.end()
+        if not usual:
+            rows = _ROW_R.findall(chunk)
+            if rows:
+                max_row = max(max_row, max(map(int, rows)))
+            implicit_rows += chunk.count(b"<row") - len(rows)  # <rowBreaks> counts too: an upper bound
+            while m := re.search(rb'<c\b[^>]*?\sr="(?:(' + _letters_above(max_col) + rb")[0-9]|[A-Z]{1,4}("
+                                 + _digits_above(max_row) + rb')")', chunk):
+                if m.group(1):
+                    max_col = m.group(1).decode()
+                else:
+                    max_row = int(m.group(2))
+            if _CELL_NO_R.search(chunk):
+                widest_implicit = max(widest_implicit, max(map(methodcaller("count", b"<c"), chunk.split(b"<row"))))
+        if not data:
+            break
+    return max_row + implicit_rows, _column_number(max_col) + widest_implicit
 
 
 def _check_strings(path: Path, part_name: str, part: IO[bytes], max_chars: int) -> None:

@@ -213,13 +213,17 @@ class InputLimits(_Section):
     max_line_chars: int = Field(1_000_000, ge=1024)
     # Errors kept in detail per run (--json, the report, `sync runs`); the rest are counted in errors_omitted.
     max_errors: int = Field(1000, ge=1)
-    # XLSX: the shared-strings part is read whole by openpyxl, so its uncompressed size is checked first.
+    # XLSX: the shared-strings part is read whole by the reader, so its uncompressed size is checked first.
     # Excel stores each distinct text once, ~30-40 bytes of XML apiece: ID number, name, e-mail, phone of a
     # 1,000,000-teacher roster come to roughly 100-150 MB (an estimate). Each string is also held to
-    # max_cell_chars before openpyxl reads them.
+    # max_cell_chars before the workbook is read.
     xlsx_shared_strings_mb: int = Field(256, ge=1)
     # XLSX: all parts together, uncompressed (a zip bomb's unpacked size).
     xlsx_uncompressed_mb: int = Field(2048, ge=1)
+    # XLSX: cells of a sheet's rectangle from A1 to its last cell. The reader (python-calamine) holds that
+    # rectangle in memory, 32 bytes a cell plus the text (~100 bytes a cell for a roster); a 1,000,000-teacher
+    # roster of 13 columns is 13,000,000. Checked from the cell references before the sheet is read.
+    xlsx_max_cells: int = Field(30_000_000, ge=1000)
     # YAML catalogs are read whole; anchors and aliases are refused in any case.
     yaml_mb: int = Field(50, ge=1)
 

@@ -6,8 +6,8 @@ Rows are then streamed, never held: iterating a `Table` opens the file again and
 `(row_number, cells)`, where `cells[table.positions[field]]` is the text of that field and the row
 number is the one a spreadsheet shows (the header is row 1).
 
-Formats: XLSX (openpyxl, read-only streaming), CSV in UTF-8, UTF-8 with BOM or GB18030 (detected once
-per file from its first bytes, never guessed per row), and YAML for catalogs.
+Formats: XLSX (python-calamine, the first sheet: readers/xlsx.py), CSV in UTF-8, UTF-8 with BOM or
+GB18030 (detected once per file from its first bytes, never guessed per row), and YAML for catalogs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import codecs
 import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -29,9 +30,9 @@ from creditbridge.input_limits import (
     NoAliasLoader,
     alias_problem,
     check_file_size,
-    check_xlsx,
     not_regular,
 )
+from creditbridge.readers.xlsx import FirstSheet, XlsxReadError
 from creditbridge.settings.model import InputLimits
 
 
@@ -136,6 +137,10 @@ def _cell_text(v: Any) -> str:
         return "1" if v else "0"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, datetime):
+        return str(v)
+    if isinstance(v, date):  # python-calamine's date cell at midnight: the text openpyxl's datetime gave
+        return f"{v.isoformat()} 00:00:00"
     if isinstance(v, float):
         # An 18-digit ID number typed as a number has already lost its last digits in Excel; "1.0" style
         # integers are rendered without the fraction so codes such as 370102001 survive.
@@ -163,6 +168,9 @@ class Table:
     delimiter: str = ","
     # A cell longer than this refuses the file (XLSX; CSV cells are bounded by csv's own field limit).
     max_cell_chars: int = InputLimits().max_cell_chars
+    # XLSX: the sheet, unpacked once when the table was opened (unpacking is most of the cost of reading a
+    # workbook); every iteration reads it, never the file again. Held as long as the table is.
+    _sheet: FirstSheet | None = field(default=None, repr=False)
     _yaml_rows: list[tuple[int, list[str]]] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
@@ -240,25 +248,22 @@ class Table:
             raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
-        wb = _open_workbook(self.path, checked=True)  # checked against the limits when the table was opened
-        try:
-            ws = wb.worksheets[0]
-            width = self.width
-            longest = self.max_cell_chars
-            for row, values in enumerate(ws.iter_rows(values_only=True), start=1):
-                if row <= self.header_row:
-                    continue
-                cells = [_cell_text(v) for v in values]
-                if not any(cells):
-                    continue
-                if max(map(len, cells)) > longest:
-                    self._too_long(row, cells)
-                if len(cells) < width:
-                    cells.extend([""] * (width - len(cells)))
-                yield row, cells
-        finally:
-            wb.close()
-
+        assert self._sheet is not None  # set by _open_xlsx
+        width = self.width
+        longest = self.max_cell_chars
+        header_row = self.header_row
+        for row, values in self._sheet.raw_rows():
+            if row <= header_row:
+                continue
+            # Text cells (nearly all of them) are stripped here, the others rendered as text by _cell_text.
+            cells = [v.strip() if type(v) is str else _cell_text(v) for v in values]
+            if not any(cells):
+                continue
+            if max(map(len, cells)) > longest:
+                self._too_long(row, cells)
+            if len(cells) < width:
+                cells.extend([""] * (width - len(cells)))
+            yield row, cells
 
     def _too_long(self, row: int, cells: list[str]) -> None:
         i = next(i for i, c in enumerate(cells) if len(c) > self.max_cell_chars)
@@ -272,19 +277,6 @@ def _csv_problem(e: csv.Error) -> str:
     if "field larger than field limit" in str(e):
         return f"a cell longer than {csv.field_size_limit():,} characters (the CSV cell limit); is this the right file?"
     return str(e)
-
-
-def _open_workbook(path: Path, limits: InputLimits | None = None, *, checked: bool = False) -> Any:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    # openpyxl reads the shared strings whole: their size is checked before it opens anything.
-    if not checked:
-        check_xlsx(path, limits or InputLimits())
-    try:
-        return openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as e:
-        raise ReadError(f"{path.name}: cannot be opened as an XLSX workbook ({type(e).__name__})") from e
 
 
 def _header_lookup(fields: tuple[FieldSpec, ...], header_map: Mapping[str, str] | None) -> dict[str, str]:
@@ -383,21 +375,17 @@ def _open_csv(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict
 
 def _open_xlsx(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str],
                limits: InputLimits) -> Table:
-    wb = _open_workbook(path, limits)
     try:
-        if not wb.worksheets:
-            raise ReadError(f"{path.name}: the workbook has no sheet")
-        head: list[list[str]] = []
-        for values in wb.worksheets[0].iter_rows(values_only=True, max_row=_HEADER_SEARCH_ROWS):
-            head.append([_clean_header(v) for v in values])
-    finally:
-        wb.close()
+        sheet = FirstSheet(path, limits)
+    except XlsxReadError as e:
+        raise ReadError(str(e)) from None
+    head = [[_clean_header(v) for v in values] for _, values in islice(sheet.rows(), _HEADER_SEARCH_ROWS)]
     if not head:
         raise ReadError(f"{path.name}: the first sheet is empty (no header row)")
     idx = _pick_header(head, lookup)
     columns, positions = _resolve_header(path, head[idx], fields, lookup)
     return Table(path, kind, "xlsx", columns, positions, header_row=idx + 1, width=len(head[idx]),
-                 max_cell_chars=limits.max_cell_chars)
+                 max_cell_chars=limits.max_cell_chars, _sheet=sheet)
 
 
 def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dict[str, str],

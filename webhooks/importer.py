@@ -15,15 +15,13 @@ import json
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from zipfile import BadZipFile
 from zoneinfo import ZoneInfo
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 
 from creditbridge import CreditbridgeError
-from creditbridge.input_limits import bounded_lines, check_xlsx
+from creditbridge.input_limits import bounded_lines
+from creditbridge.readers.xlsx import XlsxReadError, first_sheet_rows
 from creditbridge.records import LearningRecord, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -117,37 +115,32 @@ def _when(v: Any) -> Any:
 
 def _xlsx(settings: Settings, path: Path) -> tuple[list[tuple[int, LearningRecord]], _Errors]:
     try:
-        check_xlsx(path, settings.limits)  # openpyxl reads the shared strings whole: their size first
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
-        # What openpyxl and zipfile raise for a file that is no workbook (renamed, truncated, another format).
-        raise ImportFileError(f"{path.name}: cannot be opened as an XLSX workbook ({type(e).__name__})") from e
-    try:
-        rows = wb.worksheets[0].iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-        names = {zh: en for en, zh in XLSX_COLUMNS.items()} | {en: en for en in XLSX_COLUMNS}
-        cols = {names[h]: i for i, h in enumerate(header) if h in names}
-        missing = [f"{c} ({XLSX_COLUMNS[c]})" for c in REQUIRED_XLSX if c not in cols]
-        if missing:
-            raise ImportFileError(f"{path.name}: header row lacks column(s) {', '.join(missing)}")
-        good: list[tuple[int, LearningRecord]] = []
-        bad = _Errors(settings.limits.max_errors)
-        for n, row in enumerate(rows, start=2):
-            if not any(v not in (None, "") for v in row):
-                continue
-            get = {c: row[i] if i < len(row) else None for c, i in cols.items()}
-            teacher = str(get["teacher"] or "").strip()
-            obj = {"teacher": teacher, "programme": settings.sync.programme, "course": str(get["course"] or ""),
-                   "activity": str(get["activity"] or "") or None, "kind": "score", "score": get["score"],
-                   "hours": get.get("hours"), "occurred_at": _when(get["occurred_at"]),
-                   "source": get.get("source") or f"import:xlsx:{teacher}:{get['course']}:{get['activity']}"}
-            try:
-                good.append((n, LearningRecord.model_validate(obj)))
-            except ValidationError as e:
-                bad.add(_errors(n, e))
-        return good, bad
-    finally:
-        wb.close()
+        rows = first_sheet_rows(path, settings.limits)  # limits checked, sheet unpacked (readers/xlsx.py)
+    except XlsxReadError as e:
+        raise ImportFileError(str(e)) from e
+    header = [str(h).strip() if h is not None else "" for h in next(rows, (0, []))[1]]
+    names = {zh: en for en, zh in XLSX_COLUMNS.items()} | {en: en for en in XLSX_COLUMNS}
+    cols = {names[h]: i for i, h in enumerate(header) if h in names}
+    missing = [f"{c} ({XLSX_COLUMNS[c]})" for c in REQUIRED_XLSX if c not in cols]
+    if missing:
+        raise ImportFileError(f"{path.name}: header row lacks column(s) {', '.join(missing)}")
+    good: list[tuple[int, LearningRecord]] = []
+    bad = _Errors(settings.limits.max_errors)
+    for n, row in rows:
+        if not any(v not in (None, "") for v in row):
+            continue
+        # An empty cell is "" from the reader; the record's optional fields take None, as before.
+        get = {c: (row[i] if i < len(row) and row[i] != "" else None) for c, i in cols.items()}
+        teacher = str(get["teacher"] or "").strip()
+        obj = {"teacher": teacher, "programme": settings.sync.programme, "course": str(get["course"] or ""),
+               "activity": str(get["activity"] or "") or None, "kind": "score", "score": get["score"],
+               "hours": get.get("hours"), "occurred_at": _when(get["occurred_at"]),
+               "source": get.get("source") or f"import:xlsx:{teacher}:{get['course']}:{get['activity']}"}
+        try:
+            good.append((n, LearningRecord.model_validate(obj)))
+        except ValidationError as e:
+            bad.add(_errors(n, e))
+    return good, bad
 
 
 def import_file(settings: Settings, store: Store, path: Path) -> dict[str, Any]:

@@ -74,7 +74,8 @@ def test_a_file_named_xlsx_that_is_no_workbook(tmp_path: Path, creditbridge_cli:
     f = tmp_path / "scores.xlsx"
     f.write_bytes(_line())
     _refused(creditbridge_cli("intake", "import", str(f)),
-             "scores.xlsx: cannot be opened as an XLSX workbook (BadZipFile)")
+             "scores.xlsx: cannot be opened as an XLSX workbook (no zip archive, or a broken one: an .xls or a CSV "
+             "renamed .xlsx, or a truncated copy?)")
     assert _stored(tmp_path) == 0
 
 

@@ -1,0 +1,131 @@
+"""Benchmark: `creditbridge sync roster FILE --dry-run --json` at a province's size, run as a user runs it.
+
+Each measurement is a child process (the real CLI, `python -m creditbridge.cli.main`), and its CPU time
+(user + sys) and peak RSS come from os.wait4's rusage of that child, so the interpreter start, the imports,
+the store, the plan, the JSON and the run's report (XLSX, and the plan's CSV beside it) are all counted.
+The baseline is a child doing a plain `csv` pass over the same GB18030 roster, measured the same way in the
+same run. Each command runs `--repeat` times, best kept (the machine is shared: the least disturbed run).
+
+Targets (issue 15): the CSV dry run <= 5x the CPU of the plain csv pass, <= 2 GB peak RSS, report included;
+the same roster as XLSX planned in <= 3x the time of the CSV run.
+
+    python bench/dry_run_million.py [--teachers 1000000] [--out /tmp/creditbridge-bench] [--repeat 1] [--json]
+
+The province (roster.csv in GB18030 and roster.xlsx, written by quickstart.province with openpyxl's streaming
+write-only workbook: slow at 1,000,000 rows, ~25 min on a loaded machine) is generated once per (teachers,
+seed) and kept under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from creditbridge.quickstart.province import write_province
+
+BASELINE = ("import csv, sys\n"
+            "with open(sys.argv[1], encoding='gb18030', newline='') as f:\n"
+            "    for _row in csv.reader(f):\n"
+            "        pass\n")
+
+
+def _measured(cmd: list[str], env: dict[str, str], repeat: int) -> dict[str, Any]:
+    best: dict[str, Any] | None = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The child's own rusage (not the sum of all children): read its pipes in full first, then reap it.
+        out = proc.stdout.read() if proc.stdout else b""
+        err = proc.stderr.read() if proc.stderr else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        run = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+               "max_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": proc.returncode, "out": out, "err": err}
+        if run["exit"] != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed (exit {run['exit']}): {err.decode(errors='replace')[-2000:]}")
+        if best is None or run["cpu_s"] < best["cpu_s"]:
+            best = run
+    assert best is not None
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teachers", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("/tmp/creditbridge-bench"))
+    p.add_argument("--repeat", type=int, default=1, help="runs of each command, best kept")
+    p.add_argument("--no-xlsx", action="store_true", help="only the CSV roster (skips generating the XLSX)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    a = p.parse_args()
+    folder = a.out / f"province-{a.teachers}-{a.seed}"
+    roster, xlsx = folder / "roster.csv", folder / "roster.xlsx"
+    results: dict[str, Any] = {"teachers": a.teachers, "loadavg_before": Path("/proc/loadavg").read_text().split()[:3]}
+    if not roster.exists() or (not a.no_xlsx and not xlsx.exists()):
+        t0 = time.perf_counter()
+        write_province(folder, teachers=a.teachers, seed=a.seed, xlsx=not a.no_xlsx)
+        results["generate_s"] = round(time.perf_counter() - t0, 1)
+    results["csv_mb"] = round(roster.stat().st_size / 1e6, 1)
+
+    work = a.out / f"run-{a.teachers}"
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "creditbridge.toml"
+    config.write_text(f'[sync]\nreport_dir = "{(work / "reports").as_posix()}"\nusername_key = "bench"\n',
+                      encoding="utf-8")
+    env = {**os.environ, "CREDITBRIDGE_DATABASE_URL": f"sqlite:///{(work / 'store.db').resolve()}"}
+
+    def cli(path: Path) -> list[str]:
+        return [sys.executable, "-m", "creditbridge.cli.main", "--config", str(config), "sync", "roster", str(path),
+                "--dry-run", "--json"]
+
+    if not (work / "store.db").exists():
+        _measured(cli(roster), env, 1)  # creates the store, so no measured run pays for its migrations
+    base = _measured([sys.executable, "-c", BASELINE, str(roster)], env, a.repeat)
+    runs = {"csv": _measured(cli(roster), env, a.repeat)}
+    if not a.no_xlsx:
+        results["xlsx_mb"] = round(xlsx.stat().st_size / 1e6, 1)
+        runs["xlsx"] = _measured(cli(xlsx), env, a.repeat)
+    results["baseline"] = {k: base[k] for k in ("wall_s", "cpu_s", "max_rss_mb")}
+    plans = {}
+    for name, run in runs.items():
+        doc = json.loads(run["out"])
+        plans[name] = {k: doc.get(k) for k in ("created", "updated", "transferred", "suspended", "unchanged")}
+        results[name] = {k: run[k] for k in ("wall_s", "cpu_s", "max_rss_mb")} | {
+            "cpu_ratio": round(run["cpu_s"] / base["cpu_s"], 2), "wall_ratio": round(run["wall_s"] / base["wall_s"], 2),
+            "errors": len(doc["errors"]) + doc.get("errors_omitted", 0), "counts": plans[name],
+            "report": doc.get("report")}
+    results["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    ok = {"csv_cpu_within_5x_baseline": results["csv"]["cpu_ratio"] <= 5,
+          "csv_peak_within_2gb": results["csv"]["max_rss_mb"] <= 2048}
+    if "xlsx" in runs:
+        results["xlsx_vs_csv"] = {"wall": round(runs["xlsx"]["wall_s"] / runs["csv"]["wall_s"], 2),
+                                  "cpu": round(runs["xlsx"]["cpu_s"] / runs["csv"]["cpu_s"], 2)}
+        ok["xlsx_within_3x_csv_wall"] = results["xlsx_vs_csv"]["wall"] <= 3
+        ok["xlsx_within_3x_csv_cpu"] = results["xlsx_vs_csv"]["cpu"] <= 3
+        ok["xlsx_same_plan_as_csv"] = plans["xlsx"] == plans["csv"]
+    results["ok"] = ok
+    if a.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    b = results["baseline"]
+    print(f"roster: {a.teachers:,} teachers, {results['csv_mb']} MB GB18030 CSV ({folder}); "
+          f"load average before {' '.join(results['loadavg_before'])}, after {' '.join(results['loadavg_after'])}")
+    print(f"baseline   plain csv pass: {b['cpu_s']} s CPU, {b['wall_s']} s wall, peak {b['max_rss_mb']} MB")
+    for name in runs:
+        r = results[name]
+        print(f"{name:<10} sync roster --dry-run --json: {r['cpu_s']} s CPU = {r['cpu_ratio']}x baseline, "
+              f"{r['wall_s']} s wall = {r['wall_ratio']}x, peak {r['max_rss_mb']} MB; {r['counts']}, "
+              f"errors {r['errors']}")
+    if "xlsx" in runs:
+        print(f"xlsx/csv   {results['xlsx_vs_csv']['wall']}x wall, {results['xlsx_vs_csv']['cpu']}x CPU")
+    print("targets: " + ", ".join(f"{k}={v}" for k, v in ok.items()))
+
+
+if __name__ == "__main__":
+    main()
