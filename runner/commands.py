@@ -30,21 +30,26 @@ def _verbosity() -> list[str]:
     return ["-" + "v" * n] if n else []
 
 
-def _serve_metrics(app: AppContext) -> ServerHandle | None:
-    """GET /metrics on metrics.scheduler_port (the store's figures: job runs, backlogs, inbox), if set."""
+def _serve_metrics(app: AppContext, setting: str) -> ServerHandle | None:
+    """GET /metrics on metrics.<setting> (scheduler_port, worker_port) if set: the store's figures (job runs,
+    backlogs, inbox), so a scheduler or worker host is watched without a receiver on it."""
     metrics = app.settings.metrics
-    if not metrics.scheduler_port:
+    port = int(getattr(metrics, setting))
+    if not port:
         return None
     taken = {app.settings.webhooks.port: "webhooks.port", metrics.port: "metrics.port"}
-    if metrics.scheduler_port in taken:
-        raise ConfigError(f"metrics.scheduler_port = {metrics.scheduler_port} is also {taken[metrics.scheduler_port]}: "
-                          "give the scheduler's metrics a port of their own")
+    for other in ("scheduler_port", "worker_port"):
+        if other != setting and getattr(metrics, other):
+            taken[getattr(metrics, other)] = f"metrics.{other}"
+    if port in taken:
+        raise ConfigError(f"metrics.{setting} = {port} is also {taken[port]}: "
+                          f"give the {setting.removesuffix('_port')}'s metrics a port of their own")
     store = app.store  # opened (and migrated) here, once, not by the first scrape's thread
     registry = build_registry(lambda: store, metrics.cache_seconds)
     try:
-        handle = serve_in_thread(metrics_app(registry), metrics.host, metrics.scheduler_port, name="metrics")
+        handle = serve_in_thread(metrics_app(registry), metrics.host, port, name="metrics")
     except OSError as e:
-        raise ConfigError(f"metrics.scheduler_port: cannot listen on {metrics.host}:{metrics.scheduler_port}: "
+        raise ConfigError(f"metrics.{setting}: cannot listen on {metrics.host}:{port}: "
                           f"{e.strerror or type(e).__name__}") from e
     logging.getLogger(__name__).info("metrics at %s%s", handle.url, PATH)
     return handle
@@ -116,7 +121,7 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
             sys.exit(1)
         return
     logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
-    server = _serve_metrics(app)
+    server = _serve_metrics(app, "scheduler_port")
     try:
         scheduler.serve(app.settings, app.store)
     finally:
@@ -130,6 +135,7 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
 def worker_command(app: AppContext, as_json: bool) -> None:
     """Run one continuous worker until SIGTERM/Ctrl-C (it finishes the batch in hand): evaluate marked teachers
     as they come and push their changed results. Start more on more hosts against one PostgreSQL store."""
+    use_format(app.log_format)
     worker = Worker(app.settings, app.store)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -139,7 +145,12 @@ def worker_command(app: AppContext, as_json: bool) -> None:
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
-    totals = worker.run()
+    server = _serve_metrics(app, "worker_port")
+    try:
+        totals = worker.run()
+    finally:
+        if server is not None:
+            server.stop()
     if as_json:
         emit_json(totals)
 
