@@ -18,6 +18,7 @@ from creditbridge.mappings.cycle import cycle_id, cycle_problems
 from creditbridge.mappings.loading import ProgrammeNotFound, RuleFileError, _line_of, load_programme, parse_programme
 from creditbridge.mappings.marks import status
 from creditbridge.records.id_number import mask_id_number, mask_id_numbers
+from creditbridge.redact import printable
 from creditbridge.store.models.core import Teacher
 
 
@@ -151,6 +152,9 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
             for code, pc in counts["programmes"].items():
                 click.echo(f"{code}: {_mode_line(pc)}", err=True)
         return
+    if counts["marks_disposed"]:
+        click.echo("marks deleted unread (programmes never evaluated whole; their first run evaluates everyone): "
+                   + ", ".join(f"{printable(code)} {n}" for code, n in counts["marks_disposed"].items()))
     if not counts["programmes"]:
         click.echo("nothing to evaluate: no teachers in the store (run a roster sync first)")
         return

@@ -23,21 +23,17 @@ import orjson
 from sqlalchemy import (
     Connection,
     Float,
-    String,
     and_,
-    any_,
     bindparam,
     case,
     delete,
     func,
     insert,
     literal,
-    literal_column,
     null,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import cast, false
 from sqlalchemy.types import Text
 
@@ -47,6 +43,7 @@ from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, R
 from creditbridge.mappings.loading import builtin_rule_path, load_programme
 from creditbridge.mappings.schema import Programme
 from creditbridge.store import Store
+from creditbridge.store.keys import in_keys, keys_value
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher
@@ -74,11 +71,13 @@ class Counts:
     passed: int = 0
     failed: int = 0
     by_programme: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # marks deleted unread, per programme: programmes never evaluated whole (see marks.dispose_unneeded)
+    marks_disposed: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"evaluated": self.evaluated, "changed": self.changed, "new": self.new, "updated": self.updated,
                 "withdrawn": self.withdrawn, "passed": self.passed, "failed": self.failed,
-                "programmes": self.by_programme}
+                "programmes": self.by_programme, "marks_disposed": self.marks_disposed}
 
 
 def _f(v: Any) -> float | None:
@@ -241,12 +240,15 @@ class _Writer:
                 self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
             if self.copy and len(updates) >= _COPY_UPDATE_MIN:
-                self._copy_update(updates)
+                self._copy_update(_UPDATE_TEMP, _UPDATE_COLS, updates)
             else:
                 self.conn.exec_driver_sql(self.update_sql, updates)
         if refingerprint:  # same result from other inputs (or a row stored before fingerprints): note the inputs
-            self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
-                              [{"_h": h, "_id": i} for h, i in refingerprint])
+            if self.copy and len(refingerprint) >= _COPY_UPDATE_MIN:
+                self._copy_update(_REFINGERPRINT_TEMP, ("input_hash",), refingerprint)
+            else:
+                self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
+                                  [{"_h": h, "_id": i} for h, i in refingerprint])
         if stale:
             # A person no longer evaluated (left the roster, no host records any more): the outbox voids it.
             self.conn.execute(delete(CR).where(CR.c.id.in_([s.id for s in stale])))
@@ -258,7 +260,13 @@ class _Writer:
             self.counts.changed += len(stale)
             self.pc["changed"] += len(stale)
         if changes:
-            self.conn.execute(insert(CreditResultChange.__table__), changes)
+            if self.copy and len(changes) >= _COPY_UPDATE_MIN:
+                # JSON as orjson text, like the result columns: an executemany would be a round trip per row
+                self._copy_rows(CHANGES.name, ", ".join(_CHANGE_COLS), [
+                    (*(c[k] for k in _CHANGE_COLS[:4]), _dumps(c["before"]), _dumps(c["after"]), c["rule_changed"],
+                     c["at"]) for c in changes])
+            else:
+                self.conn.execute(insert(CHANGES), changes)
 
     def _copy_rows(self, table: str, cols: str, rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL COPY of `rows` into `table` through the chunk's connection (same transaction)."""
@@ -270,22 +278,26 @@ class _Writer:
         finally:
             cur.close()
 
-    def _copy_update(self, updates: list[tuple[Any, ...]]) -> None:
-        """PostgreSQL: the rows COPYed into a temporary table and applied by one UPDATE ... FROM. An executemany
-        UPDATE costs a round trip per row (pipelined, still most of an incremental run's time)."""
-        cols = ", ".join((*_UPDATE_COLS, "id"))
+    def _copy_update(self, temp: str, set_cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: the rows (`set_cols` values, then the id) COPYed into a temporary table and applied by one
+        UPDATE ... FROM. An executemany UPDATE costs a round trip per row (pipelined, still most of an
+        incremental run's time)."""
+        cols = ", ".join((*set_cols, "id"))
         self.conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_UPDATE_TEMP} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "  # noqa: S608
             f"SELECT {cols} FROM {CR.name} WITH NO DATA")
-        self._copy_rows(_UPDATE_TEMP, cols, updates)
-        sets = ", ".join(f"{c} = u.{c}" for c in _UPDATE_COLS)
-        self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {_UPDATE_TEMP} u "  # noqa: S608
+        self._copy_rows(temp, cols, rows)
+        sets = ", ".join(f"{c} = u.{c}" for c in set_cols)
+        self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {temp} u "  # noqa: S608
                                   f"WHERE {CR.name}.id = u.id")
 
 
 # from this many rewritten results on, PostgreSQL updates through COPY into a temporary table (see _copy_update)
 _COPY_UPDATE_MIN = 50
 _UPDATE_TEMP = "credit_result_update"
+_REFINGERPRINT_TEMP = "credit_result_refingerprint"
+CHANGES = CreditResultChange.__table__
+_CHANGE_COLS = ("run_id", "programme", "teacher", "role", "before", "after", "rule_changed", "at")
 
 
 def load_catalog(conn: Connection, code: str) -> dict[str, Course]:
@@ -295,10 +307,17 @@ def load_catalog(conn: Connection, code: str) -> dict[str, Course]:
     return {r.code: Course.of(r.code, r.kind, r.topic, r.mode, r.hours, r.stage, r.subject, r.city) for r in rows}
 
 
-def load_school_topics(conn: Connection, code: str) -> dict[str, list[str]]:
+def load_school_topics(conn: Connection, code: str, schools: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The chosen topics of every school of the programme, or of these schools only (an incremental run reads
+    the schools of the teachers it evaluates, not the province's)."""
     t = SchoolTopic.__table__
+    q = select(t.c.school_code, t.c.topic).where(t.c.programme == code)
+    params: dict[str, Any] = {}
+    if schools is not None:
+        q = q.where(in_keys(conn.dialect, t.c.school_code))
+        params["keys"] = keys_value(conn.dialect, sorted(schools))
     out: dict[str, list[str]] = {}
-    for school, topic in conn.execute(select(t.c.school_code, t.c.topic).where(t.c.programme == code)):
+    for school, topic in conn.execute(q, params).all():
         out.setdefault(school, []).append(topic)
     return out
 
@@ -310,18 +329,6 @@ def _range(col: Any, lo: str | None, hi: str | None) -> Any:
     if hi is not None:
         parts.append(col <= hi)
     return and_(*parts) if parts else literal(True)
-
-
-def _keys_condition(dialect: Any, col: Any) -> Any:
-    """`col` is one of the keys bound as the single parameter "keys" (see `_keys_param`): one statement
-    compiled once for any number of keys (an "expanding" IN would need the values at compile time)."""
-    if dialect.name == "postgresql":
-        return col == any_(bindparam("keys", type_=ARRAY(String)))
-    return col.in_(select(literal_column("value")).select_from(func.json_each(bindparam("keys", type_=Text))))
-
-
-def _keys_param(dialect: Any, keys: Iterable[str]) -> Any:
-    return list(keys) if dialect.name == "postgresql" else orjson.dumps(list(keys)).decode()
 
 
 _Shape = tuple[str, tuple[str, ...] | None, dict[str, Any]]
@@ -362,7 +369,7 @@ class _RecordQuery:
              .join_from(LR, TE, and_(TE.c.programme == LR.c.programme, TE.c.id_number == LR.c.teacher))
              .where(LR.c.programme == bindparam("p"), *live,
                     LR.c.course.in_(admin_codes) if admin_codes else false(),
-                    _keys_condition(dialect, TE.c.school_code))
+                    in_keys(dialect, TE.c.school_code))
              .order_by(LR.c.teacher))
         self.compiled_admin = self._shape(dialect, q)
 
@@ -382,7 +389,7 @@ class _RecordQuery:
                     conds.append(table.c.teacher <= bindparam("hi"))
                 compiled[(has_lo, has_hi)] = self._shape(dialect, select(*cols).where(*conds)
                                                          .order_by(table.c.teacher))
-        conds = [table.c.programme == bindparam("p"), *extra, _keys_condition(dialect, table.c.teacher)]
+        conds = [table.c.programme == bindparam("p"), *extra, in_keys(dialect, table.c.teacher)]
         compiled["keys"] = self._shape(dialect, select(*cols).where(*conds).order_by(table.c.teacher))
         return compiled
 
@@ -396,14 +403,14 @@ class _RecordQuery:
 
     def fetch_of(self, teachers: list[str]) -> list[tuple[Any, ...]]:
         """The learning records of these teachers as RecTuples, in teacher order."""
-        return self._run(self.compiled["keys"], {"keys": _keys_param(self.conn.dialect, teachers)})
+        return self._run(self.compiled["keys"], {"keys": keys_value(self.conn.dialect, teachers)})
 
     def assignments_of(self, teachers: list[str]) -> list[tuple[Any, ...]]:
-        return self._run(self.compiled_lca["keys"], {"keys": _keys_param(self.conn.dialect, teachers)})
+        return self._run(self.compiled_lca["keys"], {"keys": keys_value(self.conn.dialect, teachers)})
 
     def admin_records_of(self, schools: list[str]) -> list[tuple[Any, ...]]:
         """The school-admin task records of the roster teachers of these schools: RecTuple + (school,)."""
-        return self._run(self.compiled_admin, {"keys": _keys_param(self.conn.dialect, schools)})
+        return self._run(self.compiled_admin, {"keys": keys_value(self.conn.dialect, schools)})
 
     def _run(self, shape: _Shape, extra: dict[str, Any]) -> list[tuple[Any, ...]]:
         sql, order, fixed = shape
@@ -441,7 +448,8 @@ def evaluate_store(settings: Any, store: Store, *, programme: str | None = None,
     `incremental`: evaluate only the teachers marked since (credit_mark, see marks.py), unless the programme
     must be evaluated whole (`marks.full_reason`: no complete run yet, a rule file whose hash changed, a
     catalog change, a large share of the roster marked). Each programme's counts say which `mode` ran and
-    why (`reason`)."""
+    why (`reason`). Marks of programmes that never had a complete run are deleted unread (their first run
+    evaluates everyone), counted per programme in `marks_disposed`."""
     counts = Counts()
     # One evaluation at a time per store (store/locks.py): two would write the same results and run rows.
     with flow_lock(store, "evaluate", "credits evaluate", wait=wait):
@@ -453,6 +461,9 @@ def evaluate_store(settings: Any, store: Store, *, programme: str | None = None,
             else:
                 _evaluate_programme(store, code, prog, counts, chunk_size, progress, max(1, workers))
                 counts.by_programme[prog.id]["reason"] = reason
+        # after the programmes: one evaluated here for the first time has its complete run now, so its marks stay
+        with store.engine.begin() as conn:
+            counts.marks_disposed = marks.dispose_unneeded(conn)
     return counts.as_json()
 
 
@@ -557,7 +568,7 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             recs = records.fetch(lo, hi)
             asg = records.assignments(lo, hi)
             existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
+                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi))).all()}
             # On PostgreSQL (READ COMMITTED) a teacher added to the range after the roster read above has a mark
             # read here but was not evaluated: such a mark stays. A marked key not on the roster now (records of
             # someone not in the roster) is done: adding them later marks them again.
@@ -698,7 +709,8 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
             run_id = _start_run(conn, prog, "incremental")
             found = marks.read_all(conn, code)
             rules = Rules(prog, load_catalog(conn, code))
-            ev = Evaluation(rules, load_school_topics(conn, code))
+            # the topics of a school are read when one of its teachers is (below): the cost grows with the change
+            ev = Evaluation(rules, {})
             # a topic change: every teacher of the school
             teachers = set(found.teachers) | marks.teachers_of_schools(conn, code, found.whole_schools)
         writer = _Writer(conn, prog, run_id, counts, pc)
@@ -707,16 +719,26 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
         records = _RecordQuery(conn, code, rules)
         has_admin = "school_admin" in prog.roles
         schools = set(found.schools)
+        topics_read: set[str] = set()
+        d = conn.dialect
+        # one statement each for any number of keys (store/keys.py), compiled once
+        people_q = select(*_people_cols()).where(TE.c.programme == code, in_keys(d, TE.c.id_number)
+                                                 ).order_by(TE.c.id_number)
+        existing_q = select(*EXISTING_COLS).where(CR.c.programme == code, CR.c.role.in_(person_roles),
+                                                  in_keys(d, CR.c.teacher))
         keys = sorted(teachers)
         for at in range(0, len(keys), chunk_size):
             chunk = keys[at:at + chunk_size]
             with conn.begin():
-                people = conn.execute(select(*_people_cols()).where(
-                    TE.c.programme == code, TE.c.id_number.in_(chunk)).order_by(TE.c.id_number)).all()
+                people = conn.execute(people_q, {"keys": keys_value(d, chunk)}).all()
+                new_schools = {p.school_code for p in people} - topics_read
+                if new_schools:
+                    ev.add_school_topics(load_school_topics(conn, code, new_schools))
+                    topics_read |= new_schools
                 recs = records.fetch_of(chunk)
                 asg = records.assignments_of(chunk)
-                existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-                    CR.c.programme == code, CR.c.role.in_(person_roles), CR.c.teacher.in_(chunk)))}
+                existing = {(r.teacher, r.role): r
+                            for r in conn.execute(existing_q, {"keys": keys_value(d, chunk)}).all()}
             results = evaluator.evaluate(people, recs, asg, existing)
             schools.update(p.school_code for p in people)
             with conn.begin():
