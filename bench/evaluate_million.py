@@ -265,12 +265,35 @@ def run_step(step: str, url: str, chunk: int, workers: int = 1) -> dict[str, Any
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def reset(url: str) -> dict[str, int]:
+    """A store loaded before (--store-url), made ready for a first full evaluation again (not timed): results,
+    change log, runs and marks deleted; the inputs stay. Returns what it holds."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as c:
+            for table in ("credit_result_change", "credit_result", "credit_evaluation_run", "credit_mark"):
+                c.execute(text(f"DELETE FROM {table}"))  # table names: this module's constants
+            if engine.dialect.name == "postgresql":
+                c.execute(text("ANALYZE"))
+            return {"teachers": c.execute(text("SELECT count(*) FROM teacher")).scalar_one(),
+                    "records": c.execute(text("SELECT count(*) FROM learning_record")).scalar_one(),
+                    "assignments": c.execute(text("SELECT count(*) FROM lesson_case_assignment")).scalar_one()}
+    finally:
+        engine.dispose()
+
+
 def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed: int,
-          workers: int, rerun: bool = True, no_trigger_url: str | None = None) -> dict[str, Any]:
-    print(f"[{name}] loading {teachers:,} teachers × {per_teacher} records (through the mark triggers) ...",
-          file=sys.stderr)
+          workers: int, rerun: bool = True, no_trigger_url: str | None = None, reuse: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
-    loaded = generate(url, teachers, per_teacher, seed)
+    if reuse:
+        print(f"[{name}] reusing a loaded store: results, runs and marks cleared ...", file=sys.stderr)
+        loaded = reset(url)
+        if loaded["teachers"] != teachers:
+            raise SystemExit(f"--store-url holds {loaded['teachers']:,} teachers, not --teachers {teachers:,}")
+    else:
+        print(f"[{name}] loading {teachers:,} teachers × {per_teacher} records (through the mark triggers) ...",
+              file=sys.stderr)
+        loaded = generate(url, teachers, per_teacher, seed)
     load_s = time.perf_counter() - t0
     load_marks = marks(url)
     load_plain_s = None
@@ -287,10 +310,11 @@ def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed
     again = run_step("evaluate", url, chunk, workers) if rerun else None
     # incremental with nothing marked, then after 1 % of the teachers got a new record
     idle = run_step("incremental", url, chunk) if rerun else None
-    touched = touch(url, teachers) if rerun else 0
+    run_tag = uuid.uuid4().hex[:8]  # record sources stay unique when a kept store is measured again
+    touched = touch(url, teachers, tag=f"bench-touch-{run_tag}") if rerun else 0
     one_pct = run_step("incremental", url, chunk) if rerun else None
     # the same 1 % change evaluated by a full run, for comparison (issue 16: "today about 100 %")
-    touch(url, teachers, tag="bench-touch-2") if rerun else 0
+    touch(url, teachers, tag=f"bench-touch-2-{run_tag}") if rerun else 0
     one_pct_full = run_step("evaluate", url, chunk, workers) if rerun else None
     full = ev["seconds"]
 
@@ -321,7 +345,8 @@ def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed
            "load_average": [round(x, 2) for x in os.getloadavg()]}
     ok = ev["seconds"] <= 60 and ev["peak_rss_mb"] <= 4096
     inc_ok = bool(one_pct and idle and one_pct["seconds"] <= 0.05 * full and idle["seconds"] <= 2)
-    trig = (f"load {load_s:.1f} s with the mark triggers ({load_marks:,} marks)"
+    trig = ("store reused (loaded before), " if reuse else "") + (
+            f"load {load_s:.1f} s with the mark triggers ({load_marks:,} marks)"
             + (f", {load_plain_s:.1f} s without" if load_plain_s is not None else "") + "; ")
     print(f"[{name}, {workers} worker(s)] {trig}baseline scan {base['seconds']:.1f} s ({base['rows']:,} rows, "
           f"peak {base['peak_rss_mb']:.0f} MB); "
@@ -354,6 +379,10 @@ def main() -> None:
     ap.add_argument("--no-rerun", action="store_true", help="skip the second, nothing-changed evaluation")
     ap.add_argument("--trigger-cost", action="store_true",
                     help="load again into a scratch store without the mark triggers and print both load times")
+    ap.add_argument("--keep", action="store_true",
+                    help="PostgreSQL: keep the scratch database (its URL is printed) for --store-url")
+    ap.add_argument("--store-url", help="measure a store loaded before by this script with the same --teachers "
+                    "(kept with --keep; SQLite: a file): its results, runs and marks are cleared, the inputs reused")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -362,6 +391,13 @@ def main() -> None:
         child(a.child, a.url, a.chunk, a.workers)
         return
     results = []
+    if a.store_url:
+        name = "postgres" if a.store_url.startswith("postgresql") else "sqlite"
+        results.append(bench(name, a.store_url, a.teachers, a.records, a.chunk, a.seed, a.workers, not a.no_rerun,
+                             reuse=True))
+        if a.json:
+            print(json.dumps(results, indent=2))
+        return
     if a.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="cb-bench-") as d:
             plain = f"sqlite:///{Path(d) / 'plain.db'}" if a.trigger_cost else None
@@ -380,6 +416,10 @@ def main() -> None:
         finally:
             with admin.connect() as c:
                 for name in names:
+                    if a.keep and name == names[0]:
+                        print(f"kept: --store-url {make_url(a.pg_url).set(database=name).render_as_string(False)}",
+                              file=sys.stderr)
+                        continue
                     c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     if a.json:
