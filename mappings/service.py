@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import marshal
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
@@ -723,8 +725,7 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
             run_id = _start_run(conn, prog, "incremental")
             found = marks.read_all(conn, code)
             rules = Rules(prog, load_catalog(conn, code))
-            # the topics of a school are read when one of its teachers is (below): the cost grows with the change
-            ev = Evaluation(rules, {})
+            ev = Evaluation(rules, {})  # school topics: read with the teachers (_MarkedReader)
             # a topic change: every teacher of the school
             teachers = set(found.teachers) | marks.teachers_of_schools(conn, code, found.whole_schools)
         writer = _Writer(conn, prog, run_id, counts, pc)
@@ -733,35 +734,33 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
         records = _RecordQuery(conn, code, rules)
         has_admin = "school_admin" in prog.roles
         schools = set(found.schools)
-        topics_read: set[str] = set()
-        d = conn.dialect
-        # one statement each for any number of keys (store/keys.py), compiled once
-        people_q = select(*_people_cols()).where(TE.c.programme == code, in_keys(d, TE.c.id_number)
-                                                 ).order_by(TE.c.id_number)
-        existing_q = select(*EXISTING_COLS).where(CR.c.programme == code, CR.c.role.in_(person_roles),
-                                                  in_keys(d, CR.c.teacher))
         keys = sorted(teachers)
         step = min(chunk_size, MARKED_CHUNK)
-        for at in range(0, len(keys), step):
-            chunk = keys[at:at + step]
-            with conn.begin():
-                people = conn.execute(people_q, {"keys": keys_value(d, chunk)}).all()
-                new_schools = {p.school_code for p in people} - topics_read
-                if new_schools:
-                    ev.add_school_topics(load_school_topics(conn, code, new_schools))
-                    topics_read |= new_schools
-                recs = records.fetch_of(chunk)
-                asg = records.assignments_of(chunk)
-                existing = {(r.teacher, r.role): r
-                            for r in conn.execute(existing_q, {"keys": keys_value(d, chunk)}).all()}
-            results = evaluator.evaluate(people, recs, asg, existing)
-            schools.update(p.school_code for p in people)
-            with conn.begin():
-                writer.write(results, existing, existing.keys())
-                if not has_admin:
-                    marks.delete(conn, [i for t in chunk for i in found.teachers.get(t, ())])
-            if progress is not None and people:
-                progress(len(people))
+        chunks = [keys[at:at + step] for at in range(0, len(keys), step)]
+        # PostgreSQL: the next chunk's inputs are read on a second connection while this chunk is evaluated and
+        # written, so the server's work overlaps the evaluation's. The chunks hold other teachers, so a read
+        # never waits for a write. SQLite reads on the one connection, in turn.
+        prefetch = store.is_postgres and len(chunks) > 1
+        with ExitStack() as stack:
+            read_conn = stack.enter_context(store.engine.connect()) if prefetch else conn
+            reader = _MarkedReader(read_conn, code, rules, person_roles)
+            pool = stack.enter_context(ThreadPoolExecutor(1)) if prefetch else None
+            ahead = pool.submit(reader.read, chunks[0]) if pool is not None else None
+            for n, chunk in enumerate(chunks):
+                if pool is not None and ahead is not None:
+                    got = ahead.result()
+                    ahead = pool.submit(reader.read, chunks[n + 1]) if n + 1 < len(chunks) else None
+                else:
+                    got = reader.read(chunk)
+                ev.add_school_topics(got.topics)
+                results = evaluator.evaluate(got.people, got.records, got.assignments, got.existing)
+                schools.update(p.school_code for p in got.people)
+                with conn.begin():
+                    writer.write(results, got.existing, got.existing.keys())
+                    if not has_admin:
+                        marks.delete(conn, [i for t in chunk for i in found.teachers.get(t, ())])
+                if progress is not None and got.people:
+                    progress(len(got.people))
         with conn.begin():
             if has_admin:
                 _admin_of(conn, prog, rules, records, writer, sorted(schools))
@@ -770,6 +769,48 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
     counts.by_programme[code] = {"evaluated": pc["evaluated"], "changed": pc["changed"], "run_id": run_id,
                                  "rule_version": prog.version, "rule_hash": prog.hash, "mode": "incremental",
                                  "reason": f"{len(teachers)} marked teacher(s)", "marked": len(teachers)}
+
+
+@dataclass
+class _Inputs:
+    """What the evaluation of a chunk of marked teachers reads: roster rows, the topics of schools not read
+    before, records, lesson-case assignments and stored results."""
+
+    people: list[Any]
+    topics: dict[str, list[str]]
+    records: list[tuple[Any, ...]]
+    assignments: list[tuple[Any, ...]]
+    existing: dict[tuple[str, str], Any]
+
+
+class _MarkedReader:
+    """Reads the inputs of chunks of marked teachers, each chunk in one transaction of its connection. Used by
+    one thread at a time (the prefetching one on PostgreSQL): it alone keeps which schools' topics it read."""
+
+    def __init__(self, conn: Connection, code: str, rules: Rules, person_roles: list[str]) -> None:
+        self.conn, self.code = conn, code
+        self.records = _RecordQuery(conn, code, rules)
+        self.topics_read: set[str] = set()
+        d = conn.dialect
+        # one statement each for any number of keys (store/keys.py), compiled once
+        self.people_q = select(*_people_cols()).where(TE.c.programme == code, in_keys(d, TE.c.id_number)
+                                                      ).order_by(TE.c.id_number)
+        self.existing_q = select(*EXISTING_COLS).where(CR.c.programme == code, CR.c.role.in_(person_roles),
+                                                       in_keys(d, CR.c.teacher))
+
+    def read(self, chunk: list[str]) -> _Inputs:
+        conn, d = self.conn, self.conn.dialect
+        with conn.begin():
+            people = conn.execute(self.people_q, {"keys": keys_value(d, chunk)}).all()
+            # the topics of a school are read when one of its teachers is: the cost grows with the change
+            new_schools = {p.school_code for p in people} - self.topics_read
+            topics = load_school_topics(conn, self.code, new_schools) if new_schools else {}
+            self.topics_read |= new_schools
+            recs = self.records.fetch_of(chunk)
+            asg = self.records.assignments_of(chunk)
+            existing = {(r.teacher, r.role): r for r in conn.execute(self.existing_q,
+                                                                     {"keys": keys_value(d, chunk)}).all()}
+        return _Inputs(people, topics, recs, asg, existing)
 
 
 def _admin_of(conn: Connection, prog: Programme, rules: Rules, records: _RecordQuery, writer: _Writer,

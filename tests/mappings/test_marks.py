@@ -273,8 +273,11 @@ def _apply(store: Store, op: tuple[Any, ...], n: int) -> None:
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(OPS, min_size=1, max_size=12))
-def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store, ops: list[tuple[Any, ...]]) -> None:
+@given(ops=st.lists(OPS, min_size=1, max_size=12), chunk=st.sampled_from([1, 2, 5000]))
+def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store, ops: list[tuple[Any, ...]],
+                                                                    chunk: int) -> None:
+    """`chunk`: teachers per chunk of the last run; below the number marked, PostgreSQL reads the next chunk
+    on a second connection while one is evaluated."""
     with store.session() as s:
         for model in _TABLES:
             s.execute(delete(model))
@@ -285,7 +288,7 @@ def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store
         _apply(store, op, n)
     # a catalog change since the last evaluation makes it a full run; anything else: the marked teachers only
     catalog_changed = (None, None) in _marks(store)
-    out = evaluate_store(None, store, programme=HF, incremental=True)
+    out = evaluate_store(None, store, programme=HF, incremental=True, chunk_size=chunk)
     assert out["programmes"][HF]["mode"] == ("all" if catalog_changed else "incremental")
     assert _marks(store) == []
     incremental = _results(store)
