@@ -88,7 +88,7 @@ def teachers_of_schools(conn: Connection, code: str, schools: set[str]) -> set[s
 def delete(conn: Connection, ids: list[int]) -> None:
     """Delete exactly these mark rows (one statement per _BATCH ids, whatever their number)."""
     d = conn.dialect
-    stmt = sql_delete(CM).where(in_ids(d, CM.c.id))
+    stmt = sql_delete(CreditMark).where(in_ids(d, CM.c.id))
     for at in range(0, len(ids), _BATCH):
         conn.execute(stmt, {"ids": keys_value(d, ids[at:at + _BATCH])})
 
@@ -110,7 +110,7 @@ def dispose_unneeded(conn: Connection) -> dict[str, int]:
                          .where(not_(_complete_run_of(CM.c.programme)))
                          .group_by(CM.c.programme).order_by(CM.c.programme)).all()
     for code, _n, top in found:
-        conn.execute(sql_delete(CM).where(and_(CM.c.programme == code, CM.c.id <= top)))
+        conn.execute(sql_delete(CreditMark).where(and_(CM.c.programme == code, CM.c.id <= top)))
     return {code: n for code, n, _top in found}
 
 

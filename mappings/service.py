@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -271,11 +271,11 @@ class _Writer:
         if changes:
             if self.copy and len(changes) >= _COPY_UPDATE_MIN:
                 # JSON as orjson text, like the result columns: an executemany would be a round trip per row
-                self._copy_rows(CHANGES.name, ", ".join(_CHANGE_COLS), [
+                self._copy_rows(CreditResultChange.__tablename__, ", ".join(_CHANGE_COLS), [
                     (*(c[k] for k in _CHANGE_COLS[:4]), _dumps(c["before"]), _dumps(c["after"]), c["rule_changed"],
                      c["at"]) for c in changes])
             else:
-                self.conn.execute(insert(CHANGES), changes)
+                self.conn.execute(insert(CreditResultChange.__table__), changes)
 
     def _copy_rows(self, table: str, cols: str, rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL COPY of `rows` into `table` through the chunk's connection (same transaction)."""
@@ -305,7 +305,6 @@ class _Writer:
 _COPY_UPDATE_MIN = 50
 _UPDATE_TEMP = "credit_result_update"
 _REFINGERPRINT_TEMP = "credit_result_refingerprint"
-CHANGES = CreditResultChange.__table__
 _CHANGE_COLS = ("run_id", "programme", "teacher", "role", "before", "after", "rule_changed", "at")
 
 
@@ -499,7 +498,7 @@ class _People:
         self.salt = fingerprint_salt(prog, ev.rules)
         self.has_teacher_role = "teacher" in prog.roles
 
-    def evaluate(self, people: list[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
+    def evaluate(self, people: Sequence[Any], records: list[tuple[Any, ...]], assignments: list[tuple[Any, ...]],
                  existing: dict[tuple[str, str], Any]) -> list[Result]:
         ev, writer, salt = self.ev, self.writer, self.salt
         normalised, person_inputs = self.normalised, self.person_inputs
@@ -776,7 +775,7 @@ class _Inputs:
     """What the evaluation of a chunk of marked teachers reads: roster rows, the topics of schools not read
     before, records, lesson-case assignments and stored results."""
 
-    people: list[Any]
+    people: Sequence[Any]
     topics: dict[str, list[str]]
     records: list[tuple[Any, ...]]
     assignments: list[tuple[Any, ...]]
@@ -787,7 +786,7 @@ class _MarkedReader:
     """Reads the inputs of chunks of marked teachers, each chunk in one transaction of its connection. Used by
     one thread at a time (the prefetching one on PostgreSQL): it alone keeps which schools' topics it read."""
 
-    def __init__(self, conn: Connection, code: str, rules: Rules, person_roles: list[str]) -> None:
+    def __init__(self, conn: Connection, code: str, rules: Rules, person_roles: Sequence[str]) -> None:
         self.conn, self.code = conn, code
         self.records = _RecordQuery(conn, code, rules)
         self.topics_read: set[str] = set()
