@@ -818,27 +818,31 @@ def _admin_of(conn: Connection, prog: Programme, rules: Rules, records: _RecordQ
     passed by their stored teacher-role results, and its teachers' admin-task records. No unmarked teacher is
     evaluated again: their stored results are current (nothing of theirs changed since)."""
     code = prog.id
+    d = conn.dialect
+    # key lists bound as one parameter, MARKED_CHUNK at a time (see MARKED_CHUNK: the planner and large lists)
+    roster = (select(TE.c.school_code, func.count()).where(TE.c.programme == code, in_keys(d, TE.c.school_code))
+              .group_by(TE.c.school_code))
+    passed = (select(TE.c.school_code, func.count())
+              .join_from(TE, CR, and_(CR.c.programme == TE.c.programme, CR.c.teacher == TE.c.id_number,
+                                      CR.c.role == "teacher"))
+              .where(TE.c.programme == code, in_keys(d, TE.c.school_code), CR.c.passed.is_(True))
+              .group_by(TE.c.school_code))
+    stored = select(*EXISTING_COLS).where(CR.c.programme == code, CR.c.role == "school_admin",
+                                          in_keys(d, CR.c.teacher))
     stats: dict[str, SchoolStats] = {}
-    for at in range(0, len(schools), DEFAULT_CHUNK):
-        part = schools[at:at + DEFAULT_CHUNK]
-        for school, n in conn.execute(select(TE.c.school_code, func.count()).where(
-                TE.c.programme == code, TE.c.school_code.in_(part)).group_by(TE.c.school_code)):
+    existing: dict[tuple[str, str], Any] = {}
+    for at in range(0, len(schools), MARKED_CHUNK):
+        part = schools[at:at + MARKED_CHUNK]
+        bound = {"keys": keys_value(d, part)}
+        for school, n in conn.execute(roster, bound).all():
             stats[school] = SchoolStats(teachers=n)
-        passed = (select(TE.c.school_code, func.count())
-                  .join_from(TE, CR, and_(CR.c.programme == TE.c.programme, CR.c.teacher == TE.c.id_number,
-                                          CR.c.role == "teacher"))
-                  .where(TE.c.programme == code, TE.c.school_code.in_(part), CR.c.passed.is_(True))
-                  .group_by(TE.c.school_code))
-        for school, n in conn.execute(passed):
+        for school, n in conn.execute(passed, bound).all():
             stats[school].passed = n
         for row in records.admin_records_of(part):
             stats[row[-1]].records.append(row[:-1])
+        existing.update({(r.teacher, r.role): r for r in conn.execute(stored, bound).all()})
     plan = rules.plan("school_admin")
     admin = [plan.evaluate(school, st.records, school=st) for school, st in sorted(stats.items())]
-    existing: dict[tuple[str, str], Any] = {}
-    for at in range(0, len(schools), DEFAULT_CHUNK):
-        existing.update({(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-            CR.c.programme == code, CR.c.role == "school_admin", CR.c.teacher.in_(schools[at:at + DEFAULT_CHUNK])))})
     # a school without roster teachers any more has no admin result: its stored one is withdrawn
     writer.write(admin, existing, existing.keys())
 
