@@ -16,11 +16,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mapping_helpers import SAMPLES
+from sqlalchemy import column as text_column
 from sqlalchemy import delete, func, select, update
+from sqlalchemy import table as text_table
 from test_incremental import evaluated_people  # noqa: F401  (the spy fixture)
 from test_store_and_cli import T_OTHER, T_PASS, T_SHORT, add_record, seed
 
 from creditbridge.cli.main import cli
+from creditbridge.mappings import service
 from creditbridge.mappings.loading import builtin_rule_path
 from creditbridge.mappings.service import evaluate_store
 from creditbridge.store import Store, open_store
@@ -519,3 +522,25 @@ def test_marks_of_programmes_never_evaluated_are_disposed_and_counted(store: Sto
     assert text.exit_code == 0, text.output
     assert "marks deleted unread" in text.output and "zz-none 1" in text.output
     assert _marks(store) == [(T_SHORT, None)]  # sd-2022's mark waits for sd-2022's next run
+
+
+@pytest.mark.postgres
+def test_a_large_full_run_refreshes_the_planner_statistics(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full run that wrote many results ANALYZEs credit_result: the statistics of the empty table made
+    PostgreSQL read the results of a few marked teachers by filtering every result of the programme."""
+    monkeypatch.setattr(service, "ANALYZE_AFTER", 3)
+    store = open_store(pg_url)
+    try:
+        seed(store)
+
+        def reltuples() -> float:
+            with store.engine.connect() as c:
+                return float(c.execute(select(func.max(text_column("reltuples"))).select_from(
+                    text_table("pg_class")).where(text_column("relname") == "credit_result")).scalar_one())
+
+        assert reltuples() <= 0  # never analyzed (-1) or empty
+        out = evaluate_store(None, store, programme="sd-2022")
+        assert out["new"] == 3
+        assert reltuples() == 3
+    finally:
+        store.dispose()
