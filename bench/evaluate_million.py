@@ -188,9 +188,9 @@ def drop_triggers(url: str) -> None:
         store.dispose()
 
 
-def touch(url: str, teachers: int, every: int = 100, tag: str = "bench-touch") -> int:
-    """Give every `every`-th teacher one more passed ethics elective (4 hours; not timed): the input of the
-    "1 % changed" re-evaluation. Returns the number of records added."""
+def touch(url: str, teachers: int, every: int = 100, tag: str = "bench-touch", offset: int = 0) -> int:
+    """Give every `every`-th teacher (from `offset`) one more passed ethics elective (4 hours; not timed): the
+    input of the "1 % changed" re-evaluation. Returns the number of records added."""
     from creditbridge.store import open_store
 
     store = open_store(url, migrate=False)
@@ -201,7 +201,7 @@ def touch(url: str, teachers: int, every: int = 100, tag: str = "bench-touch") -
     now_v = now if pg else now.strftime("%Y-%m-%d %H:%M:%S.%f")
     mark = "%s" if pg else "?"
     rows = [(PROGRAMME, id_number(n), "SD22-E-ETHICS-03", "course", True, when, f"{tag}:{n}", "import", now_v)
-            for n in range(0, teachers, every)]
+            for n in range(offset, teachers, every)]
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -367,6 +367,44 @@ def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed
     return row
 
 
+def last_full_seconds(url: str) -> float:
+    """Duration of the store's last complete full evaluation (its run row)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            row = c.execute(text("SELECT started_at, finished_at FROM credit_evaluation_run WHERE mode = 'all' "
+                                 "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1")).first()
+    finally:
+        engine.dispose()
+    if row is None:
+        raise SystemExit("--incremental-only needs a store with a complete full evaluation")
+    start, end = (datetime.fromisoformat(v) if isinstance(v, str) else v for v in row)
+    return (end - start).total_seconds()
+
+
+def incremental_only(url: str, teachers: int, chunk: int, offset: int) -> dict[str, Any]:
+    """On an evaluated store: an incremental run with nothing marked, then one after 1 % of the teachers (every
+    100th from `offset`, so a second measurement touches other teachers) got a new record; both against the
+    store's last full evaluation."""
+    full = last_full_seconds(url)
+    idle = run_step("incremental", url, chunk)
+    touched = touch(url, teachers, tag=f"bench-touch-{uuid.uuid4().hex[:8]}", offset=offset)
+    one = run_step("incremental", url, chunk)
+    row = {"full_seconds": round(full, 2), "idle_seconds": round(idle["seconds"], 2), "idle_mode": idle["mode"],
+           "one_percent_records": touched, "one_percent_seconds": round(one["seconds"], 2),
+           "one_percent_cpu_seconds": round(one["cpu_seconds"], 2), "one_percent_mode": one["mode"],
+           "evaluated": one["counts"]["evaluated"], "changed": one["counts"]["changed"],
+           "ratio": round(one["seconds"] / full, 4), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    met = one["seconds"] <= 0.05 * full and idle["seconds"] <= 2
+    print(f"incremental only: last full evaluation {full:.1f} s; nothing marked {idle['seconds']:.2f} s "
+          f"({idle['mode']}); after {touched:,} new records {one['seconds']:.2f} s ({one['cpu_seconds']:.2f} s CPU, "
+          f"{one['mode']}, evaluated {one['counts']['evaluated']}, changed {one['counts']['changed']}) = "
+          f"{100 * row['ratio']:.2f} % of the full evaluation; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; targets (≤5 %, ≤2 s): {'met' if met else 'NOT met'}",
+          flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teachers", type=int, default=1_000_000)
@@ -383,6 +421,10 @@ def main() -> None:
                     help="PostgreSQL: keep the scratch database (its URL is printed) for --store-url")
     ap.add_argument("--store-url", help="measure a store loaded before by this script with the same --teachers "
                     "(kept with --keep; SQLite: a file): its results, runs and marks are cleared, the inputs reused")
+    ap.add_argument("--incremental-only", action="store_true",
+                    help="with --store-url of an evaluated store: only the incremental steps, against its last full "
+                         "evaluation's time (nothing cleared)")
+    ap.add_argument("--touch-offset", type=int, default=0, help="first teacher of the 1 %% touched (every 100th)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -391,6 +433,11 @@ def main() -> None:
         child(a.child, a.url, a.chunk, a.workers)
         return
     results = []
+    if a.store_url and a.incremental_only:
+        results.append(incremental_only(a.store_url, a.teachers, a.chunk, a.touch_offset))
+        if a.json:
+            print(json.dumps(results, indent=2))
+        return
     if a.store_url:
         name = "postgres" if a.store_url.startswith("postgresql") else "sqlite"
         results.append(bench(name, a.store_url, a.teachers, a.records, a.chunk, a.seed, a.workers, not a.no_rerun,
