@@ -9,7 +9,9 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   workbook is opened the zip directory's uncompressed sizes are checked, and each shared string's length is
   checked with a streaming parse (a 300 KB file can hold one 300 MB string). It also unpacks a sheet into
   one array for the rectangle from its first to its last cell (a cell in A1 and one in XFD1048576: 550 GB,
-  and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`).
+  and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`);
+  the same scan refuses a text in the sheet itself (an inline string, a formula's cached text) of more than
+  16 MB, which the shared-strings check never sees.
 - Lines of JSON-lines files are read with a bound (`bounded_lines`).
 - Only regular files are read (`not_regular`): a FIFO blocks the reader until some writer comes, /dev/zero
   never ends, a directory has nothing to read; each is refused by name instead.
@@ -123,7 +125,14 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                     # Any other part may be the sheet python-calamine reads (it follows the workbook's
                     # relationships, not names): each one's cell rectangle is measured.
                     with z.open(info) as part:
-                        rows, cols = sheet_extent(part)
+                        text_max = max(_TEXT_RUN_MB * _MB, _MAX_CHAR_BYTES * limits.max_cell_chars)
+                        try:
+                            rows, cols = sheet_extent(part, max_text_bytes=text_max)
+                        except _LongText as e:
+                            raise InputTooLarge(
+                                f"{path.name}: {info.filename} holds a text of more than {text_max / _MB:.0f} MB "
+                                f"{e.where}, far longer than limits.max_cell_chars = {limits.max_cell_chars:,} "
+                                "characters; no cell of an export is that long") from None
                     if rows * cols > limits.xlsx_max_cells:
                         raise InputTooLarge(
                             f"{path.name}: {info.filename} spans {rows:,} rows × {cols:,} columns from A1 to its last "
@@ -140,6 +149,42 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                     _check_strings(path, info.filename, part, limits.max_cell_chars)
     except zipfile.BadZipFile:
         return
+
+
+# The most bytes one character of a text can take in the XML: a numeric character reference, &#x10FFFF;. A text
+# longer than this many bytes times limits.max_cell_chars is a cell longer than the limit, whatever it says.
+_MAX_CHAR_BYTES = 10
+# Below this, an over-long cell is left to the reader, whose error names its row and column (openpyxl writes a
+# Chinese character as &#29579;: 8 bytes); above it, the cell would cost several times its size in memory
+# (python-calamine's copy, Python's, the stripped one) before that error.
+_TEXT_RUN_MB = 16
+
+
+class _LongText(Exception):  # an internal signal from sheet_extent to check_xlsx, never shown as is
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+
+def _check_text_runs(chunk: bytes, limit: int, row_before: int) -> None:
+    """_LongText when `chunk` (whole tags only) holds a run of more than `limit` bytes without markup: an inline
+    string (`t="inlineStr"`) or a formula's cached text (`t="str"`), which the shared-strings check never sees
+    and python-calamine unpacks whole (a 200 KB workbook held one 200 MB cell: 630 MB more memory before the
+    cell's length was refused). Costs about one rfind per `limit` bytes: each window of `limit` bytes must
+    hold a '<'. `row_before`: the row the chunk starts in (a giant row's cells come in several chunks)."""
+    i, n = 0, len(chunk)
+    while i + limit < n:
+        j = chunk.rfind(b"<", i, i + limit + 1)
+        if j < 0:
+            # i is just after a '<': the text is what follows the end of that tag, up to the next tag.
+            j = chunk.find(b"<", i)
+            j = j if j >= 0 else n
+            gt = chunk.find(b">", i, j)
+            text = chunk[gt + 1 if gt >= 0 else i:j]
+            if len(text) > limit and text.strip():  # whitespace between tags is no cell
+                rows = _ROW_R.findall(chunk, 0, i)
+                row = int(rows[-1]) if rows else row_before
+                raise _LongText(f"in row {row:,}" if row else "in its first row")
+        i = j + 1
 
 
 _ROW_R = re.compile(rb'<row\b[^>]*?\sr="([0-9]{1,10})"')
@@ -171,14 +216,15 @@ def _column_number(letters: str) -> int:
     return n
 
 
-def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
+def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple[int, int]:
     """(rows, columns) of the rectangle from A1 to a worksheet part's last cell, an upper bound, read as a stream.
 
     Written so that a normal sheet costs one C-level regex pass over its XML and no Python work per cell:
     the highest row is taken from the last row of each chunk, and the XML is searched only for a reference
     beyond the highest row or column seen so far (a regex of "greater than" built from it), a hit raising
     the bound. Cells and rows without an r attribute (the spec allows them: the
-    next position) are bounded by their count per row, and by the rows without r."""
+    next position) are bounded by their count per row, and by the rows without r. With `max_text_bytes`, a text
+    longer than that raises _LongText (`_check_text_runs`)."""
     max_row, max_col, implicit_rows, widest_implicit = 0, "A", 0, 0
     carry = b""
     while True:
@@ -193,6 +239,8 @@ def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
             cut = buf.rfind(b"<")  # one giant row: cut before a tag, its cells counted in parts
             cut = cut if cut > 0 else len(buf)
         chunk, carry = buf[:cut], buf[cut:]
+        if max_text_bytes is not None:
+            _check_text_runs(chunk, max_text_bytes, max_row)
         last = chunk.rfind(b'<row r="')
         if last >= 0:
             digits = _DIGITS.match(chunk, last + 8)
