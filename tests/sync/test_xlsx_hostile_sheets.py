@@ -1,6 +1,11 @@
-"""Hostile review: a cell's text written in the sheet itself (an inline string, a formula's cached text) is
-held to limits.max_cell_chars before python-calamine unpacks the sheet, as shared strings are. Before, a 400 KB
-workbook with one 400 MB inline string took the reader past 1 GB before the cell's length was refused."""
+"""Hostile review of the XLSX reader's pre-read checks (input_limits.check_xlsx), through the CLI in a
+memory-capped child:
+- a cell's text written in the sheet itself (an inline string, a formula's cached text) is held to a bound
+  before python-calamine unpacks the sheet, as shared strings are. Before, a 400 KB workbook with one 400 MB
+  inline string took the reader past 1 GB before the cell's length was refused;
+- cell references written otherwise than the usual writers do (single quotes, spaces around '=', lower case,
+  leading zeros, a namespace prefix), which python-calamine reads all the same, are measured too. Before, a
+  5 KB workbook so written passed the scan and the process aborted asking for 526 GB."""
 
 from __future__ import annotations
 
@@ -83,3 +88,49 @@ def test_cells_at_the_limit_and_whitespace_between_tags_pass(tmp_path: Path) -> 
     ran = run_cli(config, "sync", "roster", str(too_long), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
     assert ran.code == 2
     assert ran.stderr.startswith("error: roster.xlsx: row 2, column 姓名: a cell of 1,001 characters"), ran.stderr
+
+
+FAR = [
+    ("single quotes", "<row r='1048576'><c r='XFD1048576'><v>1</v></c></row>", "1,048,576 rows × 16,384 columns"),
+    ("spaces around =", '<row r="3"><c r = "ZZZ900000"><v>1</v></c></row>', "900,000 rows × 18,278 columns"),
+    ("lower case", '<row r="3"><c r="zzz900000"><v>1</v></c></row>', "900,000 rows × 18,278 columns"),
+    ("leading zeros", '<row r="3"><c r="ZZZ0900000"><v>1</v></c></row>', "900,000 rows × 18,278 columns"),
+    ("a tab before r", '<row r="3"><c\tr="ZZZ900000"><v>1</v></c></row>', "900,000 rows × 18,278 columns"),
+    ("no r after a far one", '<row r="900000"><c r="ZZZ900000"/><c/><c/></row>', "900,000 rows × 18,280 columns"),
+]
+
+
+@pytest.mark.parametrize(("case", "far", "spans"), FAR, ids=[c for c, _, _ in FAR])
+def test_references_written_otherwise_are_measured(tmp_path: Path, case: str, far: str, spans: str) -> None:
+    roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + _row(2, TEACHER) + far)
+    config, env = _config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    assert ran.code == 2, (case, ran.output[-2000:])
+    assert ran.stderr.startswith(f"error: roster.xlsx: xl/worksheets/sheet1.xml spans {spans} from A1"), ran.stderr
+
+
+def test_a_prefixed_sheet_is_measured(tmp_path: Path) -> None:
+    sheet = ('<?xml version="1.0" encoding="UTF-8"?><x:worksheet xmlns:x="http://schemas.openxmlformats.org/'
+             'spreadsheetml/2006/main"><x:sheetData><x:row r="1"><x:c r="A1" t="inlineStr"><x:is><x:t>a</x:t>'
+             '</x:is></x:c></x:row><x:row r="900000"><x:c r="ZZZ900000"><x:v>1</x:v></x:c></x:row></x:sheetData>'
+             "</x:worksheet>")
+    roster = _workbook_with_sheet(tmp_path, "")
+    data = roster.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(roster, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, sheet if info.filename == "xl/worksheets/sheet1.xml" else src.read(info))
+    config, env = _config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    assert ran.code == 2, ran.output[-2000:]
+    assert ran.stderr.startswith("error: roster.xlsx: xl/worksheets/sheet1.xml spans 900,000 rows × 18,278 columns"), \
+        ran.stderr
+
+
+def test_a_roster_written_otherwise_but_small_is_read_as_usual(tmp_path: Path) -> None:
+    """The same teacher, its cells written with single quotes and lower-case references: read, not refused."""
+    cells = "".join(f"<c r='{chr(97 + i)}2' t='inlineStr'><is><t>{c}</t></is></c>" for i, c in enumerate(TEACHER))
+    roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + f"<row r='2'>{cells}</row>")
+    config, env = _config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    assert ran.code == 0, ran.output[-2000:]
+    assert json.loads(ran.stdout)["created"] == 1
