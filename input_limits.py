@@ -228,8 +228,9 @@ class _Unusual(Exception):  # an internal signal from sheet_extent to check_xlsx
 # column, no leading zero, no namespace prefix. python-calamine (quick-xml) reads all of those too (single
 # quotes, spaces around '=', lower case, leading zeros, a prefix: each took a 5 KB file past the fast scan and
 # the process down asking for 526 GB), so such a part is measured by a real XML parser (_exact_extent).
-_UNUSUAL = (rb'<(?:[^\s<>/:!?]+:(?:c|row)[\s>/]|c(?! r="[A-Z]{1,3}[1-9][0-9]{0,6}"[\s>/])[\s>/]'
-            rb'|row(?! r="[1-9][0-9]{0,6}"[\s>/])[\s>/])')
+# (After the '<': one leading '<' for the whole pattern lets the regex engine skip to each '<' at C speed.)
+_UNUSUAL = (rb'[^\s<>/:!?]+:(?:c|row)[\s>/]|c(?! r="[A-Z]{1,3}[1-9][0-9]{0,6}"[\s>/])[\s>/]'
+            rb'|row(?! r="[1-9][0-9]{0,6}"[\s>/])[\s>/]')
 
 
 def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple[int, int]:
@@ -266,7 +267,7 @@ def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple
         pos = 0
         while m := re.compile(rb'<(?:row r="(' + _digits_above(max_row) + rb')"[\s>/]|c r="(?:('
                               + _letters_above(max_col) + rb")[1-9][0-9]{0,6}|[A-Z]{1,3}(" + _digits_above(max_row)
-                              + rb'))"[\s>/])|' + _UNUSUAL).search(chunk, pos):
+                              + rb'))"[\s>/]|' + _UNUSUAL + rb")").search(chunk, pos):
             if m.group(2):
                 max_col = m.group(2).decode()
             elif m.group(1) or m.group(3):
