@@ -226,11 +226,16 @@ class _Unusual(Exception):  # an internal signal from sheet_extent to check_xlsx
 
 # A row or cell tag not written the way every writer we know writes it: r first, double-quoted, upper-case
 # column, no leading zero, no namespace prefix. python-calamine (quick-xml) reads all of those too (single
-# quotes, spaces around '=', lower case, leading zeros, a prefix: each took a 5 KB file past the fast scan and
+# quotes, spaces around '=', lower case, leading zeros, a prefix, a second r: each took a 5 KB file past the scan and
 # the process down asking for 526 GB), so such a part is measured by a real XML parser (_exact_extent).
 # (After the '<': one leading '<' for the whole pattern lets the regex engine skip to each '<' at C speed.)
-_UNUSUAL = (rb'[^\s<>/:!?]+:(?:c|row)[\s>/]|c(?! r="[A-Z]{1,3}[1-9][0-9]{0,6}"[\s>/])[\s>/]'
-            rb'|row(?! r="[1-9][0-9]{0,6}"[\s>/])[\s>/]')
+# A canonical cell has r first and only the attributes Excel, LibreOffice and openpyxl write after it; a canonical
+# row, r first and then attributes other than r with plain values. So a second r in a tag (XML forbids it; quick-xml
+# reads it) is no canonical tag either.
+_UNUSUAL = (rb'[^\s<>/:!?]+:(?:c|row)[\s>/]'
+            rb'|c(?! r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,6}")?(?: t="[a-zA-Z]{1,9}")?'
+            rb'(?: (?:cm|vm|ph)="[0-9]{1,6}")*/?>)[\s>/]'
+            rb'|row(?! r="[1-9][0-9]{0,6}"(?: (?!r=)[A-Za-z][\w:.-]*="[^"<>]*")*/?>)[\s>/]')
 
 
 def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple[int, int]:

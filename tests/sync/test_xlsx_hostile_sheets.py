@@ -98,6 +98,18 @@ FAR = [
     ("a tab before r", '<row r="3"><c\tr="ZZZ900000"><v>1</v></c></row>', "900,000 rows × 18,278 columns"),
     ("no r after a far one", '<row r="900000"><c r="ZZZ900000"/><c/><c/></row>', "900,000 rows × 18,280 columns"),
 ]
+SECOND_R = ['<row r="3"><c r="A3" r="ZZZ900000"><v>1</v></c></row>',
+            '<row r="3"><c r="A3" s="1" foo=">" r="ZZZ900000"><v>1</v></c></row>']
+
+
+@pytest.mark.parametrize("far", SECOND_R, ids=["second r", "second r after a quoted >"])
+def test_a_cell_with_a_second_reference_is_refused(tmp_path: Path, far: str) -> None:
+    roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + _row(2, TEACHER) + far)
+    config, env = _config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    assert ran.code == 2, ran.output[-2000:]
+    assert ran.stderr.startswith("error: roster.xlsx: xl/worksheets/sheet1.xml cannot be measured before it is read "
+                                 "(not well-formed XML: Attribute r redefined"), ran.stderr
 
 
 @pytest.mark.parametrize(("case", "far", "spans"), FAR, ids=[c for c, _, _ in FAR])
