@@ -30,6 +30,23 @@ def _verbosity() -> list[str]:
     return ["-" + "v" * n] if n else []
 
 
+def check_ports(app: AppContext, receiver_port: int | None) -> None:
+    """ConfigError when two of the ports this host's processes listen on are one: the receiver's (`--port`, else
+    webhooks.port), metrics.port, metrics.scheduler_port and metrics.worker_port. `run` checks before it starts a
+    child: otherwise the scheduler, up first, served /metrics on the receiver's port and the supervisor restarted
+    the receiver, which could not bind it, for ever."""
+    metrics = app.settings.metrics
+    ports = [("--port" if receiver_port else "webhooks.port", receiver_port or app.settings.webhooks.port),
+             ("metrics.port", metrics.port), ("metrics.scheduler_port", metrics.scheduler_port),
+             ("metrics.worker_port", metrics.worker_port)]
+    seen: dict[int, str] = {}
+    for name, port in ports:
+        if port and port in seen:
+            raise ConfigError(f"{name} = {port} is also {seen[port]}: give each its own port (metrics never share "
+                              "the webhook port)")
+        seen.setdefault(port, name)
+
+
 def _serve_metrics(app: AppContext, setting: str) -> ServerHandle | None:
     """GET /metrics on metrics.<setting> (scheduler_port, worker_port) if set: the store's figures (job runs,
     backlogs, inbox), so a scheduler or worker host is watched without a receiver on it."""
@@ -37,13 +54,7 @@ def _serve_metrics(app: AppContext, setting: str) -> ServerHandle | None:
     port = int(getattr(metrics, setting))
     if not port:
         return None
-    taken = {app.settings.webhooks.port: "webhooks.port", metrics.port: "metrics.port"}
-    for other in ("scheduler_port", "worker_port"):
-        if other != setting and getattr(metrics, other):
-            taken[getattr(metrics, other)] = f"metrics.{other}"
-    if port in taken:
-        raise ConfigError(f"metrics.{setting} = {port} is also {taken[port]}: "
-                          f"give the {setting.removesuffix('_port')}'s metrics a port of their own")
+    check_ports(app, None)
     store = app.store  # opened (and migrated) here, once, not by the first scrape's thread
     registry = build_registry(lambda: store, metrics.cache_seconds)
     try:
@@ -57,7 +68,7 @@ def _serve_metrics(app: AppContext, setting: str) -> ServerHandle | None:
 
 @click.command("run")
 @click.option("--host", default=None, help="Receiver address. Default: webhooks.host.")
-@click.option("--port", type=int, default=None, help="Receiver port. Default: webhooks.port.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Receiver port. Default: webhooks.port.")
 @click.option("--workers", type=int, default=None, help="gunicorn workers. Default: webhooks.workers.")
 @click.option("--stop-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the children after SIGTERM before killing them.")
@@ -69,6 +80,7 @@ def run_command(app: AppContext, host: str | None, port: int | None, workers: in
     from creditbridge.runner.supervisor import Child, Supervisor
 
     use_format(app.log_format)  # a bad config fails here, once, not in two children
+    check_ports(app, port)
     app.store  # noqa: B018 - migrate before the children start, so they do not race to do it
     app.close()
     base = [sys.executable, "-m", "creditbridge.cli.main", *_verbosity(), "--log-format", app.log_format]
