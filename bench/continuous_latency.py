@@ -349,8 +349,10 @@ def main() -> None:
                 break
             time.sleep(0.5)
         cont = figures(sent, registered(sim_db, 2))
+        with engine.connect() as c:  # never processed within --settle: left for `intake replay` / the scheduler
+            left = c.execute(text("SELECT count(*) FROM webhook_delivery WHERE state = 'pending'")).scalar_one()
         cont.update({"failed": failed, **schedule, "send_seconds": round(send_seconds, 1),
-                     "queues": sampler.summary()})
+                     "left_pending": left, "queues": sampler.summary()})
         for w in workers:
             w.send_signal(signal.SIGTERM)
             w.wait(60)
