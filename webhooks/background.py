@@ -20,7 +20,12 @@ class BackgroundProcessor:
     `intake replay` / the scheduler. Started lazily, i.e. in the gunicorn worker after the fork.
     """
 
-    def __init__(self, store: Store, settings: Settings, maxsize: int, batch: int = 100) -> None:
+    # Deliveries taken per transaction: what queued while the previous batch ran, up to this. A batch costs about
+    # ten round trips whatever its size, and in a gevent worker each round trip waits its turn behind the
+    # requests being answered; at 100 per batch the thread fell behind 500 deliveries/s (BENCHMARKS.md, issue 16).
+    BATCH = 1000
+
+    def __init__(self, store: Store, settings: Settings, maxsize: int, batch: int = BATCH) -> None:
         self.store, self.settings, self.batch = store, settings, batch
         self.queue: queue.Queue[str | None] = queue.Queue(maxsize)
         self.thread: threading.Thread | None = None
@@ -58,7 +63,8 @@ class BackgroundProcessor:
                     ids.append(nxt)
             try:
                 if ids:
-                    process_pending(self.store, self.settings, webhook_ids=ids)
+                    # one chunk: the ids are known, so the whole batch is one transaction
+                    process_pending(self.store, self.settings, webhook_ids=ids, chunk_size=len(ids))
             except Exception:
                 log.exception("background processing of %d deliveries failed; they stay pending", len(ids))
             finally:
