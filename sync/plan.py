@@ -580,6 +580,16 @@ def plan_roster(
                                      strict=True))
                     for i in compress(range(n), map(not_, same)):
                         first[ids[i]] = classify_one(items[i], hashes[i], states[i])  # type: ignore[arg-type]
+                elif raw_get is not None and not keeping:
+                    # Nothing stored (a province's first sync) and no action to keep: each row's kind is
+                    # classify(row, None)'s for its status, asked once per status rather than once per row.
+                    statuses = list(map(_STATUS, items))
+                    probe: RosterRow = items[0]  # type: ignore[assignment]  # a chunk of valid rows only
+                    kind_of = {st: _KIND_INDEX[classify(probe._replace(status=st), None)[0]] for st in set(statuses)}
+                    kis = list(map(kind_of.__getitem__, statuses))
+                    for ki in kind_of.values():
+                        counts[ki] += kis.count(ki)
+                    first.update(zip(ids, map(or_, map(lshift, map(_ROW, items), repeat(5)), kis), strict=True))
                 else:
                     st = "" if raw_get is not None else None  # "": nothing stored at all
                     for item, h, id_number in zip(items, hashes, ids, strict=True):

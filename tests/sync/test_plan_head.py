@@ -119,3 +119,29 @@ def test_dry_run_plan_sheet_lists_the_first_actions_of_one_pass(tmp_path: Path, 
     assert f"the plan lists the first {limit} actions only" in summary
     lines = [list(r) for r in book.worksheets[2].iter_rows(min_row=2, values_only=True)]
     assert lines == [[p.action, p.row, p.who, p.name, p.detail or None, p.result] for p in expected]
+
+
+def _first_sync_rows() -> list[RosterRow | InvalidRow]:
+    """A first sync's file: serving teachers and leavers, an invalid row, duplicates within a chunk and across
+    chunks (_chunked's 256 rows), some of them leavers."""
+    rows: list[RosterRow | InvalidRow] = []
+    for n in range(1300):
+        rows.append(row(n, n + 2, status="left" if n % 7 == 0 else "active"))
+    rows[300] = InvalidRow(302, [RowError(row=302, column="学段", reason="unknown stage")], ident(300))
+    rows += [row(n, 1302 + i) for i, n in enumerate((5, 7, 250, 600, 300, 700, 1001, 1281))]
+    rows[20] = row(21, 22)  # 21 twice in one chunk
+    return rows
+
+
+def test_first_sync_kernel_plans_as_the_row_by_row_classification() -> None:
+    rows = _first_sync_rows()
+    reference = plan_roster(rows, KnownTeachers(), programme="sd-2022", cache_limit=10**6)  # every row classified
+    assert reference._cached is not None
+    assert reference.counts["create"] > 0 and reference.counts["unchanged"] > 0
+    assert sum(1 for e in reference.errors if "rows" in e.reason) == 18
+    for cache_limit in (0, 1, 3, 255, 600):
+        plan = plan_roster(rows, KnownTeachers(), programme="sd-2022", cache_limit=cache_limit)
+        assert plan._cached is None  # rows past the limit went through the kernel
+        assert plan.counts == reference.counts and plan.errors == reference.errors, cache_limit
+        assert plan._duplicates == reference._duplicates
+        assert list(plan.actions) == list(reference.actions)
