@@ -9,7 +9,9 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   workbook is opened the zip directory's uncompressed sizes are checked, and each shared string's length is
   checked with a streaming parse (a 300 KB file can hold one 300 MB string). It also unpacks a sheet into
   one array for the rectangle from its first to its last cell (a cell in A1 and one in XFD1048576: 550 GB,
-  and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`).
+  and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`);
+  the same scan refuses a text in the sheet itself (an inline string, a formula's cached text) of more than
+  16 MB, which the shared-strings check never sees.
 - Lines of JSON-lines files are read with a bound (`bounded_lines`).
 - Only regular files are read (`not_regular`): a FIFO blocks the reader until some writer comes, /dev/zero
   never ends, a directory has nothing to read; each is refused by name instead.
@@ -22,7 +24,6 @@ import re
 import stat
 import zipfile
 from collections.abc import Iterator
-from operator import methodcaller
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, AnyStr
 
@@ -123,7 +124,21 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                     # Any other part may be the sheet python-calamine reads (it follows the workbook's
                     # relationships, not names): each one's cell rectangle is measured.
                     with z.open(info) as part:
-                        rows, cols = sheet_extent(part)
+                        text_max = max(_TEXT_RUN_MB * _MB, _MAX_CHAR_BYTES * limits.max_cell_chars)
+                        try:
+                            try:
+                                rows, cols = sheet_extent(part, max_text_bytes=text_max)
+                            except _Unusual:
+                                with z.open(info) as again:
+                                    rows, cols = _exact_extent(again)
+                        except etree.XMLSyntaxError as e:
+                            raise InputTooLarge(f"{path.name}: {info.filename} cannot be measured before it is read "
+                                                f"(not well-formed XML: {e.msg}); a damaged file?") from None
+                        except _LongText as e:
+                            raise InputTooLarge(
+                                f"{path.name}: {info.filename} holds a text of more than {text_max / _MB:.0f} MB "
+                                f"{e.where}, far longer than limits.max_cell_chars = {limits.max_cell_chars:,} "
+                                "characters; no cell of an export is that long") from None
                     if rows * cols > limits.xlsx_max_cells:
                         raise InputTooLarge(
                             f"{path.name}: {info.filename} spans {rows:,} rows × {cols:,} columns from A1 to its last "
@@ -142,9 +157,43 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
         return
 
 
+# The most bytes one character of a text can take in the XML: a numeric character reference, &#x10FFFF;. A text
+# longer than this many bytes times limits.max_cell_chars is a cell longer than the limit, whatever it says.
+_MAX_CHAR_BYTES = 10
+# Below this, an over-long cell is left to the reader, whose error names its row and column (openpyxl writes a
+# Chinese character as &#29579;: 8 bytes); above it, the cell would cost several times its size in memory
+# (python-calamine's copy, Python's, the stripped one) before that error.
+_TEXT_RUN_MB = 16
+
+
+class _LongText(Exception):  # an internal signal from sheet_extent to check_xlsx, never shown as is
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+
+def _check_text_runs(chunk: bytes, limit: int, row_before: int) -> None:
+    """_LongText when `chunk` (whole tags only) holds a run of more than `limit` bytes without markup: an inline
+    string (`t="inlineStr"`) or a formula's cached text (`t="str"`), which the shared-strings check never sees
+    and python-calamine unpacks whole (a 200 KB workbook held one 200 MB cell: 630 MB more memory before the
+    cell's length was refused). Costs about one rfind per `limit` bytes: each window of `limit` bytes must
+    hold a '<'. `row_before`: the row the chunk starts in (a giant row's cells come in several chunks)."""
+    i, n = 0, len(chunk)
+    while i + limit < n:
+        j = chunk.rfind(b"<", i, i + limit + 1)
+        if j < 0:
+            # i is just after a '<': the text is what follows the end of that tag, up to the next tag.
+            j = chunk.find(b"<", i)
+            j = j if j >= 0 else n
+            gt = chunk.find(b">", i, j)
+            text = chunk[gt + 1 if gt >= 0 else i:j]
+            if len(text) > limit and text.strip():  # whitespace between tags is no cell
+                rows = _ROW_R.findall(chunk, 0, i)
+                row = int(rows[-1]) if rows else row_before
+                raise _LongText(f"in row {row:,}" if row else "in its first row")
+        i = j + 1
+
+
 _ROW_R = re.compile(rb'<row\b[^>]*?\sr="([0-9]{1,10})"')
-# A cell element without an r attribute (its column is the previous cell's + 1).
-_CELL_NO_R = re.compile(rb'<c(?![^>]*\sr=)(?:\s[^>]*)?/?>')
 _CHUNK = 1 << 22
 _DIGITS = re.compile(rb"[0-9]{1,10}")
 
@@ -171,63 +220,94 @@ def _column_number(letters: str) -> int:
     return n
 
 
-def sheet_extent(part: IO[bytes]) -> tuple[int, int]:
-    """(rows, columns) of the rectangle from A1 to a worksheet part's last cell, an upper bound, read as a stream.
+class _Unusual(Exception):  # an internal signal from sheet_extent to check_xlsx: measure the part exactly
+    pass
+
+
+# A row or cell tag not written the way every writer we know writes it: r first, double-quoted, upper-case
+# column, no leading zero, no namespace prefix. python-calamine (quick-xml) reads all of those too (single
+# quotes, spaces around '=', lower case, leading zeros, a prefix, a second r: each took a 5 KB file past the scan and
+# the process down asking for 526 GB), so such a part is measured by a real XML parser (_exact_extent).
+# (After the '<': one leading '<' for the whole pattern lets the regex engine skip to each '<' at C speed.)
+# A canonical cell has r first and only the attributes Excel, LibreOffice and openpyxl write after it; a canonical
+# row, r first and then attributes other than r with plain values. So a second r in a tag (XML forbids it; quick-xml
+# reads it) is no canonical tag either.
+_UNUSUAL = (rb'[^\s<>/:!?]+:(?:c|row)[\s>/]'
+            rb'|c(?! r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,6}")?(?: t="[a-zA-Z]{1,9}")?'
+            rb'(?: (?:cm|vm|ph)="[0-9]{1,6}")*/?>)[\s>/]'
+            rb'|row(?! r="[1-9][0-9]{0,6}"(?: (?!r=)[A-Za-z][\w:.-]*="[^"<>]*")*/?>)[\s>/]')
+
+
+def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of the rectangle from A1 to a worksheet part's last cell, read as a stream.
 
     Written so that a normal sheet costs one C-level regex pass over its XML and no Python work per cell:
     the highest row is taken from the last row of each chunk, and the XML is searched only for a reference
     beyond the highest row or column seen so far (a regex of "greater than" built from it), a hit raising
-    the bound. Cells and rows without an r attribute (the spec allows them: the
-    next position) are bounded by their count per row, and by the rows without r."""
-    max_row, max_col, implicit_rows, widest_implicit = 0, "A", 0, 0
+    the bound. A row or cell written otherwise (no r, another quoting, a prefix: `_UNUSUAL`) raises _Unusual:
+    the caller measures the part with _exact_extent. With `max_text_bytes`, a text longer than that raises
+    _LongText (`_check_text_runs`)."""
+    max_row, max_col = 0, "A"
     carry = b""
     while True:
         data = part.read(_CHUNK)
         buf = carry + data
-        # Whole rows only (a cell count per row below), and never a tag cut in two: up to the last <row.
+        # Never a tag cut in two: up to the last <row.
         cut = buf.rfind(b"<row") if data else len(buf)
         if data and cut <= 0:
             if len(buf) < 16 * _CHUNK:
                 carry = buf
                 continue
-            cut = buf.rfind(b"<")  # one giant row: cut before a tag, its cells counted in parts
+            cut = buf.rfind(b"<")  # one giant row: cut before a tag
             cut = cut if cut > 0 else len(buf)
         chunk, carry = buf[:cut], buf[cut:]
+        if max_text_bytes is not None:
+            _check_text_runs(chunk, max_text_bytes, max_row)
         last = chunk.rfind(b'<row r="')
         if last >= 0:
             digits = _DIGITS.match(chunk, last + 8)
             max_row = max(max_row, int(digits.group()) if digits else 0)
         # Every writer we know puts r first (<row r="7" ..., <c r="B7" ...), and rows in order: one pass then
-        # finds nothing, or a reference beyond the bounds so far (which raises them), or a row or cell without
-        # r first, for which the exact, slower patterns take the chunk.
-        pos, usual = 0, True
-        while m := re.compile(b'<(?:row r="(' + _digits_above(max_row) + b')"|c r="(?:(' + _letters_above(max_col)
-                              + b")[0-9]|[A-Z]{1,4}(" + _digits_above(max_row) + rb')")|(?:c|row)(?! r=")[\s>/])'
-                              ).search(chunk, pos):
+        # finds nothing, or a reference beyond the bounds so far (which raises them), or a tag written otherwise.
+        pos = 0
+        while m := re.compile(rb'<(?:row r="(' + _digits_above(max_row) + rb')"[\s>/]|c r="(?:('
+                              + _letters_above(max_col) + rb")[1-9][0-9]{0,6}|[A-Z]{1,3}(" + _digits_above(max_row)
+                              + rb'))"[\s>/]|' + _UNUSUAL + rb")").search(chunk, pos):
             if m.group(2):
                 max_col = m.group(2).decode()
             elif m.group(1) or m.group(3):
                 max_row = int(m.group(1) or m.group(3))
             else:
-                usual = False
-                break
+                raise _Unusual
             pos = m.end()
-        if not usual:
-            rows = _ROW_R.findall(chunk)
-            if rows:
-                max_row = max(max_row, max(map(int, rows)))
-            implicit_rows += chunk.count(b"<row") - len(rows)  # <rowBreaks> counts too: an upper bound
-            while m := re.search(rb'<c\b[^>]*?\sr="(?:(' + _letters_above(max_col) + rb")[0-9]|[A-Z]{1,4}("
-                                 + _digits_above(max_row) + rb')")', chunk):
-                if m.group(1):
-                    max_col = m.group(1).decode()
-                else:
-                    max_row = int(m.group(2))
-            if _CELL_NO_R.search(chunk):
-                widest_implicit = max(widest_implicit, max(map(methodcaller("count", b"<c"), chunk.split(b"<row"))))
         if not data:
             break
-    return max_row + implicit_rows, _column_number(max_col) + widest_implicit
+    return max_row, _column_number(max_col)
+
+
+_REF = re.compile(r"\s*([A-Za-z]{1,10})?([0-9]{1,12})?\s*")
+
+
+def _exact_extent(part: IO[bytes]) -> tuple[int, int]:
+    """(rows, columns) of a worksheet part from a real XML parse (lxml, streaming): every row and cell element
+    of any prefix, its r read as python-calamine reads it (any case, leading zeros), a row or cell without r
+    the next position. Slower than sheet_extent's scan; only for parts written unlike every writer we know."""
+    max_row = max_col = row = col = 0
+    for event, elem in etree.iterparse(part, events=("start", "end"), tag=("{*}row", "{*}c"),
+                                       resolve_entities=False, no_network=True):
+        if event == "end":
+            if etree.QName(elem).localname == "row":
+                elem.clear(keep_tail=False)
+            continue
+        m = _REF.fullmatch(elem.get("r") or "")
+        letters, digits = (m.group(1), m.group(2)) if m else (None, None)
+        if etree.QName(elem).localname == "row":
+            row, col = (int(digits) if digits else row + 1), 0
+        else:
+            col = _column_number(letters.upper()) if letters else col + 1
+            row = int(digits) if digits else row
+        max_row, max_col = max(max_row, row), max(max_col, col)
+    return max_row, max_col
 
 
 def _check_strings(path: Path, part_name: str, part: IO[bytes], max_chars: int) -> None:

@@ -13,11 +13,11 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Literal
+from typing import Any, Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-from creditbridge.redact import install_log_redaction
+from creditbridge.redact import install_log_redaction, screened_json
 
 LogFormat = Literal["text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -54,9 +54,18 @@ class ContextFilter(logging.Filter):
 _CONTEXT = ContextFilter()
 
 
+class _ScreenedJsonFormatter(JsonFormatter):
+    """The JSON line as redact.json_for_screen writes JSON: the redacting filter masks the message and the
+    exception, but a record's other attributes (a library's or a caller's `extra`) become fields too, and
+    ensure_ascii=False leaves C1 and bidirectional controls raw for the terminal tailing the log."""
+
+    def jsonify_log_record(self, log_data: Any) -> str:
+        return screened_json(super().jsonify_log_record(log_data))
+
+
 def json_formatter() -> JsonFormatter:
     """time (ISO 8601, UTC), level, logger, message, then run_id/job and any `extra`, exception when any."""
-    return JsonFormatter("%(levelname)s %(name)s %(message)s", timestamp="time", json_ensure_ascii=False,
+    return _ScreenedJsonFormatter("%(levelname)s %(name)s %(message)s", timestamp="time", json_ensure_ascii=False,
                          rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"})
 
 

@@ -72,7 +72,12 @@ def json_for_screen(obj: Any, *, indent: int | None = None) -> str:
     is not driven by it (json.dumps escapes C0 only, not C1 or the bidirectional controls). ID numbers masked,
     URL passwords hidden. Outside strings json.dumps writes ASCII only (newlines when indenting, which stay), so
     the escapes land inside strings."""
-    text = json.dumps(obj, ensure_ascii=False, indent=indent, default=str)
+    return screened_json(json.dumps(obj, ensure_ascii=False, indent=indent, default=str))
+
+
+def screened_json(text: str) -> str:
+    """JSON text (written with ensure_ascii=False) made safe to show as json_for_screen makes it: C1 and
+    bidirectional controls as \\uXXXX escapes, ID numbers masked, URL passwords hidden."""
     return redact(_CONTROL_BUT_NEWLINE.sub(_json_escaped, text))
 
 

@@ -188,9 +188,9 @@ def drop_triggers(url: str) -> None:
         store.dispose()
 
 
-def touch(url: str, teachers: int, every: int = 100, tag: str = "bench-touch") -> int:
-    """Give every `every`-th teacher one more passed ethics elective (4 hours; not timed): the input of the
-    "1 % changed" re-evaluation. Returns the number of records added."""
+def touch(url: str, teachers: int, every: int = 100, tag: str = "bench-touch", offset: int = 0) -> int:
+    """Give every `every`-th teacher (from `offset`) one more passed ethics elective (4 hours; not timed): the
+    input of the "1 % changed" re-evaluation. Returns the number of records added."""
     from creditbridge.store import open_store
 
     store = open_store(url, migrate=False)
@@ -201,7 +201,7 @@ def touch(url: str, teachers: int, every: int = 100, tag: str = "bench-touch") -
     now_v = now if pg else now.strftime("%Y-%m-%d %H:%M:%S.%f")
     mark = "%s" if pg else "?"
     rows = [(PROGRAMME, id_number(n), "SD22-E-ETHICS-03", "course", True, when, f"{tag}:{n}", "import", now_v)
-            for n in range(0, teachers, every)]
+            for n in range(offset, teachers, every)]
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -265,12 +265,35 @@ def run_step(step: str, url: str, chunk: int, workers: int = 1) -> dict[str, Any
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def reset(url: str) -> dict[str, int]:
+    """A store loaded before (--store-url), made ready for a first full evaluation again (not timed): results,
+    change log, runs and marks deleted; the inputs stay. Returns what it holds."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as c:
+            for table in ("credit_result_change", "credit_result", "credit_evaluation_run", "credit_mark"):
+                c.execute(text(f"DELETE FROM {table}"))  # table names: this module's constants
+            if engine.dialect.name == "postgresql":
+                c.execute(text("ANALYZE"))
+            return {"teachers": c.execute(text("SELECT count(*) FROM teacher")).scalar_one(),
+                    "records": c.execute(text("SELECT count(*) FROM learning_record")).scalar_one(),
+                    "assignments": c.execute(text("SELECT count(*) FROM lesson_case_assignment")).scalar_one()}
+    finally:
+        engine.dispose()
+
+
 def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed: int,
-          workers: int, rerun: bool = True, no_trigger_url: str | None = None) -> dict[str, Any]:
-    print(f"[{name}] loading {teachers:,} teachers × {per_teacher} records (through the mark triggers) ...",
-          file=sys.stderr)
+          workers: int, rerun: bool = True, no_trigger_url: str | None = None, reuse: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
-    loaded = generate(url, teachers, per_teacher, seed)
+    if reuse:
+        print(f"[{name}] reusing a loaded store: results, runs and marks cleared ...", file=sys.stderr)
+        loaded = reset(url)
+        if loaded["teachers"] != teachers:
+            raise SystemExit(f"--store-url holds {loaded['teachers']:,} teachers, not --teachers {teachers:,}")
+    else:
+        print(f"[{name}] loading {teachers:,} teachers × {per_teacher} records (through the mark triggers) ...",
+              file=sys.stderr)
+        loaded = generate(url, teachers, per_teacher, seed)
     load_s = time.perf_counter() - t0
     load_marks = marks(url)
     load_plain_s = None
@@ -287,10 +310,11 @@ def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed
     again = run_step("evaluate", url, chunk, workers) if rerun else None
     # incremental with nothing marked, then after 1 % of the teachers got a new record
     idle = run_step("incremental", url, chunk) if rerun else None
-    touched = touch(url, teachers) if rerun else 0
+    run_tag = uuid.uuid4().hex[:8]  # record sources stay unique when a kept store is measured again
+    touched = touch(url, teachers, tag=f"bench-touch-{run_tag}") if rerun else 0
     one_pct = run_step("incremental", url, chunk) if rerun else None
     # the same 1 % change evaluated by a full run, for comparison (issue 16: "today about 100 %")
-    touch(url, teachers, tag="bench-touch-2") if rerun else 0
+    touch(url, teachers, tag=f"bench-touch-2-{run_tag}") if rerun else 0
     one_pct_full = run_step("evaluate", url, chunk, workers) if rerun else None
     full = ev["seconds"]
 
@@ -321,7 +345,8 @@ def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed
            "load_average": [round(x, 2) for x in os.getloadavg()]}
     ok = ev["seconds"] <= 60 and ev["peak_rss_mb"] <= 4096
     inc_ok = bool(one_pct and idle and one_pct["seconds"] <= 0.05 * full and idle["seconds"] <= 2)
-    trig = (f"load {load_s:.1f} s with the mark triggers ({load_marks:,} marks)"
+    trig = ("store reused (loaded before), " if reuse else "") + (
+            f"load {load_s:.1f} s with the mark triggers ({load_marks:,} marks)"
             + (f", {load_plain_s:.1f} s without" if load_plain_s is not None else "") + "; ")
     print(f"[{name}, {workers} worker(s)] {trig}baseline scan {base['seconds']:.1f} s ({base['rows']:,} rows, "
           f"peak {base['peak_rss_mb']:.0f} MB); "
@@ -342,6 +367,44 @@ def bench(name: str, url: str, teachers: int, per_teacher: int, chunk: int, seed
     return row
 
 
+def last_full_seconds(url: str) -> float:
+    """Duration of the store's last complete full evaluation (its run row)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            row = c.execute(text("SELECT started_at, finished_at FROM credit_evaluation_run WHERE mode = 'all' "
+                                 "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1")).first()
+    finally:
+        engine.dispose()
+    if row is None:
+        raise SystemExit("--incremental-only needs a store with a complete full evaluation")
+    start, end = (datetime.fromisoformat(v) if isinstance(v, str) else v for v in row)
+    return (end - start).total_seconds()
+
+
+def incremental_only(url: str, teachers: int, chunk: int, offset: int) -> dict[str, Any]:
+    """On an evaluated store: an incremental run with nothing marked, then one after 1 % of the teachers (every
+    100th from `offset`, so a second measurement touches other teachers) got a new record; both against the
+    store's last full evaluation."""
+    full = last_full_seconds(url)
+    idle = run_step("incremental", url, chunk)
+    touched = touch(url, teachers, tag=f"bench-touch-{uuid.uuid4().hex[:8]}", offset=offset)
+    one = run_step("incremental", url, chunk)
+    row = {"full_seconds": round(full, 2), "idle_seconds": round(idle["seconds"], 2), "idle_mode": idle["mode"],
+           "one_percent_records": touched, "one_percent_seconds": round(one["seconds"], 2),
+           "one_percent_cpu_seconds": round(one["cpu_seconds"], 2), "one_percent_mode": one["mode"],
+           "evaluated": one["counts"]["evaluated"], "changed": one["counts"]["changed"],
+           "ratio": round(one["seconds"] / full, 4), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    met = one["seconds"] <= 0.05 * full and idle["seconds"] <= 2
+    print(f"incremental only: last full evaluation {full:.1f} s; nothing marked {idle['seconds']:.2f} s "
+          f"({idle['mode']}); after {touched:,} new records {one['seconds']:.2f} s ({one['cpu_seconds']:.2f} s CPU, "
+          f"{one['mode']}, evaluated {one['counts']['evaluated']}, changed {one['counts']['changed']}) = "
+          f"{100 * row['ratio']:.2f} % of the full evaluation; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; targets (≤5 %, ≤2 s): {'met' if met else 'NOT met'}",
+          flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teachers", type=int, default=1_000_000)
@@ -354,6 +417,14 @@ def main() -> None:
     ap.add_argument("--no-rerun", action="store_true", help="skip the second, nothing-changed evaluation")
     ap.add_argument("--trigger-cost", action="store_true",
                     help="load again into a scratch store without the mark triggers and print both load times")
+    ap.add_argument("--keep", action="store_true",
+                    help="PostgreSQL: keep the scratch database (its URL is printed) for --store-url")
+    ap.add_argument("--store-url", help="measure a store loaded before by this script with the same --teachers "
+                    "(kept with --keep; SQLite: a file): its results, runs and marks are cleared, the inputs reused")
+    ap.add_argument("--incremental-only", action="store_true",
+                    help="with --store-url of an evaluated store: only the incremental steps, against its last full "
+                         "evaluation's time (nothing cleared)")
+    ap.add_argument("--touch-offset", type=int, default=0, help="first teacher of the 1 %% touched (every 100th)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -362,6 +433,18 @@ def main() -> None:
         child(a.child, a.url, a.chunk, a.workers)
         return
     results = []
+    if a.store_url and a.incremental_only:
+        results.append(incremental_only(a.store_url, a.teachers, a.chunk, a.touch_offset))
+        if a.json:
+            print(json.dumps(results, indent=2))
+        return
+    if a.store_url:
+        name = "postgres" if a.store_url.startswith("postgresql") else "sqlite"
+        results.append(bench(name, a.store_url, a.teachers, a.records, a.chunk, a.seed, a.workers, not a.no_rerun,
+                             reuse=True))
+        if a.json:
+            print(json.dumps(results, indent=2))
+        return
     if a.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="cb-bench-") as d:
             plain = f"sqlite:///{Path(d) / 'plain.db'}" if a.trigger_cost else None
@@ -380,6 +463,10 @@ def main() -> None:
         finally:
             with admin.connect() as c:
                 for name in names:
+                    if a.keep and name == names[0]:
+                        print(f"kept: --store-url {make_url(a.pg_url).set(database=name).render_as_string(False)}",
+                              file=sys.stderr)
+                        continue
                     c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     if a.json:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 ENDPOINT = "/webservice/rest/server.php"
 REDACTED = "***"
+# What Transport reports to the Limiter for a call Moodle took in but did not answer within the read timeout.
+TIMED_OUT = 0
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Limiter:
     @contextmanager
     def slot(self, function: str, size: int = 0) -> Iterator[Callable[[int | None, float | None], None]]:
         """Wait for room, then hold one place while the call runs (`size`: its form fields); report its HTTP
-        status (None: no answer) and Retry-After."""
+        status (None: no answer; TIMED_OUT: sent, but not answered within the read timeout) and Retry-After."""
         with self._cond:
             while True:
                 wait = self._paused_until - self.clock()
@@ -113,7 +115,8 @@ class Limiter:
         took = now - started
         with self._cond:
             self.in_flight -= 1
-            overloaded = status in (429, 503)
+            # A read timeout is the strongest sign of an overloaded site (every PHP worker busy): no answer at all.
+            overloaded = status in (429, 503, TIMED_OUT)
             if status == 200:
                 fastest = self._fastest.setdefault(kind, took)
                 self._fastest[kind] = min(fastest, took)
@@ -124,8 +127,10 @@ class Limiter:
                     self._last_cut = now
                     self.limit = max(1, self.limit // 2)
                     self.lowest = min(self.lowest, self.limit)
-                    log.warning("%s: Moodle is overloaded (%s); %d call(s) at a time from now", kind[0],
-                                f"HTTP {status}" if status != 200 else f"{took:.1f}s", self.limit)
+                    why = (f"{took:.1f}s" if status == 200 else f"no answer in {took:.1f}s" if status == TIMED_OUT
+                           else f"HTTP {status}")
+                    log.warning("%s: Moodle is overloaded (%s); %d call(s) at a time from now", kind[0], why,
+                                self.limit)
                 if retry_after:
                     self._paused_until = max(self._paused_until, now + min(retry_after, self.max_pause))
             elif status == 200:
@@ -215,6 +220,8 @@ class Transport:
         try:
             response = self.session.post(self.endpoint, data=body, timeout=self.timeout, allow_redirects=False)
         except requests.Timeout as e:
+            if report is not None and not isinstance(e, requests.ConnectTimeout):
+                report(TIMED_OUT, None)  # sent and not answered: the limiter backs off as for a 503
             raise TransientError(f"timed out after {self._describe_timeout(e)}", function=function) from e
         except requests.ConnectionError as e:
             error = TransientError(f"cannot connect to {self.shown_endpoint}: {self._scrub(type(e).__name__)}",

@@ -30,7 +30,7 @@ from creditbridge.mappings.loading import (
 from creditbridge.mappings.marks import status
 from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
 from creditbridge.records.id_number import mask_id_number
-from creditbridge.redact import json_for_screen
+from creditbridge.redact import json_for_screen, printable
 from creditbridge.store.models.core import Teacher
 
 
@@ -158,6 +158,9 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
             for code, pc in counts["programmes"].items():
                 click.echo(f"{code}: {_mode_line(pc)}", err=True)
         return
+    if counts["marks_disposed"]:
+        click.echo("marks deleted unread (programmes never evaluated whole; their first run evaluates everyone): "
+                   + ", ".join(f"{printable(code)} {n}" for code, n in counts["marks_disposed"].items()))
     if not counts["programmes"]:
         click.echo("nothing to evaluate: no teachers in the store (run a roster sync first)")
         return

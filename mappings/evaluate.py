@@ -559,7 +559,8 @@ class Evaluation:
     def __init__(self, rules: Rules, school_topics: Mapping[str, Iterable[str]] | None = None) -> None:
         self.rules = rules
         self.programme = rules.programme
-        self.topics = {s: rules.allowed_topics(t) for s, t in (school_topics or {}).items()}
+        self.topics: dict[str, frozenset[str]] = {}
+        self.add_school_topics(school_topics or {})
         self._default_topics = rules.allowed_topics(())
         self.schools: dict[str, SchoolStats] = {}
         roles = self.programme.roles
@@ -567,6 +568,10 @@ class Evaluation:
         self.host_plan = rules.plan("workshop_host") if "workshop_host" in roles else None
         self.host_codes = rules.matches["workshop_host"] if "workshop_host" in roles else {}
         self.admin_codes = rules.matches["school_admin"] if "school_admin" in roles else {}
+
+    def add_school_topics(self, school_topics: Mapping[str, Iterable[str]]) -> None:
+        """The chosen topics of more schools (a school not given any keeps the programme's default topics)."""
+        self.topics.update({s: self.rules.allowed_topics(t) for s, t in school_topics.items()})
 
     def teacher(self, person: Person, records: list[RecTuple], assigned: frozenset[str] | set[str] = frozenset()
                 ) -> list[Result]:

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, exists, func, not_, or_, select
 from sqlalchemy import delete as sql_delete
 
 from creditbridge.mappings.schema import Programme
 from creditbridge.outbox.status import waiting as outbox_waiting
 from creditbridge.store import Store
+from creditbridge.store.keys import in_ids, in_keys, keys_value
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import Teacher
 from creditbridge.store.models.credits import CreditEvaluationRun, CreditMark
@@ -46,7 +47,9 @@ class Found:
 
 def read_all(conn: Connection, code: str) -> Found:
     found = Found()
-    for i, teacher, school in conn.execute(select(CM.c.id, CM.c.teacher, CM.c.school).where(CM.c.programme == code)):
+    # .all(): one fetchall; iterating the result fetches row by row (on psycopg a call and a check per row)
+    for i, teacher, school in conn.execute(select(CM.c.id, CM.c.teacher, CM.c.school)
+                                           .where(CM.c.programme == code)).all():
         found.ids.append(i)
         if school is not None:
             found.schools.add(school)
@@ -66,7 +69,7 @@ def read_range(conn: Connection, code: str, lo: str | None, hi: str | None) -> l
         q = q.where(CM.c.teacher > lo)
     if hi is not None:
         q = q.where(CM.c.teacher <= hi)
-    return [(i, t) for i, t in conn.execute(q)]
+    return [(i, t) for i, t in conn.execute(q).all()]
 
 
 def read_whole(conn: Connection, code: str) -> list[int]:
@@ -75,17 +78,40 @@ def read_whole(conn: Connection, code: str) -> list[int]:
 
 
 def teachers_of_schools(conn: Connection, code: str, schools: set[str]) -> set[str]:
-    out: set[str] = set()
-    ordered = sorted(schools)
-    for at in range(0, len(ordered), _BATCH):
-        out.update(conn.execute(select(TE.c.id_number).where(
-            TE.c.programme == code, TE.c.school_code.in_(ordered[at:at + _BATCH]))).scalars())
-    return out
+    if not schools:
+        return set()
+    d = conn.dialect
+    return set(conn.execute(select(TE.c.id_number).where(TE.c.programme == code, in_keys(d, TE.c.school_code)),
+                            {"keys": keys_value(d, sorted(schools))}).scalars().all())
 
 
 def delete(conn: Connection, ids: list[int]) -> None:
+    """Delete exactly these mark rows (one statement per _BATCH ids, whatever their number)."""
+    d = conn.dialect
+    stmt = sql_delete(CreditMark).where(in_ids(d, CM.c.id))
     for at in range(0, len(ids), _BATCH):
-        conn.execute(sql_delete(CM).where(CM.c.id.in_(ids[at:at + _BATCH])))
+        conn.execute(stmt, {"ids": keys_value(d, ids[at:at + _BATCH])})
+
+
+def _complete_run_of(programme: Any) -> Any:
+    """A finished run over everyone of `programme` (what makes the next evaluation of it incremental)."""
+    return exists().where(RUNS.c.programme == programme, RUNS.c.finished_at.is_not(None),
+                          or_(RUNS.c.mode.is_(None), RUNS.c.mode == "all"))
+
+
+def dispose_unneeded(conn: Connection) -> dict[str, int]:
+    """Delete the marks of every programme that never had a complete evaluation, and say how many per programme.
+
+    Such marks stand for nothing: the first evaluation of a programme evaluates everyone (`full_reason`), so no
+    run would ever read them, and they piled up (records of a programme without a rule file, a programme not
+    on the roster yet). Exactly the rows counted are deleted (ids up to the largest seen), so a count and a
+    deletion never disagree."""
+    found = conn.execute(select(CM.c.programme, func.count(), func.max(CM.c.id))
+                         .where(not_(_complete_run_of(CM.c.programme)))
+                         .group_by(CM.c.programme).order_by(CM.c.programme)).all()
+    for code, _n, top in found:
+        conn.execute(sql_delete(CreditMark).where(and_(CM.c.programme == code, CM.c.id <= top)))
+    return {code: n for code, n, _top in found}
 
 
 def full_reason(store: Store, prog: Programme, evaluator_version: str) -> str | None:
@@ -105,7 +131,13 @@ def full_reason(store: Store, prog: Programme, evaluator_version: str) -> str | 
                                               CM.c.school.is_(None)).limit(1)).first() is not None:
             return "catalog changed"
         marked = conn.execute(select(func.count(CM.c.teacher.distinct())).where(CM.c.programme == code)).scalar_one()
-        roster = conn.execute(select(func.count()).select_from(TE).where(TE.c.programme == code)).scalar_one()
+        if marked < FULL_SHARE * FULL_MIN_ROSTER:
+            return None  # too few to be over half of a roster large enough: the roster need not be counted
+        # marked > FULL_SHARE * roster only if roster < marked / FULL_SHARE: counting that far is enough, so the
+        # cost of this check grows with the change, not with the roster
+        bound = int(marked / FULL_SHARE) + 1
+        roster = conn.execute(select(func.count()).select_from(
+            select(TE.c.id_number).where(TE.c.programme == code).limit(bound).subquery())).scalar_one()
     if roster >= FULL_MIN_ROSTER and marked > FULL_SHARE * roster:
         return f"{marked} of {roster} teachers marked"
     return None

@@ -14,6 +14,8 @@ import hashlib
 import marshal
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
@@ -24,21 +26,17 @@ import orjson
 from sqlalchemy import (
     Connection,
     Float,
-    String,
     and_,
-    any_,
     bindparam,
     case,
     delete,
     func,
     insert,
     literal,
-    literal_column,
     null,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import cast, false
 from sqlalchemy.types import Text
 
@@ -49,12 +47,20 @@ from creditbridge.mappings.loading import builtin_rule_path, load_programme
 from creditbridge.mappings.schema import Programme
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.keys import in_keys, keys_value
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher
 from creditbridge.store.models.credits import CreditEvaluationRun, CreditResult, CreditResultChange
 
 DEFAULT_CHUNK = 5000
+# Marked teachers are read by key lists of at most this many: for a few thousand keys PostgreSQL's planner
+# prefers scanning the whole table to probing its index (1M teachers: 5,000 keys made a 3.4 s parallel scan of
+# learning_record's 12M rows, 1,000 keys a 0.18 s index scan), so a larger list makes the cost grow with the
+# province again.
+MARKED_CHUNK = 1000
+# a full run that wrote at least this many results refreshes the planner's statistics of credit_result (PostgreSQL)
+ANALYZE_AFTER = 10_000
 _first = itemgetter(0)
 CR = CreditResult.__table__
 LR = LearningRecordRow.__table__
@@ -76,11 +82,13 @@ class Counts:
     passed: int = 0
     failed: int = 0
     by_programme: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # marks deleted unread, per programme: programmes never evaluated whole (see marks.dispose_unneeded)
+    marks_disposed: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"evaluated": self.evaluated, "changed": self.changed, "new": self.new, "updated": self.updated,
                 "withdrawn": self.withdrawn, "passed": self.passed, "failed": self.failed,
-                "programmes": self.by_programme}
+                "programmes": self.by_programme, "marks_disposed": self.marks_disposed}
 
 
 def _f(v: Any) -> float | None:
@@ -243,12 +251,15 @@ class _Writer:
                 self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
             if self.copy and len(updates) >= _COPY_UPDATE_MIN:
-                self._copy_update(updates)
+                self._copy_update(_UPDATE_TEMP, _UPDATE_COLS, updates)
             else:
                 self.conn.exec_driver_sql(self.update_sql, updates)
         if refingerprint:  # same result from other inputs (or a row stored before fingerprints): note the inputs
-            self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
-                              [{"_h": h, "_id": i} for h, i in refingerprint])
+            if self.copy and len(refingerprint) >= _COPY_UPDATE_MIN:
+                self._copy_update(_REFINGERPRINT_TEMP, ("input_hash",), refingerprint)
+            else:
+                self.conn.execute(update(CR).where(CR.c.id == bindparam("_id")).values(input_hash=bindparam("_h")),
+                                  [{"_h": h, "_id": i} for h, i in refingerprint])
         if stale:
             # A person no longer evaluated (left the roster, no host records any more): the outbox voids it.
             self.conn.execute(delete(CR).where(CR.c.id.in_([s.id for s in stale])))
@@ -260,7 +271,13 @@ class _Writer:
             self.counts.changed += len(stale)
             self.pc["changed"] += len(stale)
         if changes:
-            self.conn.execute(insert(CreditResultChange.__table__), changes)
+            if self.copy and len(changes) >= _COPY_UPDATE_MIN:
+                # JSON as orjson text, like the result columns: an executemany would be a round trip per row
+                self._copy_rows(CreditResultChange.__tablename__, ", ".join(_CHANGE_COLS), [
+                    (*(c[k] for k in _CHANGE_COLS[:4]), _dumps(c["before"]), _dumps(c["after"]), c["rule_changed"],
+                     c["at"]) for c in changes])
+            else:
+                self.conn.execute(insert(CreditResultChange.__table__), changes)
 
     def _copy_rows(self, table: str, cols: str, rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL COPY of `rows` into `table` through the chunk's connection (same transaction)."""
@@ -272,22 +289,25 @@ class _Writer:
         finally:
             cur.close()
 
-    def _copy_update(self, updates: list[tuple[Any, ...]]) -> None:
-        """PostgreSQL: the rows COPYed into a temporary table and applied by one UPDATE ... FROM. An executemany
-        UPDATE costs a round trip per row (pipelined, still most of an incremental run's time)."""
-        cols = ", ".join((*_UPDATE_COLS, "id"))
+    def _copy_update(self, temp: str, set_cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: the rows (`set_cols` values, then the id) COPYed into a temporary table and applied by one
+        UPDATE ... FROM. An executemany UPDATE costs a round trip per row (pipelined, still most of an
+        incremental run's time)."""
+        cols = ", ".join((*set_cols, "id"))
         self.conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_UPDATE_TEMP} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "  # noqa: S608
             f"SELECT {cols} FROM {CR.name} WITH NO DATA")
-        self._copy_rows(_UPDATE_TEMP, cols, updates)
-        sets = ", ".join(f"{c} = u.{c}" for c in _UPDATE_COLS)
-        self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {_UPDATE_TEMP} u "  # noqa: S608
+        self._copy_rows(temp, cols, rows)
+        sets = ", ".join(f"{c} = u.{c}" for c in set_cols)
+        self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {temp} u "  # noqa: S608
                                   f"WHERE {CR.name}.id = u.id")
 
 
 # from this many rewritten results on, PostgreSQL updates through COPY into a temporary table (see _copy_update)
 _COPY_UPDATE_MIN = 50
 _UPDATE_TEMP = "credit_result_update"
+_REFINGERPRINT_TEMP = "credit_result_refingerprint"
+_CHANGE_COLS = ("run_id", "programme", "teacher", "role", "before", "after", "rule_changed", "at")
 
 
 def load_catalog(conn: Connection, code: str) -> dict[str, Course]:
@@ -297,10 +317,17 @@ def load_catalog(conn: Connection, code: str) -> dict[str, Course]:
     return {r.code: Course.of(r.code, r.kind, r.topic, r.mode, r.hours, r.stage, r.subject, r.city) for r in rows}
 
 
-def load_school_topics(conn: Connection, code: str) -> dict[str, list[str]]:
+def load_school_topics(conn: Connection, code: str, schools: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The chosen topics of every school of the programme, or of these schools only (an incremental run reads
+    the schools of the teachers it evaluates, not the province's)."""
     t = SchoolTopic.__table__
+    q = select(t.c.school_code, t.c.topic).where(t.c.programme == code)
+    params: dict[str, Any] = {}
+    if schools is not None:
+        q = q.where(in_keys(conn.dialect, t.c.school_code))
+        params["keys"] = keys_value(conn.dialect, sorted(schools))
     out: dict[str, list[str]] = {}
-    for school, topic in conn.execute(select(t.c.school_code, t.c.topic).where(t.c.programme == code)):
+    for school, topic in conn.execute(q, params).all():
         out.setdefault(school, []).append(topic)
     return out
 
@@ -312,18 +339,6 @@ def _range(col: Any, lo: str | None, hi: str | None) -> Any:
     if hi is not None:
         parts.append(col <= hi)
     return and_(*parts) if parts else literal(True)
-
-
-def _keys_condition(dialect: Any, col: Any) -> Any:
-    """`col` is one of the keys bound as the single parameter "keys" (see `_keys_param`): one statement
-    compiled once for any number of keys (an "expanding" IN would need the values at compile time)."""
-    if dialect.name == "postgresql":
-        return col == any_(bindparam("keys", type_=ARRAY(String)))
-    return col.in_(select(literal_column("value")).select_from(func.json_each(bindparam("keys", type_=Text))))
-
-
-def _keys_param(dialect: Any, keys: Iterable[str]) -> Any:
-    return list(keys) if dialect.name == "postgresql" else orjson.dumps(list(keys)).decode()
 
 
 _Shape = tuple[str, tuple[str, ...] | None, dict[str, Any]]
@@ -364,7 +379,7 @@ class _RecordQuery:
              .join_from(LR, TE, and_(TE.c.programme == LR.c.programme, TE.c.id_number == LR.c.teacher))
              .where(LR.c.programme == bindparam("p"), *live,
                     LR.c.course.in_(admin_codes) if admin_codes else false(),
-                    _keys_condition(dialect, TE.c.school_code))
+                    in_keys(dialect, TE.c.school_code))
              .order_by(LR.c.teacher))
         self.compiled_admin = self._shape(dialect, q)
 
@@ -384,7 +399,7 @@ class _RecordQuery:
                     conds.append(table.c.teacher <= bindparam("hi"))
                 compiled[(has_lo, has_hi)] = self._shape(dialect, select(*cols).where(*conds)
                                                          .order_by(table.c.teacher))
-        conds = [table.c.programme == bindparam("p"), *extra, _keys_condition(dialect, table.c.teacher)]
+        conds = [table.c.programme == bindparam("p"), *extra, in_keys(dialect, table.c.teacher)]
         compiled["keys"] = self._shape(dialect, select(*cols).where(*conds).order_by(table.c.teacher))
         return compiled
 
@@ -398,14 +413,14 @@ class _RecordQuery:
 
     def fetch_of(self, teachers: list[str]) -> list[tuple[Any, ...]]:
         """The learning records of these teachers as RecTuples, in teacher order."""
-        return self._run(self.compiled["keys"], {"keys": _keys_param(self.conn.dialect, teachers)})
+        return self._run(self.compiled["keys"], {"keys": keys_value(self.conn.dialect, teachers)})
 
     def assignments_of(self, teachers: list[str]) -> list[tuple[Any, ...]]:
-        return self._run(self.compiled_lca["keys"], {"keys": _keys_param(self.conn.dialect, teachers)})
+        return self._run(self.compiled_lca["keys"], {"keys": keys_value(self.conn.dialect, teachers)})
 
     def admin_records_of(self, schools: list[str]) -> list[tuple[Any, ...]]:
         """The school-admin task records of the roster teachers of these schools: RecTuple + (school,)."""
-        return self._run(self.compiled_admin, {"keys": _keys_param(self.conn.dialect, schools)})
+        return self._run(self.compiled_admin, {"keys": keys_value(self.conn.dialect, schools)})
 
     def _run(self, shape: _Shape, extra: dict[str, Any]) -> list[tuple[Any, ...]]:
         sql, order, fixed = shape
@@ -444,7 +459,8 @@ def evaluate_store(settings: Settings, store: Store, *, programme: str | None = 
     `incremental`: evaluate only the teachers marked since (credit_mark, see marks.py), unless the programme
     must be evaluated whole (`marks.full_reason`: no complete run yet, a rule file whose hash changed, a
     catalog change, a large share of the roster marked). Each programme's counts say which `mode` ran and
-    why (`reason`)."""
+    why (`reason`). Marks of programmes that never had a complete run are deleted unread (their first run
+    evaluates everyone), counted per programme in `marks_disposed`."""
     counts = Counts()
     # One evaluation at a time per store (store/locks.py): two would write the same results and run rows.
     with flow_lock(store, "evaluate", "credits evaluate", wait=wait):
@@ -456,6 +472,9 @@ def evaluate_store(settings: Settings, store: Store, *, programme: str | None = 
             else:
                 _evaluate_programme(store, code, prog, counts, chunk_size, progress, max(1, workers))
                 counts.by_programme[prog.id]["reason"] = reason
+        # after the programmes: one evaluated here for the first time has its complete run now, so its marks stay
+        with store.engine.begin() as conn:
+            counts.marks_disposed = marks.dispose_unneeded(conn)
     return counts.as_json()
 
 
@@ -560,7 +579,7 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
             recs = records.fetch(lo, hi)
             asg = records.assignments(lo, hi)
             existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi)))}
+                CR.c.programme == code, CR.c.role.in_(person_roles), _range(CR.c.teacher, lo, hi))).all()}
             # On PostgreSQL (READ COMMITTED) a teacher added to the range after the roster read above has a mark
             # read here but was not evaluated: such a mark stays. A marked key not on the roster now (records of
             # someone not in the roster) is done: adding them later marks them again.
@@ -681,6 +700,13 @@ def _evaluate_programme(store: Store, source: str, prog: Programme, counts: Coun
             writer.write([], {(r.teacher, r.role): r for r in stale_roles}, [(r.teacher, r.role) for r in stale_roles])
             marks.delete(conn, [*whole_marks, *(i for s in segments for i in s.deferred_marks)])
             _finish_run(conn, run_id, pc, counts.passed - before_passed, counts.failed - before_failed)
+        if store.is_postgres and pc["changed"] >= ANALYZE_AFTER:
+            # Fresh statistics after a large write: with the old ones (an empty table before the first run) the
+            # planner reads the results of a few marked teachers by scanning every result of the programme
+            # (1M teachers: 2 s per 1,000 keys instead of milliseconds). Autovacuum would, later, or never
+            # where it is off; ANALYZE samples a fixed number of rows, a fraction of a second.
+            with conn.begin():
+                conn.exec_driver_sql(f"ANALYZE {CR.name}")
     counts.by_programme[code] = {"evaluated": pc["evaluated"], "changed": pc["changed"], "run_id": run_id,
                                  "rule_version": prog.version, "rule_hash": prog.hash, "mode": "all"}
 
@@ -701,7 +727,7 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
             run_id = _start_run(conn, prog, "incremental")
             found = marks.read_all(conn, code)
             rules = Rules(prog, load_catalog(conn, code))
-            ev = Evaluation(rules, load_school_topics(conn, code))
+            ev = Evaluation(rules, {})  # school topics: read with the teachers (_MarkedReader)
             # a topic change: every teacher of the school
             teachers = set(found.teachers) | marks.teachers_of_schools(conn, code, found.whole_schools)
         writer = _Writer(conn, prog, run_id, counts, pc)
@@ -711,23 +737,32 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
         has_admin = "school_admin" in prog.roles
         schools = set(found.schools)
         keys = sorted(teachers)
-        for at in range(0, len(keys), chunk_size):
-            chunk = keys[at:at + chunk_size]
-            with conn.begin():
-                people = conn.execute(select(*_people_cols()).where(
-                    TE.c.programme == code, TE.c.id_number.in_(chunk)).order_by(TE.c.id_number)).all()
-                recs = records.fetch_of(chunk)
-                asg = records.assignments_of(chunk)
-                existing = {(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-                    CR.c.programme == code, CR.c.role.in_(person_roles), CR.c.teacher.in_(chunk)))}
-            results = evaluator.evaluate(people, recs, asg, existing)
-            schools.update(p.school_code for p in people)
-            with conn.begin():
-                writer.write(results, existing, existing.keys())
-                if not has_admin:
-                    marks.delete(conn, [i for t in chunk for i in found.teachers.get(t, ())])
-            if progress is not None and people:
-                progress(len(people))
+        step = min(chunk_size, MARKED_CHUNK)
+        chunks = [keys[at:at + step] for at in range(0, len(keys), step)]
+        # PostgreSQL: the next chunk's inputs are read on a second connection while this chunk is evaluated and
+        # written, so the server's work overlaps the evaluation's. The chunks hold other teachers, so a read
+        # never waits for a write. SQLite reads on the one connection, in turn.
+        prefetch = store.is_postgres and len(chunks) > 1
+        with ExitStack() as stack:
+            read_conn = stack.enter_context(store.engine.connect()) if prefetch else conn
+            reader = _MarkedReader(read_conn, code, rules, person_roles)
+            pool = stack.enter_context(ThreadPoolExecutor(1)) if prefetch else None
+            ahead = pool.submit(reader.read, chunks[0]) if pool is not None else None
+            for n, chunk in enumerate(chunks):
+                if pool is not None and ahead is not None:
+                    got = ahead.result()
+                    ahead = pool.submit(reader.read, chunks[n + 1]) if n + 1 < len(chunks) else None
+                else:
+                    got = reader.read(chunk)
+                ev.add_school_topics(got.topics)
+                results = evaluator.evaluate(got.people, got.records, got.assignments, got.existing)
+                schools.update(p.school_code for p in got.people)
+                with conn.begin():
+                    writer.write(results, got.existing, got.existing.keys())
+                    if not has_admin:
+                        marks.delete(conn, [i for t in chunk for i in found.teachers.get(t, ())])
+                if progress is not None and got.people:
+                    progress(len(got.people))
         with conn.begin():
             if has_admin:
                 _admin_of(conn, prog, rules, records, writer, sorted(schools))
@@ -738,33 +773,79 @@ def _evaluate_marked(store: Store, prog: Programme, counts: Counts, chunk_size: 
                                  "reason": f"{len(teachers)} marked teacher(s)", "marked": len(teachers)}
 
 
+@dataclass
+class _Inputs:
+    """What the evaluation of a chunk of marked teachers reads: roster rows, the topics of schools not read
+    before, records, lesson-case assignments and stored results."""
+
+    people: Sequence[Any]
+    topics: dict[str, list[str]]
+    records: list[tuple[Any, ...]]
+    assignments: list[tuple[Any, ...]]
+    existing: dict[tuple[str, str], Any]
+
+
+class _MarkedReader:
+    """Reads the inputs of chunks of marked teachers, each chunk in one transaction of its connection. Used by
+    one thread at a time (the prefetching one on PostgreSQL): it alone keeps which schools' topics it read."""
+
+    def __init__(self, conn: Connection, code: str, rules: Rules, person_roles: Sequence[str]) -> None:
+        self.conn, self.code = conn, code
+        self.records = _RecordQuery(conn, code, rules)
+        self.topics_read: set[str] = set()
+        d = conn.dialect
+        # one statement each for any number of keys (store/keys.py), compiled once
+        self.people_q = select(*_people_cols()).where(TE.c.programme == code, in_keys(d, TE.c.id_number)
+                                                      ).order_by(TE.c.id_number)
+        self.existing_q = select(*EXISTING_COLS).where(CR.c.programme == code, CR.c.role.in_(person_roles),
+                                                       in_keys(d, CR.c.teacher))
+
+    def read(self, chunk: list[str]) -> _Inputs:
+        conn, d = self.conn, self.conn.dialect
+        with conn.begin():
+            people = conn.execute(self.people_q, {"keys": keys_value(d, chunk)}).all()
+            # the topics of a school are read when one of its teachers is: the cost grows with the change
+            new_schools = {p.school_code for p in people} - self.topics_read
+            topics = load_school_topics(conn, self.code, new_schools) if new_schools else {}
+            self.topics_read |= new_schools
+            recs = self.records.fetch_of(chunk)
+            asg = self.records.assignments_of(chunk)
+            existing = {(r.teacher, r.role): r for r in conn.execute(self.existing_q,
+                                                                     {"keys": keys_value(d, chunk)}).all()}
+        return _Inputs(people, topics, recs, asg, existing)
+
+
 def _admin_of(conn: Connection, prog: Programme, rules: Rules, records: _RecordQuery, writer: _Writer,
               schools: list[str]) -> None:
     """The school-admin results of these schools from SQL: each school's roster teachers, how many of them
     passed by their stored teacher-role results, and its teachers' admin-task records. No unmarked teacher is
     evaluated again: their stored results are current (nothing of theirs changed since)."""
     code = prog.id
+    d = conn.dialect
+    # key lists bound as one parameter, MARKED_CHUNK at a time (see MARKED_CHUNK: the planner and large lists)
+    roster = (select(TE.c.school_code, func.count()).where(TE.c.programme == code, in_keys(d, TE.c.school_code))
+              .group_by(TE.c.school_code))
+    passed = (select(TE.c.school_code, func.count())
+              .join_from(TE, CR, and_(CR.c.programme == TE.c.programme, CR.c.teacher == TE.c.id_number,
+                                      CR.c.role == "teacher"))
+              .where(TE.c.programme == code, in_keys(d, TE.c.school_code), CR.c.passed.is_(True))
+              .group_by(TE.c.school_code))
+    stored = select(*EXISTING_COLS).where(CR.c.programme == code, CR.c.role == "school_admin",
+                                          in_keys(d, CR.c.teacher))
     stats: dict[str, SchoolStats] = {}
-    for at in range(0, len(schools), DEFAULT_CHUNK):
-        part = schools[at:at + DEFAULT_CHUNK]
-        for school, n in conn.execute(select(TE.c.school_code, func.count()).where(
-                TE.c.programme == code, TE.c.school_code.in_(part)).group_by(TE.c.school_code)):
+    existing: dict[tuple[str, str], Any] = {}
+    for at in range(0, len(schools), MARKED_CHUNK):
+        part = schools[at:at + MARKED_CHUNK]
+        bound = {"keys": keys_value(d, part)}
+        for school, n in conn.execute(roster, bound).all():
             stats[school] = SchoolStats(teachers=n)
-        passed = (select(TE.c.school_code, func.count())
-                  .join_from(TE, CR, and_(CR.c.programme == TE.c.programme, CR.c.teacher == TE.c.id_number,
-                                          CR.c.role == "teacher"))
-                  .where(TE.c.programme == code, TE.c.school_code.in_(part), CR.c.passed.is_(True))
-                  .group_by(TE.c.school_code))
-        for school, n in conn.execute(passed):
+        for school, n in conn.execute(passed, bound).all():
             stats[school].passed = n
         for row in records.admin_records_of(part):
             stats[row[-1]].records.append(row[:-1])
+        existing.update({(r.teacher, r.role): r for r in conn.execute(stored, bound).all()})
     plan = rules.plan("school_admin")
     admin = [plan.evaluate(school, st.records, school=st) for school, st in sorted(stats.items())]
-    existing: dict[tuple[str, str], Any] = {}
-    for at in range(0, len(schools), DEFAULT_CHUNK):
-        existing.update({(r.teacher, r.role): r for r in conn.execute(select(*EXISTING_COLS).where(
-            CR.c.programme == code, CR.c.role == "school_admin", CR.c.teacher.in_(schools[at:at + DEFAULT_CHUNK])))})
     # a school without roster teachers any more has no admin result: its stored one is withdrawn
     writer.write(admin, existing, existing.keys())
 

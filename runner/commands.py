@@ -30,21 +30,37 @@ def _verbosity() -> list[str]:
     return ["-" + "v" * n] if n else []
 
 
-def _serve_metrics(app: AppContext) -> ServerHandle | None:
-    """GET /metrics on metrics.scheduler_port (the store's figures: job runs, backlogs, inbox), if set."""
+def check_ports(app: AppContext, receiver_port: int | None) -> None:
+    """ConfigError when two of the ports this host's processes listen on are one: the receiver's (`--port`, else
+    webhooks.port), metrics.port, metrics.scheduler_port and metrics.worker_port. `run` checks before it starts a
+    child: otherwise the scheduler, up first, served /metrics on the receiver's port and the supervisor restarted
+    the receiver, which could not bind it, for ever."""
     metrics = app.settings.metrics
-    if not metrics.scheduler_port:
+    ports = [("--port" if receiver_port else "webhooks.port", receiver_port or app.settings.webhooks.port),
+             ("metrics.port", metrics.port), ("metrics.scheduler_port", metrics.scheduler_port),
+             ("metrics.worker_port", metrics.worker_port)]
+    seen: dict[int, str] = {}
+    for name, port in ports:
+        if port and port in seen:
+            raise ConfigError(f"{name} = {port} is also {seen[port]}: give each its own port (metrics never share "
+                              "the webhook port)")
+        seen.setdefault(port, name)
+
+
+def _serve_metrics(app: AppContext, setting: str) -> ServerHandle | None:
+    """GET /metrics on metrics.<setting> (scheduler_port, worker_port) if set: the store's figures (job runs,
+    backlogs, inbox), so a scheduler or worker host is watched without a receiver on it."""
+    metrics = app.settings.metrics
+    port = int(getattr(metrics, setting))
+    if not port:
         return None
-    taken = {app.settings.webhooks.port: "webhooks.port", metrics.port: "metrics.port"}
-    if metrics.scheduler_port in taken:
-        raise ConfigError(f"metrics.scheduler_port = {metrics.scheduler_port} is also {taken[metrics.scheduler_port]}: "
-                          "give the scheduler's metrics a port of their own")
+    check_ports(app, None)
     store = app.store  # opened (and migrated) here, once, not by the first scrape's thread
     registry = build_registry(lambda: store, metrics.cache_seconds)
     try:
-        handle = serve_in_thread(metrics_app(registry), metrics.host, metrics.scheduler_port, name="metrics")
+        handle = serve_in_thread(metrics_app(registry), metrics.host, port, name="metrics")
     except OSError as e:
-        raise ConfigError(f"metrics.scheduler_port: cannot listen on {metrics.host}:{metrics.scheduler_port}: "
+        raise ConfigError(f"metrics.{setting}: cannot listen on {metrics.host}:{port}: "
                           f"{e.strerror or type(e).__name__}") from e
     logging.getLogger(__name__).info("metrics at %s%s", handle.url, PATH)
     return handle
@@ -52,7 +68,7 @@ def _serve_metrics(app: AppContext) -> ServerHandle | None:
 
 @click.command("run")
 @click.option("--host", default=None, help="Receiver address. Default: webhooks.host.")
-@click.option("--port", type=int, default=None, help="Receiver port. Default: webhooks.port.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Receiver port. Default: webhooks.port.")
 @click.option("--workers", type=int, default=None, help="gunicorn workers. Default: webhooks.workers.")
 @click.option("--stop-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the children after SIGTERM before killing them.")
@@ -64,6 +80,7 @@ def run_command(app: AppContext, host: str | None, port: int | None, workers: in
     from creditbridge.runner.supervisor import Child, Supervisor
 
     use_format(app.log_format)  # a bad config fails here, once, not in two children
+    check_ports(app, port)
     app.store  # noqa: B018 - migrate before the children start, so they do not race to do it
     app.close()
     base = [sys.executable, "-m", "creditbridge.cli.main", *_verbosity(), "--log-format", app.log_format]
@@ -116,7 +133,7 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
             sys.exit(1)
         return
     logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
-    server = _serve_metrics(app)
+    server = _serve_metrics(app, "scheduler_port")
     try:
         scheduler.serve(app.settings, app.store)
     finally:
@@ -130,6 +147,7 @@ def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: b
 def worker_command(app: AppContext, as_json: bool) -> None:
     """Run one continuous worker until SIGTERM/Ctrl-C (it finishes the batch in hand): evaluate marked teachers
     as they come and push their changed results. Start more on more hosts against one PostgreSQL store."""
+    use_format(app.log_format)
     worker = Worker(app.settings, app.store)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -139,7 +157,12 @@ def worker_command(app: AppContext, as_json: bool) -> None:
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     logging.getLogger("creditbridge").setLevel(min(logging.getLogger().level, logging.INFO))
-    totals = worker.run()
+    server = _serve_metrics(app, "worker_port")
+    try:
+        totals = worker.run()
+    finally:
+        if server is not None:
+            server.stop()
     if as_json:
         emit_json(totals)
 

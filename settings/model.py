@@ -244,6 +244,8 @@ class MetricsSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 0
     # `creditbridge scheduler` (and `run`'s scheduler) serves GET /metrics on this port; 0: off.
     scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # `creditbridge worker` (and `run`'s worker in continuous mode) serves GET /metrics on this port; 0: off.
+    worker_port: Annotated[int, Field(ge=0, le=65535)] = 0
     # Figures read from the store (backlogs, inbox, job runs) are computed at most this often per process.
     cache_seconds: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 10.0
 

@@ -16,11 +16,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mapping_helpers import SAMPLES
+from sqlalchemy import column as text_column
 from sqlalchemy import delete, func, select, update
+from sqlalchemy import table as text_table
 from test_incremental import evaluated_people  # noqa: F401  (the spy fixture)
 from test_store_and_cli import T_OTHER, T_PASS, T_SHORT, add_record, seed
 
 from creditbridge.cli.main import cli
+from creditbridge.mappings import service
 from creditbridge.mappings.loading import builtin_rule_path
 from creditbridge.mappings.service import evaluate_store
 from creditbridge.store import Store, open_store
@@ -273,8 +276,11 @@ def _apply(store: Store, op: tuple[Any, ...], n: int) -> None:
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(OPS, min_size=1, max_size=12))
-def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store, ops: list[tuple[Any, ...]]) -> None:
+@given(ops=st.lists(OPS, min_size=1, max_size=12), chunk=st.sampled_from([1, 2, 5000]))
+def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store, ops: list[tuple[Any, ...]],
+                                                                    chunk: int) -> None:
+    """`chunk`: teachers per chunk of the last run; below the number marked, PostgreSQL reads the next chunk
+    on a second connection while one is evaluated."""
     with store.session() as s:
         for model in _TABLES:
             s.execute(delete(model))
@@ -285,7 +291,7 @@ def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store
         _apply(store, op, n)
     # a catalog change since the last evaluation makes it a full run; anything else: the marked teachers only
     catalog_changed = (None, None) in _marks(store)
-    out = evaluate_store(None, store, programme=HF, incremental=True)
+    out = evaluate_store(None, store, programme=HF, incremental=True, chunk_size=chunk)
     assert out["programmes"][HF]["mode"] == ("all" if catalog_changed else "incremental")
     assert _marks(store) == []
     incremental = _results(store)
@@ -437,3 +443,104 @@ def test_many_rewritten_results_at_once(store: Store) -> None:
         assert out["evaluated"] == 80 and out["updated"] + out["changed"] == 80
         incremental = _results(store)
         assert _from_scratch(store, "sd-2022") == incremental
+
+
+def _input_hashes(store: Store) -> dict[tuple[str, str], str | None]:
+    with store.session() as s:
+        return {(r.teacher, r.role): r.input_hash for r in s.scalars(select(CreditResult))}
+
+
+def test_many_changes_logged_and_refingerprinted_at_once(store: Store) -> None:
+    """Enough changed results that PostgreSQL writes the change log through COPY, and enough results whose inputs
+    changed but not their outcome that it notes the new fingerprints through COPY: the change log holds one row
+    per changed result with what was pushed before and after, and the fingerprints are those an evaluation
+    from nothing stores (so the next run skips these people)."""
+    seed(store)
+    many = [f"11010119900101{i:04d}"[:18] for i in range(80)]
+    with store.session() as s:
+        for idn in many:
+            s.add(Teacher(programme="sd-2022", id_number=idn, name="教师", school_code="370102001",
+                          school_name="学校", county="历下区", city="济南市", stage="初中", subject="数学"))
+    evaluate_store(None, store, programme="sd-2022")
+    for idn in many:
+        add_record(store, idn, "SD22-E-ETHICS-01", f"t:log:{idn}")
+    out = evaluate_store(None, store, programme="sd-2022", incremental=True)
+    assert (out["evaluated"], out["changed"]) == (80, 80)
+    run_id = out["programmes"]["sd-2022"]["run_id"]
+    with store.session() as s:
+        logged = s.scalars(select(CreditResultChange).where(CreditResultChange.run_id == run_id)).all()
+    assert sorted(c.teacher for c in logged) == many
+    for c in logged:
+        assert c.programme == "sd-2022" and c.role == "teacher" and c.rule_changed is False and c.at is not None
+        assert c.before is not None and c.before["hours"] < c.after["hours"]  # the ethics course counted
+        assert c.after["rule_hash"] == out["programmes"]["sd-2022"]["rule_hash"]
+
+    # the same course once more (another source): the inputs change, the outcome does not
+    for idn in many:
+        add_record(store, idn, "SD22-E-ETHICS-01", f"t:again:{idn}")
+    before = _results(store)
+    out = evaluate_store(None, store, programme="sd-2022", incremental=True)
+    assert (out["evaluated"], out["changed"], out["updated"]) == (80, 0, 0)
+    assert _results(store) == before
+    hashes = _input_hashes(store)
+    assert _from_scratch(store, "sd-2022") == before
+    assert _input_hashes(store) == hashes
+    # nothing marked now, and the noted fingerprints hold: nobody is evaluated
+    assert evaluate_store(None, store, programme="sd-2022", incremental=True)["evaluated"] == 0
+
+
+def test_marks_of_programmes_never_evaluated_are_disposed_and_counted(store: Store, config: str,
+                                                                     runner: CliRunner) -> None:
+    """Records of a programme without a rule file (or one never evaluated whole) mark teachers nobody would
+    evaluate incrementally: `credits evaluate` deletes those marks and counts them; the marks of a programme
+    with a complete run stay for it."""
+    seed(store)
+    assert _evaluate(runner, config)["marks_disposed"] == {}  # sd-2022's first run: its marks were its own
+    with store.session() as s:
+        for n, programme in enumerate(["zz-none", "zz-none", "hf-2021-it2"]):
+            s.add(LearningRecordRow(programme=programme, teacher=T_PASS, course="X-1", kind="course", passed=True,
+                                    occurred_at=datetime(2022, 9, 1, tzinfo=UTC), source=f"t:orphan:{n}"))
+            s.flush()  # one statement each: one mark each on PostgreSQL too
+    add_record(store, T_SHORT, "SD22-E-ETHICS-02", "t:kept")
+    doc = _evaluate(runner, config)
+    assert doc["marks_disposed"] == {"hf-2021-it2": 1, "zz-none": 2}
+    assert doc["programmes"]["sd-2022"]["mode"] == "incremental" and doc["evaluated"] == 1
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(CreditMark)) == 0
+    assert _cli(runner, config, "credits", "status", "--json")["waiting_evaluation"] == 0
+    assert _evaluate(runner, config)["marks_disposed"] == {}
+
+    # the text form says it too; a programme evaluated whole keeps its marks
+    with store.session() as s:
+        s.add(LearningRecordRow(programme="zz-none", teacher=T_PASS, course="X-1", kind="course", passed=True,
+                                occurred_at=datetime(2022, 9, 1, tzinfo=UTC), source="t:orphan:text"))
+    add_record(store, T_SHORT, "SD22-E-ETHICS-03", "t:kept:2")
+    with store.session() as s:
+        s.add(CreditEvaluationRun(programme="sd-2022", rule_version="1", rule_hash="x", started_at=datetime.now(UTC),
+                                  evaluated=0, changed=0, passed=0, failed=0))  # unfinished: not a complete run
+    text = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--programme", HF])
+    assert text.exit_code == 0, text.output
+    assert "marks deleted unread" in text.output and "zz-none 1" in text.output
+    assert _marks(store) == [(T_SHORT, None)]  # sd-2022's mark waits for sd-2022's next run
+
+
+@pytest.mark.postgres
+def test_a_large_full_run_refreshes_the_planner_statistics(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full run that wrote many results ANALYZEs credit_result: the statistics of the empty table made
+    PostgreSQL read the results of a few marked teachers by filtering every result of the programme."""
+    monkeypatch.setattr(service, "ANALYZE_AFTER", 3)
+    store = open_store(pg_url)
+    try:
+        seed(store)
+
+        def reltuples() -> float:
+            with store.engine.connect() as c:
+                return float(c.execute(select(func.max(text_column("reltuples"))).select_from(
+                    text_table("pg_class")).where(text_column("relname") == "credit_result")).scalar_one())
+
+        assert reltuples() <= 0  # never analyzed (-1) or empty
+        out = evaluate_store(None, store, programme="sd-2022")
+        assert out["new"] == 3
+        assert reltuples() == 3
+    finally:
+        store.dispose()

@@ -180,7 +180,7 @@ HOSTILE = {
         "roster.xlsx: xl/worksheets/sheet1.xml spans 999,999 rows × 702 columns"),
     "cells without references": (lambda: _rezip(_real_workbook(), {"xl/worksheets/sheet1.xml": _sheet_with(
         '<row r="1000000">' + "<c><v>1</v></c>" * 40 + "</row>")}),
-        "roster.xlsx: xl/worksheets/sheet1.xml spans 1,000,000 rows × 41 columns"),
+        "roster.xlsx: xl/worksheets/sheet1.xml spans 1,000,000 rows × 40 columns"),
 }
 
 

@@ -327,3 +327,43 @@ def test_delivery_reasons_stay_a_bounded_label_set() -> None:
                if f.name == "creditbridge_webhook_deliveries" for s in f.samples if "reason" in s.labels}
     assert "bad_signature" in reasons and "other" in reasons
     assert len(reasons) <= 64 and "Bad Reason" not in reasons and find_id_numbers(text) == []
+
+
+def test_a_worker_on_its_own_host_serves_the_backlogs_and_logs_json(db_url: str, tmp_path: Path) -> None:
+    """`creditbridge worker` (continuous mode's worker, run alone) answers GET /metrics on metrics.worker_port with
+    the store's figures, and its log lines follow --log-format like the scheduler's."""
+    port = free_port()
+    cfg = tmp_path / "worker.toml"
+    cfg.write_text(f'[database]\nurl = "{db_url}"\n[pipeline]\nmode = "continuous"\npoll_seconds = 0.2\n'
+                   f"[metrics]\nworker_port = {port}\ncache_seconds = 0\n")
+    open_store(db_url).dispose()
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "creditbridge.cli.main", "--config", str(cfg), "--log-format",
+                             "json", "worker"], stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                found = samples(requests.get(url, timeout=10).text)
+                if value(found, "creditbridge_store_up") == 1:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.2)
+        assert value(found, "creditbridge_evaluation_backlog") == 0
+        assert requests.post(url, timeout=10).status_code == 405
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        log.close()
+    lines = [line for line in (tmp_path / "worker.log").read_text().splitlines() if line.strip()]
+    assert lines, "the worker logged nothing"
+    assert all(isinstance(json.loads(line), dict) for line in lines), lines
+
+
+def test_a_worker_metrics_port_shared_with_the_scheduler_is_a_clear_error(sqlite_url: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "worker.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_url}"\n[metrics]\nworker_port = 9465\nscheduler_port = 9465\n')
+    ran = run_cli(cfg, "worker", timeout=60)
+    assert ran.code == 2
+    assert ran.stderr.startswith("error: metrics.worker_port = 9465 is also metrics.scheduler_port"), ran.stderr
