@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import sys
@@ -9,29 +10,43 @@ import sys
 import click
 
 from creditbridge import CreditbridgeError, __version__
-from creditbridge.cli import setup
 from creditbridge.cli.context import AppContext
-from creditbridge.connector import commands as connector_commands
 from creditbridge.logs import FORMATS, LogFormat, use_format
-from creditbridge.mappings import commands as mappings_commands
-from creditbridge.outbox import commands as outbox_commands
-from creditbridge.quickstart import commands as quickstart_commands
 from creditbridge.redact import install_excepthooks, install_log_redaction, printable
-from creditbridge.registry_sim import commands as registry_sim_commands
-from creditbridge.reports import commands as reports_commands
-from creditbridge.runner import commands as runner_commands
-from creditbridge.sandbox import commands as sandbox_commands
-from creditbridge.sync import commands as sync_commands
-from creditbridge.webhooks import commands as webhooks_commands
 
-# Each flow's list of click commands, in the order `--help` lists them. Every flow is always installed: a
-# failing import is a bug and stops the CLI loudly.
-COMMAND_MODULES = [setup, connector_commands, sandbox_commands, sync_commands, webhooks_commands,
-                   mappings_commands, outbox_commands, registry_sim_commands, reports_commands, runner_commands,
-                   quickstart_commands]
+# Each command and the flow module whose COMMANDS list holds it. A flow's module is imported when one of its
+# commands is looked up (click's lazy loading of subcommands), not at start: `sync roster` then loads no web
+# server, scheduler or PostgreSQL driver, a fifth of the CLI's start-up CPU (issue #15, the dry run of a
+# province). Every flow is always installed: a failing import is a bug and stops the command loudly, and
+# tests/cli/test_lazy_commands.py checks this table against every module's COMMANDS.
+COMMAND_MODULES: dict[str, str] = {
+    "init": "creditbridge.cli.setup",
+    "moodle": "creditbridge.connector.commands",
+    "sandbox": "creditbridge.sandbox.commands",
+    "sync": "creditbridge.sync.commands",
+    "intake": "creditbridge.webhooks.commands",
+    "serve": "creditbridge.webhooks.commands",
+    "rules": "creditbridge.mappings.commands",
+    "credits": "creditbridge.mappings.commands",
+    "push": "creditbridge.outbox.commands",
+    "registry-sim": "creditbridge.registry_sim.commands",
+    "report": "creditbridge.reports.commands",
+    "run": "creditbridge.runner.commands",
+    "scheduler": "creditbridge.runner.commands",
+    "worker": "creditbridge.runner.commands",
+    "quickstart": "creditbridge.quickstart.commands",
+}
 
 
 class CreditbridgeGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            _register(COMMAND_MODULES[cmd_name])
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -64,11 +79,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, log_format: L
     ctx.call_on_close(app.close)
 
 
-def _register() -> None:
-    for module in COMMAND_MODULES:
-        for command in module.COMMANDS:
-            _summarise(command)
-            cli.add_command(command)
+def _register(module_name: str) -> None:
+    """Add the commands of a flow's module (its COMMANDS list) to the CLI."""
+    for command in importlib.import_module(module_name).COMMANDS:
+        _summarise(command)
+        cli.add_command(command)
 
 
 def _summarise(command: click.Command) -> None:
@@ -79,9 +94,6 @@ def _summarise(command: click.Command) -> None:
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _summarise(sub)
-
-
-_register()
 
 
 def main() -> None:

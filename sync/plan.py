@@ -8,6 +8,8 @@ teacher's `row_hash` in the store once Moodle has it.
 Memory: a roster plan keeps one small dict entry per teacher of the file (ID number -> first row and
 kind), the store's compact `KnownTeachers`, and the actions themselves only while there are few of
 them (a re-sync); a first sync of a whole province re-reads the file when its actions are iterated.
+A caller that wants only the first actions (a dry run's plan sheet) asks `plan_roster` to keep that many
+(`head`) and reads them with `RosterPlan.first_actions`, without a second pass.
 """
 
 from __future__ import annotations
@@ -326,6 +328,8 @@ class RosterPlan:
     _absent: list[str] = field(repr=False)
     _cached: list[TeacherAction] | None = field(repr=False)
     errors_omitted: int = 0
+    # The first candidate actions of the file's rows, kept when they are not all (`_cached` is then None).
+    _head: list[TeacherAction] = field(default_factory=list, repr=False)
 
     @property
     def actions(self) -> Iterable[TeacherAction]:
@@ -343,13 +347,27 @@ class RosterPlan:
         return {**self.counts, "held": self.held, "rows": self.rows_read,
                 "errors": [e.as_json() for e in self.errors], "errors_omitted": self.errors_omitted}
 
+    def first_actions(self, n: int) -> list[TeacherAction]:
+        """The first `n` of `actions`, the same list as `list(islice(plan.actions, n))`, taken from the actions
+        kept by the first pass when they suffice (plan_roster's `head`), else from a second pass."""
+        if self._cached is not None or len(self._head) < n:
+            return list(islice(self.actions, n))
+        # The head holds candidates: a row whose ID number turned out duplicated later, or a held suspension,
+        # is dropped as _iter_actions drops it; fewer than n left means the rest is only in the file.
+        kept = list(islice(self._kept(self._head), n))
+        return kept if len(kept) == n else list(islice(self.actions, n))
+
+    def _kept(self, candidates: list[TeacherAction]) -> Iterator[TeacherAction]:
+        held = self.held > 0
+        for a in candidates:
+            if a.id_number in self._duplicates or (held and a.kind is ActionKind.SUSPEND):
+                continue
+            yield a
+
     def _iter_actions(self) -> Iterator[TeacherAction]:
         held = self.held > 0
         if self._cached is not None:
-            for a in self._cached:
-                if a.id_number in self._duplicates or (held and a.kind is ActionKind.SUSPEND):
-                    continue
-                yield a
+            yield from self._kept(self._cached)
         else:
             yield from self._replay(held)
         if not held:
@@ -435,6 +453,7 @@ def plan_roster(
     id_column: str = "身份证号",
     cache_limit: int = 50_000,
     max_errors: int = 1000,
+    head: int = 0,
 ) -> RosterPlan:
     """Plan a roster file in one pass over its validated rows.
 
@@ -446,6 +465,8 @@ def plan_roster(
     absent. Errors: the `max_errors` first by row are kept in detail, the rest only counted
     (`errors_omitted`), so a careless export with a million bad rows costs a bounded list, not a million
     objects.
+    The actions are kept when there are at most `cache_limit` of them; else the first `head` candidates are
+    (for `RosterPlan.first_actions`) and iterating `actions` reads the rows again.
     """
     if iter(rows) is rows:  # a one-shot iterator cannot be replayed: keep it
         rows = list(rows)
@@ -471,7 +492,10 @@ def plan_roster(
         else:
             omitted += len(row_errors)
 
-    cached: list[TeacherAction] | None = []
+    # The first max(cache_limit, head) candidate actions; `complete` while no candidate was left out.
+    cached: list[TeacherAction] = []
+    keep_limit = max(cache_limit, head)
+    keeping = complete = True
     compact = known if isinstance(known, KnownTeachers) else None
     raw_get = compact._raw.get if compact is not None else None
     known_get = known.get
@@ -482,7 +506,6 @@ def plan_roster(
 
     def one(item: RosterRow | InvalidRow, h: str | None) -> None:
         """Any row, with every check: invalid rows, duplicates, classification."""
-        nonlocal cached
         if isinstance(item, InvalidRow):
             add_errors(item.errors)
             id_number = item.id_number
@@ -516,7 +539,7 @@ def plan_roster(
 
     def classify_one(item: RosterRow, h: str | None, s: str | None) -> int:
         """Classify a valid, first-seen row; `s` is the compact stored state ("" unknown), None without one."""
-        nonlocal cached
+        nonlocal keeping, complete
         levels: tuple[str, ...] = ()
         previous: TeacherState | None = None
         if s is None:
@@ -535,11 +558,11 @@ def plan_roster(
                 top = _highest(levels)
                 by_level[top] += 1
                 level = level_index[top]
-            if cached is not None:
-                if len(cached) < cache_limit:
+            if keeping:
+                if len(cached) < keep_limit:
                     cached.append(TeacherAction(kind, item.id_number, item, previous, levels))
                 else:
-                    cached = None  # too many to hold: iterating the actions re-reads the file
+                    keeping = complete = False  # too many to hold: iterating the actions re-reads the file
         return item.row << 5 | level << 3 | ki
 
     def fold(items: list[RosterRow | InvalidRow], hashes: list[str | None]) -> None:
@@ -557,6 +580,16 @@ def plan_roster(
                                      strict=True))
                     for i in compress(range(n), map(not_, same)):
                         first[ids[i]] = classify_one(items[i], hashes[i], states[i])  # type: ignore[arg-type]
+                elif raw_get is not None and not keeping:
+                    # Nothing stored (a province's first sync) and no action to keep: each row's kind is
+                    # classify(row, None)'s for its status, asked once per status rather than once per row.
+                    statuses = list(map(_STATUS, items))
+                    probe: RosterRow = items[0]  # type: ignore[assignment]  # a chunk of valid rows only
+                    kind_of = {st: _KIND_INDEX[classify(probe._replace(status=st), None)[0]] for st in set(statuses)}
+                    kis = list(map(kind_of.__getitem__, statuses))
+                    for ki in kind_of.values():
+                        counts[ki] += kis.count(ki)
+                    first.update(zip(ids, map(or_, map(lshift, map(_ROW, items), repeat(5)), kis), strict=True))
                 else:
                     st = "" if raw_get is not None else None  # "": nothing stored at all
                     for item, h, id_number in zip(items, hashes, ids, strict=True):
@@ -579,7 +612,7 @@ def plan_roster(
                 n = len(raw)
                 rows_read += n
                 if raw_get is None or not need_hashes:
-                    fold(*validator.chunk(raw, hashes=cached is not None or need_hashes))
+                    fold(*validator.chunk(raw, hashes=keeping or need_hashes))
                     continue
                 # A re-sync: the export's own text of each row is compared with the store first, so only
                 # the rows that differ are validated (an unchanged row was valid when it was stored).
@@ -631,7 +664,8 @@ def plan_roster(
         programme=programme, delta=delta, force=force,
         counts={k.value: counts[i] for i, k in enumerate(_KINDS)}, held=held, errors=errors, errors_omitted=omitted,
         rows_read=rows_read, known_active=known_active, transfers_by_level=by_level,
-        _source=rows, _known=known, _duplicates=frozenset(dup_rows), _absent=absent, _cached=cached,
+        _source=rows, _known=known, _duplicates=frozenset(dup_rows), _absent=absent,
+        _cached=cached if complete else None, _head=[] if complete else cached,
     )
 
 
@@ -705,8 +739,9 @@ def plan_roster_file(
     force: bool = False,
     suspend_threshold: float = 0.10,
     limits: InputLimits | None = None,
+    head: int = 0,
 ) -> RosterPlan:
-    """Read, validate and plan a roster file (the entry point apply uses)."""
+    """Read, validate and plan a roster file (the entry point apply uses). head: see plan_roster."""
     from creditbridge.sync.readers import read_roster
     from creditbridge.sync.validation import ValidatedRoster
 
@@ -714,7 +749,7 @@ def plan_roster_file(
     table = read_roster(path, header_map, limits)
     return plan_roster(ValidatedRoster(table, subjects), known, programme=programme, delta=delta, force=force,
                        suspend_threshold=suspend_threshold, id_column=table.column("id_number"),
-                       max_errors=limits.max_errors)
+                       max_errors=limits.max_errors, head=head)
 
 
 # --- catalog plan ----------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def plan_line(action: TeacherAction) -> PlanLine:
 def plan_lines(ctx: ApplyContext, actions: Iterable[TeacherAction]) -> None:
     """The report's plan sheet (the first PLAN_LINES_MAX actions: a province's first sync has a million)."""
     out = ctx.outcome
-    # The actions come from a second pass over the roster, the lines stay: 200,000 objects that cannot form
+    # The actions may come from a second pass over the roster (apply), the lines stay: 200,000 objects that cannot form
     # cycles, which the collector would otherwise scan again and again (a fifth of this step's CPU).
     with _gc_paused():
         for a in actions:

@@ -263,7 +263,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import RosterPlan, load_known_teachers, plan_roster_file
     from creditbridge.sync.profile_fields import ProfileFields
-    from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
+    from creditbridge.sync.roster import PLAN_LINES_MAX, apply_accounts, finish_teachers, plan_lines
 
     if not dry_run:
         # Before the run is recorded: without a key no account may be named (a dry run names none).
@@ -274,12 +274,15 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
                      client_factory=client_factory, progress=progress) as context:
         (progress or no_progress)("reading", 0, 0)
+        # A dry run's plan sheet: its lines (and one more, to know there are more) kept by the planning pass
+        # itself rather than read again; apply fills the sheet as it carries the actions out.
+        lines_head = PLAN_LINES_MAX + 1 if dry_run else 0
 
         def make_plan() -> RosterPlan:
             known = load_known_teachers(store.engine, programme)
             return plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
                                     delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold,
-                                    limits=settings.limits)
+                                    limits=settings.limits, head=lines_head)
 
         try:
             plan = make_plan()
@@ -301,7 +304,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
                 f"({'a delta marking too many leavers' if delta else 'a truncated export'}?). Creates "
                 "and updates were applied; run again with --force to suspend them.")
         if dry_run:
-            plan_lines(_DryContext(outcome), plan.actions)  # type: ignore[arg-type]
+            plan_lines(_DryContext(outcome), plan.first_actions(lines_head))  # type: ignore[arg-type]
             for key, name in (("create", "created"), ("update", "updated"), ("transfer", "transferred"),
                               ("suspend", "suspended"), ("reactivate", "reactivated")):
                 setattr(outcome, name, plan.counts.get(key, 0))
