@@ -15,12 +15,15 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 from fixture_paths import fixture
+from sqlalchemy import select
 
 from creditbridge.cli.main import cli
 from creditbridge.connector.errors import TransientError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.records.id_number import check_digit
 from creditbridge.settings import Settings, load_settings
+from creditbridge.store import open_store
+from creditbridge.store.models.core import Teacher
 
 HEADERS = ["身份证号", "姓名", "学校代码", "学校名称", "区县", "地市", "学段", "学科", "是否乡村教师", "任职状态",
            "邮箱"]
@@ -204,3 +207,13 @@ def open_codes(sandbox: Any, userid: int) -> set[str]:
     """The courses whose enrolment page shows the teacher "Enrol me" (cohort-restricted self enrolment)."""
     by_id = codes_by_id(sandbox)
     return {by_id[c] for c in admin_get(sandbox, "self_enrol_options", userid=userid)["courseids"]}
+
+
+def stored_teachers(env: Env) -> dict[str, Teacher]:
+    """The store's teachers of `env`, by ID number."""
+    store = open_store(env.settings.database.url)
+    try:
+        with store.session() as s:
+            return {t.id_number: t for t in s.scalars(select(Teacher))}
+    finally:
+        store.dispose()

@@ -36,11 +36,6 @@ from creditbridge.sync.service import sync_roster
 ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 
-@pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue("sandbox_server")
-
-
 def _state(env: Env) -> tuple[dict[str, Teacher], set[tuple[str, str]], set[tuple[str, str]]]:
     store = open_store(env.settings.database.url)
     try:

@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 from sqlalchemy import func, select
@@ -26,13 +25,14 @@ from sync_helpers import (
     open_codes,
     people,
     sandbox_users,
+    stored_teachers,
     write_csv,
     write_roster,
 )
 
 from creditbridge.i18n import words
 from creditbridge.store import open_store
-from creditbridge.store.models.core import LessonCaseAssignment, Teacher
+from creditbridge.store.models.core import LessonCaseAssignment
 from creditbridge.sync.moodle_users import username_for
 from creditbridge.sync.records import RosterRow
 
@@ -41,28 +41,9 @@ ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 RECORDER = "370102198001151010"  # recorded SD22-L-M-MATH-001 and is on the sample roster
 
 
-@pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue("sandbox_server")
-
-
-@pytest.fixture
-def env(tmp_path: Path, sandbox: Any, sqlite_url: str) -> Env:
-    return make_env(tmp_path, sandbox, sqlite_url)
-
-
 def _username(env: Env, id_number: str) -> str:
     row = RosterRow(0, id_number, "x", "s", "s", "c", "c", "middle", None, False, "active")
     return username_for(env.settings.sync, row)
-
-
-def _teachers(env: Env) -> dict[str, Teacher]:
-    store = open_store(env.settings.database.url)
-    try:
-        with store.session() as s:
-            return {t.id_number: t for t in s.scalars(select(Teacher))}
-    finally:
-        store.dispose()
 
 
 def _assignments(env: Env) -> dict[str, set[str]]:
@@ -98,7 +79,7 @@ def test_samples_sync_everything_and_an_unchanged_rerun_makes_no_write_call(
     assert all(isinstance(roster[k], int) for k in roster if k not in ("errors", "report"))
 
     client = client_for(sandbox)
-    teachers = _teachers(env)
+    teachers = stored_teachers(env)
     users = sandbox_users(client, [t.username for t in teachers.values()])
     assert len(users) == 11
     t01 = teachers["370102198602110011"]
@@ -138,7 +119,7 @@ def test_lesson_cases_count_distinct_not_own_and_balanced_in_moodle(env: Env, ru
                                                                     sandbox: Any) -> None:
     _sync_samples(env, runner)
     cases = _assignments(env)
-    teachers = _teachers(env)
+    teachers = stored_teachers(env)
     assert set(cases) == set(teachers)
     for teacher, codes in cases.items():
         assert len(codes) == 3
@@ -238,7 +219,7 @@ def test_transfers_across_school_county_and_city_move_cohort_memberships(
     assert out["transferred"] == 3 and out["unchanged"] == 1 and out["errors"] == []
 
     client = client_for(sandbox)
-    teachers = _teachers(env)
+    teachers = stored_teachers(env)
     ids = {p.id_number: teachers[p.id_number].moodle_user_id for p in staff}
     cohorts = {c["idnumber"]: c["id"] for q in ("school:", "county:", "city:") for c in client.search_cohorts(
         q, limitnum=100)}
@@ -271,14 +252,14 @@ def test_leaver_is_suspended_never_deleted_then_reactivated(tmp_path: Path, env:
                                                                           *staff[3:]]))
     assert out["suspended"] == 1 and out["held"] == 0
     client = client_for(sandbox)
-    username = _teachers(env)[leaver.id_number].username
+    username = stored_teachers(env)[leaver.id_number].username
     assert sandbox_users(client, [username])[username]["suspended"] is True
-    assert _teachers(env)[leaver.id_number].status == "suspended"
+    assert stored_teachers(env)[leaver.id_number].status == "suspended"
 
     back = env.sync(runner, "roster", write_roster(tmp_path / "r3.csv", staff))
     assert back["reactivated"] == 1
     assert sandbox_users(client, [username])[username]["suspended"] is False
-    assert _teachers(env)[leaver.id_number].status == "active"
+    assert stored_teachers(env)[leaver.id_number].status == "active"
 
 
 def test_mass_suspension_is_held_back_until_forced(tmp_path: Path, env: Env, runner: CliRunner,
@@ -290,7 +271,7 @@ def test_mass_suspension_is_held_back_until_forced(tmp_path: Path, env: Env, run
     assert out["held"] == 5 and out["suspended"] == 0
     assert out["created"] == 1  # creates still apply
     client = client_for(sandbox)
-    names = [_teachers(env)[p.id_number].username for p in staff[5:]]
+    names = [stored_teachers(env)[p.id_number].username for p in staff[5:]]
     assert not any(u["suspended"] for u in sandbox_users(client, names).values())
 
     forced = env.sync(runner, "roster", truncated, "--force")
@@ -319,7 +300,7 @@ def test_topics_rules_refuse_the_file_and_chosen_topics_drive_enrolment(
     assert out["created"] == 2 and [e["row"] for e in out["errors"]] == [4]
     staff = people(2)
     env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff))
-    teacher = _teachers(env)[staff[0].id_number]
+    teacher = stored_teachers(env)[staff[0].id_number]
     codes = open_codes(sandbox, teacher.moodle_user_id)
     assert {f"SD22-E-STEAM-0{i}" for i in range(1, 5)} <= codes
     assert not any(c.startswith("SD22-E-PBL") for c in codes)
@@ -337,7 +318,7 @@ def test_dry_run_plans_and_changes_nothing(tmp_path: Path, env: Env, runner: Cli
     staff = people(3)
     out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff), "--dry-run")
     assert out["created"] == 3 and out["lms_calls"] == 0
-    assert _teachers(env) == {}
+    assert stored_teachers(env) == {}
     assert sandbox_users(client_for(sandbox), [_username(env, p.id_number) for p in staff]) == {}
     plan = load_workbook(out["report"], read_only=True)[ZH("sync.sheet.plan")]
     assert [r[0] for r in plan.iter_rows(min_row=2, values_only=True)] == ["create"] * 3
@@ -383,7 +364,7 @@ def test_catalog_changes_update_courses_and_a_grown_pool_tops_teachers_up(
     cases = _assignments(env)
     assert all(len(v) == 3 for v in cases.values())
     client = client_for(sandbox)
-    teachers = _teachers(env)
+    teachers = stored_teachers(env)
     for p in staff:
         assert cases[p.id_number] <= enrolled_codes(client, teachers[p.id_number].moodle_user_id)
     course = client.get_courses_by_field("idnumber", "C-01")[0]
@@ -399,7 +380,7 @@ def test_an_edited_teacher_is_updated_in_moodle(tmp_path: Path, env: Env, runner
     out = env.sync(runner, "roster", write_roster(tmp_path / "r2.csv", edited))
     assert out["updated"] == 1 and out["unchanged"] == 2 and out["transferred"] == 0
     assert out["lms_calls"] == 1  # the account only: cohorts and enrolments did not change
-    username = _teachers(env)[staff[0].id_number].username
+    username = stored_teachers(env)[staff[0].id_number].username
     user = sandbox_users(client_for(sandbox), [username])[username]
     assert (user["lastname"], user["firstname"], user["email"]) == ("李", "四", "li.si@school.example.cn")
     assert str(custom(user, "rural")) == "1"

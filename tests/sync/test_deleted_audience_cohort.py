@@ -6,28 +6,17 @@ good. This test states what should happen; it fails (strict xfail) until sync no
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
-from sync_helpers import SAMPLES, Env, codes_by_id, make_env, open_codes
+from sync_helpers import SAMPLES, Env, codes_by_id, open_codes
 
 from creditbridge.store import open_store
 from creditbridge.store.models.core import Teacher
 
 T01 = "370102198602110011"
-
-
-@pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue("sandbox_server")
-
-
-@pytest.fixture
-def env(tmp_path: Path, sandbox: Any, sqlite_url: str) -> Env:
-    return make_env(tmp_path, sandbox, sqlite_url)
 
 
 def _moodle_user_id(env: Env, id_number: str) -> int:

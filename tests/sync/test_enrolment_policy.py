@@ -25,35 +25,17 @@ from sync_helpers import (
     enrolled_codes,
     make_env,
     open_codes,
+    stored_teachers,
     write_roster,
 )
 
 from creditbridge.cli.main import cli
 from creditbridge.store import open_store
-from creditbridge.store.models.core import LearningRecordRow, Teacher
+from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.sync import CohortMember
 
 T01 = "370102198602110011"  # middle-school maths, school 370102001 (topics incl. steam, pbl, big-unit)
 REQUIRED = {"SD22-ETH-01", "SD22-ETH-02"}
-
-
-@pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue("sandbox_server")
-
-
-@pytest.fixture
-def env(tmp_path: Path, sandbox: Any, sqlite_url: str) -> Env:
-    return make_env(tmp_path, sandbox, sqlite_url)
-
-
-def _teachers(env: Env) -> dict[str, Teacher]:
-    store = open_store(env.settings.database.url)
-    try:
-        with store.session() as s:
-            return {t.id_number: t for t in s.scalars(select(Teacher))}
-    finally:
-        store.dispose()
 
 
 def _audiences_in_store(env: Env, teacher: str) -> set[str]:
@@ -101,7 +83,7 @@ def test_a_new_teacher_is_enrolled_in_what_is_required_and_the_electives_open_to
         env: Env, runner: CliRunner, sandbox: Any) -> None:
     roster = _sync_samples(env, runner)
     assert roster["created"] == 11
-    teachers = _teachers(env)
+    teachers = stored_teachers(env)
     client = client_for(sandbox)
     t01 = teachers[T01]
     uid = t01.moodle_user_id
@@ -142,7 +124,7 @@ def test_a_new_teacher_is_enrolled_in_what_is_required_and_the_electives_open_to
 def test_a_transfer_opens_the_new_schools_electives_and_keeps_what_was_taken(
         env: Env, runner: CliRunner, sandbox: Any, tmp_path: Path) -> None:
     _sync_samples(env, runner)
-    uid = _teachers(env)[T01].moodle_user_id
+    uid = stored_teachers(env)[T01].moodle_user_id
     client = client_for(sandbox)
     ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
     _enrol_me(runner, sandbox, uid, ids["SD22-E-STEAM-01"])
@@ -171,7 +153,7 @@ def test_a_transfer_opens_the_new_schools_electives_and_keeps_what_was_taken(
 def test_a_leaver_leaves_every_audience_and_keeps_their_enrolments(
         env: Env, runner: CliRunner, sandbox: Any, tmp_path: Path) -> None:
     _sync_samples(env, runner)
-    uid = _teachers(env)[T01].moodle_user_id
+    uid = stored_teachers(env)[T01].moodle_user_id
     client = client_for(sandbox)
     before = enrolled_codes(client, uid)
     assert len(_audiences_in_store(env, T01)) == 7  # 5 topics + ethics + the subject electives of middle maths
@@ -221,7 +203,7 @@ def test_the_manual_policy_still_enrols_every_elective(
         tmp_path: Path, runner: CliRunner, sandbox: Any, sqlite_url: str) -> None:
     env = make_env(tmp_path, sandbox, sqlite_url, extra='electives = "manual"\n')
     _sync_samples(env, runner)
-    uid = _teachers(env)[T01].moodle_user_id
+    uid = stored_teachers(env)[T01].moodle_user_id
     codes = enrolled_codes(client_for(sandbox), uid)
     assert _electives_meant_for_t01() | REQUIRED <= codes
     assert open_codes(sandbox, uid) == set()
@@ -233,7 +215,7 @@ def test_reconcile_finds_the_completion_of_a_self_enrolled_elective(
     """No webhook reached creditbridge (this sandbox sends none): the poll asks Moodle who is enrolled in each
     managed course, whatever the enrolment method, so the elective the teacher chose is found."""
     _sync_samples(env, runner)
-    uid = _teachers(env)[T01].moodle_user_id
+    uid = stored_teachers(env)[T01].moodle_user_id
     ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
     _enrol_me(runner, sandbox, uid, ids["SD22-E-PBL-03"])
     sandbox.state.set_completion_criteria(ids["SD22-E-PBL-03"], self_completion=True)
@@ -264,7 +246,7 @@ def test_every_programme_syncs_with_the_self_policy(
     for kind, path in (("catalog", files.catalog), ("topics", files.topics), ("roster", files.roster)):
         out = env.sync(runner, kind, path)
         assert out["errors"] == [], (kind, out["errors"][:3])
-    for t in _teachers(env).values():
+    for t in stored_teachers(env).values():
         if t.moodle_user_id is not None and t.status == "active":
             assert _manual_enrolments(sandbox, t.moodle_user_id) <= 8
     assert admin_get(sandbox, "welcome_messages")["messages"] == []

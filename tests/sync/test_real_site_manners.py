@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 from recorded_site import item_ids, recorded, recorded_site, without_email
-from sqlalchemy import select
 from sync_helpers import (
     CATALOG_HEADER,
     Env,
@@ -22,34 +21,19 @@ from sync_helpers import (
     make_env,
     people,
     sandbox_users,
+    stored_teachers,
     write_csv,
     write_roster,
 )
 
 from creditbridge.i18n import words
-from creditbridge.store import open_store
-from creditbridge.store.models.core import Teacher
 
 ZH = words("zh-CN")  # the sync report is in report.language, zh-CN by default
 
 
 @pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue("sandbox_server")
-
-
-@pytest.fixture
 def env(tmp_path: Path, sandbox: Any, db_url: str) -> Env:
     return make_env(tmp_path, sandbox, db_url)
-
-
-def _teachers(env: Env) -> dict[str, Teacher]:
-    store = open_store(env.settings.database.url)
-    try:
-        with store.session() as s:
-            return {t.id_number: t for t in s.scalars(select(Teacher))}
-    finally:
-        store.dispose()
 
 
 def _course(code: str, title: str) -> list[object]:
@@ -137,7 +121,7 @@ def test_enrolments_saved_before_the_welcome_mail_failed_are_not_failures(
     notes = _notes(out["report"])
     assert any("welcome message" in n and "docs/moodle.md" in n for n in notes)
     client = client_for(sandbox)
-    users = sandbox_users(client, [t.username for t in _teachers(env).values()])
+    users = sandbox_users(client, [t.username for t in stored_teachers(env).values()])
     for user in users.values():
         assert enrolled_codes(client, user["id"]) == {"ETH-1", "ETH-2"}
     again = env.sync(runner, "roster", roster)  # the store recorded the enrolments exactly: nothing to resend
@@ -186,7 +170,7 @@ def test_an_email_in_use_in_other_letter_case_is_one_clear_error_not_a_halved_ba
     assert f"email already used by Moodle user id {other}" in errors[2]["reason"]
     assert "rows 4 and 5" in errors[5]["reason"] and "letter case" in errors[5]["reason"]
     assert site.calls.count("core_user_create_users") == 1  # nothing refused by Moodle, nothing halved
-    created = sandbox_users(client, [t.username for t in _teachers(env).values()])
+    created = sandbox_users(client, [t.username for t in stored_teachers(env).values()])
     assert sorted(u["email"] for u in created.values()) == ["b@example.org", "dup@example.org"]
 
 
@@ -257,7 +241,7 @@ def test_profile_fields_the_site_lacks_are_named_and_filled_once_added(
     assert filled["updated"] == 3 and filled["errors"] == []
     assert not any("not stored by the site" in n for n in _notes(filled["report"]))
     client = client_for(sandbox)
-    users = sandbox_users(client, [t.username for t in _teachers(env).values()])
+    users = sandbox_users(client, [t.username for t in stored_teachers(env).values()])
     for user in users.values():
         fields = {f["shortname"]: f["value"] for f in user["customfields"]}
         assert (fields["school"], fields["county"], fields["city"]) == ("济南市历下区第一中学", "历下区", "济南市")
