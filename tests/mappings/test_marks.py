@@ -425,9 +425,8 @@ def test_credits_status_and_intake_status(store: Store, config: str, runner: Cli
     assert bad.exit_code == 2 and "--all" in bad.output
 
 
-def test_many_rewritten_results_at_once(store: Store) -> None:
-    """Enough changed results that PostgreSQL rewrites them through COPY into a temporary table: the stored
-    rows are those of an evaluation from nothing, twice in a row (the temporary table is emptied at commit)."""
+def _eighty_evaluated_teachers(store: Store) -> list[str]:
+    """The seed plus 80 teachers of one school, evaluated once: enough rows for PostgreSQL's COPY paths."""
     seed(store)
     many = [f"11010119900101{i:04d}"[:18] for i in range(80)]
     with store.session() as s:
@@ -435,6 +434,13 @@ def test_many_rewritten_results_at_once(store: Store) -> None:
             s.add(Teacher(programme="sd-2022", id_number=idn, name="教师", school_code="370102001",
                           school_name="学校", county="历下区", city="济南市", stage="初中", subject="数学"))
     evaluate_store(None, store, programme="sd-2022")
+    return many
+
+
+def test_many_rewritten_results_at_once(store: Store) -> None:
+    """Enough changed results that PostgreSQL rewrites them through COPY into a temporary table: the stored
+    rows are those of an evaluation from nothing, twice in a row (the temporary table is emptied at commit)."""
+    many = _eighty_evaluated_teachers(store)
     for round_ in range(2):
         for idn in many:
             add_record(store, idn, f"SD22-E-ETHICS-0{round_ + 1}", f"t:many:{round_}:{idn}")
@@ -455,13 +461,7 @@ def test_many_changes_logged_and_refingerprinted_at_once(store: Store) -> None:
     changed but not their outcome that it notes the new fingerprints through COPY: the change log holds one row
     per changed result with what was pushed before and after, and the fingerprints are those an evaluation
     from nothing stores (so the next run skips these people)."""
-    seed(store)
-    many = [f"11010119900101{i:04d}"[:18] for i in range(80)]
-    with store.session() as s:
-        for idn in many:
-            s.add(Teacher(programme="sd-2022", id_number=idn, name="教师", school_code="370102001",
-                          school_name="学校", county="历下区", city="济南市", stage="初中", subject="数学"))
-    evaluate_store(None, store, programme="sd-2022")
+    many = _eighty_evaluated_teachers(store)
     for idn in many:
         add_record(store, idn, "SD22-E-ETHICS-01", f"t:log:{idn}")
     out = evaluate_store(None, store, programme="sd-2022", incremental=True)

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,15 @@ def prepared(tmp_path: Path, site: Site, runner: CliRunner, sqlite_url: str, con
 # ---------------------------------------------------------------- the limiter
 
 
+def _run_at_once(target: Callable[[], None], n: int) -> None:
+    """`target` in n threads started together, each given 10 s to finish."""
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+
+
 def test_limiter_halves_on_overload_and_climbs_back_slowly() -> None:
     limiter = Limiter(8)
     with limiter.slot("f") as report:
@@ -178,11 +187,7 @@ def test_limiter_holds_every_thread_for_retry_after() -> None:
             waited.append(time.monotonic() - started)
             report(200, None)
 
-    threads = [threading.Thread(target=other) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
+    _run_at_once(other, 3)
     assert len(waited) == 3 and min(waited) >= 0.3
 
 
@@ -198,11 +203,7 @@ def test_limiter_keeps_at_most_limit_in_flight() -> None:
             time.sleep(0.02)
             report(200, None)
 
-    threads = [threading.Thread(target=call) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
+    _run_at_once(call, 12)
     assert peak[0] == 3 and limiter.in_flight == 0
 
 
