@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from creditbridge.connector.errors import FunctionNotInServiceError, MoodleError, UnknownFunctionError
 from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
 from creditbridge.connector.moodle import BatchResult
-from creditbridge.store.models.sync import MoodleRef
+from creditbridge.store.models.sync import CohortMember, MoodleRef
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
 from creditbridge.sync.cohorts import ensure_cohorts
 from creditbridge.sync.outcome import SyncAborted
@@ -30,6 +30,7 @@ from creditbridge.sync.outcome import SyncAborted
 SELF = "self"
 CONFIG_KIND = "enrol_config"
 ANY = "*"
+SEARCH_PAGE = 200  # audience cohorts asked per core_cohort_search_cohorts call
 
 
 def self_policy(ctx: ApplyContext) -> bool:
@@ -120,3 +121,41 @@ def audience_specs(programme: str, programme_name: str,
     return {code: (audience_idnumber(programme, topic, stage, subject),
                    audience_name(programme_name, topic, stage, subject))
             for code, topic, stage, subject in electives}
+
+
+
+def forget_deleted_audiences(ctx: ApplyContext) -> bool:
+    """Forget the audience cohorts an administrator deleted in Moodle; True when there were any.
+
+    Moodle drops a deleted cohort's members and its self instances keep naming it, so nobody could enrol in
+    those electives again while the store still held the cohort's id and its members as done. One read per
+    roster run (a search for the programme's audience idnumbers, paged) finds them; their ref and stored
+    memberships are forgotten, so this run makes the cohort again, points the electives' instances at it (the
+    configuration names the cohort's id) and fills it. Reads only: an unchanged re-sync still writes nothing.
+    """
+    prefix = audience_idnumber(ctx.programme, None, None, None).removesuffix(f"{ANY}/{ANY}/{ANY}")
+    with ctx.store.session() as s:
+        known = {idn: mid for idn, mid in s.execute(select(MoodleRef.idnumber, MoodleRef.moodle_id).where(
+            MoodleRef.kind == "cohort", MoodleRef.idnumber.startswith(prefix, autoescape=True)))}
+    if not known:
+        return False
+    present: dict[str, int] = {}
+    start = 0
+    while True:
+        page = ctx.client.search_cohorts(prefix, limitfrom=start, limitnum=SEARCH_PAGE)
+        present.update((str(c.get("idnumber") or ""), int(c["id"])) for c in page)
+        if len(page) < SEARCH_PAGE:
+            break
+        start += SEARCH_PAGE
+    gone = sorted(idn for idn, mid in known.items() if present.get(idn) != mid)
+    if not gone:
+        return False
+    with ctx.store.session() as s:
+        s.execute(delete(MoodleRef).where(MoodleRef.kind == "cohort", MoodleRef.idnumber.in_(gone)))
+        s.execute(delete(CohortMember).where(CohortMember.programme == ctx.programme,
+                                             CohortMember.cohort.in_(gone)))
+    for idn in gone:
+        ctx.refs.pop(("cohort", idn), None)
+    ctx.outcome.notes.append(f"{len(gone)} audience cohort(s) no longer in Moodle (deleted by an administrator?): "
+                             "made again and filled, their electives opened to them")
+    return True

@@ -19,7 +19,7 @@ from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
 from creditbridge.sync.apply import ApplyContext, refusal
 from creditbridge.sync.cohorts import Membership, cohort_specs, load_refs, sync_memberships
-from creditbridge.sync.electives import configure_courses
+from creditbridge.sync.electives import configure_courses, forget_deleted_audiences
 from creditbridge.sync.enrolment import (
     Enroller,
     Learner,
@@ -275,6 +275,8 @@ def finish_teachers(ctx: ApplyContext, rules: ProgrammeRules, rows_by_teacher: d
     rows_by_teacher = rows_by_teacher or {}
     index = load_courses(ctx, rules)
     everyone = stored_fingerprint(ctx) != index.fingerprint
+    if index.self_electives and forget_deleted_audiences(ctx):
+        everyone = True  # their electives are configured again and every teacher's memberships checked
     configured = True
     if everyone and index.self_electives:
         # The catalog, the topics or the policy changed: the courses' enrolment methods first (audience
