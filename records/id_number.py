@@ -19,7 +19,9 @@ _SHAPE = re.compile(r"^\d{17}[\dX]$")
 # also glued to letters ("idnumber110105..."), which is how a careless message or a URL path writes it. Runs of
 # 18 digits glued to letters are common in hashes and tokens too, so those count only when they are an ID number
 # in full (check digit and birth date); a free-standing run is masked even when mistyped.
-_IN_TEXT = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+# Nor is the fractional part of a number below 1 ("0.037812098998983856", a duration on a metrics page: a
+# float's 17 significant digits after "0.0" make 18 digits); after any other "N." a number is masked.
+_IN_TEXT = re.compile(r"(?<!\d)(?<!\b0\.)\d{17}[\dXx](?!\d)")
 
 
 class IdNumberError(ValueError):

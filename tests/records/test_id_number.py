@@ -95,6 +95,11 @@ def test_an_id_number_glued_to_letters_is_masked() -> None:
     # a run of 18 digits inside a hash or token is no ID number unless it is a valid one
     token = "a123456789012345678b"
     assert mask_id_numbers(token) == token
+    # the fractional part of a number is none (a float's 18 digits after "0.", as a metrics page prints them)
+    assert mask_id_numbers("creditbridge_store_scrape_duration_seconds 0.037812098998983856") == \
+        "creditbridge_store_scrape_duration_seconds 0.037812098998983856"
+    for listed in (f"1.{number} refused", f"10.{number} refused"):  # a numbered list item is masked
+        assert number not in mask_id_numbers(listed), listed
     # a free-standing mistyped number is still masked: a typo is the same person's number
     wrong = first17 + ("0" if check_digit(first17) != "0" else "1")
     assert wrong not in mask_id_numbers(f"row 3: {wrong} refused")
