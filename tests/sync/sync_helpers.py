@@ -217,3 +217,16 @@ def stored_teachers(env: Env) -> dict[str, Teacher]:
             return {t.id_number: t for t in s.scalars(select(Teacher))}
     finally:
         store.dispose()
+
+
+# What a `creditbridge sync` child process (tests/cli_process.run_cli) may use: XLSX tests prove bounded memory.
+CHILD_MEMORY_MB = 1024
+
+
+def child_config(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, str]]:
+    """A config file for a `creditbridge sync` child process (reports under tmp_path, a username key) and its
+    environment (a SQLite store under tmp_path)."""
+    config = tmp_path / "creditbridge.toml"
+    config.write_text(f'[sync]\nreport_dir = "{(tmp_path / "reports").as_posix()}"\nusername_key = "k"\n{extra}',
+                      encoding="utf-8")
+    return config, {"CREDITBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"}

@@ -15,19 +15,10 @@ import openpyxl
 import pytest
 from cli_process import run_cli
 from openpyxl import load_workbook
-from sync_helpers import HEADERS, Person, id_number, people
+from sync_helpers import CHILD_MEMORY_MB, HEADERS, Person, child_config, id_number, people
 
 from creditbridge import i18n
 from creditbridge.sync.readers import _cell_text, read_roster
-
-MEMORY_MB = 1024
-
-
-def _config(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, str]]:
-    config = tmp_path / "creditbridge.toml"
-    config.write_text(f'[sync]\nreport_dir = "{(tmp_path / "reports").as_posix()}"\nusername_key = "k"\n{extra}',
-                      encoding="utf-8")
-    return config, {"CREDITBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
 
 
 def _roster_rows() -> list[list[object]]:
@@ -66,10 +57,10 @@ def _plan_sheet(report: str) -> list[tuple[object, ...]]:
 
 def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_path: Path) -> None:
     csv_path, xlsx_path = _write_pair(tmp_path)
-    config, env = _config(tmp_path)
+    config, env = child_config(tmp_path)
     docs = {}
     for path in (csv_path, xlsx_path):
-        ran = run_cli(config, "sync", "roster", str(path), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+        ran = run_cli(config, "sync", "roster", str(path), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
         assert ran.code == 0, ran.output
         docs[path.suffix] = json.loads(ran.stdout)
     csv_doc, xlsx_doc = docs[".csv"], docs[".xlsx"]
@@ -188,8 +179,8 @@ HOSTILE = {
 def test_hostile_and_broken_workbooks_are_refused(tmp_path: Path, case: str) -> None:
     make, message = HOSTILE[case]
     bomb = _hostile(tmp_path, "roster.xlsx", make())
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(bomb), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB,
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(bomb), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB,
                   timeout=60)
     assert ran.code == 2, ran.output
     assert ran.stderr.startswith(f"error: {message}"), ran.stderr
@@ -200,8 +191,8 @@ def test_a_zip_bomb_sheet_is_refused_by_its_unpacked_size(tmp_path: Path) -> Non
     sheet = _sheet_with('<row r="1"><c r="A1"><v>1</v></c></row>' + " " * (3 << 20))
     bomb = _hostile(tmp_path, "roster.xlsx", _rezip(_real_workbook(), {"xl/worksheets/sheet1.xml": sheet}))
     assert bomb.stat().st_size < 100_000
-    config, env = _config(tmp_path, "[limits]\nxlsx_uncompressed_mb = 2\n")
-    ran = run_cli(config, "sync", "roster", str(bomb), "--dry-run", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path, "[limits]\nxlsx_uncompressed_mb = 2\n")
+    ran = run_cli(config, "sync", "roster", str(bomb), "--dry-run", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2, ran.output
     assert ran.stderr.startswith("error: roster.xlsx: the workbook unpacks to 3 MB, more than "
                                  "limits.xlsx_uncompressed_mb = 2 MB"), ran.stderr
@@ -217,8 +208,8 @@ def test_a_long_plan_goes_whole_into_a_csv_beside_the_report(tmp_path: Path) -> 
             if i == 7:
                 cells[1] = '=HYPERLINK("http://x","y")'
             w.writerow(cells)
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 0, ran.output
     doc = json.loads(ran.stdout)
     report = Path(doc["report"])

@@ -17,16 +17,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from cli_process import run_cli
-from sync_helpers import HEADERS, Person, id_number
-
-MEMORY_MB = 1024
-
-
-def _config(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, str]]:
-    config = tmp_path / "creditbridge.toml"
-    config.write_text(f'[sync]\nreport_dir = "{(tmp_path / "reports").as_posix()}"\nusername_key = "k"\n{extra}',
-                      encoding="utf-8")
-    return config, {"CREDITBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+from sync_helpers import CHILD_MEMORY_MB, HEADERS, Person, child_config, id_number
 
 
 def _workbook_with_sheet(tmp_path: Path, sheet_data: str) -> Path:
@@ -62,8 +53,8 @@ def test_a_huge_text_in_the_sheet_is_refused_before_it_is_read(tmp_path: Path, c
     roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + _row(2, TEACHER)
                                   + _row(3, TEACHER, cell.format("x" * (400 << 20))))
     assert roster.stat().st_size < 1_000_000
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB,
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB,
                   timeout=120)
     assert ran.code == 2, ran.output[-2000:]
     assert ran.stderr.startswith(f"error: roster.xlsx: xl/worksheets/sheet1.xml holds a text of more than 16 MB in "
@@ -79,13 +70,13 @@ def test_cells_at_the_limit_and_whitespace_between_tags_pass(tmp_path: Path) -> 
     name = "&amp;" * 100
     sheet = _row(1, HEADERS) + " " * (20 << 20) + _row(2, [TEACHER[0], name, *TEACHER[2:]])
     roster = _workbook_with_sheet(tmp_path, sheet)
-    config, env = _config(tmp_path, "[limits]\nmax_cell_chars = 100\n")
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path, "[limits]\nmax_cell_chars = 100\n")
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 0, ran.output[-2000:]
     assert json.loads(ran.stdout)["created"] == 1
     # A cell over the limit but below the scan's bound: the reader's error, naming row and column.
     too_long = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + _row(2, [TEACHER[0], "z" * 1001, *TEACHER[2:]]))
-    ran = run_cli(config, "sync", "roster", str(too_long), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    ran = run_cli(config, "sync", "roster", str(too_long), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2
     assert ran.stderr.startswith("error: roster.xlsx: row 2, column 姓名: a cell of 1,001 characters"), ran.stderr
 
@@ -105,8 +96,8 @@ SECOND_R = ['<row r="3"><c r="A3" r="ZZZ900000"><v>1</v></c></row>',
 @pytest.mark.parametrize("far", SECOND_R, ids=["second r", "second r after a quoted >"])
 def test_a_cell_with_a_second_reference_is_refused(tmp_path: Path, far: str) -> None:
     roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + _row(2, TEACHER) + far)
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2, ran.output[-2000:]
     assert ran.stderr.startswith("error: roster.xlsx: xl/worksheets/sheet1.xml cannot be measured before it is read "
                                  "(not well-formed XML: Attribute r redefined"), ran.stderr
@@ -115,8 +106,8 @@ def test_a_cell_with_a_second_reference_is_refused(tmp_path: Path, far: str) -> 
 @pytest.mark.parametrize(("case", "far", "spans"), FAR, ids=[c for c, _, _ in FAR])
 def test_references_written_otherwise_are_measured(tmp_path: Path, case: str, far: str, spans: str) -> None:
     roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + _row(2, TEACHER) + far)
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2, (case, ran.output[-2000:])
     assert ran.stderr.startswith(f"error: roster.xlsx: xl/worksheets/sheet1.xml spans {spans} from A1"), ran.stderr
 
@@ -131,8 +122,8 @@ def test_a_prefixed_sheet_is_measured(tmp_path: Path) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(roster, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             dst.writestr(info.filename, sheet if info.filename == "xl/worksheets/sheet1.xml" else src.read(info))
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2, ran.output[-2000:]
     assert ran.stderr.startswith("error: roster.xlsx: xl/worksheets/sheet1.xml spans 900,000 rows × 18,278 columns"), \
         ran.stderr
@@ -142,7 +133,7 @@ def test_a_roster_written_otherwise_but_small_is_read_as_usual(tmp_path: Path) -
     """The same teacher, its cells written with single quotes and lower-case references: read, not refused."""
     cells = "".join(f"<c r='{chr(97 + i)}2' t='inlineStr'><is><t>{c}</t></is></c>" for i, c in enumerate(TEACHER))
     roster = _workbook_with_sheet(tmp_path, _row(1, HEADERS) + f"<row r='2'>{cells}</row>")
-    config, env = _config(tmp_path)
-    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=MEMORY_MB)
+    config, env = child_config(tmp_path)
+    ran = run_cli(config, "sync", "roster", str(roster), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 0, ran.output[-2000:]
     assert json.loads(ran.stdout)["created"] == 1
