@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -164,7 +165,14 @@ def test_a_user_runs_the_whole_path(world: World, tmp_path: Path) -> None:
     sender.flush()
     assert sender.failed == 0
 
+    # The receiver answers first and turns deliveries into records in its background thread
+    # (webhooks.inline_mode = "background"): watch `intake status` until nothing is pending, as an operator would.
+    deadline = time.monotonic() + 60
     intake = _cb(runner, world, "intake", "status")
+    while intake["pending"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        intake = _cb(runner, world, "intake", "status")
+    assert intake["pending"] == 0, f"background processing left {intake['pending']} deliveries pending"
     assert intake["received"] == completions
     assert intake["records"] == completions, "each signed completion became exactly one learning record"
     assert intake["rejected"] == 0 and intake["parked"] == 0 and intake["duplicates"] == 0
