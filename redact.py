@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 import traceback
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,19 +82,60 @@ def screened_json(text: str) -> str:
     return redact(_CONTROL_BUT_NEWLINE.sub(_json_escaped, text))
 
 
+def _screened_arg(arg: object) -> object:
+    """A log argument with its control characters escaped, newlines included: arguments carry text from outside
+    (a username, a course idnumber, a database's message), and a newline in one would start a forged log line
+    (CWE-117). Numbers and objects whose text is clean are left as they are, so %d and %r format them as usual."""
+    if arg is None or isinstance(arg, int | float):
+        return arg
+    text = arg if isinstance(arg, str) else str(arg)
+    if not _CONTROL.search(text):
+        return arg
+    return _CONTROL.sub(_escaped, text)
+
+
+class _ScreenedMapping(Mapping[Any, object]):
+    """logging's one-mapping form ("%(user)s"), screened as it is read. A view rather than a copy: the mapping
+    may answer keys it does not hold (gunicorn's access-log atoms give "-" for a missing header)."""
+
+    def __init__(self, inner: Mapping[Any, object]) -> None:
+        self._inner = inner
+
+    def __getitem__(self, key: Any) -> object:
+        return _screened_arg(self._inner[key])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._inner)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
+def _screened_args(args: Any) -> Any:
+    if isinstance(args, tuple):
+        return tuple(map(_screened_arg, args))
+    if isinstance(args, Mapping):
+        return _ScreenedMapping(args)
+    return args
+
+
 class RedactingFilter(logging.Filter):
-    """Masks the formatted message, the exception text and the stack of every record it passes.
+    """Masks the formatted message, the exception text and the stack of every record it passes, and escapes
+    the control characters in it (a text log line stays one line whatever its arguments held).
 
     The message is formatted here (args merged in) so an ID number given as an argument is caught too;
     the exception is rendered into `exc_text`, which every logging.Formatter prints instead of
-    formatting `exc_info` again."""
+    formatting `exc_info` again. Newlines in the message's own text stay (messages of several lines of
+    creditbridge's own); in its arguments they are escaped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = _screened_args(record.args)
         try:
             message = record.getMessage()
         except Exception:  # a malformed %-format: let logging report it as it always does
             return True
-        record.msg, record.args = redact(message), None
+        record.msg, record.args = redact(_CONTROL_BUT_NEWLINE.sub(_escaped, message)), None
         if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
             record.exc_info = None

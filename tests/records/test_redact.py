@@ -135,3 +135,45 @@ def test_json_for_screen_escapes_what_drives_a_terminal_and_stays_the_same_json(
         back = json.loads(text)
         assert back["name"] == value["name"] and back["list"] == value["list"]
         assert back["teacher"] == mask_id_number(number)
+
+
+def test_filter_keeps_a_text_log_line_one_line_whatever_its_arguments_hold() -> None:
+    """A username or course idnumber from outside with a newline or an escape sequence cannot forge a second log
+    line or drive the terminal tailing the log (CWE-117); the message's own newlines stay."""
+    evil = "alice\n2026-12-06 10:00:00 INFO creditbridge: push acknowledged\x1b[2J"
+    out: list[str] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, r: logging.LogRecord) -> None:
+            out.append(self.format(r))
+
+    handler = ListHandler()
+    handler.addFilter(RedactingFilter())
+    handler.handle(_record("parked delivery for %s (%d tries): %r", (evil, 3, ValueError("bad\r\nthing"))))
+    handler.handle(_record("%(user)s logged in", ({"user": evil},)))
+    handler.handle(_record("two problems:\n  - one\n  - two\x07", ()))
+    handler.handle(_record("%s at %.1f%% of %r", ("clean", 12.25, "x")))
+    assert out[0].startswith("parked delivery for alice\\n2026-12-06 10:00:00 INFO creditbridge: push acknowledged"
+                             "\\x1b[2J (3 tries): ")
+    assert "\n" not in out[0] and "\r" not in out[0] and "\x1b" not in out[0] and "bad" in out[0]
+    assert out[1].startswith("alice\\n2026-12-06") and "\n" not in out[1] and "\x1b" not in out[1]
+    assert out[2] == "two problems:\n  - one\n  - two\\x07"  # creditbridge's own lines kept, BEL escaped
+    assert out[3] == "clean at 12.2% of 'x'"  # clean arguments are formatted exactly as logging would
+
+
+def test_filter_reads_a_mapping_argument_through_its_own_lookup() -> None:
+    """gunicorn's access log passes one mapping whose lookup answers "-" for a header the request lacked."""
+    class Atoms(dict):
+        def __getitem__(self, key: str) -> object:
+            return super().get(key, "-")
+
+    out: list[str] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, r: logging.LogRecord) -> None:
+            out.append(self.format(r))
+
+    handler = ListHandler()
+    handler.addFilter(RedactingFilter())
+    handler.handle(_record('%(h)s "%(r)s" %(a)s', (Atoms(h="127.0.0.1", r="POST /x\nforged"),)))
+    assert out == ['127.0.0.1 "POST /x\\nforged" -']
