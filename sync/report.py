@@ -64,7 +64,12 @@ def write_report(outcome: SyncOutcome, path: Path, *, started_at: datetime | Non
     plan_csv = None
     if len(outcome.plan) > PLAN_SHEET_ROWS:
         plan_csv = write_file(path.parent, plan_csv_path(path).name, lambda fh: _save_plan_csv(outcome, fh, w)).name
-    return write_file(path.parent, path.name, lambda fh: _save(outcome, fh, started_at, finished_at, w, plan_csv))
+    try:
+        return write_file(path.parent, path.name, lambda fh: _save(outcome, fh, started_at, finished_at, w, plan_csv))
+    except BaseException:
+        if plan_csv is not None:  # the pair or nothing: a lone plan CSV names a workbook that is not there
+            (path.parent / plan_csv).unlink(missing_ok=True)
+        raise
 
 
 def _save_plan_csv(outcome: SyncOutcome, fh: BinaryIO, w: Words) -> None:

@@ -18,7 +18,10 @@ from openpyxl import load_workbook
 from sync_helpers import CHILD_MEMORY_MB, HEADERS, Person, child_config, id_number, people
 
 from creditbridge import i18n
+from creditbridge.records.outfiles import OutputFileError
+from creditbridge.sync.outcome import PlanLine, SyncOutcome
 from creditbridge.sync.readers import _cell_text, read_roster
+from creditbridge.sync.report import PLAN_SHEET_ROWS, plan_csv_path, write_report
 
 
 def _roster_rows() -> list[list[object]]:
@@ -226,3 +229,18 @@ def test_a_long_plan_goes_whole_into_a_csv_beside_the_report(tmp_path: Path) -> 
     assert summary[words("sync.plan_csv")].hyperlink.target == plan_csv.name
     plan = list(wb[words("sync.sheet.plan")].iter_rows(values_only=True))
     assert len(plan) == 1 + 1000 + 1 and plan_csv.name in plan[-1][3]
+
+
+def test_a_report_that_cannot_be_written_leaves_no_plan_csv_behind(tmp_path: Path) -> None:
+    """The workbook and its plan CSV come as a pair or not at all: a lone CSV names a workbook that is missing."""
+    outcome = SyncOutcome(kind="roster", file="roster.csv", programme="sd-2022", dry_run=True,
+                          plan=[PlanLine("create", i + 2, f"1101**********{i:04d}")
+                                for i in range(PLAN_SHEET_ROWS + 5)])
+    report = tmp_path / "sync-000001-roster.xlsx"
+    report.mkdir()  # the workbook's name is taken by a directory: the workbook cannot be written
+    with pytest.raises(OutputFileError):
+        write_report(outcome, report)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [report.name], "nothing beside the refused workbook"
+    report.rmdir()
+    written = write_report(outcome, report)
+    assert written == report and plan_csv_path(report).is_file()  # and when it can, both are there
