@@ -15,6 +15,7 @@ unchanged re-sync sends nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from sqlalchemy import delete, select
@@ -30,6 +31,7 @@ from creditbridge.sync.outcome import SyncAborted
 SELF = "self"
 CONFIG_KIND = "enrol_config"
 ANY = "*"
+IDNUMBER_MAX = 100  # Moodle cohort.idnumber
 SEARCH_PAGE = 200  # audience cohorts asked per core_cohort_search_cohorts call
 
 
@@ -38,8 +40,16 @@ def self_policy(ctx: ApplyContext) -> bool:
 
 
 def audience_idnumber(programme: str, topic: str | None, stage: str | None, subject: str | None) -> str:
-    """The cohort whose members may self-enrol in an elective of this topic, stage and subject."""
-    return f"audience:{programme}/{topic or ANY}/{stage or ANY}/{subject or ANY}"[:100]  # cohort.idnumber: 100
+    """The cohort whose members may self-enrol in an elective of this topic, stage and subject.
+
+    Moodle's cohort.idnumber holds 100 characters. A longer key keeps its beginning and ends with a digest of
+    the whole: cut alone, two topics that differ only past the cut would share one cohort, and the teachers of
+    one could enrol in the electives of the other."""
+    key = f"audience:{programme}/{topic or ANY}/{stage or ANY}/{subject or ANY}"
+    if len(key) <= IDNUMBER_MAX:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return f"{key[:IDNUMBER_MAX - len(digest) - 1]}~{digest}"
 
 
 def audience_name(programme_name: str, topic: str | None, stage: str | None, subject: str | None) -> str:

@@ -33,6 +33,7 @@ from creditbridge.cli.main import cli
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.sync import CohortMember
+from creditbridge.sync.electives import audience_idnumber
 
 T01 = "370102198602110011"  # middle-school maths, school 370102001 (topics incl. steam, pbl, big-unit)
 REQUIRED = {"SD22-ETH-01", "SD22-ETH-02"}
@@ -251,3 +252,15 @@ def test_every_programme_syncs_with_the_self_policy(
             assert _manual_enrolments(sandbox, t.moodle_user_id) <= 8
     assert admin_get(sandbox, "welcome_messages")["messages"] == []
     assert env.sync(runner, "roster", files.roster)["lms_calls"] == 0
+
+
+def test_audience_cohorts_of_long_topic_names_stay_apart_within_moodles_100_characters() -> None:
+    """Two topics that differ only past Moodle's 100-character cohort idnumber get two cohorts, not one."""
+    stem = "信息技术应用能力提升工程2.0整校推进" * 4
+    a = audience_idnumber("sd-2022", stem + "（小学）", "小学", "数学")
+    b = audience_idnumber("sd-2022", stem + "（初中）", "小学", "数学")
+    assert len(a) == len(b) == 100 and a != b
+    assert a.startswith("audience:sd-2022/") and b.startswith("audience:sd-2022/")  # found by the programme's prefix
+    assert audience_idnumber("sd-2022", stem + "（小学）", "小学", "数学") == a  # the same key every run
+    short = audience_idnumber("sd-2022", "T01", None, "数学")
+    assert short == "audience:sd-2022/T01/*/数学"  # what fits is kept as it reads
