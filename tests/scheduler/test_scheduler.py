@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 
 from creditbridge.pipeline import PIPELINE
 from creditbridge.scheduler import JOB_IDS, JOBS, LOCK_KEY, SchedulerError, job_specs
-from creditbridge.scheduling.cron import standard_day_of_week
+from creditbridge.scheduling.cron import coalesce, first_due, standard_day_of_week
 from creditbridge.scheduling.loop import CreditScheduler, JobSpec
 from creditbridge.settings import Settings, load_settings
 from creditbridge.store import Store
@@ -246,3 +247,43 @@ def test_the_jobs_run_the_pipeline_in_its_order_through_the_night() -> None:
         chain.append(at.strftime("%H:%M"))
     assert chain == ["01:30", "02:00", "04:00", "04:30", "05:00"]
     assert at == specs["push"].trigger.get_next_fire_time(None, midnight)
+
+
+def test_missed_trigger_times_coalesce_into_the_latest_within_the_grace_time() -> None:
+    every_minute = CronTrigger(minute="*", timezone="UTC")
+    now = datetime(2026, 12, 7, 10, 0, 30, tzinfo=UTC)
+    # A month down: not walked minute by minute; the latest trigger time runs, the next one follows it.
+    started = time.perf_counter()
+    run_at, nxt = coalesce(every_minute, now - timedelta(days=30), now, timedelta(hours=1))
+    assert time.perf_counter() - started < 1.0
+    assert (run_at, nxt) == (datetime(2026, 12, 7, 10, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 1, tzinfo=UTC))
+    # A daily job ten days down, 5 h past its time, a 60 s grace: the latest is too late, so it is missed.
+    daily = CronTrigger(hour=5, timezone="UTC")
+    run_at, nxt = coalesce(daily, now - timedelta(days=10), now, timedelta(seconds=60))
+    assert now - run_at > timedelta(seconds=60)
+    assert nxt == datetime(2026, 12, 8, 5, 0, tzinfo=UTC)
+    # Never run on a schedule: due from now; run before: the first trigger time after the last one.
+    assert first_due(daily, None, now) == datetime(2026, 12, 8, 5, 0, tzinfo=UTC)
+    assert first_due(daily, datetime(2026, 12, 1, 5, 0, tzinfo=UTC), now) == datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+
+
+@pytest.mark.timeout(60)
+def test_a_job_never_overlaps_itself(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    from creditbridge.store import open_store
+
+    store = open_store(sqlite_url)
+    ticks = tmp_path / "ticks.txt"
+    monkeypatch.setenv("CB_TICK_FILE", str(ticks))
+    monkeypatch.setenv("CB_TICK_SLEEP", "1.5")  # each run outlasts the next trigger time
+    caplog.set_level(logging.INFO, logger="creditbridge.scheduler")
+    sched = CreditScheduler(_settings(sqlite_url), store,
+                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)])
+    t = _start(sched)
+    time.sleep(4.5)
+    _stop(sched, t)
+    started = sorted(datetime.fromisoformat(when) for when, _, _ in read_ticks(ticks))
+    assert len(started) >= 2
+    assert all(b - a >= timedelta(seconds=2) for a, b in pairwise(started)), started
+    assert any("previous run is still going" in r.getMessage() for r in caplog.records)
+    store.dispose()
