@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 
 from creditbridge import CreditbridgeError
+from creditbridge.pipeline import EVALUATE, PIPELINE, PUSH, RECONCILE, SYNC_STEPS, Step, StepInput
 from creditbridge.quickstart.completions import (
     WINDOW_START,
     Completion,
@@ -31,13 +32,22 @@ from creditbridge.quickstart.completions import (
     plan_completions,
 )
 from creditbridge.quickstart.config import run_settings, write_config
+from creditbridge.quickstart.province import write_province
 from creditbridge.quickstart.services import Secrets, Services, start_services
+from creditbridge.reports.build import write_report
 from creditbridge.runner.worker import Worker
+from creditbridge.sandbox.app import state_of
 from creditbridge.settings import Settings
 from creditbridge.store import Store, open_store
+from creditbridge.store.models import Base
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
 from creditbridge.store.models.credits import CreditMark
+from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
 from creditbridge.store.models.registry import RegistrySubmission
+from creditbridge.store.models.sync import Enrolment
+from creditbridge.sync.outcome import SyncOutcome
+from creditbridge.webhooks.counters import read_all, split_outcomes
+from creditbridge.webhooks.processing import process_pending
 
 DEFAULT_DIR = Path("creditbridge-data") / "quickstart"
 # Sized to finish in well under a minute on a 2-core laptop; --teachers takes more (about 0.3 s each).
@@ -159,21 +169,21 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
             c["_detail"] = "on 127.0.0.1, free ports"
         settings = run_settings(directory, keys, programme=programme, sandbox_url=services.sandbox_url,
                                 registry_url=services.registry_url)
-        _sync(run, settings, store, province)
-        # Continuous mode, as `creditbridge run` keeps it: a worker evaluates and pushes while teachers study.
-        worker = Worker(settings, store)
-        worker_thread = threading.Thread(target=worker.run, name="quickstart-worker", daemon=True)
-        worker_thread.start()
-        stack.callback(worker_thread.join, 60)
-        stack.callback(worker.stop)
-        last = _complete(run, settings, store, services, keys)
-        _drain(run, settings, store, services)
-        _registered(run, store, last)
-        worker.stop()
-        worker_thread.join(60)
-        _reconcile(run, settings, store)
-        evaluated = _evaluate(run, settings, store)
-        pushed = _push(run, settings, store, services)
+        evaluated: dict[str, Any] = {}
+        pushed: dict[str, Any] = {}
+        # The pipeline's steps in its order (pipeline.py); the school term happens between the sync and reconcile.
+        for step in PIPELINE:
+            if step in SYNC_STEPS:
+                _sync(run, settings, store, step, province)
+            elif step is RECONCILE:
+                _school_term(run, settings, store, services, keys)
+                _reconcile(run, settings, store)
+            elif step is EVALUATE:
+                evaluated = _evaluate(run, settings, store)
+            elif step is PUSH:
+                pushed = _push(run, settings, store, services)
+            else:  # a step added to the pipeline must be given its place here
+                raise QuickstartError(f"the quickstart does not run the pipeline's {step.key!r} step")
         report = _report(run, settings, store)
         welcome_messages = len(SandboxAdmin(services, keys.sandbox_token).state.welcome_messages())
         services.save_sandbox(directory / "sandbox.db")
@@ -191,8 +201,6 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
 
 
 def _generate(run: Run) -> Any:
-    from creditbridge.quickstart.province import write_province
-
     with run.step("province", f"Generate a province of {run.teachers} teachers") as c:
         files = write_province(run.directory / "province", teachers=run.teachers, seed=run.seed,
                                programme=run.programme)
@@ -207,29 +215,36 @@ def _province_counts(files: Any) -> dict[str, int]:
             "leavers": files.leavers, "courses": files.courses}
 
 
-def _sync(run: Run, settings: Settings, store: Store, province: Any) -> None:
-    from creditbridge.sync import service
-
+def _sync(run: Run, settings: Settings, store: Store, step: Step[SyncOutcome], province: Any) -> None:
     def progress(stage: str, done: int, total: int) -> None:
         run.progress.update(stage, done, total or None)
 
-    steps = (
-        ("catalog", "Sync the course catalog into the LMS", service.sync_catalog, province.catalog),
-        ("topics", "Sync the schools' elective topics", service.sync_topics, province.topics),
-        ("roster", "Sync the roster: users, cohorts, enrolments, lesson cases", service.sync_roster,
-         province.roster),
-    )
-    for key, title, fn, path in steps:
-        with run.step(key, title) as c:
-            outcome = fn(settings, store, Path(path), progress=progress)
-            out = outcome.as_json()
-            c.update(_sync_counts(out))
-            c["_detail"] = _sync_detail(key, out)
-        # A generated province is valid by construction: a refused row is a bug worth stopping for.
-        if outcome.aborted or outcome.errors:
-            first = outcome.errors[0].as_json() if outcome.errors else {}
-            raise QuickstartError(f"{title}: {outcome.aborted or 'rows refused'} ({len(outcome.errors)} error(s), "
-                                  f"first: {first}); report: {outcome.report}")
+    files = {"catalog": province.catalog, "topics": province.topics, "roster": province.roster}
+    with run.step(step.key, step.title) as c:
+        outcome = step.run(settings, store, StepInput(file=Path(files[step.key]), progress=progress))
+        out = outcome.as_json()
+        c.update(_sync_counts(out))
+        c["_detail"] = _sync_detail(step.key, out)
+    # A generated province is valid by construction: a refused row is a bug worth stopping for.
+    if outcome.aborted or outcome.errors:
+        first = outcome.errors[0].as_json() if outcome.errors else {}
+        raise QuickstartError(f"{step.title}: {outcome.aborted or 'rows refused'} ({len(outcome.errors)} error(s), "
+                              f"first: {first}); report: {outcome.report}")
+
+
+def _school_term(run: Run, settings: Settings, store: Store, services: Services, keys: Secrets) -> None:
+    """Teachers study and complete courses; their webhooks come in. Continuous mode, as `creditbridge run` keeps
+    it: a worker evaluates and pushes while they do."""
+    worker = Worker(settings, store)
+    worker_thread = threading.Thread(target=worker.run, name="quickstart-worker", daemon=True)
+    worker_thread.start()
+    try:
+        last = _complete(run, settings, store, services, keys)
+        _drain(run, settings, store, services)
+        _registered(run, store, last)
+    finally:
+        worker.stop()
+        worker_thread.join(60)
 
 
 def _sync_counts(out: dict[str, Any]) -> dict[str, Any]:
@@ -251,9 +266,6 @@ def _sync_detail(key: str, out: dict[str, Any]) -> str:
 
 def _enrolments(settings: Settings, store: Store) -> dict[int, list[Course]]:
     """Who sync enrolled in what (Moodle user id -> catalog courses)."""
-    from creditbridge.store.models.core import CatalogCourse, Teacher
-    from creditbridge.store.models.sync import Enrolment
-
     programme = settings.sync.programme
     q = (select(Teacher.moodle_user_id, CatalogCourse.moodle_course_id, CatalogCourse.code, CatalogCourse.kind,
                 CatalogCourse.topic, CatalogCourse.hours)
@@ -330,8 +342,6 @@ class SandboxAdmin:
     """The sandbox's admin endpoints (what `creditbridge sandbox complete` calls), driven in process."""
 
     def __init__(self, services: Services, token: str) -> None:
-        from creditbridge.sandbox.app import state_of
-
         self.state = state_of(services.sandbox_app)
         self.client = services.sandbox_app.test_client()
         self.headers = {"Authorization": f"Bearer {token}"}
@@ -385,11 +395,6 @@ def record_completions(admin: SandboxAdmin, completions: list[Completion],
 
 
 def _drain(run: Run, settings: Settings, store: Store, services: Services) -> None:
-    from creditbridge.store.models.core import LearningRecordRow
-    from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
-    from creditbridge.webhooks.counters import read_all, split_outcomes
-    from creditbridge.webhooks.processing import process_pending
-
     done = next(s.counts for s in run.steps if s.key == "completions")
     expected = done["completions"] - done["webhooks_lost"]
     with run.step("webhooks", "Completions arrive as signed webhooks; the inbox is processed", total=expected) as c:
@@ -460,31 +465,23 @@ def _registered(run: Run, store: Store, last: tuple[Completion, float] | None) -
 
 
 def _inbox_size(store: Store) -> int:
-    from creditbridge.store.models.intake import WebhookDelivery
-
     time.sleep(0.2)  # a delivery the sender just got its answer for is committed by then
     with store.session() as s:
         return s.scalar(select(func.count()).select_from(WebhookDelivery)) or 0
 
 
 def _reconcile(run: Run, settings: Settings, store: Store) -> None:
-    from creditbridge.connector.moodle import MoodleClient
-    from creditbridge.webhooks.reconcile import reconcile
-
-    with run.step("reconcile", "Reconcile with the LMS (catches missed webhooks)") as c, \
-            MoodleClient(settings.moodle) as client:
-        out = reconcile(settings, store, client)
+    with run.step(RECONCILE.key, RECONCILE.title) as c:
+        out = RECONCILE.run(settings, store, StepInput())
         c.update(out)
         c["_detail"] = (f"{out['already_known']} completions already known from webhooks, "
                         f"{out['created']} missed ones recovered, {out['checked']} enrolments checked")
 
 
 def _evaluate(run: Run, settings: Settings, store: Store) -> dict[str, Any]:
-    from creditbridge.mappings.service import evaluate_store
-
-    with run.step("evaluate", f"Evaluate credits by the {settings.sync.programme} rules", total=run.teachers) as c:
-        out = dict(evaluate_store(settings, store, programme=settings.sync.programme,
-                                 progress=run.progress.advance))
+    title = f"{EVALUATE.title} by the {settings.sync.programme} rules"
+    with run.step(EVALUATE.key, title, total=run.teachers) as c:
+        out = EVALUATE.run(settings, store, StepInput(programme=settings.sync.programme, advance=run.progress.advance))
         c.update({k: v for k, v in out.items() if isinstance(v, int | float)})
         c["_detail"] = (f"{out.get('evaluated', 0)} results: {out.get('passed', 0)} passed, "
                         f"{out.get('failed', 0)} not yet")
@@ -492,10 +489,8 @@ def _evaluate(run: Run, settings: Settings, store: Store) -> dict[str, Any]:
 
 
 def _push(run: Run, settings: Settings, store: Store, services: Services) -> dict[str, Any]:
-    from creditbridge.outbox.service import push
-
-    with run.step("push", "Push credit records to the registry, exactly once") as c:
-        out = push(settings, store, on_batch=run.progress.advance)
+    with run.step(PUSH.key, PUSH.title) as c:
+        out = PUSH.run(settings, store, StepInput(advance=run.progress.advance))
         c.update({k: v for k, v in out.items() if isinstance(v, int) and not isinstance(v, bool)})
         c["registry_holds"] = services.registry_counts()
         c["_detail"] = (f"{out['acknowledged']} acknowledged, {out['rejected']} rejected, {out['pending']} pending; "
@@ -504,8 +499,6 @@ def _push(run: Run, settings: Settings, store: Store, services: Services) -> dic
 
 
 def _report(run: Run, settings: Settings, store: Store) -> Any:
-    from creditbridge.reports.build import write_report
-
     with run.step("report", "Write the report (XLSX and one offline HTML page)") as c:
         paths = write_report(settings, store, run.directory / "reports", programme=settings.sync.programme)
         c.update({"html": str(paths.html), "xlsx": str(paths.xlsx)})
@@ -550,8 +543,6 @@ def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: dic
 
 def _credit_figures(store: Store, programme: str) -> dict[str, Any]:
     """Read back from the credit results themselves, not from the step counters."""
-    from creditbridge.store.models import Base
-
     with store.session() as s:
         t = Base.metadata.tables["credit_result"]
         where = (t.c.programme == programme, t.c.role == "teacher")

@@ -1,15 +1,22 @@
-"""The scheduler's run ledger as its readers see it: the job ids and each job's last recorded run.
+"""The scheduler's run ledger, the one home of its reads and writes: the job ids, a run's claim of its
+(job, trigger time), its outcome, runs left behind by a scheduler that died, and each job's last run.
 
-The scheduler writes the ledger (claims and outcomes, scheduler.py); `scheduler --list`, the metrics and the
-run reports read it. Its home is beside the table, below every flow, so a reader such as the receiver's
-metrics needs no import of the scheduler.
+The scheduler (scheduling/runs.py, scheduling/loop.py) writes it; `scheduler --list`, the metrics and the run
+reports read it. Its home is beside the table, below every flow, so a reader such as the receiver's metrics
+needs no import of the scheduler.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from creditbridge.store import Store
+from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.scheduler import JobRun
 
 # The jobs, in the order a night runs them. Each id is also the name of its cron setting in [scheduler].
@@ -22,3 +29,50 @@ def last_run(store: Store, job_id: str, outcomes: tuple[str, ...] | None = None)
         if outcomes:
             q = q.where(JobRun.outcome.in_(outcomes))
         return s.scalars(q.order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).first()
+
+
+def last_trigger(store: Store, job_id: str) -> datetime | None:
+    """The latest trigger time a scheduler claimed for the job, whatever its outcome: the schedule goes on
+    from there. An operator's `--once` is no trigger and does not count."""
+    with store.session() as s:
+        return s.scalar(select(func.max(JobRun.scheduled_at))
+                        .where(JobRun.job_id == job_id, JobRun.manual.is_(False)))
+
+
+def claim(store: Store, job_id: str, scheduled_at: datetime, instance: str, *, manual: bool = False) -> int | None:
+    """Insert the (job, trigger time) row and commit. None when another run already claimed it."""
+    try:
+        with store.session() as s:
+            run = JobRun(job_id=job_id, scheduled_at=scheduled_at.astimezone(UTC), started_at=utcnow(),
+                         outcome="running", instance=instance, manual=manual)
+            s.add(run)
+            s.flush()
+            return run.id
+    except IntegrityError:
+        return None
+
+
+def finish(store: Store, run_id: int, outcome: str, counts: dict[str, Any] | None, error: str | None) -> None:
+    # A flow may return Decimals or datetimes; the row must be written whatever it returned.
+    counts = None if counts is None else json.loads(json.dumps(counts, default=str))
+    with store.session() as s:
+        s.execute(update(JobRun).where(JobRun.id == run_id)
+                  .values(outcome=outcome, counts=counts, error=error, finished_at=utcnow()))
+
+
+def interrupt_orphans(store: Store, instance: str) -> int:
+    """Runs left `running` by an earlier holder of the lock: it is gone (the lock is free only then)."""
+    with store.session() as s:
+        # Manual runs (`--once`) belong to an operator's process, not to a scheduler: left alone.
+        res = s.execute(update(JobRun).where(JobRun.outcome == "running", JobRun.instance != instance,
+                                             JobRun.manual.is_(False))
+                        .values(outcome="interrupted", finished_at=utcnow(),
+                                error="the scheduler running it stopped before it finished"))
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult
+
+
+def run_as_json(r: JobRun) -> dict[str, Any]:
+    return {"run_id": r.id, "job": r.job_id, "scheduled_at": r.scheduled_at.isoformat(),
+            "started_at": r.started_at.isoformat(),
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "outcome": r.outcome, "counts": r.counts, "error": r.error, "instance": r.instance, "manual": r.manual}

@@ -20,6 +20,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from creditbridge.pipeline import PIPELINE
 from creditbridge.quickstart.run import MARKER
 from creditbridge.settings import load_settings
 from creditbridge.store import open_store
@@ -81,6 +82,8 @@ def test_every_step_reports_counts_and_time(first_run: Any) -> None:
                 "push", "report"):
         assert key in steps, key
         assert steps[key]["seconds"] >= 0
+    # The pipeline's steps ran in the pipeline's order (pipeline.py, which the scheduler's jobs share).
+    assert [k for k in steps if k in {s.key for s in PIPELINE}] == [s.key for s in PIPELINE]
     assert steps["roster"]["created"] == 50 - doc["leavers"]
     assert steps["roster"]["errors"] == 0
     done = steps["completions"]

@@ -42,7 +42,8 @@ def main() -> None:
 
     from apscheduler.triggers.cron import CronTrigger
 
-    from creditbridge.scheduler import JobSpec, serve
+    from creditbridge.scheduler import serve
+    from creditbridge.scheduling.loop import JobSpec
     from creditbridge.settings import load_settings
     from creditbridge.store import open_store
 
@@ -52,7 +53,7 @@ def main() -> None:
         "database": {"url": url},
         "scheduler": {"timezone": "UTC", "standby_retry_seconds": 0.3, "lock_check_seconds": 0.5}})
     store = open_store(url, migrate=False)
-    serve(settings, store, specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")])
+    serve(settings, store, specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)])
     store.dispose()
 
 

@@ -1,5 +1,5 @@
 """The scheduling machinery in-process: the claim guard, coalesced runs after downtime, job ids and triggers
-from the settings, losing the lock."""
+from the settings, losing the lock, the jobs following the pipeline's order."""
 
 from __future__ import annotations
 
@@ -9,28 +9,22 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sched_helpers import read_ticks
+from sched_helpers import read_ticks, tick_job
 from sqlalchemy import create_engine, select, text
 
-from creditbridge.scheduler import (
-    JOB_IDS,
-    LOCK_KEY,
-    CreditScheduler,
-    JobSpec,
-    PostgresLock,
-    SchedulerError,
-    job_specs,
-)
+from creditbridge.pipeline import PIPELINE
+from creditbridge.scheduler import JOB_IDS, JOBS, LOCK_KEY, SchedulerError, job_specs
+from creditbridge.scheduling.cron import coalesce, first_due, standard_day_of_week
+from creditbridge.scheduling.loop import CreditScheduler, JobSpec
 from creditbridge.settings import Settings, load_settings
 from creditbridge.store import Store
-from creditbridge.store.models.scheduler import JOBSTORE_TABLE, JobRun
+from creditbridge.store.locks import PostgresLock
+from creditbridge.store.models.scheduler import JobRun
 
 
 def _settings(url: str, **scheduler: object) -> Settings:
@@ -52,16 +46,6 @@ class _NoLock:
 
     def describe(self) -> str:
         return "no lock"
-
-
-class _OwnMemoryStore(CreditScheduler):
-    def _jobstore(self) -> MemoryJobStore:  # type: ignore[override]
-        return MemoryJobStore()
-
-    def install_jobs(self, sched, jobstore):  # type: ignore[no-untyped-def]
-        for spec in self.specs:
-            sched.add_job(spec.func, args=(None,), trigger=spec.trigger, id=spec.id, replace_existing=True)
-        return []
 
 
 def _start(sched: CreditScheduler) -> threading.Thread:
@@ -90,10 +74,10 @@ def test_two_schedulers_without_the_lock_still_run_each_trigger_once(store: Stor
     monkeypatch.setenv("CB_TICK_FILE", str(ticks))
     monkeypatch.setenv("CB_TICK_SLEEP", "0.05")
     settings = _settings(store.url)
-    spec = JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")
-    # Each has its own job store, so both certainly fire every second: only the claim stands between them.
-    one = _OwnMemoryStore(settings, store, specs=[spec], lock=_NoLock(), instance="one")
-    two = _OwnMemoryStore(settings, store, specs=[spec], lock=_NoLock(), instance="two")
+    spec = JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)
+    # Without the lock both certainly fire every second: only the claim stands between them.
+    one = CreditScheduler(settings, store, specs=[spec], lock=_NoLock(), instance="one")
+    two = CreditScheduler(settings, store, specs=[spec], lock=_NoLock(), instance="two")
     caplog.set_level(logging.INFO, logger="creditbridge.scheduler")
     t1, t2 = _start(one), _start(two)
     time.sleep(4.5)
@@ -109,15 +93,11 @@ def test_two_schedulers_without_the_lock_still_run_each_trigger_once(store: Stor
     assert {r.outcome for r in runs} == {"ok"}
 
 
-def _set_next_run(store: Store, settings: Settings, job_id: str, when: datetime) -> None:
-    """What a scheduler that went down leaves behind: the job's next run time, now in the past."""
-    js = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
-    js.start(BlockingScheduler(timezone="UTC"), "default")
-    job = js.lookup_job(job_id)
-    assert job is not None
-    job._modify(next_run_time=when)
-    js.update_job(job)
-    js.shutdown()
+def _ran_last_at(store: Store, job_id: str, when: datetime) -> None:
+    """What a scheduler that went down leaves behind: the job's last recorded trigger, now long past."""
+    with store.session() as s:
+        s.add(JobRun(job_id=job_id, scheduled_at=when, started_at=when, finished_at=when, outcome="ok",
+                     instance="gone:1", manual=False))
 
 
 @pytest.mark.timeout(60)
@@ -127,13 +107,13 @@ def test_runs_missed_while_down_happen_once_on_restart(store: Store, tmp_path: P
     monkeypatch.setenv("CB_TICK_FILE", str(ticks))
     # The real job ids and cron settings; every minute for push, so ten minutes down miss ten runs.
     settings = _settings(store.url, push="* * * * *")
-    specs = [dataclasses.replace(s, func="sched_helpers:tick_job") for s in job_specs(settings)]
+    specs = [dataclasses.replace(s, func=tick_job) for s in job_specs(settings)]
     first = CreditScheduler(settings, store, specs=specs)
     _stop(first, _start(first))
     assert read_ticks(ticks) == []
 
     down_since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
-    _set_next_run(store, settings, "push", down_since)
+    _ran_last_at(store, "push", down_since)
     restarted_at = datetime.now(UTC)
     second = CreditScheduler(settings, store, specs=specs)
     t = _start(second)
@@ -142,13 +122,13 @@ def test_runs_missed_while_down_happen_once_on_restart(store: Store, tmp_path: P
         time.sleep(0.1)
     time.sleep(0.5)
     _stop(second, t)
-    missed = [r for r in _runs(store) if r.job_id == "push" and r.scheduled_at <= restarted_at]
+    missed = [r for r in _runs(store) if r.job_id == "push" and down_since < r.scheduled_at <= restarted_at]
     assert len(missed) == 1, [r.scheduled_at for r in missed]
     # Coalesced to the latest missed trigger, not the first.
     assert missed[0].scheduled_at > down_since
     assert missed[0].scheduled_at.second == 0 and missed[0].outcome == "ok"
     assert [j for _, _, j in read_ticks(ticks)].count("push") == len(
-        [r for r in _runs(store) if r.job_id == "push"])
+        [r for r in _runs(store) if r.job_id == "push" and r.scheduled_at > down_since])
     # The other jobs (daily) were not due and did not run.
     assert {r.job_id for r in _runs(store)} == {"push"}
 
@@ -159,8 +139,7 @@ def test_run_missed_by_more_than_the_grace_time_is_skipped(store: Store, tmp_pat
     ticks = tmp_path / "ticks.txt"
     monkeypatch.setenv("CB_TICK_FILE", str(ticks))
     settings = _settings(store.url, push="0 5 * * *", misfire_grace_seconds=60)
-    specs = [dataclasses.replace(s, func="sched_helpers:tick_job") for s in job_specs(settings)
-             if s.id == "push"]
+    specs = [dataclasses.replace(s, func=tick_job) for s in job_specs(settings) if s.id == "push"]
     first = CreditScheduler(settings, store, specs=specs)
     _stop(first, _start(first))
     now = datetime.now(UTC)
@@ -169,13 +148,13 @@ def test_run_missed_by_more_than_the_grace_time_is_skipped(store: Store, tmp_pat
         last_fire -= timedelta(days=1)
     if now - last_fire < timedelta(minutes=5):
         pytest.skip("too close to 05:00 UTC for this test")
-    _set_next_run(store, settings, "push", last_fire)
+    _ran_last_at(store, "push", last_fire - timedelta(days=1))  # so last_fire is the one missed
     second = CreditScheduler(settings, store, specs=specs)
     t = _start(second)
     time.sleep(1.5)
     _stop(second, t)
     assert read_ticks(ticks) == []
-    assert _runs(store) == []
+    assert [r.scheduled_at for r in _runs(store)] == [last_fire - timedelta(days=1)]
 
 
 def test_jobs_come_from_the_settings_with_explicit_ids() -> None:
@@ -202,7 +181,7 @@ def test_losing_the_postgres_lock_stops_scheduling_until_it_is_back(pg_url: str,
     settings = _settings(pg_url)
     lock = PostgresLock(store.engine, LOCK_KEY)
     sched = CreditScheduler(settings, store, lock=lock,
-                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")])
+                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)])
     t = _start(sched)
     assert lock.still_held()
     # The database drops the lock's session (a restart, a failover, an administrator).
@@ -228,9 +207,7 @@ def test_losing_the_postgres_lock_stops_scheduling_until_it_is_back(pg_url: str,
     ("1-5", "mon,tue,wed,thu,fri"), ("0", "sun"), ("7", "sun"), ("6,0", "sun,sat"), ("*/2", "sun,tue,thu,sat"),
     ("mon-fri", "mon-fri"), ("*", "*"), ("5-7", "sun,fri,sat")])
 def test_day_of_week_numbers_follow_crontab_not_apscheduler(dow: str, expected: str) -> None:
-    from creditbridge.scheduler import _standard_day_of_week
-
-    assert _standard_day_of_week(dow) == expected
+    assert standard_day_of_week(dow) == expected
 
 
 @pytest.mark.timeout(60)
@@ -242,7 +219,7 @@ def test_stopping_lets_a_running_job_finish_and_record_its_outcome(sqlite_url: s
     monkeypatch.setenv("CB_TICK_FILE", str(tmp_path / "ticks.txt"))
     monkeypatch.setenv("CB_TICK_SLEEP", "1.5")
     sched = CreditScheduler(_settings(sqlite_url), store,
-                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), "sched_helpers:tick_job")])
+                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)])
     t = _start(sched)
     deadline = time.monotonic() + 10
     while not [r for r in _runs(store) if r.outcome == "running"] and time.monotonic() < deadline:
@@ -254,9 +231,59 @@ def test_stopping_lets_a_running_job_finish_and_record_its_outcome(sqlite_url: s
     store.dispose()
 
 
-def test_a_flow_missing_from_the_build_skips_its_job() -> None:
-    from creditbridge.scheduler import JobSkipped, _flow
+def test_the_jobs_run_the_pipeline_in_its_order_through_the_night() -> None:
+    """The pipeline's order is declared once (pipeline.py); the jobs list it in that order, and their default
+    cron times follow it: from the night's catalog sync, each next step runs after the one before, and the
+    night's push (once a day) comes after the whole chain."""
+    piped = [step.job for step in PIPELINE if step.job]
+    assert piped == ["catalog_sync", "roster_sync", "reconcile", "evaluate", "push"]
+    assert [j for j in JOB_IDS if j in piped] == piped
+    assert tuple(JOBS) == JOB_IDS
+    specs = {s.id: s for s in job_specs(_settings("sqlite://"))}
+    midnight = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    chain, at = [], midnight
+    for job in piped:
+        at = specs[job].trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+        chain.append(at.strftime("%H:%M"))
+    assert chain == ["01:30", "02:00", "04:00", "04:30", "05:00"]
+    assert at == specs["push"].trigger.get_next_fire_time(None, midnight)
 
-    with pytest.raises(JobSkipped, match="not installed"):
-        _flow("creditbridge.no_such_flow.service", "run")
-    assert callable(_flow("creditbridge.outbox.service", "push"))
+
+def test_missed_trigger_times_coalesce_into_the_latest_within_the_grace_time() -> None:
+    every_minute = CronTrigger(minute="*", timezone="UTC")
+    now = datetime(2026, 12, 7, 10, 0, 30, tzinfo=UTC)
+    # A month down: not walked minute by minute; the latest trigger time runs, the next one follows it.
+    started = time.perf_counter()
+    run_at, nxt = coalesce(every_minute, now - timedelta(days=30), now, timedelta(hours=1))
+    assert time.perf_counter() - started < 1.0
+    assert (run_at, nxt) == (datetime(2026, 12, 7, 10, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 1, tzinfo=UTC))
+    # A daily job ten days down, 5 h past its time, a 60 s grace: the latest is too late, so it is missed.
+    daily = CronTrigger(hour=5, timezone="UTC")
+    run_at, nxt = coalesce(daily, now - timedelta(days=10), now, timedelta(seconds=60))
+    assert now - run_at > timedelta(seconds=60)
+    assert nxt == datetime(2026, 12, 8, 5, 0, tzinfo=UTC)
+    # Never run on a schedule: due from now; run before: the first trigger time after the last one.
+    assert first_due(daily, None, now) == datetime(2026, 12, 8, 5, 0, tzinfo=UTC)
+    assert first_due(daily, datetime(2026, 12, 1, 5, 0, tzinfo=UTC), now) == datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+
+
+@pytest.mark.timeout(60)
+def test_a_job_never_overlaps_itself(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    from creditbridge.store import open_store
+
+    store = open_store(sqlite_url)
+    ticks = tmp_path / "ticks.txt"
+    monkeypatch.setenv("CB_TICK_FILE", str(ticks))
+    monkeypatch.setenv("CB_TICK_SLEEP", "1.5")  # each run outlasts the next trigger time
+    caplog.set_level(logging.INFO, logger="creditbridge.scheduler")
+    sched = CreditScheduler(_settings(sqlite_url), store,
+                            specs=[JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)])
+    t = _start(sched)
+    time.sleep(4.5)
+    _stop(sched, t)
+    started = sorted(datetime.fromisoformat(when) for when, _, _ in read_ticks(ticks))
+    assert len(started) >= 2
+    assert all(b - a >= timedelta(seconds=2) for a, b in pairwise(started)), started
+    assert any("previous run is still going" in r.getMessage() for r in caplog.records)
+    store.dispose()
