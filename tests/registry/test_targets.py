@@ -118,12 +118,13 @@ def test_file_target_writes_the_import_file(tmp_path: Path, fmt: str) -> None:
 def test_a_plain_string_error_body_keeps_its_reason() -> None:
     import responses
 
+    from creditbridge.connector.http import make_session
     from creditbridge.connector.registry import transport
     from creditbridge.connector.registry.errors import RegistryProtocolError
 
     with responses.RequestsMock() as mock:
         mock.post("http://registry.test/api", status=400, json={"error": "record 37010219850101001X malformed"})
         with pytest.raises(RegistryProtocolError) as info:
-            transport.send(transport.make_session(), "POST", "http://registry.test/api", body={"a": 1}, timeout=5)
+            transport.send(make_session(), "POST", "http://registry.test/api", body={"a": 1}, timeout=5)
     assert info.value.status == 400
     assert "malformed" in info.value.message and "37010219850101001X" not in str(info.value)
