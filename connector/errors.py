@@ -128,10 +128,6 @@ class TransientError(MoodleError):
     """
 
     retryable: ClassVar[bool] = True
-    # Seconds the server asked to wait (HTTP Retry-After), when it said.
-    retry_after: float | None = None
-    # True when the connection-level retries already ran out: retrying the call again would only repeat them.
-    exhausted: bool = False
 
 
 class ProtocolError(MoodleError):

@@ -31,7 +31,8 @@ from creditbridge.connector.errors import (
     mask_id_numbers,
 )
 from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, is_read
-from creditbridge.connector.transport import RetryPolicy, Transport
+from creditbridge.connector.retry import RetryPolicy
+from creditbridge.connector.transport import Transport
 from creditbridge.redact import mask_url
 from creditbridge.settings.model import MoodleSettings
 
@@ -454,7 +455,7 @@ class MoodleClient:
             # The write may or may not have happened. Where a lookup can tell, check, then resend the rest.
             if recover is None or not self.transport.policy.should_retry(attempt, e, safe=True):
                 raise
-            self.transport.sleep(self.transport.policy.sleep_time(attempt, e.retry_after))
+            self.transport.sleep(self.transport.policy.wait(attempt, e.retry_after))
             before = self.transport.requests_made
             done, rest = recover(chunk)
             result.calls += self.transport.requests_made - before

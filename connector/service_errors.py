@@ -3,7 +3,9 @@
 
 Both carry what a caller needs to decide what to do, under the same names: the service's error `code`,
 the HTTP `status`, the `request_id` the service gave (for its operators' logs), `retryable` (whether sending
-the same request again may succeed) and `retry_after` (seconds the service asked to wait, when it said).
+the same request again may succeed), `retry_after` (seconds the service asked to wait, when it said), `sent`
+(false when the request never left: repeating it is safe even for a write) and `exhausted` (the retry policy,
+connector/retry.py, already resent it as often as it allows).
 The message is masked here, once: a service's error text may quote the record it refused, ID number included.
 """
 
@@ -19,6 +21,8 @@ class ExternalServiceError(CreditbridgeError):
     """A call to an outside service failed. Retry only when `retryable` is true."""
 
     retryable: ClassVar[bool] = False
+    sent: bool = True
+    exhausted: bool = False
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
                  request_id: str | None = None, retry_after: float | None = None) -> None:

@@ -1,31 +1,25 @@
-"""HTTP for the Moodle client: the only module that imports requests/urllib3.
+"""HTTP for the Moodle client: the only Moodle module that imports requests.
 
-Two layers of retry, each where it is safe:
-- urllib3 `Retry` on the adapter retries only failures to *connect* (the request never reached
-  Moodle), for every function;
-- `Transport.post` retries whole calls after timeouts, 5xx and 429 only when the caller says the
-  call is safe to repeat (reads, or writes the caller has made idempotent by checking first).
+`Transport.post` retries a call under the one RetryPolicy (connector/retry.py): timeouts, 5xx and 429 only when
+the caller says the call is safe to repeat (reads, or writes the caller has made idempotent by checking first);
+a request that never reached Moodle (the connection failed) for every function.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
-from urllib3.util.retry import Retry
 
-from creditbridge import __version__
 from creditbridge.connector.errors import MoodleError, ProtocolError, TransientError
+from creditbridge.connector.http import make_session, never_sent
 from creditbridge.connector.parsing import parse_response
+from creditbridge.connector.retry import RetryPolicy, parse_retry_after
 from creditbridge.redact import mask_url
 
 log = logging.getLogger(__name__)
@@ -34,31 +28,6 @@ ENDPOINT = "/webservice/rest/server.php"
 REDACTED = "***"
 # What Transport reports to the Limiter for a call Moodle took in but did not answer within the read timeout.
 TIMED_OUT = 0
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff with full jitter, capped, honouring Retry-After (stripe-python's shape)."""
-
-    retries: int = 3
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 8.0
-
-    def should_retry(self, attempt: int, error: MoodleError, *, safe: bool) -> bool:
-        """`attempt` counts from 0. Only transient failures of calls that are safe to repeat."""
-        if isinstance(error, TransientError) and error.exhausted:
-            return False
-        return safe and error.retryable and attempt < self.retries
-
-    def sleep_time(self, attempt: int, retry_after: float | None = None) -> float:
-        if self.backoff_seconds <= 0:
-            return 0.0
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** attempt))
-        # Half fixed, half random: spreads out clients that failed together without ever waiting 0.
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_backoff_seconds))
-        return delay
 
 
 class Limiter:
@@ -169,16 +138,8 @@ class Transport:
         self.sleep = sleep
         # Shared with the other transports of a concurrent job (sync apply's workers); None: no limit.
         self.limiter = limiter
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"creditbridge/{__version__}"
-        self.session.headers["Accept"] = "application/json, application/xml;q=0.9"
-        # Connect failures only: the request was never sent, so repeating it is safe for writes too.
-        adapter = HTTPAdapter(max_retries=Retry(
-            total=self.policy.retries, connect=self.policy.retries, read=0, redirect=0, status=0, other=0,
-            backoff_factor=self.policy.backoff_seconds, raise_on_status=False,
-        ))
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = make_session(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                    headers={"Accept": "application/json, application/xml;q=0.9"})
 
     def __repr__(self) -> str:
         return f"Transport({self.shown_endpoint!r}, fmt={self.fmt!r})"
@@ -188,19 +149,8 @@ class Transport:
 
     def post(self, function: str, fields: Sequence[tuple[str, str]], *, safe: bool) -> Any:
         """Call `function`; retried on transient failures only when `safe`."""
-        attempt = 0
-        while True:
-            try:
-                return self._post_once(function, fields)
-            except MoodleError as error:
-                if not self.policy.should_retry(attempt, error, safe=safe):
-                    raise
-                retry_after = error.retry_after if isinstance(error, TransientError) else None
-                delay = self.policy.sleep_time(attempt, retry_after)
-                log.warning("%s: %s; retry %d/%d in %.2fs", function, error.message, attempt + 1,
-                            self.policy.retries, delay)
-                self.sleep(delay)
-                attempt += 1
+        return self.policy.call(lambda: self._post_once(function, fields), safe=safe, sleep=self.sleep,
+                                what=function)
 
     def _post_once(self, function: str, fields: Sequence[tuple[str, str]]) -> Any:
         if self.limiter is None:
@@ -218,22 +168,23 @@ class Transport:
         started = time.monotonic()
         self.requests_made += 1
         try:
-            response = self.session.post(self.endpoint, data=body, timeout=self.timeout, allow_redirects=False)
+            response = self.session.post(self.endpoint, data=body, allow_redirects=False)
         except requests.Timeout as e:
             if report is not None and not isinstance(e, requests.ConnectTimeout):
                 report(TIMED_OUT, None)  # sent and not answered: the limiter backs off as for a 503
-            raise TransientError(f"timed out after {self._describe_timeout(e)}", function=function) from e
+            error = TransientError(f"timed out after {self._describe_timeout(e)}", function=function)
+            error.sent = not never_sent(e)
+            raise error from e
         except requests.ConnectionError as e:
             error = TransientError(f"cannot connect to {self.shown_endpoint}: {self._scrub(type(e).__name__)}",
                                    function=function)
-            # MaxRetryError: the adapter's connect retries (with backoff) already ran out.
-            error.exhausted = bool(e.args) and isinstance(e.args[0], MaxRetryError)
+            error.sent = not never_sent(e)
             raise error from e
         except requests.RequestException as e:
             raise ProtocolError(f"request failed: {self._scrub(str(e))}", function=function) from e
         elapsed_ms = (time.monotonic() - started) * 1000
         if report is not None:
-            report(response.status_code, _retry_after(response.headers.get("Retry-After")))
+            report(response.status_code, parse_retry_after(response.headers.get("Retry-After")))
         log.debug("%s -> HTTP %d in %.0f ms (%d bytes)", function, response.status_code, elapsed_ms,
                   len(response.content))
         return self._answer(function, response)
@@ -242,7 +193,7 @@ class Transport:
         status = response.status_code
         if status >= 500 or status == 429:
             error = TransientError(f"HTTP {status} from Moodle", function=function, status=status)
-            error.retry_after = _retry_after(response.headers.get("Retry-After"))
+            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise error
         if status != 200:
             hint = " (is the URL the Moodle site's root?)" if status in (301, 302, 303, 307, 308, 404) else ""
@@ -266,9 +217,3 @@ class Transport:
             return f"{self.timeout[0]}s connecting to {self.shown_endpoint}"
         return f"{self.timeout[1]}s waiting for {self.shown_endpoint}"
 
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

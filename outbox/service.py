@@ -7,7 +7,6 @@ keys, and the registry answers as before instead of recording twice."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarget, Submission, load_target
+from creditbridge.connector.retry import RetryPolicy
 from creditbridge.outbox.build import AuditTrail, build
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
@@ -26,13 +26,8 @@ from creditbridge.store.models.registry import RegistrySubmission
 
 log = logging.getLogger(__name__)
 OPEN_STATES = ("pending", "sent")
+# The longest wait between resends of a batch, Retry-After included.
 MAX_WAIT_SECONDS = 60.0
-
-
-def _backoff(attempt: int, base: float, retry_after: float | None) -> float:
-    # Full jitter around an exponential step, but never sooner than the registry asked.
-    step = base * (2 ** attempt) * random.uniform(0.5, 1.5)
-    return min(MAX_WAIT_SECONDS, max(step, retry_after or 0.0))
 
 
 def _open_count(session: Session) -> int:
@@ -128,22 +123,18 @@ def _record_in(s: Session, outcomes: Sequence[Outcome]) -> dict[str, int]:
     return counts
 
 
-def _send(target: RegistryTarget, batch: list[Submission], retries: int, backoff: float,
+def _send(target: RegistryTarget, batch: list[Submission], policy: RetryPolicy,
           sleep: Callable[[float], None]) -> list[Outcome] | None:
     """Send one batch; resend it (same keys) on transient failures only. None: gave up for now."""
-    for attempt in range(retries + 1):
-        try:
-            return target.submit(batch)
-        except RegistryError as e:
-            if not e.retryable:
-                raise
-            if attempt == retries:
-                log.warning("registry still unavailable after %d attempts: %s", attempt + 1, e)
-                return None
-            wait = _backoff(attempt, backoff, e.retry_after)
-            log.info("registry unavailable (%s); resending batch of %d in %.2fs", e, len(batch), wait)
-            sleep(wait)
-    return None
+    try:
+        # safe: the batch and each record carry their idempotency key, so a resend is answered, not recorded twice.
+        return policy.call(lambda: target.submit(batch), safe=True, sleep=sleep,
+                           what=f"registry batch of {len(batch)}")
+    except RegistryError as e:
+        if not e.retryable:
+            raise
+        log.warning("registry still unavailable after %d attempts: %s", policy.retries + 1, e)
+        return None
 
 
 def push(settings: Settings, store: Store, *, dry_run: bool = False, target: RegistryTarget | None = None,
@@ -176,6 +167,8 @@ def _push(settings: Settings, store: Store, *, target: RegistryTarget | None, pr
     own_target = target is None
     tgt = target if target is not None else load_target(reg.target, reg)
     size = max(1, min(reg.batch_size, tgt.max_batch))
+    policy = RetryPolicy(retries=reg.retries, backoff_seconds=reg.backoff_seconds,
+                         max_backoff_seconds=MAX_WAIT_SECONDS)
     totals = {"sent": 0, "acknowledged": 0, "rejected": 0, "transient": 0}
     gave_up = False
     try:
@@ -185,7 +178,7 @@ def _push(settings: Settings, store: Store, *, target: RegistryTarget | None, pr
             if not batch:
                 break
             totals["sent"] += len(batch)
-            outcomes = _send(tgt, batch, reg.retries, reg.backoff_seconds, sleep)
+            outcomes = _send(tgt, batch, policy, sleep)
             if outcomes is None:
                 gave_up = True  # keep order: a later version must not overtake one still in flight
                 break
@@ -221,7 +214,7 @@ def push_claimed(s: Session, target: RegistryTarget, target_name: str, limit: in
         return {"sent": 0, "acknowledged": 0, "rejected": 0, "transient": 0}
     batch = _mark_sent(s, rows, target_name)
     # No resend here: a retry with backoff would hold the claims; the worker backs off outside its transaction.
-    outcomes = _send(target, batch, 0, 0.0, time.sleep)
+    outcomes = _send(target, batch, RetryPolicy(retries=0), time.sleep)
     if outcomes is None:
         return None
     return {"sent": len(batch), **_record_in(s, outcomes)}

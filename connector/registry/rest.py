@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from creditbridge.connector.http import make_session
 from creditbridge.connector.registry import transport
 from creditbridge.connector.registry.base import Outcome, RegistryTarget, Submission
 from creditbridge.connector.registry.errors import RegistryConfigError, RegistryProtocolError
@@ -37,7 +38,8 @@ class RestTarget(RegistryTarget):
         self._secret = secret
         self._base = settings.url.rstrip("/")
         self._path = parts.path.rstrip("/") + BATCH_PATH
-        self._session = transport.make_session()
+        self._session = make_session(connect_timeout=min(5.0, settings.timeout_seconds),
+                                     read_timeout=settings.timeout_seconds)
 
     def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         body = {"records": [{"key": s.key, "action": s.action, "supersedes": s.supersedes, "record": s.record}
@@ -46,8 +48,7 @@ class RestTarget(RegistryTarget):
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    IDEMPOTENCY_HEADER: batch_key(batch),
                    **transport.signed_headers(self.settings.key_id, self._secret, "POST", self._path, data)}
-        answer = transport.send_raw(self._session, "POST", self._base + BATCH_PATH, data=data, headers=headers,
-                                    timeout=(min(5.0, self.settings.timeout_seconds), self.settings.timeout_seconds))
+        answer = transport.send_raw(self._session, "POST", self._base + BATCH_PATH, data=data, headers=headers)
         try:
             results = answer.body["results"]
             outcomes = [Outcome(key=r["key"], status=r["status"], reason=r.get("reason"),

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from creditbridge.connector.http import never_sent
 from creditbridge.connector.registry.errors import (
     RegistryAuthError,
     RegistryConflictError,
@@ -20,6 +19,7 @@ from creditbridge.connector.registry.errors import (
     RegistryUnavailableError,
 )
 from creditbridge.connector.registry.signing import KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from creditbridge.connector.retry import parse_retry_after
 
 
 @dataclass
@@ -27,28 +27,6 @@ class Answer:
     status: int
     body: Any
     headers: dict[str, str]
-
-
-def make_session(connect_retries: int = 3, backoff: float = 0.2) -> requests.Session:
-    # urllib3 retries only failures to connect, where nothing reached the server; a read error or a
-    # 5xx after the request went out is the outbox's to retry, under the same idempotency key.
-    retry = Retry(total=None, connect=connect_retries, read=0, status=0, other=0, redirect=0,
-                  backoff_factor=backoff, raise_on_status=False, respect_retry_after_header=False)
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare enough that the outbox's own backoff serves
 
 
 def _error_from(resp: requests.Response) -> RegistryError:
@@ -73,7 +51,7 @@ def _error_from(resp: requests.Response) -> RegistryError:
     cls: type[RegistryError] = RegistryProtocolError
     retry_after = None
     if resp.status_code in (429, 502, 503, 504) or resp.status_code >= 500:
-        cls, retry_after = RegistryUnavailableError, _retry_after(resp)
+        cls, retry_after = RegistryUnavailableError, parse_retry_after(resp.headers.get("Retry-After"))
     elif resp.status_code in (401, 403):
         cls = RegistryAuthError
     elif resp.status_code in (409, 422):
@@ -83,7 +61,7 @@ def _error_from(resp: requests.Response) -> RegistryError:
 
 
 def send(session: requests.Session, method: str, url: str, *, body: Any = None,
-         headers: dict[str, str] | None = None, timeout: float | tuple[float, float] = 30.0,
+         headers: dict[str, str] | None = None, timeout: float | tuple[float, float] | None = None,
          auth: tuple[str, str] | None = None, ok: tuple[int, ...] = (200, 201, 204)) -> Answer:
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
     hdrs = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
@@ -91,14 +69,17 @@ def send(session: requests.Session, method: str, url: str, *, body: Any = None,
 
 
 def send_raw(session: requests.Session, method: str, url: str, *, data: bytes | None, headers: dict[str, str],
-             timeout: float | tuple[float, float], auth: tuple[str, str] | None = None,
+             timeout: float | tuple[float, float] | None = None, auth: tuple[str, str] | None = None,
              ok: tuple[int, ...] = (200, 201, 204)) -> Answer:
+    """One request; `timeout` None: the session's own (connector.http.make_session). Resending is the caller's
+    (outbox, under connector.retry's policy)."""
     try:
         resp = session.request(method, url, data=data, headers=headers, timeout=timeout, auth=auth)
-    except requests.Timeout as e:
-        raise RegistryUnavailableError(f"registry timed out ({type(e).__name__})") from e
-    except requests.ConnectionError as e:
-        raise RegistryUnavailableError(f"registry connection failed ({type(e).__name__})") from e
+    except (requests.Timeout, requests.ConnectionError) as e:
+        what = "timed out" if isinstance(e, requests.Timeout) else "connection failed"
+        error = RegistryUnavailableError(f"registry {what} ({type(e).__name__})")
+        error.sent = not never_sent(e)
+        raise error from e
     except requests.RequestException as e:
         raise RegistryProtocolError(f"registry request failed ({type(e).__name__})") from e
     if resp.status_code not in ok:

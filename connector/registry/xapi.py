@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from creditbridge.connector.http import make_session
 from creditbridge.connector.registry import transport
 from creditbridge.connector.registry.base import Outcome, RegistryTarget, Submission
 from creditbridge.connector.registry.errors import RegistryConfigError, RegistryError
@@ -73,12 +74,13 @@ class XapiTarget(RegistryTarget):
             raise RegistryConfigError(f"registry.url must be the LRS base URL, got {settings.url!r}")
         self._url = settings.url.rstrip("/") + "/xAPI/statements"
         self._auth = (settings.lrs_username, settings.lrs_password.get_secret_value())
-        self._session = transport.make_session()
+        self._session = make_session(connect_timeout=min(5.0, settings.timeout_seconds),
+                                     read_timeout=settings.timeout_seconds)
         self._headers = {"X-Experience-API-Version": XAPI_VERSION}
 
     def _post(self, statements: list[dict[str, Any]]) -> None:
         transport.send(self._session, "POST", self._url, body=statements, headers=self._headers,
-                       timeout=self.settings.timeout_seconds, auth=self._auth, ok=(200, 204))
+                       auth=self._auth, ok=(200, 204))
 
     def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         statements = [to_statement(s) for s in batch]

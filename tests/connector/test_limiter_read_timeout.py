@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from creditbridge.connector.errors import TransientError
-from creditbridge.connector.transport import Limiter, RetryPolicy, Transport
+from creditbridge.connector.retry import RetryPolicy
+from creditbridge.connector.transport import Limiter, Transport
 
 
 class _Silent(BaseHTTPRequestHandler):

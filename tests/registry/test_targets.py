@@ -118,12 +118,31 @@ def test_file_target_writes_the_import_file(tmp_path: Path, fmt: str) -> None:
 def test_a_plain_string_error_body_keeps_its_reason() -> None:
     import responses
 
+    from creditbridge.connector.http import make_session
     from creditbridge.connector.registry import transport
     from creditbridge.connector.registry.errors import RegistryProtocolError
 
     with responses.RequestsMock() as mock:
         mock.post("http://registry.test/api", status=400, json={"error": "record 37010219850101001X malformed"})
         with pytest.raises(RegistryProtocolError) as info:
-            transport.send(transport.make_session(), "POST", "http://registry.test/api", body={"a": 1}, timeout=5)
+            transport.send(make_session(), "POST", "http://registry.test/api", body={"a": 1}, timeout=5)
     assert info.value.status == 400
     assert "malformed" in info.value.message and "37010219850101001X" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["rest", "xapi"])
+def test_http_targets_use_their_own_session_with_both_timeouts(name: str) -> None:
+    import responses
+
+    settings = RegistrySettings(target=name, url="http://registry.test", secret=SecretStr("s"), timeout_seconds=12)
+    first, second = load_target(name, settings), load_target(name, settings)
+    assert first._session is not second._session  # a worker's target never shares a session with another's
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post("http://registry.test/api/v1/credit-records:batch", json={"results": []})
+        mock.post("http://registry.test/xAPI/statements", status=204)
+        first.submit([sub(1)])
+        (call,) = mock.calls
+    assert call.request.req_kwargs["timeout"] == (5.0, 12.0)  # connect: the smaller of 5 s and timeout_seconds
+    assert first._session.get_adapter("http://registry.test").max_retries.total == 0  # resending is the outbox's
+    first.close()
+    second.close()
