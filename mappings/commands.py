@@ -20,15 +20,10 @@ from creditbridge.mappings.cycle import current_year, cycle_id, cycle_problems, 
 from creditbridge.mappings.evaluate import evaluate_all
 from creditbridge.mappings.explain import cycle_table, fmt, print_result
 from creditbridge.mappings.inputs import read_inputs
-from creditbridge.mappings.loading import (
-    RuleFileError,
-    _line_of,
-    load_programme,
-    load_programme_if_any,
-    parse_programme,
-)
 from creditbridge.mappings.marks import status
 from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
+from creditbridge.programmes import RuleFileError, load_programme, load_programme_if_any, parse_programme
+from creditbridge.programmes.loading import _line_of
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.redact import json_for_screen, printable
 from creditbridge.store.models.core import Teacher
@@ -36,7 +31,7 @@ from creditbridge.store.models.core import Teacher
 
 @click.group("rules")
 def rules_group() -> None:
-    """Programme rule files (mappings/rules/<programme>.yaml)."""
+    """Programme rule files (programmes/rules/<programme>.yaml)."""
 
 
 @rules_group.command("check")

@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from creditbridge import CreditbridgeError
 from creditbridge.input_limits import NoAliasLoader, not_regular
-from creditbridge.mappings.schema import Programme
+from creditbridge.programmes.schema import Programme
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ProgrammeNotFound(CreditbridgeError):
 
 
 class NoRuleFile(ProgrammeNotFound):
-    """The programme has no rule file at all: its code names none of the shipped mappings/rules/*.yaml."""
+    """The programme has no rule file at all: its code names none of the shipped programmes/rules/*.yaml."""
 
 
 def _path_text(loc: tuple[Any, ...]) -> str:
@@ -140,7 +140,7 @@ def builtin_rule_path(code: str) -> Path | None:
     # Only a shipped programme's own name: "../x" or "a/b" must not reach a file outside the rules folder.
     if code not in builtin_programmes():
         return None
-    candidate = resources.files("creditbridge.mappings").joinpath("rules", f"{code}.yaml")
+    candidate = resources.files("creditbridge.programmes").joinpath("rules", f"{code}.yaml")
     try:
         return Path(str(candidate)) if candidate.is_file() else None
     except OSError:  # a code no file name can hold (too long): no rule file of that programme
@@ -148,7 +148,7 @@ def builtin_rule_path(code: str) -> Path | None:
 
 
 def builtin_programmes() -> list[str]:
-    folder = resources.files("creditbridge.mappings").joinpath("rules")
+    folder = resources.files("creditbridge.programmes").joinpath("rules")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -163,7 +163,7 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> Programme:
 
 
 def load_programme(code_or_path: str | Path) -> Programme:
-    """A programme by id (the rule files shipped in mappings/rules/) or by the path of a rule file."""
+    """A programme by id (the rule files shipped in programmes/rules/) or by the path of a rule file."""
     text = str(code_or_path)
     path = Path(text)
     st = _stat(path)
