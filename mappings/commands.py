@@ -22,8 +22,7 @@ from creditbridge.mappings.explain import cycle_table, fmt, print_result
 from creditbridge.mappings.inputs import read_inputs
 from creditbridge.mappings.marks import status
 from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
-from creditbridge.programmes import RuleFileError, load_programme, load_programme_if_any, parse_programme
-from creditbridge.programmes.loading import _line_of
+from creditbridge.programmes import RuleFileError, line_of, load_programme, load_programme_if_any, parse_programme
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.redact import json_for_screen, printable
 from creditbridge.store.models.core import Teacher
@@ -57,7 +56,7 @@ def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
             for p in e.problems:
                 click.echo(f"  {p}", err=True)
         ctx.exit(2)
-    problems = cycle_problems(prog, _line_of(yaml.compose(text), ("year",)))
+    problems = cycle_problems(prog, line_of(yaml.compose(text), ("year",)))
     if problems:
         if as_json:
             emit_json({"file": str(file), "valid": False, "problems": [p.as_json() for p in problems]})

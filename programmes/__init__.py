@@ -9,6 +9,7 @@ from creditbridge.programmes.loading import (
     RuleFileError,
     builtin_programmes,
     builtin_rule_path,
+    line_of,
     load_programme,
     load_programme_if_any,
     parse_programme,
@@ -16,5 +17,5 @@ from creditbridge.programmes.loading import (
 from creditbridge.programmes.schema import Programme
 
 __all__ = ["NoRuleFile", "Problem", "Programme", "ProgrammeFacts", "ProgrammeNotFound", "RuleFileError",
-           "builtin_programmes", "builtin_rule_path", "load_programme", "load_programme_if_any", "parse_programme",
-           "programme_facts"]
+           "builtin_programmes", "builtin_rule_path", "line_of", "load_programme", "load_programme_if_any",
+           "parse_programme", "programme_facts"]

@@ -65,7 +65,7 @@ def _path_text(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """The line of the deepest node of `loc` present in the YAML tree (a missing key points at its parent)."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
@@ -120,7 +120,7 @@ def parse_programme(text: str, source: str) -> Programme:
     root = yaml.compose(text, Loader=_RuleLoader) if "hash" in data else None
     if "hash" in data:
         problems.append(Problem("hash", "computed from the file by load_programme: do not set it",
-                                _line_of(root, ("hash",))))
+                                line_of(root, ("hash",))))
         data = {k: v for k, v in data.items() if k != "hash"}
     try:
         programme = Programme.model_validate(data)
@@ -128,7 +128,7 @@ def parse_programme(text: str, source: str) -> Programme:
         root = root or yaml.compose(text, Loader=_RuleLoader)
         for err in e.errors():
             loc = tuple(err["loc"])
-            problems.append(Problem(_path_text(loc), _reason(err), _line_of(root, loc)))
+            problems.append(Problem(_path_text(loc), _reason(err), line_of(root, loc)))
         raise RuleFileError(source, problems) from None
     if problems:
         raise RuleFileError(source, problems)
