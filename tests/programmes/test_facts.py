@@ -3,6 +3,7 @@ programme is named by its id or by its file's path, agreeing with its rule file;
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
 from pathlib import Path
 
@@ -64,3 +65,15 @@ def test_a_broken_or_missing_rule_file_raises_and_nothing_stands_in(tmp_path: Pa
     assert [p.path for p in e.value.problems] == ["topics.max_per_school"]
     with pytest.raises(ProgrammeNotFound, match="not found"):
         programme_facts(tmp_path / "gone.yaml")
+
+
+def test_the_rule_files_ship_with_the_package() -> None:
+    """A non-editable install (a wheel) carries only what pyproject declares: the package and its rule files."""
+    root = Path(__file__).parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert "creditbridge.programmes" in config["packages"]
+    globs = config["package-data"]["creditbridge.programmes"]
+    data = {p for p in (root / "programmes").rglob("*")
+            if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts}
+    assert sorted(p.stem for p in data) == builtin_programmes()
+    assert data == {p for g in globs for p in (root / "programmes").glob(g)}  # setuptools' globs, as it reads them
