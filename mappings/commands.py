@@ -20,15 +20,9 @@ from creditbridge.mappings.cycle import current_year, cycle_id, cycle_problems, 
 from creditbridge.mappings.evaluate import evaluate_all
 from creditbridge.mappings.explain import cycle_table, fmt, print_result
 from creditbridge.mappings.inputs import read_inputs
-from creditbridge.mappings.loading import (
-    RuleFileError,
-    _line_of,
-    load_programme,
-    load_programme_if_any,
-    parse_programme,
-)
 from creditbridge.mappings.marks import status
 from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
+from creditbridge.programmes import RuleFileError, line_of, load_programme, load_programme_if_any, parse_programme
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.redact import json_for_screen, printable
 from creditbridge.store.models.core import Teacher
@@ -36,7 +30,7 @@ from creditbridge.store.models.core import Teacher
 
 @click.group("rules")
 def rules_group() -> None:
-    """Programme rule files (mappings/rules/<programme>.yaml)."""
+    """Programme rule files (programmes/rules/<programme>.yaml)."""
 
 
 @rules_group.command("check")
@@ -62,7 +56,7 @@ def check_command(ctx: click.Context, file: Path, as_json: bool) -> None:
             for p in e.problems:
                 click.echo(f"  {p}", err=True)
         ctx.exit(2)
-    problems = cycle_problems(prog, _line_of(yaml.compose(text), ("year",)))
+    problems = cycle_problems(prog, line_of(yaml.compose(text), ("year",)))
     if problems:
         if as_json:
             emit_json({"file": str(file), "valid": False, "problems": [p.as_json() for p in problems]})

@@ -20,8 +20,7 @@ from sqlalchemy import bindparam, select
 
 from creditbridge import CreditbridgeError
 from creditbridge.mappings.explain import render
-from creditbridge.mappings.loading import Problem, builtin_rule_path, load_programme
-from creditbridge.mappings.schema import Programme
+from creditbridge.programmes import Problem, Programme, builtin_rule_path, load_programme
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow
 from creditbridge.store.models.credits import CreditResult

@@ -18,7 +18,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from creditbridge.mappings.explain import render
-from creditbridge.mappings.schema import Component, Programme, Role, RoleName, Window
+from creditbridge.programmes.schema import Component, Programme, Role, RoleName, Window
 from creditbridge.records.vocabulary import stage_code, subject_code
 
 _EPS = 1e-9

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, not_, or_, select
 from sqlalchemy import delete as sql_delete
 
-from creditbridge.mappings.schema import Programme
 from creditbridge.outbox.status import waiting as outbox_waiting
+from creditbridge.programmes import Programme
 from creditbridge.store import Store
 from creditbridge.store.keys import in_ids, in_keys, keys_value
 from creditbridge.store.models.base import utcnow

@@ -43,8 +43,7 @@ from sqlalchemy.types import Text
 from creditbridge import CreditbridgeError
 from creditbridge.mappings import marks
 from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
-from creditbridge.mappings.loading import builtin_rule_path, load_programme
-from creditbridge.mappings.schema import Programme
+from creditbridge.programmes import Programme, builtin_rule_path, load_programme
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.keys import in_keys, keys_value

@@ -17,7 +17,8 @@ from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import Session, defer
 
 from creditbridge.outbox.errors import OutboxError
-from creditbridge.outbox.payload import build_record, idempotency_key, programme_info
+from creditbridge.outbox.payload import build_record, idempotency_key
+from creditbridge.programmes import ProgrammeFacts, programme_facts
 from creditbridge.store.models import Base
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import Teacher
@@ -118,10 +119,10 @@ def build(session: Session, *, provider: str, programme: str | None = None,
             tq = tq.where(Teacher.id_number.in_({t for _, t in needed}))
         for t in session.scalars(tq):
             teachers[(t.programme, t.id_number)] = t
-    programmes: dict[tuple[str, int], Any] = {}
+    programmes: dict[str, ProgrammeFacts] = {}
 
     for key in sorted(set(results) | set(history)):
-        prog_code, teacher, _role, year = key
+        prog_code, teacher, _role, _year = key
         subs = history.get(key, [])
         last = subs[-1] if subs else None
         live = next((s for s in reversed(subs) if s.action == "submit" and s.state in LIVE_STATES), None)
@@ -130,10 +131,10 @@ def build(session: Session, *, provider: str, programme: str | None = None,
             if last is not None and last.action == "submit" and last.result_hash == result.result_hash:
                 counts.unchanged += 1
                 continue
-            if (prog_code, year) not in programmes:
-                programmes[(prog_code, year)] = programme_info(prog_code, year)
+            if prog_code not in programmes:
+                programmes[prog_code] = programme_facts(prog_code)
             version = (last.version + 1) if last else 1
-            record = build_record(result, teachers.get((prog_code, teacher)), programmes[(prog_code, year)],
+            record = build_record(result, teachers.get((prog_code, teacher)), programmes[prog_code],
                                   version, provider)
             supersedes = live
             if last is not None and last.state == "pending":

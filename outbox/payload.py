@@ -4,12 +4,11 @@ credit_result row, the teacher's roster row and the programme's rule file."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from creditbridge.mappings.loading import load_programme_if_any
+from creditbridge.programmes import ProgrammeFacts
 
 _KEY_NS = uuid.UUID("3d0f4a7c-95a2-4b0e-8a51-2f6c1de0b4a9")
 ROLE_CATEGORY = {"teacher": "teacher_training", "workshop_host": "workshop_host", "school_admin": "school_admin"}
@@ -20,29 +19,16 @@ def idempotency_key(programme: str, role: str, teacher: str, year: int, version:
     return str(uuid.uuid5(_KEY_NS, f"{programme}/{role}/{teacher}/{year}/v{version}"))
 
 
-@dataclass(frozen=True)
-class ProgrammeInfo:
-    code: str
-    name: str
-    start_date: date | None
-    end_date: date | None
-
-
-def programme_info(code: str, year: int) -> ProgrammeInfo:
-    """Name and dates from the programme's rule file; for a programme with no rule file, the code and the
-    calendar year. A rule file that is broken raises (its problems listed): no made-up dates are sent."""
-    p = load_programme_if_any(code)
-    name = p.name if p is not None else code
-    end = p.deadline if p is not None else None
-    return ProgrammeInfo(code, name, date(year, 1, 1), end or date(year, 12, 31))
-
-
 def _num(v: Any) -> float | None:
     return None if v is None else float(Decimal(v))
 
 
-def build_record(result: Any, teacher: Any | None, prog: ProgrammeInfo, version: int, provider: str) -> dict[str, Any]:
-    """`result`: a credit_result row; `teacher`: the matching teacher row or None."""
+def build_record(result: Any, teacher: Any | None, prog: ProgrammeFacts, version: int, provider: str) -> dict[str, Any]:
+    """`result`: a credit_result row; `teacher`: the matching teacher row or None. The record's dates: 1 January
+    of the result's year to the programme's deadline (31 December of that year for a programme with no rule
+    file, documented; never another programme's)."""
+    year = int(result.year)
+    end = prog.deadline_in(year)
     evaluated = result.evaluated_at
     if isinstance(evaluated, datetime) and evaluated.tzinfo is None:
         evaluated = evaluated.replace(tzinfo=UTC)  # SQLite hands back naive datetimes; the store writes UTC
@@ -58,7 +44,7 @@ def build_record(result: Any, teacher: Any | None, prog: ProgrammeInfo, version:
         "subject": teacher.subject if teacher is not None else None,
         "programme_code": prog.code,
         "programme_name": prog.name,
-        "year": int(result.year),
+        "year": year,
         "version": version,
         "role": result.role,
         "level": "20",  # provincial programme (national code table)
@@ -69,8 +55,8 @@ def build_record(result: Any, teacher: Any | None, prog: ProgrammeInfo, version:
         "score": _num(result.points),
         "result": "passed" if result.passed else "failed",
         "provider": provider,
-        "start_date": prog.start_date.isoformat() if prog.start_date else None,
-        "end_date": prog.end_date.isoformat() if prog.end_date else None,
+        "start_date": date(year, 1, 1).isoformat(),
+        "end_date": end.isoformat() if end else None,
         "evaluated_at": evaluated.isoformat() if isinstance(evaluated, datetime) else None,
         "rule_version": result.rule_version,
     }

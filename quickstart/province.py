@@ -25,6 +25,7 @@ from datetime import date
 from itertools import accumulate
 from pathlib import Path
 
+from creditbridge.programmes import programme_facts
 from creditbridge.records.id_number import check_digit
 
 ROSTER_HEADER = ["身份证号", "姓名", "学校代码", "学校名称", "区县", "地市", "学段", "学科", "是否乡村教师",
@@ -212,13 +213,11 @@ def write_province(
 
     Deterministic by (teachers, seed, programme). Streams the roster: memory stays flat at any size.
     """
-    from creditbridge.sync.plan import programme_limits
-
     if teachers < 1:
         raise ValueError("a province needs at least one teacher")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    limits = programme_limits(programme)
+    limits = programme_facts(programme)
     rng = random.Random(f"{seed}:{teachers}:{programme}")
     s = _structure(rng, teachers)
     files = ProvinceFiles(catalog=out / "catalog.csv", topics=out / "topics.csv", roster=out / "roster.csv",

@@ -5,7 +5,6 @@ the report (a section and a sheet). ID numbers leave this module masked."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -13,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import MetaData, Table, func, inspect, select
 
-from creditbridge.mappings.loading import load_programme_if_any
+from creditbridge.programmes import programme_facts
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -22,7 +21,6 @@ from creditbridge.store.models.registry import RegistrySubmission
 
 log = logging.getLogger(__name__)
 LIST_LIMIT = 1000  # rows per list kept in a report; the totals always count everything
-_YEAR = re.compile(r"(?<!\d)(19|20)\d{2}(?!\d)")
 
 
 def scrub(text: str | None) -> str | None:
@@ -39,26 +37,6 @@ def credit_result_table(store: Store) -> Table | None:
     if not inspect(store.engine).has_table("credit_result"):
         return None
     return Table("credit_result", MetaData(), autoload_with=store.engine)
-
-
-def programme_deadline(code: str, year: int | None = None) -> tuple[date | None, str]:
-    """(deadline, display name) from the programme's rule file; without one, 31 Dec of the programme's
-    year (from the results, else from the id, as in sd-2022), the outbox's default end date too. A broken
-    rule file raises, its problems listed."""
-    deadline, name, _ = _programme_facts(code, year)
-    return deadline, name
-
-
-def _programme_facts(code: str, year: int | None = None) -> tuple[date | None, str, str]:
-    """(deadline, name, English name): the rule file's `name` and `name_en` (the name when it has none). A broken
-    rule file raises, its problems listed; no rule file: 31 Dec of the programme's year, named by its code."""
-    p = load_programme_if_any(code)
-    if p is not None:
-        return p.deadline, p.name, p.name_en or p.name
-    if year is None:
-        m = _YEAR.search(code)
-        year = int(m.group(0)) if m else None
-    return (date(year, 12, 31) if year else None), code, code
 
 
 def programmes(settings: Settings, store: Store, programme: str | None = None) -> list[str]:
@@ -139,7 +117,8 @@ def _one(store: Store, code: str, today: date, days: int, limit: int) -> dict[st
         row["credits"] = float(res.credits) if res is not None and res.credits is not None else None
         row["status"] = "not evaluated" if res is None else "not passed"
         row["reasons"] = [scrub(str(x)) for x in (res.reasons or [])] if res is not None else []
-    deadline, name, name_en = _programme_facts(code, int(year) if year is not None else None)
+    facts = programme_facts(code)
+    deadline, name, name_en = facts.deadline_in(int(year) if year is not None else None), facts.name, facts.name_en
     days_left = (deadline - today).days if deadline else None
     warning = days_left is not None and 0 <= days_left <= days
 

@@ -37,8 +37,6 @@ from sqlalchemy.orm import Session
 from creditbridge import CreditbridgeError
 from creditbridge.connector.registry import RegistryError, RegistryTarget, load_target
 from creditbridge.mappings import marks
-from creditbridge.mappings.loading import builtin_rule_path, load_programme
-from creditbridge.mappings.schema import Programme
 from creditbridge.mappings.service import (
     EVALUATOR_VERSION,
     evaluate_store,
@@ -48,6 +46,7 @@ from creditbridge.mappings.service import (
 )
 from creditbridge.outbox.build import build
 from creditbridge.outbox.service import push_claimed
+from creditbridge.programmes import Programme, builtin_rule_path, load_programme
 from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store

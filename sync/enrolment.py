@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, insert, select, update
 
 from creditbridge.connector.moodle import BatchResult
-from creditbridge.mappings.loading import load_programme_if_any
+from creditbridge.programmes import ProgrammeFacts
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
@@ -44,32 +44,6 @@ class Learner:
     school_code: str
     active: bool
     row: int | None = None
-
-
-@dataclass(frozen=True)
-class ProgrammeRules:
-    """What enrolment takes from the programme's rule file."""
-
-    lesson_cases: int = 0
-    by_city: bool = False
-    mandatory_topics: tuple[str, ...] = ()
-    free_topics: tuple[str, ...] = ()
-    max_topics: int | None = None
-    name: str = ""
-
-
-def programme_rules(programme: str) -> ProgrammeRules:
-    """The programme's numbers (sync.plan.programme_limits: its rule file, or no rule when it has none). A
-    broken rule file raises, listing its problems."""
-    from creditbridge.sync.plan import programme_limits
-
-    limits = programme_limits(programme)
-    prog = load_programme_if_any(programme)  # read once: the loader caches the parsed file
-    name = prog.name if prog is not None else programme  # no rule file: the category is named by the id
-    return ProgrammeRules(
-        lesson_cases=limits.lesson_cases, by_city="city" in limits.lesson_case_match,
-        mandatory_topics=limits.mandatory_topics, free_topics=limits.free_topics,
-        max_topics=limits.max_topics, name=name)
 
 
 @dataclass
@@ -111,7 +85,7 @@ class CourseIndex:
         return dict(self.audiences[code] for code in self.meant_for(who, topics) if code in self.audiences)
 
 
-def load_courses(ctx: ApplyContext, rules: ProgrammeRules) -> CourseIndex:
+def load_courses(ctx: ApplyContext, rules: ProgrammeFacts) -> CourseIndex:
     idx = CourseIndex()
     with ctx.store.session() as s:
         rows = s.execute(select(CatalogCourse.code, CatalogCourse.kind, CatalogCourse.topic, CatalogCourse.stage,
@@ -168,7 +142,7 @@ def save_fingerprint(ctx: ApplyContext, value: str) -> None:
 class Enroller:
     """Enrols batches of learners; keeps the lesson-case load across batches of one run."""
 
-    def __init__(self, ctx: ApplyContext, rules: ProgrammeRules, index: CourseIndex) -> None:
+    def __init__(self, ctx: ApplyContext, rules: ProgrammeFacts, index: CourseIndex) -> None:
         self.ctx = ctx
         self.rules = rules
         self.index = index

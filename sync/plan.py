@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from creditbridge import CreditbridgeError
-from creditbridge.mappings.loading import load_programme_if_any
+from creditbridge.programmes import ProgrammeFacts
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.settings.model import InputLimits
 from creditbridge.sync.records import (
@@ -47,48 +47,6 @@ TRANSFER_LEVELS = ("school", "county", "city")
 _KINDS = tuple(ActionKind)
 _KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
 _NOT_CLASSIFIED = 7  # kind index of an invalid row whose ID number was valid: present in the file, nothing planned
-
-
-# --- programme numbers --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProgrammeLimits:
-    """The numbers sync needs from a programme's rule file.
-
-    source: "rules" when read from mappings/rules/<id>.yaml, "no rule file" for a programme that has none
-    (then no programme rule applies: no topic cap, no mandatory or free topics, no lesson cases).
-    """
-
-    programme: str
-    max_topics: int | None
-    mandatory_topics: tuple[str, ...]
-    free_topics: tuple[str, ...]
-    lesson_cases: int
-    lesson_case_match: tuple[str, ...]
-    source: str
-
-
-def programme_limits(programme_id: str) -> ProgrammeLimits:
-    """Max topics per school, mandatory/free topics and lesson cases per teacher, from the rule file.
-
-    A programme with no rule file has no such rule (see ProgrammeLimits.source). A rule file that cannot be
-    read or is invalid raises (RuleFileError lists its problems): sync stops rather than apply another
-    programme's numbers.
-    """
-    p = load_programme_if_any(programme_id)
-    if p is None:
-        return ProgrammeLimits(programme_id, None, (), (), 0, (), "no rule file")
-    pool = p.lesson_case_pool()
-    return ProgrammeLimits(
-        programme=p.id,
-        max_topics=p.topics.max_per_school,
-        mandatory_topics=tuple(p.topics.mandatory),
-        free_topics=tuple(p.topics.free),
-        lesson_cases=pool.n if pool is not None else 0,
-        lesson_case_match=tuple(pool.match) if pool is not None else (),
-        source="rules",
-    )
 
 
 # --- what the store knows -------------------------------------------------------------------------------------
@@ -824,7 +782,7 @@ class TopicsPlan:
     removed: list[tuple[str, str]]
     unchanged: int
     errors: list[RowError]
-    limits: ProgrammeLimits
+    limits: ProgrammeFacts
 
     def as_json(self) -> dict[str, Any]:
         return {"schools": len(self.schools), "added": len(self.added), "removed": len(self.removed),
@@ -832,7 +790,7 @@ class TopicsPlan:
 
 
 def check_school_topics(
-    school: str, topics: Iterable[str], limits: ProgrammeLimits
+    school: str, topics: Iterable[str], limits: ProgrammeFacts
 ) -> str | None:
     """Why a school's choice breaks the rules (free topics such as `subject` do not count), or None."""
     chosen = {t for t in topics if t not in limits.free_topics}
@@ -849,7 +807,7 @@ def plan_topics(
     rows: Iterable[TopicRow],
     known: Mapping[str, Iterable[str]],
     *,
-    limits: ProgrammeLimits,
+    limits: ProgrammeFacts,
     known_topics: Iterable[str] | None = None,
     errors: Iterable[RowError] = (),
     column: str = "学校代码",

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, or_, select, update
 
 from creditbridge.connector.errors import DuplicateError, MoodleError
 from creditbridge.connector.moodle import BatchResult
+from creditbridge.programmes import ProgrammeFacts
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
 from creditbridge.sync.apply import ApplyContext, refusal
@@ -23,7 +24,6 @@ from creditbridge.sync.electives import configure_courses, forget_deleted_audien
 from creditbridge.sync.enrolment import (
     Enroller,
     Learner,
-    ProgrammeRules,
     load_courses,
     save_fingerprint,
     stored_fingerprint,
@@ -269,7 +269,7 @@ def _teachers_to_finish(ctx: ApplyContext, everyone: bool) -> Iterator[list[Any]
         last = page[-1].id_number
 
 
-def finish_teachers(ctx: ApplyContext, rules: ProgrammeRules, rows_by_teacher: dict[str, int] | None = None) -> None:
+def finish_teachers(ctx: ApplyContext, rules: ProgrammeFacts, rows_by_teacher: dict[str, int] | None = None) -> None:
     """Cohorts and enrolments of every pending teacher; of every teacher when the catalog or the schools'
     topics changed since the last full pass (the fingerprint says)."""
     rows_by_teacher = rows_by_teacher or {}

@@ -21,6 +21,7 @@ from typing import Any
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.input_limits import InputTooLarge
+from creditbridge.programmes import programme_facts
 from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.settings import Settings
@@ -172,14 +173,13 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
                  wait: bool = False) -> SyncOutcome:
     """Categories and courses from a catalog file; then enrolments the new courses call for."""
     from creditbridge.sync.courses import apply_catalog
-    from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import load_known_courses, plan_catalog
     from creditbridge.sync.readers import read_catalog
     from creditbridge.sync.roster import finish_teachers
     from creditbridge.sync.validation import validate_catalog
 
     programme = settings.sync.programme
-    rules = programme_rules(programme)  # before the run is recorded: a broken rule file stops it, listed
+    rules = programme_facts(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("catalog", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
@@ -217,8 +217,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
     Counts: created = choices added, updated = choices withdrawn, unchanged = schools whose choice stayed.
     """
-    from creditbridge.sync.enrolment import programme_rules
-    from creditbridge.sync.plan import TopicsRefused, load_known_topics, plan_topics, programme_limits
+    from creditbridge.sync.plan import TopicsRefused, load_known_topics, plan_topics
     from creditbridge.sync.readers import read_topics
     from creditbridge.sync.roster import finish_teachers
     from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
@@ -226,7 +225,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
     programme = settings.sync.programme
     # Before the run is recorded: a broken rule file stops it, its problems listed.
-    rules, limits = programme_rules(programme), programme_limits(programme)
+    rules = programme_facts(programme)
     outcome = SyncOutcome("topics", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, client_factory=client_factory,
                      progress=progress) as context:
@@ -238,7 +237,7 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         with store.session() as s:
             known = load_known_topics(s, programme)
         try:
-            plan = plan_topics(rows, known, limits=limits,
+            plan = plan_topics(rows, known, limits=rules,
                                known_topics=catalog_topics(store, programme), errors=errors,
                                column=table.column("school"), topic_column=table.column("topic"))
         except TopicsRefused as e:
@@ -260,7 +259,6 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
                 force: bool = False, progress: Progress | None = None,
                 client_factory: ClientFactory | None = None, wait: bool = False) -> SyncOutcome:
     """Accounts, profile fields, cohorts, enrolments and lesson cases from a roster export."""
-    from creditbridge.sync.enrolment import programme_rules
     from creditbridge.sync.plan import RosterPlan, load_known_teachers, plan_roster_file
     from creditbridge.sync.profile_fields import ProfileFields
     from creditbridge.sync.roster import PLAN_LINES_MAX, apply_accounts, finish_teachers, plan_lines
@@ -269,7 +267,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         # Before the run is recorded: without a key no account may be named (a dry run names none).
         require_username_key(settings.sync)
     programme = settings.sync.programme
-    rules = programme_rules(programme)  # before the run is recorded: a broken rule file stops it, listed
+    rules = programme_facts(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("roster", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
     with _locked_run(settings, store, outcome, wait=wait, delta=delta, force=force,
                      client_factory=client_factory, progress=progress) as context:

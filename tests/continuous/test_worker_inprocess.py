@@ -14,7 +14,7 @@ from registry_helpers import id_number, running_sim
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from creditbridge.mappings import loading
+from creditbridge.programmes import loading
 from creditbridge.runner.worker import Worker
 from creditbridge.settings import load_settings
 from creditbridge.store import Store

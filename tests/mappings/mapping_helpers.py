@@ -8,8 +8,8 @@ from typing import Any
 
 from fixture_paths import fixture
 
-from creditbridge.mappings import load_programme
 from creditbridge.mappings.evaluate import Course, Person, Record, Result, Rules, as_tuple, evaluate_all
+from creditbridge.programmes import load_programme
 
 SAMPLES = fixture("samples")
 IN_WINDOW = datetime(2022, 9, 1, 2, 0, tzinfo=UTC)

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from mapping_helpers import SAMPLES
 
 from creditbridge.cli.main import cli
-from creditbridge.mappings import RuleFileError, load_programme, parse_programme
 from creditbridge.mappings.cycle import (
     CycleError,
     CycleSpec,
@@ -24,7 +23,7 @@ from creditbridge.mappings.cycle import (
     find_cycle,
     iter_cycle_statuses,
 )
-from creditbridge.mappings.loading import builtin_rule_path
+from creditbridge.programmes import RuleFileError, builtin_rule_path, load_programme, parse_programme
 from creditbridge.records import mask_id_number
 from creditbridge.store import Store, open_store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from creditbridge.input_limits import MAX_YAML_DEPTH
-from creditbridge.mappings import load_programme
-from creditbridge.mappings.loading import ProgrammeNotFound
+from creditbridge.programmes import ProgrammeNotFound, load_programme
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -73,7 +72,7 @@ def test_a_rule_file_that_is_a_fifo(tmp_path: Path, creditbridge_cli: Run) -> No
 
 
 def test_a_programme_code_cannot_reach_outside_the_rules_folder() -> None:
-    from creditbridge.mappings.loading import builtin_programmes, builtin_rule_path
+    from creditbridge.programmes import builtin_programmes, builtin_rule_path
 
     assert builtin_rule_path("sd-2022") is not None and "sd-2022" in builtin_programmes()
     for code in ("../rules/sd-2022", "rules/../rules/sd-2022", "/etc/passwd", "sd-2022/../sd-2022", ""):

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select, update
 from test_store_and_cli import LESSONS, T_OTHER, T_PASS, T_SHORT, add_record, seed
 
 from creditbridge.mappings.evaluate import RolePlan
-from creditbridge.mappings.loading import builtin_rule_path
 from creditbridge.mappings.service import evaluate_store
+from creditbridge.programmes import builtin_rule_path
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher
 from creditbridge.store.models.credits import CreditResult

@@ -24,8 +24,8 @@ from test_store_and_cli import T_OTHER, T_PASS, T_SHORT, add_record, seed
 
 from creditbridge.cli.main import cli
 from creditbridge.mappings import service
-from creditbridge.mappings.loading import builtin_rule_path
 from creditbridge.mappings.service import evaluate_store
+from creditbridge.programmes import builtin_rule_path
 from creditbridge.store import Store, open_store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher
 from creditbridge.store.models.credits import CreditEvaluationRun, CreditMark, CreditResult, CreditResultChange
@@ -314,7 +314,7 @@ def test_a_rule_change_re_evaluates_its_programme_only(store: Store, config: str
     rules.mkdir()
     new = rules / "sd-2022.yaml"
     new.write_text(text.replace("name:", "# a comment changes the hash only\nname:", 1), encoding="utf-8")
-    import creditbridge.mappings.loading as loading
+    import creditbridge.programmes.loading as loading
 
     original = loading.builtin_rule_path
     monkeypatch.setattr(loading, "builtin_rule_path", lambda code: new if code == "sd-2022" else original(code))

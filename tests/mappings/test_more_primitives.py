@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from creditbridge.mappings import RuleFileError, parse_programme
 from creditbridge.mappings.evaluate import Course, Person, Record, evaluate_all
+from creditbridge.programmes import RuleFileError, parse_programme
 
 RULES = """
 id: demo-2024

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from mapping_helpers import SCHOOL, Record, plan_result, rec, sample_catalog
 
-from creditbridge.mappings import Programme, load_programme, parse_programme
 from creditbridge.mappings.evaluate import Person, Rules, SchoolStats, as_tuple, evaluate_all
-from creditbridge.mappings.loading import builtin_rule_path
+from creditbridge.programmes import Programme, builtin_rule_path, load_programme, parse_programme
 
 JX = datetime(2018, 6, 1, tzinfo=UTC)
 HF = datetime(2021, 9, 1, tzinfo=UTC)

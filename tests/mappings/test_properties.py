@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mapping_helpers import SCHOOL, T1, sample_catalog
 
-from creditbridge.mappings import load_programme
 from creditbridge.mappings.evaluate import Person, Record, Rules, as_tuple
+from creditbridge.programmes import load_programme
 
 PROGRAMMES = ["sd-2022", "jx-2018", "hf-2021-it2", "xh-2015"]
 RULES = {p: Rules(load_programme(p), sample_catalog(p)) for p in PROGRAMMES}

@@ -10,8 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from creditbridge.cli.main import cli
-from creditbridge.mappings import ProgrammeNotFound, RuleFileError, load_programme, parse_programme
-from creditbridge.mappings.loading import builtin_programmes, builtin_rule_path
+from creditbridge.programmes import (
+    ProgrammeNotFound,
+    RuleFileError,
+    builtin_programmes,
+    builtin_rule_path,
+    load_programme,
+    parse_programme,
+)
 
 SHIPPED = ["hf-2021-it2", "jx-2018", "sd-2022", "sd-early", "xh-2015"]
 

@@ -178,7 +178,7 @@ def test_sd_early_subject_lessons_have_a_window_of_their_own(lesson_at: datetime
 
 
 def test_a_component_window_outside_the_programme_window_is_refused(tmp_path: Path) -> None:
-    from creditbridge.mappings.loading import RuleFileError, builtin_rule_path, load_programme
+    from creditbridge.programmes import RuleFileError, builtin_rule_path, load_programme
 
     text = builtin_rule_path("sd-early").read_text(encoding="utf-8").replace(
         "window: {start: 2021-07-16, end: 2021-11-15}", "window: {start: 2021-07-01, end: 2021-11-15}")

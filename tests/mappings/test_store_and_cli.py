@@ -13,8 +13,8 @@ from mapping_helpers import SAMPLES
 from sqlalchemy import select
 
 from creditbridge.cli.main import cli
-from creditbridge.mappings.loading import builtin_rule_path
 from creditbridge.mappings.service import evaluate_store, stored_result
+from creditbridge.programmes import builtin_rule_path
 from creditbridge.records import mask_id_number
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, LessonCaseAssignment, SchoolTopic, Teacher

@@ -234,7 +234,7 @@ def test_reconcile_finds_the_completion_of_a_self_enrolled_elective(
         store.dispose()
 
 
-RULE_FILES = sorted(p.stem for p in (Path(__file__).parents[2] / "mappings" / "rules").glob("*.yaml"))
+RULE_FILES = sorted(p.stem for p in (Path(__file__).parents[2] / "programmes" / "rules").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("programme", RULE_FILES)

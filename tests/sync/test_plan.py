@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from creditbridge.programmes import ProgrammeFacts, programme_facts
 from creditbridge.quickstart.province import write_changed_roster, write_province
 from creditbridge.records.id_number import check_digit
 from creditbridge.sync.plan import (
     KnownTeachers,
-    ProgrammeLimits,
     TopicsRefused,
     classify,
     hold_suspensions,
@@ -22,7 +22,6 @@ from creditbridge.sync.plan import (
     plan_roster,
     plan_roster_file,
     plan_topics,
-    programme_limits,
 )
 from creditbridge.sync.readers import read_roster
 from creditbridge.sync.records import ActionKind, CatalogRow, InvalidRow, RosterRow, RowError, TeacherState, TopicRow
@@ -242,7 +241,8 @@ def test_catalog_plan() -> None:
     assert course("A", hours="2.0").row_hash == course("A").row_hash  # 2 and 2.0 hours are the same course
 
 
-LIMITS = ProgrammeLimits("sd-2022", 6, ("ethics",), ("subject",), 3, ("stage", "subject"), "rules")
+LIMITS = ProgrammeFacts("sd-2022", "rules", "sd-2022", "sd-2022", max_topics=6, mandatory_topics=("ethics",),
+                        free_topics=("subject",), lesson_cases=3, lesson_case_match=("stage", "subject"))
 
 
 def topics(*pairs: tuple[str, str]) -> list[TopicRow]:
@@ -282,12 +282,12 @@ def test_topic_not_in_catalog_is_a_row_error() -> None:
 
 
 def test_programme_limits_from_rules_and_no_fallback() -> None:
-    limits = programme_limits("sd-2022")
+    limits = programme_facts("sd-2022")
     assert (limits.max_topics, limits.mandatory_topics, limits.lesson_cases) == (6, ("ethics",), 3)
     assert limits.source == "rules"
     # No rule file: no programme rule at all, never sd-2022's numbers (issue #17).
-    unknown = programme_limits("no-such-programme")
-    assert unknown.source == "no rule file" and unknown.programme == "no-such-programme"
+    unknown = programme_facts("no-such-programme")
+    assert unknown.source == "no rule file" and unknown.code == "no-such-programme"
     assert (unknown.max_topics, unknown.mandatory_topics, unknown.lesson_cases) == (None, (), 0)
 
 

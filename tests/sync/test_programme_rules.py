@@ -13,11 +13,8 @@ from sqlalchemy import create_engine, func, select
 from sync_helpers import Env, make_env, people, write_csv, write_roster
 
 from creditbridge.cli.main import cli
-from creditbridge.mappings import RuleFileError, loading
-from creditbridge.outbox.payload import programme_info
-from creditbridge.reports.deadlines import programme_deadline
+from creditbridge.programmes import RuleFileError, loading, programme_facts
 from creditbridge.store.models.core import Teacher
-from creditbridge.sync.plan import programme_limits
 
 SHIPPED = loading.builtin_rule_path("sd-2022")
 
@@ -90,7 +87,7 @@ def test_the_same_sync_runs_once_the_rule_file_is_mended(
 
 def test_a_programme_without_a_rule_file_gets_no_programme_rule(
         tmp_path: Path, runner: CliRunner, sqlite_url: str, sandbox_server: Any) -> None:
-    limits = programme_limits("zz-2030")
+    limits = programme_facts("zz-2030")
     assert (limits.max_topics, limits.mandatory_topics, limits.free_topics, limits.lesson_cases,
             limits.source) == (None, (), (), 0, "no rule file")
     env = make_env(tmp_path, sandbox_server, sqlite_url, extra='programme = "zz-2030"\n')
@@ -103,17 +100,18 @@ def test_a_programme_without_a_rule_file_gets_no_programme_rule(
 
 
 def test_push_and_report_read_the_rule_file_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = programme_info("sd-2022", 2022)
-    assert info.name != "sd-2022" and str(info.end_date) == str(programme_deadline("sd-2022")[0])
+    sd = programme_facts("sd-2022")
+    assert (sd.source, sd.deadline_in(2022), sd.deadline_in()) == ("rules", sd.deadline, sd.deadline)
+    assert sd.name != "sd-2022" and sd.deadline is not None and sd.deadline.year == 2022
     # no rule file: the code and the calendar year (documented), never another programme's
-    none = programme_info("zz-2030", 2030)
-    assert (none.name, str(none.start_date), str(none.end_date)) == ("zz-2030", "2030-01-01", "2030-12-31")
-    assert programme_deadline("zz-2030") == (none.end_date, "zz-2030")
+    none = programme_facts("zz-2030")
+    assert (none.name, none.name_en, none.deadline, none.source) == ("zz-2030", "zz-2030", None, "no rule file")
+    assert str(none.deadline_in(2031)) == "2031-12-31"  # the results' year, as the registry record's end date
+    assert str(none.deadline_in()) == "2030-12-31"  # else the year in the code, as the report's deadline
+    assert programme_facts("zz-next").deadline_in() is None
     _break_sd2022(tmp_path, monkeypatch)
     with pytest.raises(RuleFileError, match=r"sd-2022\.yaml: invalid rule file: .*max_per_school"):
-        programme_info("sd-2022", 2022)
-    with pytest.raises(RuleFileError, match=r"sd-2022\.yaml: invalid rule file"):
-        programme_deadline("sd-2022")
+        programme_facts("sd-2022")
 
 
 def test_report_stops_on_a_broken_rule_file_and_writes_nothing(

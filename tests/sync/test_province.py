@@ -10,8 +10,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from creditbridge.programmes import programme_facts
 from creditbridge.quickstart.province import write_changed_roster, write_province
-from creditbridge.sync.plan import plan_topics, programme_limits
+from creditbridge.sync.plan import plan_topics
 from creditbridge.sync.readers import read_catalog, read_roster, read_topics
 from creditbridge.sync.validation import validate_catalog, validate_roster, validate_topics
 
@@ -89,7 +90,7 @@ def test_catalog_has_enough_lesson_cases_required_ethics_and_electives(province)
 def test_topics_respect_the_programme(province) -> None:  # type: ignore[no-untyped-def]
     rows, errors = validate_topics(read_topics(province.topics))
     assert errors == []
-    plan = plan_topics(rows, {}, limits=programme_limits("sd-2022"))  # raises if any school breaks a rule
+    plan = plan_topics(rows, {}, limits=programme_facts("sd-2022"))  # raises if any school breaks a rule
     assert len(plan.schools) == province.schools
     assert all("ethics" in t and len(t) <= 6 for t in plan.schools.values())
 

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 from sync_helpers import Env, make_env
 
-from creditbridge.mappings import RuleFileError
+from creditbridge.programmes import RuleFileError, programme_facts
 from creditbridge.store.models.core import Teacher
-from creditbridge.sync.enrolment import programme_rules
 
 
 @pytest.fixture
@@ -38,11 +37,11 @@ def test_an_xlsx_that_is_no_workbook_is_a_clean_error(tmp_path: Path, env: Env, 
 
 
 def test_programme_without_rule_file_is_named_by_its_id() -> None:
-    assert programme_rules("xx-1999").name == "xx-1999"
+    assert programme_facts("xx-1999").name == "xx-1999"
 
 
 def test_a_broken_rule_file_is_an_error_not_a_silent_fallback(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: [unclosed\n", encoding="utf-8")
     with pytest.raises(RuleFileError):
-        programme_rules(str(broken))
+        programme_facts(str(broken))

@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from creditbridge import CreditbridgeError
 from creditbridge.input_limits import NoAliasLoader, not_regular
-from creditbridge.mappings.schema import Programme
+from creditbridge.programmes.schema import Programme
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ProgrammeNotFound(CreditbridgeError):
 
 
 class NoRuleFile(ProgrammeNotFound):
-    """The programme has no rule file at all: its code names none of the shipped mappings/rules/*.yaml."""
+    """The programme has no rule file at all: its code names none of the shipped programmes/rules/*.yaml."""
 
 
 def _path_text(loc: tuple[Any, ...]) -> str:
@@ -65,7 +65,7 @@ def _path_text(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """The line of the deepest node of `loc` present in the YAML tree (a missing key points at its parent)."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
@@ -120,7 +120,7 @@ def parse_programme(text: str, source: str) -> Programme:
     root = yaml.compose(text, Loader=_RuleLoader) if "hash" in data else None
     if "hash" in data:
         problems.append(Problem("hash", "computed from the file by load_programme: do not set it",
-                                _line_of(root, ("hash",))))
+                                line_of(root, ("hash",))))
         data = {k: v for k, v in data.items() if k != "hash"}
     try:
         programme = Programme.model_validate(data)
@@ -128,7 +128,7 @@ def parse_programme(text: str, source: str) -> Programme:
         root = root or yaml.compose(text, Loader=_RuleLoader)
         for err in e.errors():
             loc = tuple(err["loc"])
-            problems.append(Problem(_path_text(loc), _reason(err), _line_of(root, loc)))
+            problems.append(Problem(_path_text(loc), _reason(err), line_of(root, loc)))
         raise RuleFileError(source, problems) from None
     if problems:
         raise RuleFileError(source, problems)
@@ -140,7 +140,7 @@ def builtin_rule_path(code: str) -> Path | None:
     # Only a shipped programme's own name: "../x" or "a/b" must not reach a file outside the rules folder.
     if code not in builtin_programmes():
         return None
-    candidate = resources.files("creditbridge.mappings").joinpath("rules", f"{code}.yaml")
+    candidate = resources.files("creditbridge.programmes").joinpath("rules", f"{code}.yaml")
     try:
         return Path(str(candidate)) if candidate.is_file() else None
     except OSError:  # a code no file name can hold (too long): no rule file of that programme
@@ -148,7 +148,7 @@ def builtin_rule_path(code: str) -> Path | None:
 
 
 def builtin_programmes() -> list[str]:
-    folder = resources.files("creditbridge.mappings").joinpath("rules")
+    folder = resources.files("creditbridge.programmes").joinpath("rules")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -163,7 +163,7 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> Programme:
 
 
 def load_programme(code_or_path: str | Path) -> Programme:
-    """A programme by id (the rule files shipped in mappings/rules/) or by the path of a rule file."""
+    """A programme by id (the rule files shipped in programmes/rules/) or by the path of a rule file."""
     text = str(code_or_path)
     path = Path(text)
     st = _stat(path)
