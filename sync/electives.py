@@ -150,13 +150,13 @@ def forget_deleted_audiences(ctx: ApplyContext) -> bool:
     if not known:
         return False
     present: dict[str, int] = {}
-    start = 0
+    number = 0
     while True:
-        page = ctx.client.search_cohorts(prefix, limitfrom=start, limitnum=SEARCH_PAGE)
+        page = ctx.client.search_cohorts(prefix, page=number, perpage=SEARCH_PAGE)
         present.update((str(c.get("idnumber") or ""), int(c["id"])) for c in page)
         if len(page) < SEARCH_PAGE:
             break
-        start += SEARCH_PAGE
+        number += 1
     gone = sorted(idn for idn, mid in known.items() if present.get(idn) != mid)
     if not gone:
         return False

@@ -14,6 +14,7 @@ from sync_helpers import SAMPLES, Env, codes_by_id, open_codes
 
 from creditbridge.store import open_store
 from creditbridge.store.models.core import Teacher
+from creditbridge.sync import electives
 
 T01 = "370102198602110011"
 
@@ -47,3 +48,16 @@ def test_electives_open_again_after_an_admin_deleted_their_audience_cohort(env: 
     assert open_codes(sandbox, uid) == before
     # and once made again, an unchanged re-sync writes nothing
     assert env.sync(runner, "roster", SAMPLES / "roster.csv")["lms_calls"] == 0
+
+
+def test_audience_cohorts_past_the_first_search_page_are_not_taken_for_deleted(
+        env: Env, runner: CliRunner, sandbox: Any, monkeypatch: Any) -> None:
+    """Moodle's core_cohort_search_cohorts reads `limitfrom` as a page number (cohort_get_all_cohorts offsets
+    by limitfrom * limitnum), not as a row offset. Paged by row offset, the audiences past the first page were
+    skipped on a site with more audiences than a page, taken for deleted, and every run forgot and filled
+    them again: an unchanged re-sync wrote again. A page of 2 makes the sample's 11 audiences span pages."""
+    monkeypatch.setattr(electives, "SEARCH_PAGE", 2)
+    for kind in ("catalog", "topics", "roster"):
+        assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
+    out = env.sync(runner, "roster", SAMPLES / "roster.csv")
+    assert out["lms_calls"] == 0
