@@ -61,9 +61,10 @@ def _config_key(programme: str, code: str) -> str:
     return f"{programme}/{code}"
 
 
-def _signature(courseid: int, cohortid: int) -> str:
-    """What a course was configured with: a course recreated or an audience recreated means configure again."""
-    return f"course {courseid} cohort {cohortid} welcome 0"
+def _signature(courseid: int, cohortid: int, roleid: int) -> str:
+    """What a course was configured with: a course recreated, an audience recreated or another role given by
+    its self enrolment (`student_role_id`) means configure again."""
+    return f"course {courseid} cohort {cohortid} role {roleid} welcome 0"
 
 
 def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]) -> bool:
@@ -78,6 +79,7 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
     with ctx.store.session() as s:
         known = {r.idnumber: r.name for r in s.scalars(select(MoodleRef).where(MoodleRef.kind == CONFIG_KIND))}
     ok = True
+    role = ctx.settings.sync.student_role_id
     items: list[dict[str, int]] = []
     codes: dict[int, str] = {}
     for code, courseid in sorted(moodle_ids.items()):
@@ -86,10 +88,9 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
         if audience and not cohortid:
             ok = False
             continue  # its cohort could not be made: ensure_cohorts said why; the next run tries again
-        if known.get(_config_key(programme, code)) == _signature(courseid, cohortid):
+        if known.get(_config_key(programme, code)) == _signature(courseid, cohortid, role):
             continue
-        item = {"courseid": courseid, "manualwelcome": 0, "selfcohortid": cohortid,
-                "roleid": ctx.settings.sync.student_role_id}
+        item = {"courseid": courseid, "manualwelcome": 0, "selfcohortid": cohortid, "roleid": role}
         items.append(item)
         codes[id(item)] = code
     for chunk in chunked(items, ctx.wave_size):
@@ -98,7 +99,7 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
             with ctx.store.session() as s:
                 for item, answer in result.succeeded:
                     key = _config_key(programme, codes[id(item)])
-                    sig = _signature(item["courseid"], item["selfcohortid"])
+                    sig = _signature(item["courseid"], item["selfcohortid"], item["roleid"])
                     selfid = int(answer.get("selfid") or 0) if isinstance(answer, dict) else 0
                     row = s.scalar(select(MoodleRef).where(MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber == key))
                     if row is None:

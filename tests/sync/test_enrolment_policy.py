@@ -264,3 +264,17 @@ def test_audience_cohorts_of_long_topic_names_stay_apart_within_moodles_100_char
     assert audience_idnumber("sd-2022", stem + "（小学）", "小学", "数学") == a  # the same key every run
     short = audience_idnumber("sd-2022", "T01", None, "数学")
     assert short == "audience:sd-2022/T01/*/数学"  # what fits is kept as it reads
+
+
+def test_a_new_student_role_reaches_the_electives_self_enrolment(env: Env, runner: CliRunner, sandbox: Any,
+                                                                  tmp_path: Path, sqlite_url: str) -> None:
+    """Hostile review: `[sync] student_role_id` changed (the site's learners have their own role) makes sync check
+    every course again (it is in the enrolment fingerprint), but each course's remembered configuration named
+    only the course and its cohort, so the electives' self enrolment kept giving the old role."""
+    _sync_samples(env, runner)
+    (tmp_path / "role4").mkdir()
+    changed = make_env(tmp_path / "role4", sandbox, sqlite_url, extra="student_role_id = 4\n")
+    _sync_samples(changed, runner)
+    roles = {r["roleid"] for r in sandbox.state.rows("SELECT roleid FROM enrol WHERE name = 'creditbridge'")}
+    assert roles == {4}
+    assert changed.sync(runner, "roster", SAMPLES / "roster.csv")["lms_calls"] == 0
