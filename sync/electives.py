@@ -170,3 +170,34 @@ def forget_deleted_audiences(ctx: ApplyContext) -> bool:
     ctx.outcome.notes.append(f"{len(gone)} audience cohort(s) no longer in Moodle (deleted by an administrator?): "
                              "made again and filled, their electives opened to them")
     return True
+
+
+def forget_missing_instances(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]
+                             ) -> bool:
+    """Forget the configuration of the electives whose self instance an administrator deleted or disabled in
+    Moodle; True when there were any.
+
+    The store remembered those courses as configured, so no later run sent them again and the electives stayed
+    shut for good. One read per configured elective (core_enrol_get_course_enrolment_methods lists a course's
+    enabled instances) finds them; their remembered configuration is dropped, so this run configures them again
+    (the plugin adds or re-enables the instance). Reads only: an unchanged re-sync still writes nothing.
+    """
+    programme = ctx.programme
+    with ctx.store.session() as s:
+        known = {idn: selfid for idn, selfid in s.execute(select(MoodleRef.idnumber, MoodleRef.moodle_id).where(
+            MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber.startswith(f"{programme}/", autoescape=True)))}
+    gone: list[str] = []
+    for code in sorted(audiences):
+        key = _config_key(programme, code)
+        selfid, courseid = known.get(key), moodle_ids.get(code)
+        if not selfid or courseid is None:
+            continue  # never configured (or its instance id unknown): configure_courses sends it anyway
+        if not any(int(m.get("id") or 0) == selfid for m in ctx.client.get_course_enrolment_methods(courseid)):
+            gone.append(key)
+    if not gone:
+        return False
+    with ctx.store.session() as s:
+        s.execute(delete(MoodleRef).where(MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber.in_(gone)))
+    ctx.outcome.notes.append(f"{len(gone)} elective(s) had lost their self enrolment in Moodle (deleted or disabled "
+                             "by an administrator?): configured again")
+    return True

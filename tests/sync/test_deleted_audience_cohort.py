@@ -61,3 +61,25 @@ def test_audience_cohorts_past_the_first_search_page_are_not_taken_for_deleted(
         assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
     out = env.sync(runner, "roster", SAMPLES / "roster.csv")
     assert out["lms_calls"] == 0
+
+
+def test_an_elective_opens_again_after_an_admin_deleted_or_disabled_its_self_enrolment(
+        env: Env, runner: CliRunner, sandbox: Any) -> None:
+    """Hostile review: an administrator deletes creditbridge's self enrolment of one elective and disables it in
+    another (Course > Participants > Enrolment methods). The store still remembered both courses as configured,
+    so every later run skipped them and the electives stayed shut for good. Each roster run now reads the
+    electives' enrolment methods (reads only) and configures again the ones whose instance is gone."""
+    for kind in ("catalog", "topics", "roster"):
+        assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
+    uid = _moodle_user_id(env, T01)
+    before = open_codes(sandbox, uid)
+    ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
+    deleted, disabled = sorted(before)[:2]
+    sandbox.state.db.execute("DELETE FROM enrol WHERE courseid = ? AND name = 'creditbridge'", (ids[deleted],))
+    sandbox.state.db.execute("UPDATE enrol SET status = 1 WHERE courseid = ? AND name = 'creditbridge'",
+                             (ids[disabled],))
+    assert open_codes(sandbox, uid) == before - {deleted, disabled}
+    out = env.sync(runner, "roster", SAMPLES / "roster.csv")
+    assert out["errors"] == [] and out["lms_calls"] == 1  # one configure_enrolment call for the two courses
+    assert open_codes(sandbox, uid) == before
+    assert env.sync(runner, "roster", SAMPLES / "roster.csv")["lms_calls"] == 0
