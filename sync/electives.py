@@ -20,7 +20,13 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 
-from creditbridge.connector.errors import FunctionNotInServiceError, MoodleError, UnknownFunctionError
+from creditbridge.connector.errors import (
+    AccessDeniedError,
+    FunctionNotInServiceError,
+    MoodleError,
+    RecordNotFoundError,
+    UnknownFunctionError,
+)
 from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.sync import CohortMember, MoodleRef
@@ -192,7 +198,13 @@ def forget_missing_instances(ctx: ApplyContext, moodle_ids: dict[str, int], audi
         selfid, courseid = known.get(key), moodle_ids.get(code)
         if not selfid or courseid is None:
             continue  # never configured (or its instance id unknown): configure_courses sends it anyway
-        if not any(int(m.get("id") or 0) == selfid for m in ctx.client.get_course_enrolment_methods(courseid)):
+        try:
+            methods = ctx.client.get_course_enrolment_methods(courseid)
+        except (RecordNotFoundError, AccessDeniedError) as e:
+            # This course only (deleted or hidden by an administrator): the rest of the run goes on.
+            ctx.outcome.error(None, "", f"course {code}: could not read its enrolment methods: {refusal(e)}")
+            continue
+        if not any(int(m.get("id") or 0) == selfid for m in methods):
             gone.append(key)
     if not gone:
         return False

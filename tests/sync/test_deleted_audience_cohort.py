@@ -83,3 +83,16 @@ def test_an_elective_opens_again_after_an_admin_deleted_or_disabled_its_self_enr
     assert out["errors"] == [] and out["lms_calls"] == 1  # one configure_enrolment call for the two courses
     assert open_codes(sandbox, uid) == before
     assert env.sync(runner, "roster", SAMPLES / "roster.csv")["lms_calls"] == 0
+
+
+def test_an_elective_course_deleted_in_moodle_does_not_stop_the_roster_run(env: Env, runner: CliRunner,
+                                                                           sandbox: Any) -> None:
+    """The check of the electives' self instances reads each course: a course an administrator deleted is a
+    run error naming it, and the rest of the run goes on (the catalog sync is where a course is made again)."""
+    for kind in ("catalog", "topics", "roster"):
+        assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
+    ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
+    sandbox.state.db.execute("DELETE FROM enrol WHERE courseid = ?", (ids["SD22-E-STEAM-02"],))
+    sandbox.state.db.execute("DELETE FROM course WHERE id = ?", (ids["SD22-E-STEAM-02"],))
+    out = env.sync(runner, "roster", SAMPLES / "roster.csv")
+    assert [e["reason"] for e in out["errors"]] and all("SD22-E-STEAM-02" in e["reason"] for e in out["errors"])
