@@ -317,10 +317,14 @@ class MoodleClient:
     def get_cohorts(self, cohortids: Sequence[int] = ()) -> list[Item]:
         return self.call("core_cohort_get_cohorts", cohortids=list(cohortids))
 
-    def search_cohorts(self, query: str, *, contextid: int = 1, includes: str = "all", limitfrom: int = 0,
-                       limitnum: int = 25) -> list[Item]:
+    def search_cohorts(self, query: str, *, contextid: int = 1, includes: str = "all", page: int = 0,
+                       perpage: int = 25) -> list[Item]:
+        """Cohorts whose name, idnumber or description contain `query`, ordered by name, one page.
+
+        Moodle passes the function's `limitfrom` to cohort_get_all_cohorts() as a page number (rows from
+        limitfrom * limitnum), not as the row offset its name says: hence `page` and `perpage` here."""
         answer = self.call("core_cohort_search_cohorts", query=query, context={"contextid": contextid},
-                           includes=includes, limitfrom=limitfrom, limitnum=limitnum)
+                           includes=includes, limitfrom=page, limitnum=perpage)
         return answer["cohorts"]
 
     def add_cohort_members(self, members: Sequence[Item]) -> BatchResult:

@@ -173,11 +173,15 @@ def search_cohorts(call: Call, p: dict[str, Any]) -> dict[str, Any]:
         allowed |= set(_context_chain(call, contextid))
     query = p["query"].lower()
     found = []
-    for c in st.rows("SELECT * FROM cohort ORDER BY name, id"):
+    for c in st.rows("SELECT * FROM cohort ORDER BY name, idnumber, id"):
         in_scope = c["contextid"] in allowed or (p["includes"] == "all" and contextid in
                                                  _context_chain(call, c["contextid"]))
         text = f"{c['name']} {c['idnumber'] or ''} {c['description'] or ''}".lower()
         if in_scope and query in text:
             found.append(cohort_out(c))
-    start = p["limitfrom"]
-    return {"cohorts": found[start:start + p["limitnum"]] if p["limitnum"] else found[start:]}
+    # Moodle hands limitfrom to cohort_get_all_cohorts()/cohort_get_cohorts() as their $page: the rows start at
+    # limitfrom * limitnum, and limitnum 0 is every row whatever limitfrom says.
+    if not p["limitnum"]:
+        return {"cohorts": found}
+    start = p["limitfrom"] * p["limitnum"]
+    return {"cohorts": found[start:start + p["limitnum"]]}

@@ -61,6 +61,11 @@ def configure_enrolment(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
                     raise errors.moodle_exception("enrolselfdisabled", "Self enrolment (enrol_self) is disabled on "
                                                   "this site: enable it on Site administration > Plugins > "
                                                   "Enrolments > Manage enrol plugins", module="local_creditbridge")
+                # Whoever self-enrols gets this role: only one the caller may assign (get_assignable_roles).
+                if not call.is_admin and c["roleid"] not in st.assignable_roles(call.userid):
+                    raise errors.moodle_exception("wsusercannotassign", "You don't have the permission to assign "
+                                                  f"this role ({c['roleid']}) in this course ({courseid}).",
+                                                  module="local_creditbridge")
                 wanted = {"status": 0, "roleid": c["roleid"], "customint4": 0, "customint5": cohortid,
                           "customint6": 1 if cohortid else 0}
                 if mine is None:

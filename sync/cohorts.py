@@ -59,7 +59,7 @@ def _record_ref(ctx: ApplyContext, kind: str, pairs: list[tuple[str, int, str]])
 
 
 def _find_cohort(ctx: ApplyContext, idnumber: str) -> int | None:
-    for cohort in ctx.client.search_cohorts(idnumber, limitnum=50):
+    for cohort in ctx.client.search_cohorts(idnumber, perpage=50):
         if cohort.get("idnumber") == idnumber:
             return int(cohort["id"])
     return None

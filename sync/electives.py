@@ -20,7 +20,13 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 
-from creditbridge.connector.errors import FunctionNotInServiceError, MoodleError, UnknownFunctionError
+from creditbridge.connector.errors import (
+    AccessDeniedError,
+    FunctionNotInServiceError,
+    MoodleError,
+    RecordNotFoundError,
+    UnknownFunctionError,
+)
 from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.sync import CohortMember, MoodleRef
@@ -61,9 +67,10 @@ def _config_key(programme: str, code: str) -> str:
     return f"{programme}/{code}"
 
 
-def _signature(courseid: int, cohortid: int) -> str:
-    """What a course was configured with: a course recreated or an audience recreated means configure again."""
-    return f"course {courseid} cohort {cohortid} welcome 0"
+def _signature(courseid: int, cohortid: int, roleid: int) -> str:
+    """What a course was configured with: a course recreated, an audience recreated or another role given by
+    its self enrolment (`student_role_id`) means configure again."""
+    return f"course {courseid} cohort {cohortid} role {roleid} welcome 0"
 
 
 def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]) -> bool:
@@ -78,6 +85,7 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
     with ctx.store.session() as s:
         known = {r.idnumber: r.name for r in s.scalars(select(MoodleRef).where(MoodleRef.kind == CONFIG_KIND))}
     ok = True
+    role = ctx.settings.sync.student_role_id
     items: list[dict[str, int]] = []
     codes: dict[int, str] = {}
     for code, courseid in sorted(moodle_ids.items()):
@@ -86,10 +94,9 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
         if audience and not cohortid:
             ok = False
             continue  # its cohort could not be made: ensure_cohorts said why; the next run tries again
-        if known.get(_config_key(programme, code)) == _signature(courseid, cohortid):
+        if known.get(_config_key(programme, code)) == _signature(courseid, cohortid, role):
             continue
-        item = {"courseid": courseid, "manualwelcome": 0, "selfcohortid": cohortid,
-                "roleid": ctx.settings.sync.student_role_id}
+        item = {"courseid": courseid, "manualwelcome": 0, "selfcohortid": cohortid, "roleid": role}
         items.append(item)
         codes[id(item)] = code
     for chunk in chunked(items, ctx.wave_size):
@@ -98,7 +105,7 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
             with ctx.store.session() as s:
                 for item, answer in result.succeeded:
                     key = _config_key(programme, codes[id(item)])
-                    sig = _signature(item["courseid"], item["selfcohortid"])
+                    sig = _signature(item["courseid"], item["selfcohortid"], item["roleid"])
                     selfid = int(answer.get("selfid") or 0) if isinstance(answer, dict) else 0
                     row = s.scalar(select(MoodleRef).where(MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber == key))
                     if row is None:
@@ -150,13 +157,13 @@ def forget_deleted_audiences(ctx: ApplyContext) -> bool:
     if not known:
         return False
     present: dict[str, int] = {}
-    start = 0
+    number = 0
     while True:
-        page = ctx.client.search_cohorts(prefix, limitfrom=start, limitnum=SEARCH_PAGE)
+        page = ctx.client.search_cohorts(prefix, page=number, perpage=SEARCH_PAGE)
         present.update((str(c.get("idnumber") or ""), int(c["id"])) for c in page)
         if len(page) < SEARCH_PAGE:
             break
-        start += SEARCH_PAGE
+        number += 1
     gone = sorted(idn for idn, mid in known.items() if present.get(idn) != mid)
     if not gone:
         return False
@@ -168,4 +175,41 @@ def forget_deleted_audiences(ctx: ApplyContext) -> bool:
         ctx.refs.pop(("cohort", idn), None)
     ctx.outcome.notes.append(f"{len(gone)} audience cohort(s) no longer in Moodle (deleted by an administrator?): "
                              "made again and filled, their electives opened to them")
+    return True
+
+
+def forget_missing_instances(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]
+                             ) -> bool:
+    """Forget the configuration of the electives whose self instance an administrator deleted or disabled in
+    Moodle; True when there were any.
+
+    The store remembered those courses as configured, so no later run sent them again and the electives stayed
+    shut for good. One read per configured elective (core_enrol_get_course_enrolment_methods lists a course's
+    enabled instances) finds them; their remembered configuration is dropped, so this run configures them again
+    (the plugin adds or re-enables the instance). Reads only: an unchanged re-sync still writes nothing.
+    """
+    programme = ctx.programme
+    with ctx.store.session() as s:
+        known = {idn: selfid for idn, selfid in s.execute(select(MoodleRef.idnumber, MoodleRef.moodle_id).where(
+            MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber.startswith(f"{programme}/", autoescape=True)))}
+    gone: list[str] = []
+    for code in sorted(audiences):
+        key = _config_key(programme, code)
+        selfid, courseid = known.get(key), moodle_ids.get(code)
+        if not selfid or courseid is None:
+            continue  # never configured (or its instance id unknown): configure_courses sends it anyway
+        try:
+            methods = ctx.client.get_course_enrolment_methods(courseid)
+        except (RecordNotFoundError, AccessDeniedError) as e:
+            # This course only (deleted or hidden by an administrator): the rest of the run goes on.
+            ctx.outcome.error(None, "", f"course {code}: could not read its enrolment methods: {refusal(e)}")
+            continue
+        if not any(int(m.get("id") or 0) == selfid for m in methods):
+            gone.append(key)
+    if not gone:
+        return False
+    with ctx.store.session() as s:
+        s.execute(delete(MoodleRef).where(MoodleRef.kind == CONFIG_KIND, MoodleRef.idnumber.in_(gone)))
+    ctx.outcome.notes.append(f"{len(gone)} elective(s) had lost their self enrolment in Moodle (deleted or disabled "
+                             "by an administrator?): configured again")
     return True

@@ -99,5 +99,5 @@ class SyncOutcome:
 
     def as_json(self) -> dict[str, Any]:
         return {**self.counts(), "run_id": self.run_id, "errors": [e.as_json() for e in self.errors],
-                "errors_omitted": self.errors_omitted, "report": self.report}
+                "errors_omitted": self.errors_omitted, "report": self.report, "notes": list(self.notes)}
 

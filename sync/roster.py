@@ -20,7 +20,7 @@ from creditbridge.records.id_number import mask_id_number
 from creditbridge.store.models.core import Teacher
 from creditbridge.sync.apply import ApplyContext, refusal
 from creditbridge.sync.cohorts import Membership, cohort_specs, load_refs, sync_memberships
-from creditbridge.sync.electives import configure_courses, forget_deleted_audiences
+from creditbridge.sync.electives import configure_courses, forget_deleted_audiences, forget_missing_instances
 from creditbridge.sync.enrolment import (
     Enroller,
     Learner,
@@ -278,7 +278,9 @@ def finish_teachers(ctx: ApplyContext, rules: ProgrammeFacts, rows_by_teacher: d
     if index.self_electives and forget_deleted_audiences(ctx):
         everyone = True  # their electives are configured again and every teacher's memberships checked
     configured = True
-    if everyone and index.self_electives:
+    # An elective whose self instance an administrator removed is configured again (memberships stay right).
+    mend = index.self_electives and forget_missing_instances(ctx, index.moodle_ids, index.audiences)
+    if (everyone or mend) and index.self_electives:
         # The catalog, the topics or the policy changed: the courses' enrolment methods first (audience
         # cohorts made, electives opened to them), then every teacher's memberships below.
         load_refs(ctx, "cohort")

@@ -15,10 +15,12 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from hashlib import blake2b
 from itertools import repeat
-from operator import add, and_, eq, ge, is_not, itemgetter
+from operator import add, and_, eq, ge, is_not, itemgetter, le
+from typing import Any
 
 from creditbridge.records.id_number import CHECK_CHARACTERS, WEIGHTS, birth_date_valid, mask_id_number
 from creditbridge.records.vocabulary import STAGES, SUBJECTS
+from creditbridge.store.models.core import CatalogCourse, SchoolTopic, Teacher
 from creditbridge.sync.readers import Table
 from creditbridge.sync.records import CatalogRow, InvalidRow, RosterRow, RowError, TopicRow
 
@@ -48,6 +50,19 @@ _PHONE = re.compile(r"\+?[\d\- ]{5,20}")
 _STAGE_LABELS = "高中, 初中, 小学, 幼儿园"
 _new_tuple = tuple.__new__
 _SEP = "\x1f"
+# The most characters the store holds per field (its columns say): a longer value is a row error here, not a
+# database error (PostgreSQL refuses it) in the middle of a run.
+def _column_length(model: type[Any], column: str) -> int:
+    length = getattr(model.__table__.c[column].type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{model.__name__}.{column} has no length")  # a column without one needs no check here
+    return length
+
+
+_ROSTER_MAX = {f: _column_length(Teacher, f) for f in (
+    "name", "school_code", "school_name", "county", "city", "phone", "email", "teacher_code")}
+_CATALOG_MAX = {f: _column_length(CatalogCourse, f) for f in ("code", "title", "topic", "city")}
+_TOPICS_MAX = {"school": _column_length(SchoolTopic, "school_code"), "topic": _column_length(SchoolTopic, "topic")}
 _hexdigest = blake2b.hexdigest
 _EMPTY_TO_NONE: dict[str | None, None] = {"": None}
 _FIRST17 = itemgetter(slice(0, 17))
@@ -83,6 +98,13 @@ _SEQUENCES = _PartialSums(14)
 _DIGITS = frozenset("0123456789X")
 _CHECK_OF_SUM = tuple(CHECK_CHARACTERS[i % 11] for i in range(40))
 _VALID_ID = "11010519491231002X"  # a placeholder while a column is checked; its row is already flagged
+
+
+def too_long(value: str, limit: int) -> str | None:
+    """The reason a value longer than `limit` characters is refused (the value itself is not repeated)."""
+    if len(value) <= limit:
+        return None
+    return f"{len(value)} characters, more than the {limit} this field holds"
 
 
 def id_number_problem(v: str) -> str | None:
@@ -266,6 +288,13 @@ class RosterValidator:
             errors = errors or []
             errors.append(RowError(row=row, column=col["email"], reason=f"not an e-mail address: {email!r}"))
         teacher_code = (cells[p_tc].strip() or None) if p_tc >= 0 else None
+        for field, text in (("name", name), ("school_code", school_code), ("school_name", school_name),
+                            ("county", county), ("city", city), ("phone", phone), ("email", email),
+                            ("teacher_code", teacher_code)):
+            long = too_long(text or "", _ROSTER_MAX[field])
+            if long is not None:
+                errors = errors or []
+                errors.append(RowError(row=row, column=col[field], reason=long))
 
         if errors:
             return InvalidRow(row, errors, id_number if problem is None else None)
@@ -321,6 +350,12 @@ class RosterValidator:
         for values in (names, school_codes, school_names, counties, cities):
             if "" in values:
                 flag(values)
+        for field, values in (("name", names), ("school_code", school_codes), ("school_name", school_names),
+                              ("county", counties), ("city", cities), ("phone", phone_texts),
+                              ("email", email_texts), ("teacher_code", code_texts)):
+            limit = _ROSTER_MAX[field]
+            if max(map(len, values)) > limit:
+                flag(map(le, map(len, values), repeat(limit)))
         stages = list(map(self._stages.get, stage_texts))
         if None in stages:
             flag(stages)
@@ -521,6 +556,10 @@ def _catalog_row(
             err("recorded_by", problem)
     topic = values.get("topic", "").strip() or None
     city = values.get("city", "").strip() or None
+    for field, value in (("code", code), ("title", title), ("topic", topic), ("city", city)):
+        reason = too_long(value or "", _CATALOG_MAX[field])
+        if reason is not None:
+            err(field, reason)
     if errors:
         return errors
     return CatalogRow(row=row, code=code, title=title, kind=kind, topic=topic, mode=mode,
@@ -563,7 +602,10 @@ def validate_topics(table: Table) -> tuple[list[TopicRow], list[RowError]]:
             errors.append(RowError(row=row, column=table.column("school"), reason=f"missing {table.column('school')}"))
         if not topic:
             errors.append(RowError(row=row, column=table.column("topic"), reason=f"missing {table.column('topic')}"))
-        if school and topic and (school, topic) not in seen:
+        long = [(field, reason) for field, value in (("school", school), ("topic", topic))
+                if (reason := too_long(value, _TOPICS_MAX[field])) is not None]
+        errors.extend(RowError(row=row, column=table.column(field), reason=reason) for field, reason in long)
+        if school and topic and not long and (school, topic) not in seen:
             seen.add((school, topic))
             good.append(TopicRow(row=row, school_code=school, topic=topic))
     return good, errors

@@ -102,6 +102,25 @@ def test_every_capability_is_checked(sandbox_server: Any) -> None:
     assert _client(sandbox_server, token).configure_enrolment([{"courseid": courseid, "selfcohortid": cohortid}]).ok
 
 
+
+def test_self_enrolment_gives_only_a_role_the_token_user_may_assign(sandbox_server: Any) -> None:
+    """Hostile review: roleid was only checked to exist, so a token whose role may assign only students
+    (docs/moodle.md's creditbridge role) could open a course's self enrolment as manager: every audience member
+    clicking "Enrol me" became a manager of the course. Moodle's own enrolment paths (enrol_manual_enrol_users,
+    enrol_self's edit form) offer only get_assignable_roles($context); the plugin refuses the rest the same way."""
+    courseid, cohortid, member, _ = _course_and_cohort(sandbox_server)
+    token = docs_site(sandbox_server)
+    result = _client(sandbox_server, token).configure_enrolment([
+        {"courseid": courseid, "selfcohortid": cohortid, "roleid": 1}])
+    [(_, error)] = result.failed
+    assert error.errorcode == "wsusercannotassign"
+    assert sandbox_server.state.scalar("SELECT COUNT(*) FROM enrol WHERE courseid = ? AND name = 'creditbridge'",
+                                       courseid) == 0
+    assert _enrol_me(sandbox_server, "--userid", str(member), "--courseid", str(courseid)).exit_code == 2
+    # the role it may assign still works
+    assert _client(sandbox_server, token).configure_enrolment([{"courseid": courseid, "selfcohortid": cohortid,
+                                                                "roleid": 5}]).ok
+
 def test_disabled_enrol_self_is_a_clear_error(sandbox_server: Any) -> None:
     courseid, cohortid, _, _ = _course_and_cohort(sandbox_server)
     off = CliRunner().invoke(cli, ["sandbox", "site", "--url", sandbox_server.url, "--token", sandbox_server.token,

@@ -117,6 +117,23 @@ def test_cohorts(client: MoodleClient) -> None:
     assert client.get_cohort_members([cohort["id"]])[0]["userids"] == [ids[1]]
 
 
+
+def test_cohort_search_pages_as_moodle_does(client: MoodleClient) -> None:
+    """core_cohort_search_cohorts hands `limitfrom` to cohort_get_all_cohorts as a page number: the rows start at
+    limitfrom * limitnum (cohort/externallib.php, cohort/lib.php), ordered by name."""
+    names = [f"PAGED-{n}" for n in range(5)]
+    assert client.create_cohorts([{"categorytype": {"type": "system", "value": ""}, "name": n, "idnumber": n}
+                                  for n in names]).ok
+    def page(limitfrom: int, limitnum: int) -> list[str]:
+        answer = client.call("core_cohort_search_cohorts", query="PAGED-", context={"contextid": 1},
+                             includes="all", limitfrom=limitfrom, limitnum=limitnum)
+        return [c["idnumber"] for c in answer["cohorts"]]
+    assert page(0, 2) == names[:2]
+    assert page(1, 2) == names[2:4]
+    assert page(2, 2) == names[4:]
+    assert page(3, 2) == []
+    assert page(1, 0) == names  # limitnum 0: everything, whatever the page
+
 def test_enrolment_and_paging(client: MoodleClient) -> None:
     ids = [u["id"] for _, u in client.create_users([teacher(n) for n in range(20, 25)]).succeeded]
     [(_, course)] = client.create_courses([{"fullname": "C", "shortname": "E-1", "categoryid": 1}]).succeeded

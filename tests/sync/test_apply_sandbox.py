@@ -222,7 +222,7 @@ def test_transfers_across_school_county_and_city_move_cohort_memberships(
     teachers = stored_teachers(env)
     ids = {p.id_number: teachers[p.id_number].moodle_user_id for p in staff}
     cohorts = {c["idnumber"]: c["id"] for q in ("school:", "county:", "city:") for c in client.search_cohorts(
-        q, limitnum=100)}
+        q, perpage=100)}
     members = {m["cohortid"]: set(m["userids"]) for m in client.get_cohort_members(list(cohorts.values()))}
 
     def in_cohort(idnumber: str) -> set[int]:

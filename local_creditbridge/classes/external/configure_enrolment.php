@@ -20,7 +20,8 @@ use local_creditbridge\enrolment_policy;
  * service can (Moodle 4.5 has no function that adds or configures an enrol_self instance). Per course: the
  * manual instance's course welcome message (customint1), and creditbridge's enrol_self instance limited to one
  * cohort (enrolment_policy). Checked per course context: moodle/course:enrolconfig and enrol/manual:config,
- * plus enrol/self:config when a self instance is touched. One transaction per call.
+ * plus enrol/self:config when a self instance is touched, whose role must be one the caller may assign
+ * (get_assignable_roles). One transaction per call.
  *
  * @package    local_creditbridge
  * @copyright  2026 creditbridge
@@ -91,6 +92,12 @@ class configure_enrolment extends external_api {
                 require_capability('enrol/self:config', $context);
                 if (!enrol_is_enabled('self')) {
                     throw new \moodle_exception('enrolselfdisabled', 'local_creditbridge');
+                }
+                // Whoever self-enrols gets this role: only one the caller may assign here, as enrol_self's form
+                // and enrol_manual_enrol_users allow; else enrolconfig alone could open a course as manager.
+                if (!array_key_exists($c['roleid'], get_assignable_roles($context, ROLENAME_SHORT))) {
+                    throw new \moodle_exception('wsusercannotassign', 'local_creditbridge', '',
+                        (object)['roleid' => $c['roleid'], 'courseid' => $course->id]);
                 }
                 $wanted = enrolment_policy::self_fields($c['selfcohortid'], $c['roleid'],
                     $mine ? (int)$mine->customint5 : 0);

@@ -45,3 +45,4 @@ $string['secret'] = 'Signing secret';
 $string['secret_desc'] = 'Shared secret (whsec_...) used to sign each webhook (Standard Webhooks); one of the receiver\'s webhooks.secrets.';
 $string['status'] = 'Status';
 $string['task_send_webhook'] = 'Send a completion webhook';
+$string['wsusercannotassign'] = 'Self enrolment may not give role {$a->roleid} in course {$a->courseid}: the web service user cannot assign it there (add it to the Allow role assignments of the user\'s role).';

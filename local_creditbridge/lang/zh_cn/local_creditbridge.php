@@ -45,3 +45,4 @@ $string['secret'] = '签名密钥';
 $string['secret_desc'] = '用于为每条 webhook 签名的共享密钥（whsec_...，Standard Webhooks），须为接收端 webhooks.secrets 之一。';
 $string['status'] = '状态';
 $string['task_send_webhook'] = '发送学习完成 webhook';
+$string['wsusercannotassign'] = '自助选课不能在课程 {$a->courseid} 中授予角色 {$a->roleid}：Web 服务用户无权在该处分配此角色（请将其加入该用户角色的“允许分配角色”）。';

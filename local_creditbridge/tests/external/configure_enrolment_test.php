@@ -36,6 +36,9 @@ final class configure_enrolment_test extends \advanced_testcase {
         foreach ($capabilities as $capability) {
             assign_capability($capability, CAP_ALLOW, $role, $system->id);
         }
+        // docs/moodle.md's creditbridge role: it may assign the student role (the role self enrolment gives).
+        assign_capability('moodle/role:assign', CAP_ALLOW, $role, $system->id);
+        core_role_set_assign_allowed($role, 5);
         role_assign($role, $user->id, $system->id);
         $this->setUser($user);
         return $user;
@@ -47,6 +50,25 @@ final class configure_enrolment_test extends \advanced_testcase {
         $this->configurer(['enrol/manual:config', 'enrol/self:config']);
         $this->expectException(\required_capability_exception::class);
         configure_enrolment::execute([['courseid' => $course->id]]);
+    }
+
+    public function test_refused_a_role_the_caller_cannot_assign(): void {
+        global $DB;
+        $this->resetAfterTest();
+        $course = $this->getDataGenerator()->create_course();
+        $cohort = $this->getDataGenerator()->create_cohort();
+        $this->configurer(['moodle/course:enrolconfig', 'enrol/manual:config', 'enrol/self:config']);
+        $manager = (int)$DB->get_field('role', 'id', ['shortname' => 'manager'], MUST_EXIST);
+        try {
+            configure_enrolment::execute([['courseid' => $course->id, 'selfcohortid' => $cohort->id,
+                'roleid' => $manager]]);
+            $this->fail('a self instance giving the manager role was accepted');
+        } catch (\moodle_exception $e) {
+            $this->assertSame('wsusercannotassign', $e->errorcode);
+            $DB->force_transaction_rollback(); // As the web service layer does with a call that threw.
+        }
+        $this->assertFalse($DB->record_exists('enrol', ['courseid' => $course->id,
+            'name' => enrolment_policy::INSTANCE_NAME]));
     }
 
     public function test_refused_without_self_config_when_opening(): void {
