@@ -66,6 +66,26 @@ class enrolment_policy {
     }
 
     /**
+     * An instance with some fields changed, shaped as the instance edit form sends it to update_instance().
+     *
+     * update_instance() of enrol_manual and enrol_self read the form's one "expirynotify" choice, where 2 means
+     * "enroller and user" and stands for the two columns expirynotify = 1 and notifyall = 1; given the record as
+     * stored (expirynotify = 1), they would set notifyall to 0 and silently change what an administrator chose.
+     *
+     * @param \stdClass|array $instance the enrol record
+     * @param array $changes field => new value
+     * @return \stdClass
+     */
+    public static function form_data($instance, array $changes): \stdClass {
+        $data = $changes + (array)$instance;
+        if (!array_key_exists('expirynotify', $changes) && !empty($data['notifyall'])
+                && (int)($data['expirynotify'] ?? 0) === 1) {
+            $data['expirynotify'] = 2;
+        }
+        return (object)$data;
+    }
+
+    /**
      * Whether a welcome-message option is one enrol_manual knows.
      *
      * @param int $option

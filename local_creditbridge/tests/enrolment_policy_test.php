@@ -42,6 +42,20 @@ final class enrolment_policy_test extends \basic_testcase {
             enrolment_policy::changes($sending, enrolment_policy::self_fields(42, 5)));
     }
 
+    public function test_form_data_keeps_an_administrators_enroller_and_user_notification(): void {
+        $stored = (object)['id' => 7, 'customint1' => 1, 'expirynotify' => 1, 'notifyall' => 1, 'expirythreshold' => 86400];
+        $data = enrolment_policy::form_data($stored, ['customint1' => 0]);
+        $this->assertSame(0, $data->customint1);
+        $this->assertSame(2, $data->expirynotify); // The form's "enroller and user": update_instance keeps notifyall.
+        $this->assertSame(7, $data->id);
+        $this->assertSame(1, enrolment_policy::form_data(
+            (object)['expirynotify' => 1, 'notifyall' => 0], ['customint4' => 0])->expirynotify);
+        $this->assertSame(0, enrolment_policy::form_data(
+            (object)['expirynotify' => 0, 'notifyall' => 1], [])->expirynotify);
+        $this->assertSame(0, enrolment_policy::form_data(
+            (object)['expirynotify' => 1, 'notifyall' => 1], ['expirynotify' => 0])->expirynotify);
+    }
+
     public function test_welcome_options(): void {
         $this->assertTrue(enrolment_policy::valid_welcome(0));
         $this->assertTrue(enrolment_policy::valid_welcome(3));

@@ -162,7 +162,7 @@ def test_admin_endpoints_refuse_unknown_users_courses_and_tokens(sandbox_server:
 
 def test_the_function_is_in_the_service_and_its_version_is_the_plugins(sandbox_server: Any) -> None:
     functions = {f["name"]: f["version"] for f in _client(sandbox_server).get_site_info()["functions"]}
-    assert functions[CONFIGURE_ENROLMENT_FUNCTION] == "2026120601"
+    assert functions[CONFIGURE_ENROLMENT_FUNCTION] == "2026120602"
 
 
 def test_cohort_sync_enrols_members_as_they_join_and_unenrols_them_as_they_leave(sandbox_server: Any) -> None:

@@ -36,7 +36,7 @@ def test_plugin_has_moodle_layout():
                 "tests/standalone_bootstrap.php", "tests/phpunit_standalone.xml", "tests/generator/lib.php"):
         assert (PLUGIN / rel).is_file(), rel
     version = (PLUGIN / "version.php").read_text()
-    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120601" in version
+    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120602" in version
     events = (PLUGIN / "db/events.php").read_text()
     assert events.count("'internal'  => false") == 3
     tests = {p.parent.name for p in PLUGIN.glob("tests/*/*_test.php")}

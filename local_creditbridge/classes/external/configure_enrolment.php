@@ -77,12 +77,13 @@ class configure_enrolment extends external_api {
             $instance = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'manual',
                 'status' => ENROL_INSTANCE_ENABLED], '*', IGNORE_MULTIPLE);
             if (!$instance) {
-                throw new \moodle_exception('wsnoinstance', 'enrol_manual', '', $course);
+                throw new \moodle_exception('wsnoinstance', 'enrol_manual', '', (object)['courseid' => $course->id]);
             }
             $changed = 0;
             if ((int)$instance->customint1 !== $c['manualwelcome']) {
                 // The whole record as the edit form sends it: plugins' update_instance() read more than the change.
-                $manual->update_instance($instance, (object)(['customint1' => $c['manualwelcome']] + (array)$instance));
+                $manual->update_instance($instance,
+                    enrolment_policy::form_data($instance, ['customint1' => $c['manualwelcome']]));
                 $changed = 1;
             }
             $mine = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'self',
@@ -108,7 +109,7 @@ class configure_enrolment extends external_api {
                     $selfid = (int)$mine->id;
                     $diff = enrolment_policy::changes($mine, $wanted);
                     if ($diff) {
-                        $self->update_instance($mine, (object)($diff + (array)$mine));
+                        $self->update_instance($mine, enrolment_policy::form_data($mine, $diff));
                         $changed = 1;
                     }
                 }
