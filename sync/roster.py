@@ -36,7 +36,8 @@ from creditbridge.sync.moodle_users import (
     username_for,
 )
 from creditbridge.sync.outcome import PlanLine
-from creditbridge.sync.plan import RosterPlan, TeacherAction, _gc_paused
+from creditbridge.sync.plan import RosterPlan, TeacherAction
+from creditbridge.sync.plan_kernel import _gc_paused
 from creditbridge.sync.records import ActionKind
 
 EMAIL_COLUMN = "邮箱"
