@@ -87,3 +87,13 @@ def test_a_usual_sheet_is_measured_by_the_scan() -> None:
                    + "</row>" for n in range(1, 2001))
     xml = f"<worksheet {NS}><sheetData>{rows}</sheetData></worksheet>".encode()
     assert sheet_extent(io.BytesIO(xml)) == _exact_extent(io.BytesIO(xml)) == (2000, 3)
+
+
+def test_a_part_whose_cells_keep_raising_the_bounds_goes_to_the_parser() -> None:
+    # Every cell beyond the rows so far (the row tags say 1): each would compile a new pattern, so the scan hands
+    # the part to the parse instead of going quadratic. The parse measures it all the same.
+    rows = "".join(f'<row r="1"><c r="A{n}"><v>1</v></c></row>' for n in range(1, 5001))
+    xml = f"<worksheet {NS}><sheetData>{rows}</sheetData></worksheet>".encode()
+    with pytest.raises(_Unusual):
+        sheet_extent(io.BytesIO(xml))
+    assert _exact_extent(io.BytesIO(xml)) == (5000, 1)
