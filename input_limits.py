@@ -7,7 +7,8 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   size is bounded.
 - XLSX: the reader (python-calamine, readers/xlsx.py) reads the shared-strings part whole, so before a
   workbook is opened the zip directory's uncompressed sizes are checked, and each shared string's length is
-  checked with a streaming parse (a 300 KB file can hold one 300 MB string). It also unpacks a sheet into
+  checked (a 300 KB file can hold one 300 MB string): at C speed where no text can be that long
+  (`_texts_within`), else with a streaming parse that names the string. It also unpacks a sheet into
   one array for the rectangle from its first to its last cell (a cell in A1 and one in XFD1048576: 550 GB,
   and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`);
   the same scan refuses a text in the sheet itself (an inline string, a formula's cached text) of more than
