@@ -7,7 +7,8 @@ the sync readers (roster, catalog, topics), `intake import` and the rule-file lo
   size is bounded.
 - XLSX: the reader (python-calamine, readers/xlsx.py) reads the shared-strings part whole, so before a
   workbook is opened the zip directory's uncompressed sizes are checked, and each shared string's length is
-  checked with a streaming parse (a 300 KB file can hold one 300 MB string). It also unpacks a sheet into
+  checked (a 300 KB file can hold one 300 MB string): at C speed where no text can be that long
+  (`_texts_within`), else with a streaming parse that names the string. It also unpacks a sheet into
   one array for the rectangle from its first to its last cell (a cell in A1 and one in XFD1048576: 550 GB,
   and the process aborts), so that rectangle is measured from the cell references first (`sheet_extent`);
   the same scan refuses a text in the sheet itself (an inline string, a formula's cached text) of more than
@@ -152,7 +153,10 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                         f"more than limits.xlsx_shared_strings_mb = {limits.xlsx_shared_strings_mb} MB; save the "
                         "sheet as CSV, or raise the limit")
                 with z.open(info) as part:
-                    _check_strings(path, info.filename, part, limits.max_cell_chars)
+                    short = _texts_within(part, limits.max_cell_chars)
+                if not short:
+                    with z.open(info) as part:
+                        _check_strings(path, info.filename, part, limits.max_cell_chars)
     except zipfile.BadZipFile:
         return
 
@@ -198,18 +202,23 @@ _CHUNK = 1 << 22
 _DIGITS = re.compile(rb"[0-9]{1,10}")
 
 
-def _digits_above(n: int) -> bytes:
-    """A regex matching the decimal numbers (no leading zero) greater than n."""
+def _digits_at_most(n: int) -> bytes:
+    """A regex matching the decimal numbers (no leading zero) from 1 to n; followed by a delimiter, as here."""
     s = str(n)
-    alts = [f"[1-9][0-9]{{{len(s)},}}"]
-    alts += [f"{s[:i]}[{int(d) + 1}-9][0-9]{{{len(s) - i - 1}}}" for i, d in enumerate(s) if d != "9"]
+    alts = [s] if n > 0 else ["(?!)"]
+    alts += [f"{s[:i]}[{1 if i == 0 else 0}-{int(d) - 1}][0-9]{{{len(s) - i - 1}}}"
+             for i, d in enumerate(s) if int(d) > (1 if i == 0 else 0)]
+    if len(s) > 1:
+        alts.append(f"[1-9][0-9]{{0,{len(s) - 2}}}")
     return "|".join(f"(?:{a})" for a in alts).encode()
 
 
-def _letters_above(col: str) -> bytes:
-    """A regex matching the column names (A, ..., Z, AA, ...) after col."""
-    alts = [f"[A-Z]{{{len(col) + 1},}}"]
-    alts += [f"{col[:i]}[{chr(ord(c) + 1)}-Z][A-Z]{{{len(col) - i - 1}}}" for i, c in enumerate(col) if c != "Z"]
+def _letters_at_most(col: str) -> bytes:
+    """A regex matching the column names from A to col (of at most three letters); followed by digits, as here."""
+    alts = [col]
+    alts += [f"{col[:i]}[A-{chr(ord(c) - 1)}][A-Z]{{{len(col) - i - 1}}}" for i, c in enumerate(col) if c != "A"]
+    if len(col) > 1:
+        alts.append(f"[A-Z]{{1,{len(col) - 1}}}")
     return "|".join(f"(?:{a})" for a in alts).encode()
 
 
@@ -224,30 +233,41 @@ class _Unusual(Exception):  # an internal signal from sheet_extent to check_xlsx
     pass
 
 
-# A row or cell tag not written the way every writer we know writes it: r first, double-quoted, upper-case
-# column, no leading zero, no namespace prefix. python-calamine (quick-xml) reads all of those too (single
-# quotes, spaces around '=', lower case, leading zeros, a prefix, a second r: each took a 5 KB file past the scan and
-# the process down asking for 526 GB), so such a part is measured by a real XML parser (_exact_extent).
-# (After the '<': one leading '<' for the whole pattern lets the regex engine skip to each '<' at C speed.)
-# A canonical cell has r first and only the attributes Excel, LibreOffice and openpyxl write after it; a canonical
-# row, r first and then attributes other than r with plain values. So a second r in a tag (XML forbids it; quick-xml
-# reads it) is no canonical tag either.
-_UNUSUAL = (rb'[^\s<>/:!?]+:(?:c|row)[\s>/]'
-            rb'|c(?! r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s="[0-9]{1,6}")?(?: t="[a-zA-Z]{1,9}")?'
-            rb'(?: (?:cm|vm|ph)="[0-9]{1,6}")*/?>)[\s>/]'
-            rb'|row(?! r="[1-9][0-9]{0,6}"(?: (?!r=)[A-Za-z][\w:.-]*="[^"<>]*")*/?>)[\s>/]')
+# A cell tag as every writer we know writes it: r first, double-quoted, upper-case column, no leading zero, no
+# namespace prefix, and after it only the attributes Excel, LibreOffice and openpyxl write. python-calamine
+# (quick-xml) reads the other ways too (single quotes, spaces around '=', lower case, leading zeros, a prefix, a
+# second r: each took a 5 KB file past an earlier scan and the process down asking for 526 GB), so a part with a
+# cell written otherwise is measured by a real XML parser (_exact_extent). A second r in a tag (XML forbids it;
+# quick-xml reads it, and the last one wins) makes a tag no canonical tag either.
+# A row's r is not checked: python-calamine places a cell by its own r, and by the row's only when the cell has
+# none (src/xlsx/cells_reader.rs), and a cell without r is no canonical cell.
+_CELL_REST = rb'(?: s="[0-9]{1,6}")?(?: t="[a-zA-Z]{1,9}")?(?: (?:cm|vm|ph)="[0-9]{1,6}")*/?>'
+_CANONICAL_CELL = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"' + _CELL_REST)
+# A prefixed row or cell (<x:c ...>); the first pattern is a cheap literal-led hint, the second the tag itself.
+_PREFIX_HINT = re.compile(rb":(?:c|row)[\s>/]")
+_PREFIXED = re.compile(rb"<[^\s<>/:!?]+:(?:c|row)[\s>/]")
+# Each raise of the bounds compiles a new pattern (~0.25 ms): a part whose cells keep raising them (rows out of
+# order, or a sheet thousands of columns wide) would make the scan quadratic; past this many, the parse is cheaper.
+_MAX_RAISES = 4096
+
+
+def _beyond(max_row: int, max_col: str) -> re.Pattern[bytes]:
+    """A cell tag that is not a canonical one within the bounds so far: one lookahead per cell, so a normal sheet
+    costs one C-level pass that finds nothing (the bounds are raised from each chunk's last row first)."""
+    return re.compile(rb'<c(?! r="(?:' + _letters_at_most(max_col) + rb")(?:" + _digits_at_most(max_row) + rb')"'
+                      + _CELL_REST + rb")[\s>/]")
 
 
 def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple[int, int]:
     """(rows, columns) of the rectangle from A1 to a worksheet part's last cell, read as a stream.
 
-    Written so that a normal sheet costs one C-level regex pass over its XML and no Python work per cell:
-    the highest row is taken from the last row of each chunk, and the XML is searched only for a reference
-    beyond the highest row or column seen so far (a regex of "greater than" built from it), a hit raising
-    the bound. A row or cell written otherwise (no r, another quoting, a prefix: `_UNUSUAL`) raises _Unusual:
-    the caller measures the part with _exact_extent. With `max_text_bytes`, a text longer than that raises
-    _LongText (`_check_text_runs`)."""
+    Written so that a normal sheet costs one C-level regex pass over its XML and no Python work per cell: the
+    highest row is taken from the last row of each chunk, and the XML is searched only for a cell tag that is
+    not canonical within the bounds so far (`_beyond`): a canonical one raises the bounds, any other raises
+    _Unusual, and so does a prefixed tag: the caller measures the part with _exact_extent. With
+    `max_text_bytes`, a text longer than that raises _LongText (`_check_text_runs`)."""
     max_row, max_col = 0, "A"
+    raises = 0
     carry = b""
     while True:
         data = part.read(_CHUNK)
@@ -263,23 +283,23 @@ def sheet_extent(part: IO[bytes], *, max_text_bytes: int | None = None) -> tuple
         chunk, carry = buf[:cut], buf[cut:]
         if max_text_bytes is not None:
             _check_text_runs(chunk, max_text_bytes, max_row)
+        if _PREFIX_HINT.search(chunk) and _PREFIXED.search(chunk):
+            raise _Unusual
         last = chunk.rfind(b'<row r="')
         if last >= 0:
             digits = _DIGITS.match(chunk, last + 8)
             max_row = max(max_row, int(digits.group()) if digits else 0)
-        # Every writer we know puts r first (<row r="7" ..., <c r="B7" ...), and rows in order: one pass then
-        # finds nothing, or a reference beyond the bounds so far (which raises them), or a tag written otherwise.
         pos = 0
-        while m := re.compile(rb'<(?:row r="(' + _digits_above(max_row) + rb')"[\s>/]|c r="(?:('
-                              + _letters_above(max_col) + rb")[1-9][0-9]{0,6}|[A-Z]{1,3}(" + _digits_above(max_row)
-                              + rb'))"[\s>/]|' + _UNUSUAL + rb")").search(chunk, pos):
-            if m.group(2):
-                max_col = m.group(2).decode()
-            elif m.group(1) or m.group(3):
-                max_row = int(m.group(1) or m.group(3))
-            else:
+        while m := _beyond(max_row, max_col).search(chunk, pos):
+            tag = _CANONICAL_CELL.match(chunk, m.start())
+            raises += 1
+            if tag is None or raises > _MAX_RAISES:
                 raise _Unusual
-            pos = m.end()
+            letters, digits_ = tag.group(1).decode(), int(tag.group(2))
+            if (len(letters), letters) > (len(max_col), max_col):
+                max_col = letters
+            max_row = max(max_row, digits_)
+            pos = tag.end()
         if not data:
             break
     return max_row, _column_number(max_col)
@@ -308,6 +328,35 @@ def _exact_extent(part: IO[bytes]) -> tuple[int, int]:
             row = int(digits) if digits else row
         max_row, max_col = max(max_row, row), max(max_col, col)
     return max_row, max_col
+
+
+def _texts_within(part: IO[bytes], max_bytes: int) -> bool:
+    """True when no text of the part can be longer than `max_bytes` characters: no run of more than that many
+    bytes from one '<' to the next (a text and the tag before it; a character takes at least one byte), and no
+    CDATA section (whose text may hold a '<'). The usual answer for shared strings, found at C speed (one rfind
+    per `max_bytes` bytes: each such window must hold a '<'), where _check_strings' parse costs ~1.3 µs a
+    string; False sends the part there, which decides and names the string."""
+    carry = b""
+    while True:
+        data = part.read(_CHUNK)
+        buf = carry + data
+        if b"<![CDATA[" in buf:
+            return False
+        cut = buf.rfind(b"<") if data else len(buf)  # runs end at a '<': none is cut in two
+        if cut < 0:
+            if len(buf) > max_bytes:
+                return False
+            carry = buf
+            continue
+        chunk, carry = buf[:cut], buf[cut:]
+        i, n = 0, len(chunk)
+        while i + max_bytes < n:
+            j = chunk.rfind(b"<", i, i + max_bytes + 1)
+            if j < 0:
+                return False
+            i = j + 1
+        if not data:
+            return True
 
 
 def _check_strings(path: Path, part_name: str, part: IO[bytes], max_chars: int) -> None:
