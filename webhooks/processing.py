@@ -204,7 +204,8 @@ Failure = dict[str, Any]
 
 def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
                     include_parked: bool = True, include_rejected: bool = False, chunk_size: int = CHUNK_SIZE,
-                    failures: list[Failure] | None = None) -> dict[str, int]:
+                    failures: list[Failure] | None = None, received_before: datetime | None = None,
+                    limit: int | None = None) -> dict[str, int]:
     """Turn pending (and, by default, parked) deliveries into learning records, `chunk_size` per transaction.
 
     On PostgreSQL each chunk is claimed with FOR UPDATE SKIP LOCKED, so concurrent processors (receiver
@@ -213,9 +214,12 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
     rolled back and redone one delivery at a time, so one poison delivery cannot hold back the others.
     A poison delivery (see Poison, and any delivery whose own processing raises) is rejected once it has been
     tried `webhooks.max_attempts` times; `include_rejected` tries rejected ones again (after a fix).
-    Each delivery parked or rejected in this run is appended to `failures` when given."""
+    Each delivery parked or rejected in this run is appended to `failures` when given. `received_before` takes
+    only deliveries stored before that time (the continuous worker's sweep leaves younger ones to the receivers'
+    own background processing); `limit` takes at most that many deliveries (a chunk never exceeds what is left
+    of it)."""
     programme = settings.sync.programme
-    limit = settings.webhooks.max_attempts
+    max_attempts = settings.webhooks.max_attempts
     states = ["pending", "parked"] if include_parked else ["pending"]
     if include_rejected:
         states.append("rejected")
@@ -226,18 +230,22 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
         q = select(func.max(WebhookDelivery.id)).where(WebhookDelivery.state.in_(states))
         if wids is not None:
             q = q.where(WebhookDelivery.webhook_id.in_(wids))
+        if received_before is not None:
+            q = q.where(WebhookDelivery.received_at < received_before)
         upper = s.scalar(q)
     out = _new_counts()
     if upper is None:
         return out
     after = 0
+    left = limit
     while True:
         claimed: list[int] = []
         failed: list[Failure] = []
+        size = chunk_size if left is None else max(1, min(chunk_size, left))
         try:
             with store.session() as s:
-                counts = _process_chunk(s, programme, states, wids, after, upper, chunk_size, claimed, limit,
-                                        failed)
+                counts = _process_chunk(s, programme, states, wids, after, upper, size, claimed, max_attempts,
+                                        failed, received_before)
         except Exception as e:
             if not claimed:
                 raise  # the claim itself failed: nothing to redo, the database is the problem
@@ -246,26 +254,33 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
                         _failure_reason(e))
             counts, failed = _new_counts(), []
             for did in claimed:
-                _process_one_safely(store, did, states, programme, counts, limit, failed)
+                _process_one_safely(store, did, states, programme, counts, max_attempts, failed)
         if failures is not None:
             failures.extend(failed)
         if not claimed:
             return out
         for k, v in counts.items():
             out[k] += v
-        if len(claimed) < chunk_size:  # the rest (if any) is locked by another processor, which does it
+        if len(claimed) < size:  # the rest (if any) is locked by another processor, which does it
             return out
+        if left is not None:
+            left -= len(claimed)
+            if left <= 0:
+                return out
         after = claimed[-1]
 
 
 def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str] | None, after: int,
-                   upper: int, limit: int, claimed: list[int], max_attempts: int, failed: list[Failure]) -> Counts:
+                   upper: int, limit: int, claimed: list[int], max_attempts: int, failed: list[Failure],
+                   received_before: datetime | None = None) -> Counts:
     """One transaction over the next `limit` deliveries after id `after`; fills `claimed` before any risk."""
     q = (select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.payload)
          .where(WebhookDelivery.state.in_(states), WebhookDelivery.id > after, WebhookDelivery.id <= upper)
          .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
     if wids is not None:
         q = q.where(WebhookDelivery.webhook_id.in_(wids))
+    if received_before is not None:
+        q = q.where(WebhookDelivery.received_at < received_before)
     rows = s.execute(q).all()
     claimed.extend(r.id for r in rows)
     out = _new_counts()
