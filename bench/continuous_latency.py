@@ -14,6 +14,11 @@ setup, not sent (the simulator takes a correction whose earlier key it does not 
 
     python bench/continuous_latency.py --teachers 100000 --rate 500 --seconds 60
     python bench/continuous_latency.py --teachers 20000 --rate 50 --seconds 10      # a quick run
+    python bench/continuous_latency.py --teachers 1000000 --setup-only   # set up once, keep it: prints its URL
+    python bench/continuous_latency.py --teachers 1000000 --rate 500 --seconds 60 --workers 2 --store-url URL
+
+A kept store (`--setup-only`, or `--keep` after a run) is measured again with `--store-url`: its teachers who have
+not taken the course yet get the deliveries, the setup's version 1 rows stay; churned tables are vacuumed first.
 """
 
 from __future__ import annotations
@@ -268,7 +273,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64, help="keep-alive connections, all processes together")
     ap.add_argument("--settle", type=float, default=120.0, help="max seconds to wait for the last registration")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed) for "
-                    "--store-url")
+                    "--store-url, and the processes' logs")
     ap.add_argument("--setup-only", action="store_true", help="load and set up the store, then stop (with --keep)")
     ap.add_argument("--store-url", help="run against a store set up before by this script with the same --teachers "
                     "(kept with --keep): its teachers who have not taken the course yet get the deliveries")
@@ -426,7 +431,10 @@ def main() -> None:
         elif name is not None:
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept the processes' logs: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
