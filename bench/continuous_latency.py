@@ -14,6 +14,11 @@ setup, not sent (the simulator takes a correction whose earlier key it does not 
 
     python bench/continuous_latency.py --teachers 100000 --rate 500 --seconds 60
     python bench/continuous_latency.py --teachers 20000 --rate 50 --seconds 10      # a quick run
+    python bench/continuous_latency.py --teachers 1000000 --setup-only   # set up once, keep it: prints its URL
+    python bench/continuous_latency.py --teachers 1000000 --rate 500 --seconds 60 --workers 2 --store-url URL
+
+A kept store (`--setup-only`, or `--keep` after a run) is measured again with `--store-url`: its teachers who have
+not taken the course yet get the deliveries, the setup's version 1 rows stay; churned tables are vacuumed first.
 """
 
 from __future__ import annotations
@@ -267,29 +272,43 @@ def main() -> None:
     ap.add_argument("--client-processes", type=int, default=2, help="processes sending the deliveries")
     ap.add_argument("--connections", type=int, default=64, help="keep-alive connections, all processes together")
     ap.add_argument("--settle", type=float, default=120.0, help="max seconds to wait for the last registration")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed) for "
+                    "--store-url, and the processes' logs")
+    ap.add_argument("--setup-only", action="store_true", help="load and set up the store, then stop (with --keep)")
+    ap.add_argument("--store-url", help="run against a store set up before by this script with the same --teachers "
+                    "(kept with --keep): its teachers who have not taken the course yet get the deliveries")
     args = ap.parse_args()
     n_deliveries = int(args.rate * args.seconds)
     if 2 * n_deliveries > args.teachers:
         raise SystemExit("--teachers must be at least twice rate x seconds (each delivery goes to another teacher)")
 
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"cb_bench_cont_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    name = None
+    if args.store_url:
+        url = args.store_url
+    else:
+        name = f"cb_bench_cont_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     work = Path(tempfile.mkdtemp(prefix="cb-continuous-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         started = time.perf_counter()
-        print(f"loading {args.teachers:,} teachers x {args.records} records into {name} ...", file=sys.stderr)
-        generate(url, args.teachers, args.records, seed=7)
         engine = create_engine(url)
-        with engine.begin() as c:
-            c.execute(text("UPDATE catalog_course SET moodle_course_id = id"))
-            c.execute(text("UPDATE teacher SET moodle_user_id = id, username = 'u' || id"))
+        if name is not None:
+            print(f"loading {args.teachers:,} teachers x {args.records} records into {name} ...", file=sys.stderr)
+            generate(url, args.teachers, args.records, seed=7)
+            with engine.begin() as c:
+                c.execute(text("UPDATE catalog_course SET moodle_course_id = id"))
+                c.execute(text("UPDATE teacher SET moodle_user_id = id, username = 'u' || id"))
+                c.execute(text("DELETE FROM credit_mark"))
+        with engine.connect() as c:
             courseid = c.execute(text("SELECT moodle_course_id FROM catalog_course WHERE code = :c"),
                                  {"c": EXTRA_COURSE}).scalar_one()
-            c.execute(text("DELETE FROM credit_mark"))
+            stored = c.execute(text("SELECT count(*) FROM teacher")).scalar_one()
+        if stored != args.teachers:
+            raise SystemExit(f"the store holds {stored:,} teachers, not --teachers {args.teachers:,}")
         sim_port, port = free_port(), free_port()
         sim_db = work / "registry-sim.db"
         config = work / "creditbridge.toml"
@@ -300,10 +319,12 @@ def main() -> None:
             f'[registry]\ntarget = "rest"\nurl = "http://127.0.0.1:{sim_port}"\nkey_id = "creditbridge"\n'
             f'secret = "{REGISTRY_SECRET}"\nbackoff_seconds = 0.05\n'
             f'[pipeline]\nmode = "continuous"\npoll_seconds = 0.5\ncheck_seconds = 600\n', encoding="utf-8")
-        t = time.perf_counter()
-        full = run_cli(config, "credits", "evaluate", "--all", "--summary")
-        full_seconds = time.perf_counter() - t
-        print(f"full evaluation: {full_seconds:.1f} s ({full.get('evaluated')} results)", file=sys.stderr)
+        full_seconds = None
+        if name is not None:
+            t = time.perf_counter()
+            full = run_cli(config, "credits", "evaluate", "--all", "--summary")
+            full_seconds = round(time.perf_counter() - t, 1)
+            print(f"full evaluation: {full_seconds:.1f} s ({full.get('evaluated')} results)", file=sys.stderr)
         with engine.connect() as c:
             # teachers who have not taken the course yet: its completion changes their result
             rows = c.execute(text(
@@ -318,14 +339,25 @@ def main() -> None:
         # Version 1 of every teacher, as if registered before the rush (setup): written as acknowledged outbox
         # rows by SQL, not sent (pushing a million records first would take longer than the run). The simulator
         # takes a correction whose earlier key it does not hold, so each delivery's version 2 is recorded.
-        with engine.begin() as c:
-            c.execute(text(
-                "INSERT INTO registry_submission (programme, teacher, role, year, version, action, idempotency_key,"
-                " result_hash, payload, state, attempts, created_at, updated_at, sent_at, decided_at)"
-                " SELECT programme, teacher, role, year, 1, 'submit', 'setup-' || id, result_hash, '{}'::json,"
-                " 'acknowledged', 1, now(), now(), now(), now() FROM credit_result WHERE role = 'teacher'"))
-            c.execute(text("ANALYZE"))
+        if name is not None:
+            with engine.begin() as c:
+                c.execute(text(
+                    "INSERT INTO registry_submission (programme, teacher, role, year, version, action,"
+                    " idempotency_key, result_hash, payload, state, attempts, created_at, updated_at, sent_at,"
+                    " decided_at) SELECT programme, teacher, role, year, 1, 'submit', 'setup-' || id, result_hash,"
+                    " '{}'::json, 'acknowledged', 1, now(), now(), now(), now() FROM credit_result"
+                    " WHERE role = 'teacher'"))
+        # What autovacuum does on a normal server (this benchmark's server runs without it): the load and the full
+        # evaluation leave millions of dead credit_mark rows, and every worker's claim of marks then reads them
+        # all (349 ms per claim at 1,000,000 teachers, measured), which starves the receivers of the 2 cores.
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text("VACUUM (ANALYZE)" if name is not None else
+                           "VACUUM (ANALYZE) credit_mark, webhook_delivery, learning_record, registry_submission,"
+                           " credit_result, credit_result_change"))
         setup_seconds = time.perf_counter() - started
+        if args.setup_only:
+            print(f"set up in {setup_seconds:.0f} s: --store-url {url}", file=sys.stderr)
+            return
 
         procs.append(cli(config, "serve", log=work / "serve.log"))
         wait_http(port, "/healthz")
@@ -380,7 +412,7 @@ def main() -> None:
         load1 = open("/proc/loadavg").read().split()[:3]
         doc = {"teachers": args.teachers, "records_per_teacher": args.records, "rate": args.rate,
                "seconds": args.seconds, "workers": args.workers, "receiver_workers": args.receiver_workers,
-               "full_evaluation_seconds": round(full_seconds, 1), "setup_seconds": round(setup_seconds, 1),
+               "full_evaluation_seconds": full_seconds, "setup_seconds": round(setup_seconds, 1),
                "continuous": cont, "baseline_scheduled": base,
                "p99_ratio_to_baseline": (round(cont["p99"] / base["p99"], 3)
                                          if cont.get("p99") and base.get("p99") else None),
@@ -394,9 +426,15 @@ def main() -> None:
                     p.wait(60)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        shutil.rmtree(work, ignore_errors=True)
+        if name is not None and (args.keep or args.setup_only):
+            print(f"kept: --store-url {url}", file=sys.stderr)
+        elif name is not None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.keep:
+            print(f"kept the processes' logs: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

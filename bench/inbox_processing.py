@@ -8,6 +8,15 @@ old code), the other by `process_pending` in chunks. Prints, per backend: wall t
 and of the PostgreSQL backends serving it (from /proc), per delivery, and the ratio baseline / chunked.
 Both must give the same counters (checked). Usage:
     python bench/inbox_processing.py [--deliveries 2000] [--chunk 200] [--no-sqlite] [--no-pg]
+
+With --store-url (a PostgreSQL store set up by bench/continuous_latency.py --setup-only, e.g. 1,000,000
+teachers): course completions like that benchmark's (teachers by Moodle user id, courses by Moodle course id)
+for --deliveries random teachers are stored in its inbox and processed by `process_pending` in chunks of
+--chunk, as a receiver's background batch takes them; prints deliveries/s, CPU per delivery (this process
+and the database backends) and the time of each statement, then removes what it added (records, deliveries,
+marks), so the same store measures again:
+    python bench/inbox_processing.py --store-url postgresql+psycopg://.../cb_bench_cont_x --deliveries 5000 \
+        --chunk 1000
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 
 from creditbridge.records.id_number import check_digit
@@ -141,16 +150,94 @@ def bench(kind: str, urls: list[str], n: int, chunk: int) -> None:
             st.dispose()
 
 
+class StatementTimes:
+    """Wall time per statement shape (its first 90 characters), from SQLAlchemy's cursor events."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.times: dict[str, list[float]] = {}
+        self._t0: list[float] = []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, *_args: Any) -> None:
+        self._t0.append(time.perf_counter())
+
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        key = " ".join(statement.split())[:90]
+        self.times.setdefault(key, []).append(time.perf_counter() - self._t0.pop())
+
+    def report(self, chunks: int) -> None:
+        for key, ts in sorted(self.times.items(), key=lambda kv: -sum(kv[1])):
+            print(f"    {sum(ts):7.3f} s  {len(ts):5d}x  {sum(ts) / max(chunks, 1) * 1000:8.1f} ms/chunk  {key}",
+                  flush=True)
+
+
+def on_store(url: str, n: int, chunk: int, seed: int) -> None:
+    """The receivers' processing on a big store (see the module's doc)."""
+    store = open_store(url)
+    engine = store.engine
+    site = f"http://bench-inbox-{uuid.uuid4().hex[:8]}"
+    try:
+        with engine.connect() as c:
+            teachers = c.execute(text("SELECT count(*) FROM teacher")).scalar_one()
+            uids = [r[0] for r in c.execute(text(
+                "SELECT moodle_user_id FROM teacher TABLESAMPLE SYSTEM (1) REPEATABLE (:s)"
+                " WHERE moodle_user_id IS NOT NULL LIMIT :n"), {"s": seed, "n": n})]
+            cids = [r[0] for r in c.execute(text(
+                "SELECT moodle_course_id FROM catalog_course WHERE moodle_course_id IS NOT NULL"))]
+        rnd = random.Random(seed)
+        deliveries = [{"event": "course_completed", "eventname": "\\core\\event\\course_completed",
+                       "objectid": k, "site": site, "user": {"id": uid, "username": f"u{uid}", "idnumber": ""},
+                       "course": {"id": rnd.choice(cids), "idnumber": ""}, "activity": None,
+                       "completionstate": None, "grade": None, "grademax": None, "timespent": None,
+                       "timecreated": 1664582400 + k} for k, uid in enumerate(uids)]
+        with store.session() as s:
+            s.execute(insert(WebhookDelivery), [
+                {"webhook_id": webhook_id(p["site"], p["eventname"], p["objectid"], p["timecreated"],
+                                          p["user"]["id"]), "event": p["event"], "payload": p} for p in deliveries])
+        wids = [webhook_id(p["site"], p["eventname"], p["objectid"], p["timecreated"], p["user"]["id"])
+                for p in deliveries]
+        settings = Settings.model_validate({"database": {"url": url}, "sync": {"programme": "sd-2022"}})
+        name = make_url(url).database
+        print(f"{teachers:,} teachers stored; {len(deliveries)} deliveries, chunks of {chunk}", flush=True)
+        timer = StatementTimes(engine)
+        wall0, cpu0, db0 = time.perf_counter(), time.process_time(), backend_cpu(name)
+        out = {"processed": 0, "records": 0}
+        for k in range(0, len(wids), chunk):  # as the receivers' background thread: by id, one chunk each
+            got = process_pending(store, settings, webhook_ids=wids[k:k + chunk], chunk_size=chunk)
+            out = {key: out[key] + got[key] for key in out}
+        wall, cpu, db = time.perf_counter() - wall0, time.process_time() - cpu0, backend_cpu(name) - db0
+        event.remove(engine, "before_cursor_execute", timer._before)
+        event.remove(engine, "after_cursor_execute", timer._after)
+        chunks = -(-len(wids) // chunk)
+        print(f"  {out}: wall {wall:.2f} s = {len(wids) / wall:.0f} deliveries/s; cpu {cpu / n * 1000:.3f} ms/delivery,"
+              f" db backends {db / n * 1000:.3f} ms/delivery; per statement (wall, all chunks):", flush=True)
+        timer.report(chunks)
+    finally:
+        with store.session() as s:  # leave the store as it was, for the next measurement
+            s.execute(text("DELETE FROM learning_record WHERE source LIKE :p"), {"p": f"moodle:{site}:%"})
+            s.execute(text("DELETE FROM webhook_delivery WHERE payload->>'site' = :s"), {"s": site})
+            s.execute(text("DELETE FROM credit_mark"))
+        store.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=2000, help="100 to 50,000 (default 2,000)")
     parser.add_argument("--chunk", type=int, default=200)
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--store-url", help="PostgreSQL store of bench/continuous_latency.py --setup-only")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     n = max(100, min(args.deliveries, 50_000))
     logging.basicConfig(level=logging.ERROR)
-    print(f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"load average at start: {open('/proc/loadavg').read().strip()}", flush=True)
+    if args.store_url:
+        on_store(args.store_url, n, args.chunk, args.seed)
+        print(f"load average at end: {open('/proc/loadavg').read().strip()}", flush=True)
+        return
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             bench("sqlite", [f"sqlite:///{Path(tmp) / 'a.db'}", f"sqlite:///{Path(tmp) / 'b.db'}"], n, args.chunk)

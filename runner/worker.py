@@ -15,6 +15,10 @@ and pushes changed results in micro-batches. docs/scheduler.md explains the desi
 - Push micro-batch: the open submissions are locked (`SKIP LOCKED`), marked sent, sent and answered in one
   transaction. Killed while sending: the rows are open again and the next worker resends them under the same
   idempotency keys; the registry answers as before and records nothing twice.
+- Deliveries the receivers left pending (queue full, a failed background batch, a dead receiver) are swept up
+  once older than pipeline.pending_after_seconds, by the inbox's own `process_pending` (its chunks are claimed
+  with SKIP LOCKED and a delivery's state is checked again under the lock, so a receiver or another worker
+  taking the same delivery at once never makes a second record).
 - Beside whole runs: every worker batch holds the `evaluate` and `push` flow locks (store/locks.py) in
   shared mode, so `credits evaluate` and `push` (which take them exclusively) never run beside a batch.
 """
@@ -27,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -51,6 +56,8 @@ from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.locks import FlowBusy, flow_lock, lock_key
+from creditbridge.store.models.base import utcnow
+from creditbridge.webhooks.processing import process_pending
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,9 @@ _TRY_SHARED = text("SELECT pg_try_advisory_xact_lock_shared(:k)")
 # Each key tried once, in the order given (sorted: two workers never wait on each other in a cycle).
 _TRY_KEYS = text("SELECT k FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS u(k, n) "
                  "WHERE pg_try_advisory_xact_lock(k) ORDER BY n")
+# Left-pending deliveries one round takes (one transaction, as a receiver's background batch): bounded so a
+# backlog of hours does not hold up the evaluation and push of what arrives meanwhile.
+SWEEP_BATCH = 1000
 _LOCK_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS u(k)")
 
 
@@ -147,6 +157,7 @@ class Worker:
         if now >= self._next_check:
             self.check_programmes()
             self._next_check = time.monotonic() + self.conf.check_seconds
+        swept = self.sweep_inbox()
         evaluated = self.evaluate_batch()
         pushed = 0
         if time.monotonic() >= self._push_after:
@@ -158,7 +169,7 @@ class Worker:
                 wait = self._backoff(self._push_failures)
                 self._push_after = time.monotonic() + wait
                 log.warning("worker: registry did not take the batch (%s); pushing again in %.1fs", _short(e), wait)
-        return evaluated > 0 or pushed > 0
+        return swept > 0 or evaluated > 0 or pushed > 0
 
     def _backoff(self, failures: int) -> float:
         return min(self.conf.max_backoff_seconds, self.conf.backoff_seconds * 2 ** (failures - 1))
@@ -222,6 +233,25 @@ class Worker:
             self.totals["built"] += built.created
             log.info("worker: %s evaluated (%s), %d outbox row(s) built", code,
                      counts["programmes"].get(code, {}).get("mode", "?"), built.created)
+
+    # --- deliveries left pending ------------------------------------------------------------------------------
+
+    def sweep_inbox(self) -> int:
+        """Turn up to SWEEP_BATCH deliveries pending for longer than pipeline.pending_after_seconds into learning
+        records (their teachers are marked by the triggers, so this round's evaluation batch takes them).
+        Returns how many deliveries it took. Parked deliveries are left to the sync jobs and `intake replay`:
+        they wait for a teacher or course that only a sync can create."""
+        cutoff = utcnow() - timedelta(seconds=self.conf.pending_after_seconds)
+        counts = process_pending(self.store, self.settings, include_parked=False, received_before=cutoff,
+                                 limit=SWEEP_BATCH, chunk_size=SWEEP_BATCH)
+        taken = sum(counts[k] for k in ("processed", "parked", "rejected"))
+        if taken:
+            for k in ("processed", "records", "parked", "rejected"):
+                self.totals[f"inbox_{k}"] += counts[k]
+            log.info("worker: %d delivery(ies) left pending over %gs taken from the inbox: %d record(s), "
+                     "%d parked, %d rejected", taken, self.conf.pending_after_seconds, counts["records"],
+                     counts["parked"], counts["rejected"])
+        return taken
 
     # --- evaluation ------------------------------------------------------------------------------------------
 

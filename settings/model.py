@@ -200,6 +200,10 @@ class PipelineSettings(_Section):
     # How often a worker checks for what needs a whole-programme pass (rule file or catalog changed,
     # a topic change of a school) and runs it.
     check_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    # A delivery still pending this long after it was stored (the receiver's queue was full, its background batch
+    # failed, its worker died) is turned into a learning record by a worker. Longer than the receivers' own
+    # background processing normally takes, so the worker does not race them for fresh deliveries.
+    pending_after_seconds: float = Field(10.0, ge=0, le=86400, allow_inf_nan=False)
 
 
 class InputLimits(_Section):

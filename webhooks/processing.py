@@ -20,6 +20,7 @@ from creditbridge.records import LearningRecord
 from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.keys import in_ids, in_keys, keys_value
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
@@ -186,6 +187,9 @@ def _graded_item(p: WebhookPayload) -> tuple[str, str]:
     return p.gradeitem.idnumber or f"gi{p.gradeitem.id}", f"gi{p.gradeitem.id}"
 
 
+# Above any delivery id (an Integer column): the bound of a run given its webhook ids.
+_NO_UPPER = 2**31 - 1
+
 # Deliveries per transaction: one commit, a handful of IN queries and one bulk insert per chunk instead of a
 # transaction and ~6 queries per delivery. Bounded, so memory stays flat and row locks stay short on a big inbox.
 CHUNK_SIZE = 200
@@ -204,7 +208,8 @@ Failure = dict[str, Any]
 
 def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
                     include_parked: bool = True, include_rejected: bool = False, chunk_size: int = CHUNK_SIZE,
-                    failures: list[Failure] | None = None) -> dict[str, int]:
+                    failures: list[Failure] | None = None, received_before: datetime | None = None,
+                    limit: int | None = None) -> dict[str, int]:
     """Turn pending (and, by default, parked) deliveries into learning records, `chunk_size` per transaction.
 
     On PostgreSQL each chunk is claimed with FOR UPDATE SKIP LOCKED, so concurrent processors (receiver
@@ -213,31 +218,39 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
     rolled back and redone one delivery at a time, so one poison delivery cannot hold back the others.
     A poison delivery (see Poison, and any delivery whose own processing raises) is rejected once it has been
     tried `webhooks.max_attempts` times; `include_rejected` tries rejected ones again (after a fix).
-    Each delivery parked or rejected in this run is appended to `failures` when given."""
+    Each delivery parked or rejected in this run is appended to `failures` when given. `received_before` takes
+    only deliveries stored before that time (the continuous worker's sweep leaves younger ones to the receivers'
+    own background processing); `limit` takes at most that many deliveries (a chunk never exceeds what is left
+    of it)."""
     programme = settings.sync.programme
-    limit = settings.webhooks.max_attempts
+    max_attempts = settings.webhooks.max_attempts
     states = ["pending", "parked"] if include_parked else ["pending"]
     if include_rejected:
         states.append("rejected")
     wids = None if webhook_ids is None else list(webhook_ids)
     chunk_size = max(1, chunk_size)
-    with store.session() as s:
-        # Only what is waiting now: deliveries stored while we run are left for the next call, so this returns.
-        q = select(func.max(WebhookDelivery.id)).where(WebhookDelivery.state.in_(states))
-        if wids is not None:
-            q = q.where(WebhookDelivery.webhook_id.in_(wids))
-        upper = s.scalar(q)
     out = _new_counts()
-    if upper is None:
+    if wids is not None:
+        upper: int | None = _NO_UPPER  # the ids bound the work already: no round trip for the newest
+    else:
+        with store.session() as s:
+            # Only what is waiting now: deliveries stored while we run are left for the next call, so this returns.
+            q = select(func.max(WebhookDelivery.id)).where(WebhookDelivery.state.in_(states))
+            if received_before is not None:
+                q = q.where(WebhookDelivery.received_at < received_before)
+            upper = s.scalar(q)
+    if upper is None or wids == []:
         return out
     after = 0
+    left = limit
     while True:
         claimed: list[int] = []
         failed: list[Failure] = []
+        size = chunk_size if left is None else max(1, min(chunk_size, left))
         try:
             with store.session() as s:
-                counts = _process_chunk(s, programme, states, wids, after, upper, chunk_size, claimed, limit,
-                                        failed)
+                counts = _process_chunk(s, programme, states, wids, after, upper, size, claimed, max_attempts,
+                                        failed, received_before)
         except Exception as e:
             if not claimed:
                 raise  # the claim itself failed: nothing to redo, the database is the problem
@@ -246,27 +259,41 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
                         _failure_reason(e))
             counts, failed = _new_counts(), []
             for did in claimed:
-                _process_one_safely(store, did, states, programme, counts, limit, failed)
+                _process_one_safely(store, did, states, programme, counts, max_attempts, failed)
         if failures is not None:
             failures.extend(failed)
         if not claimed:
             return out
         for k, v in counts.items():
             out[k] += v
-        if len(claimed) < chunk_size:  # the rest (if any) is locked by another processor, which does it
+        if len(claimed) < size:  # the rest (if any) is locked by another processor, which does it
             return out
+        if wids is not None and len(claimed) >= len(wids):  # every id given was taken: no empty round trip
+            return out
+        if left is not None:
+            left -= len(claimed)
+            if left <= 0:
+                return out
         after = claimed[-1]
 
 
 def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str] | None, after: int,
-                   upper: int, limit: int, claimed: list[int], max_attempts: int, failed: list[Failure]) -> Counts:
-    """One transaction over the next `limit` deliveries after id `after`; fills `claimed` before any risk."""
+                   upper: int, limit: int, claimed: list[int], max_attempts: int, failed: list[Failure],
+                   received_before: datetime | None = None) -> Counts:
+    """One transaction over the next `limit` deliveries after id `after`; fills `claimed` before any risk.
+    Lists of keys (up to a chunk's worth) are bound as one parameter each (store/keys.py): at 1,000 per chunk,
+    rendering and parsing a placeholder per key cost more than the lookups themselves (BENCHMARKS.md)."""
+    d = s.get_bind().dialect
     q = (select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.payload)
          .where(WebhookDelivery.state.in_(states), WebhookDelivery.id > after, WebhookDelivery.id <= upper)
          .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
+    params: dict[str, Any] = {}
     if wids is not None:
-        q = q.where(WebhookDelivery.webhook_id.in_(wids))
-    rows = s.execute(q).all()
+        q = q.where(in_keys(d, WebhookDelivery.webhook_id, "wids"))
+        params["wids"] = keys_value(d, wids)
+    if received_before is not None:
+        q = q.where(WebhookDelivery.received_at < received_before)
+    rows = s.execute(q, params).all()
     claimed.extend(r.id for r in rows)
     out = _new_counts()
     if not rows:
@@ -308,8 +335,8 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
             not_creditable.append(e.reason)
         done.append((did, wid))
 
-    existing = set(s.scalars(select(LearningRecordRow.source)
-                             .where(LearningRecordRow.source.in_({r.source for r in wanted})))) if wanted else set()
+    existing = set(s.scalars(select(LearningRecordRow.source).where(in_keys(d, LearningRecordRow.source, "src")),
+                             {"src": keys_value(d, {r.source for r in wanted})})) if wanted else set()
     new_rows: list[dict[str, Any]] = []
     inserted: list[LearningRecord] = []
     for rec in wanted:
@@ -320,7 +347,7 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
         new_rows.append(_row_values(rec))
         inserted.append(rec)
     if new_rows:
-        s.execute(insert(LearningRecordRow), new_rows)
+        _insert_records(s, new_rows)
         out["records"] += len(new_rows)
         # After the insert, so the order of the chunk does not matter: a revocation withdraws this chunk's
         # completions as well as stored ones, and a completion arriving after its revocation is withdrawn too.
@@ -328,16 +355,18 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
 
     now = utcnow()
     if done:
-        s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_([d for d, _ in done]))
-                  .values(state="processed", processed_at=now).execution_options(synchronize_session=False))
-        s.execute(delete(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w in done]))
-                  .execution_options(synchronize_session=False))
+        s.execute(update(WebhookDelivery).where(in_ids(d, WebhookDelivery.id))
+                  .values(state="processed", processed_at=now).execution_options(synchronize_session=False),
+                  {"ids": keys_value(d, [i for i, _ in done])})
+        s.execute(delete(ParkedEvent).where(in_keys(d, ParkedEvent.webhook_id))
+                  .execution_options(synchronize_session=False), {"keys": keys_value(d, [w for _, w in done])})
         out["processed"] += len(done)
     for reason, n in Counter(not_creditable).items():
         bump_in(s, f"not_creditable_{reason}", n)
     if parked:
         known = {p.webhook_id: p for p in s.scalars(
-            select(ParkedEvent).where(ParkedEvent.webhook_id.in_([w for _, w, _ in parked])))}
+            select(ParkedEvent).where(in_keys(d, ParkedEvent.webhook_id)),
+            {"keys": keys_value(d, [w for _, w, _ in parked])})}
         by_state: dict[str, list[int]] = {"parked": [], "rejected": []}
         for did, wid, why in parked:
             state = _record_attempt(s, known.get(wid), wid, why, max_attempts, now, failed)
@@ -345,9 +374,29 @@ def _process_chunk(s: Session, programme: str, states: list[str], wids: list[str
             out[state] += 1
         for state, ids in by_state.items():
             if ids:
-                s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                          .values(state=state).execution_options(synchronize_session=False))
+                s.execute(update(WebhookDelivery).where(in_ids(d, WebhookDelivery.id))
+                          .values(state=state).execution_options(synchronize_session=False),
+                          {"ids": keys_value(d, ids)})
     return out
+
+
+def _insert_records(s: Session, rows: list[dict[str, Any]]) -> None:
+    """One statement for the chunk's records. On PostgreSQL a COPY: psycopg runs an executemany as one INSERT
+    per row, and each INSERT fires the statement-level mark triggers of migration 0008 (a credit_mark insert
+    and its NOTIFY trigger) once more, a thousand times per chunk; COPY fires them once. A twin's row with
+    the same source makes the COPY fail like the INSERT did: the chunk is redone one delivery at a time."""
+    if s.get_bind().dialect.name != "postgresql":
+        s.execute(insert(LearningRecordRow), rows)
+        return
+    cols = list(rows[0])
+    now = utcnow()  # the model's Python-side default, which COPY does not apply
+    cur = s.connection().connection.cursor()
+    try:
+        with cur.copy(f"COPY {LearningRecordRow.__tablename__} ({', '.join(cols)}, created_at) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row([*(r[c] for c in cols), now])
+    finally:
+        cur.close()
 
 
 def _record_attempt(s: Session, pe: ParkedEvent | None, wid: str, e: Unresolvable, max_attempts: int,
@@ -369,17 +418,18 @@ def _teacher_lookup(s: Session, programme: str, payloads: list[WebhookPayload]) 
     """("id", moodle user id) / ("name", username) -> ID number, for the users of this chunk only.
     The lowest teacher id wins a tie, like the one-by-one lookup's `.first()` on the same index order."""
     found: dict[tuple[str, Any], str] = {}
+    d = s.get_bind().dialect
     user_ids = {p.user.id for p in payloads}
     if user_ids:
         for uid, idn in s.execute(select(Teacher.moodle_user_id, Teacher.id_number)
-                                  .where(Teacher.programme == programme, Teacher.moodle_user_id.in_(user_ids))
-                                  .order_by(Teacher.id)):
+                                  .where(Teacher.programme == programme, in_ids(d, Teacher.moodle_user_id))
+                                  .order_by(Teacher.id), {"ids": keys_value(d, user_ids)}):
             found.setdefault(("id", uid), idn)
     names = {p.user.username for p in payloads if p.user.username and ("id", p.user.id) not in found}
     if names:
         for name, idn in s.execute(select(Teacher.username, Teacher.id_number)
-                                   .where(Teacher.programme == programme, Teacher.username.in_(names))
-                                   .order_by(Teacher.id)):
+                                   .where(Teacher.programme == programme, in_keys(d, Teacher.username))
+                                   .order_by(Teacher.id), {"keys": keys_value(d, names)}):
             found.setdefault(("name", name), idn)
     return found
 
@@ -388,18 +438,19 @@ def _course_lookup(s: Session, programme: str, payloads: list[WebhookPayload]
                    ) -> dict[tuple[str, Any], tuple[str, Decimal]]:
     """("code", catalog code) / ("id", Moodle course id) -> (code, hours), for the courses of this chunk."""
     found: dict[tuple[str, Any], tuple[str, Decimal]] = {}
+    d = s.get_bind().dialect
     codes = {p.course.idnumber for p in payloads if p.course.idnumber}
     if codes:
         for code, hours in s.execute(select(CatalogCourse.code, CatalogCourse.hours)
-                                     .where(CatalogCourse.programme == programme, CatalogCourse.code.in_(codes))
-                                     .order_by(CatalogCourse.id)):
+                                     .where(CatalogCourse.programme == programme, in_keys(d, CatalogCourse.code))
+                                     .order_by(CatalogCourse.id), {"keys": keys_value(d, codes)}):
             found.setdefault(("code", code), (code, hours))
     course_ids = {p.course.id for p in payloads if ("code", p.course.idnumber) not in found}
     if course_ids:
         for cid, code, hours in s.execute(
                 select(CatalogCourse.moodle_course_id, CatalogCourse.code, CatalogCourse.hours)
-                .where(CatalogCourse.programme == programme, CatalogCourse.moodle_course_id.in_(course_ids))
-                .order_by(CatalogCourse.id)):
+                .where(CatalogCourse.programme == programme, in_ids(d, CatalogCourse.moodle_course_id))
+                .order_by(CatalogCourse.id), {"ids": keys_value(d, course_ids)}):
             found.setdefault(("id", cid), (code, hours))
     return found
 
