@@ -75,8 +75,9 @@ def test_samples_sync_everything_and_an_unchanged_rerun_makes_no_write_call(
     assert roster["lesson_cases_assigned"] == 33
     assert set(roster) == {"created", "updated", "transferred", "suspended", "reactivated", "unchanged",
                            "lesson_cases_assigned", "held", "lms_calls", "run_id", "errors", "errors_omitted",
-                           "report"}
-    assert all(isinstance(roster[k], int) for k in roster if k not in ("errors", "report"))
+                           "report", "notes"}
+    assert all(isinstance(roster[k], int) for k in roster if k not in ("errors", "report", "notes"))
+    assert roster["notes"] == []  # nothing a person should know beyond the counts
 
     client = client_for(sandbox)
     teachers = stored_teachers(env)
