@@ -50,20 +50,27 @@ def _record(msg: str, args: tuple, exc: BaseException | None = None) -> logging.
     return logging.LogRecord("t", logging.WARNING, __file__, 1, msg, args, exc_info)
 
 
+def _through_filter(*records: logging.LogRecord) -> list[str]:
+    """The lines a handler carrying the redacting filter writes for `records`."""
+    out: list[str] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, r: logging.LogRecord) -> None:
+            out.append(self.format(r))
+
+    handler = ListHandler()
+    handler.addFilter(RedactingFilter())
+    for record in records:
+        handler.handle(record)
+    return out
+
+
 def test_filter_masks_message_args_and_exception_text() -> None:
     try:
         raise ValueError(f"[parameters: ('{ID}', 'sd-2022')]")
     except ValueError as e:
         record = _record("delivery for %s failed via %s", (ID, "http://u:pw@h/"), e)
-    handler_out: list[str] = []
-
-    class ListHandler(logging.Handler):
-        def emit(self, r: logging.LogRecord) -> None:
-            handler_out.append(self.format(r))
-
-    handler = ListHandler()
-    handler.addFilter(RedactingFilter())
-    handler.handle(record)
+    handler_out = _through_filter(record)
     assert len(handler_out) == 1
     line = handler_out[0]
     assert ID not in line and ":pw@" not in line
@@ -141,18 +148,11 @@ def test_filter_keeps_a_text_log_line_one_line_whatever_its_arguments_hold() -> 
     """A username or course idnumber from outside with a newline or an escape sequence cannot forge a second log
     line or drive the terminal tailing the log (CWE-117); the message's own newlines stay."""
     evil = "alice\n2026-12-06 10:00:00 INFO creditbridge: push acknowledged\x1b[2J"
-    out: list[str] = []
-
-    class ListHandler(logging.Handler):
-        def emit(self, r: logging.LogRecord) -> None:
-            out.append(self.format(r))
-
-    handler = ListHandler()
-    handler.addFilter(RedactingFilter())
-    handler.handle(_record("parked delivery for %s (%d tries): %r", (evil, 3, ValueError("bad\r\nthing"))))
-    handler.handle(_record("%(user)s logged in", ({"user": evil},)))
-    handler.handle(_record("two problems:\n  - one\n  - two\x07", ()))
-    handler.handle(_record("%s at %.1f%% of %r", ("clean", 12.25, "x")))
+    out = _through_filter(
+        _record("parked delivery for %s (%d tries): %r", (evil, 3, ValueError("bad\r\nthing"))),
+        _record("%(user)s logged in", ({"user": evil},)),
+        _record("two problems:\n  - one\n  - two\x07", ()),
+        _record("%s at %.1f%% of %r", ("clean", 12.25, "x")))
     assert out[0].startswith("parked delivery for alice\\n2026-12-06 10:00:00 INFO creditbridge: push acknowledged"
                              "\\x1b[2J (3 tries): ")
     assert "\n" not in out[0] and "\r" not in out[0] and "\x1b" not in out[0] and "bad" in out[0]
@@ -167,13 +167,5 @@ def test_filter_reads_a_mapping_argument_through_its_own_lookup() -> None:
         def __getitem__(self, key: str) -> object:
             return super().get(key, "-")
 
-    out: list[str] = []
-
-    class ListHandler(logging.Handler):
-        def emit(self, r: logging.LogRecord) -> None:
-            out.append(self.format(r))
-
-    handler = ListHandler()
-    handler.addFilter(RedactingFilter())
-    handler.handle(_record('%(h)s "%(r)s" %(a)s', (Atoms(h="127.0.0.1", r="POST /x\nforged"),)))
+    out = _through_filter(_record('%(h)s "%(r)s" %(a)s', (Atoms(h="127.0.0.1", r="POST /x\nforged"),)))
     assert out == ['127.0.0.1 "POST /x\\nforged" -']
