@@ -31,6 +31,7 @@ from creditbridge.store import Store
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.sync import SyncRun
+from creditbridge.sync import roster
 from creditbridge.sync.apply import ApplyContext
 from creditbridge.sync.courses import apply_catalog, plan_courses
 from creditbridge.sync.moodle_users import require_username_key
@@ -55,7 +56,7 @@ from creditbridge.sync.plan import (
 from creditbridge.sync.profile_fields import ProfileFields
 from creditbridge.sync.readers import ReadError, read_catalog, read_topics
 from creditbridge.sync.report import report_path, write_report
-from creditbridge.sync.roster import PLAN_LINES_MAX, apply_accounts, finish_teachers, plan_lines
+from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
 from creditbridge.sync.validation import validate_catalog, validate_topics
 
@@ -273,7 +274,9 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         (progress or no_progress)("reading", 0, 0)
         # A dry run's plan sheet: its lines (and one more, to know there are more) kept by the planning pass
         # itself rather than read again; apply fills the sheet as it carries the actions out.
-        lines_head = PLAN_LINES_MAX + 1 if dry_run else 0
+        # roster.PLAN_LINES_MAX read here, not bound at import: the sheet (roster.plan_lines) and this head are
+        # one limit, also when a test lowers it.
+        lines_head = roster.PLAN_LINES_MAX + 1 if dry_run else 0
 
         def make_plan() -> RosterPlan:
             known = load_known_teachers(store.engine, programme)
