@@ -13,12 +13,13 @@ from typing import Any
 
 import click
 
+from creditbridge import scheduler
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.cli.http_server import ServerHandle, serve_in_thread
 from creditbridge.logs import use_format
 from creditbridge.metrics import PATH, build_registry, metrics_app
+from creditbridge.runner.supervisor import Child, Supervisor
 from creditbridge.runner.worker import Worker
-from creditbridge.scheduler import JOB_IDS
 from creditbridge.settings.load import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,6 @@ def run_command(app: AppContext, host: str | None, port: int | None, workers: in
                 stop_timeout: float) -> None:
     """Run the webhook receiver (gunicorn) and the scheduler (and, with pipeline.mode = "continuous", the
     worker) as supervised processes until SIGTERM."""
-    from creditbridge.runner.supervisor import Child, Supervisor
-
     use_format(app.log_format)  # a bad config fails here, once, not in two children
     check_ports(app, port)
     app.store  # noqa: B018 - migrate before the children start, so they do not race to do it
@@ -101,13 +100,12 @@ def run_command(app: AppContext, host: str | None, port: int | None, workers: in
 
 @click.command("scheduler")
 @click.option("--list", "list_", is_flag=True, help="List the jobs with their next and last run, and exit.")
-@click.option("--once", metavar="JOB", type=click.Choice(JOB_IDS), default=None, help="Run one job now, and exit.")
+@click.option("--once", metavar="JOB", type=click.Choice(scheduler.JOB_IDS), default=None,
+              help="Run one job now, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (with --list or --once).")
 @pass_app
 def scheduler_command(app: AppContext, list_: bool, once: str | None, as_json: bool) -> None:
     """Run the scheduler (standby while another instance is active), or --list / --once JOB."""
-    from creditbridge import scheduler
-
     use_format(app.log_format)
     if list_:
         doc = scheduler.list_jobs(app.settings, app.store)

@@ -23,8 +23,10 @@ def _progress(show: bool) -> Iterator[Progress | None]:
     if not show:
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    # rich (about 35 ms) only for a person at a terminal: a --json run, a pipe or a scheduler job never loads it
+    # (tests/cli/test_lazy_commands.py).
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
@@ -69,6 +71,9 @@ def _run(app: AppContext, as_json: bool, call: Callable[[Progress | None], SyncO
     _finish(outcome, as_json)
 
 
+# _SERVICE_LAZY: each command imports sync.service (and through it openpyxl, requests, babel, the store's models:
+# about 240 ms, half the CLI's start-up) when it runs, not this module: the CLI imports this module for any sync
+# command, also for `sync roster --help` or `sync runs`, which need none of it.
 _file = click.argument("file", type=click.Path(path_type=Path))
 _dry = click.option("--dry-run", is_flag=True, help="Plan and report; change nothing in Moodle or the store.")
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (counts, run_id, errors, report).")
@@ -89,7 +94,7 @@ def sync_group() -> None:
 @pass_app
 def catalog_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Courses (and their categories) from a catalog file (YAML, XLSX or CSV)."""
-    from creditbridge.sync.service import sync_catalog
+    from creditbridge.sync.service import sync_catalog  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
 
     _run(app, as_json, lambda p: sync_catalog(app.settings, app.store, file, dry_run=dry_run, progress=p,
                                               wait=wait))
@@ -103,7 +108,7 @@ def catalog_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, w
 @pass_app
 def topics_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Schools' elective topic choices (school, topic); refused whole if a school breaks the rules."""
-    from creditbridge.sync.service import sync_topics
+    from creditbridge.sync.service import sync_topics  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
 
     _run(app, as_json, lambda p: sync_topics(app.settings, app.store, file, dry_run=dry_run, progress=p,
                                              wait=wait))
@@ -120,7 +125,7 @@ def topics_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, wa
 def roster_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, delta: bool, force: bool,
                    wait: bool) -> None:
     """Teachers from a roster export (XLSX or CSV; a full export unless --delta)."""
-    from creditbridge.sync.service import sync_roster
+    from creditbridge.sync.service import sync_roster  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
 
     _run(app, as_json, lambda p: sync_roster(app.settings, app.store, file, dry_run=dry_run, delta=delta,
                                              force=force, progress=p, wait=wait))
@@ -132,7 +137,7 @@ def roster_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, de
 @pass_app
 def runs_command(app: AppContext, limit: int, as_json: bool) -> None:
     """The latest sync runs: id, kind, file, outcome, counts, report."""
-    from creditbridge.sync.service import list_runs
+    from creditbridge.sync.service import list_runs  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
 
     runs = list_runs(app.store, limit=limit)
     if as_json:

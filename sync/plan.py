@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.orm import Session
+
 from creditbridge import CreditbridgeError
 from creditbridge.programmes import ProgrammeFacts
 from creditbridge.settings.model import InputLimits
+from creditbridge.store.models.core import CatalogCourse, SchoolTopic, Teacher
 from creditbridge.sync.plan_kernel import plan_roster as plan_roster
+from creditbridge.sync.readers import read_roster
 from creditbridge.sync.records import (
     ActionKind,
     CatalogRow,
@@ -40,6 +45,7 @@ from creditbridge.sync.roster_plan import classify as classify
 from creditbridge.sync.roster_plan import hold_suspensions as hold_suspensions
 from creditbridge.sync.roster_plan import plan_roster_reference as plan_roster_reference
 from creditbridge.sync.roster_plan import transfer_levels as transfer_levels
+from creditbridge.sync.validation import ValidatedRoster
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +60,6 @@ def load_known_teachers(connectable: Any, programme: str) -> KnownTeachers:
     (hash, status letter, school, county, city) itself, so a million rows arrive as a million 2-tuples
     that go into the dict in C.
     """
-    from sqlalchemy import case, func, literal, select
-    from sqlalchemy.orm import Session
-
-    from creditbridge.store.models.core import Teacher
-
     sep = literal(KnownTeachers._SEP)
     compact = (func.coalesce(Teacher.row_hash, literal(" " * 32))
                + case((Teacher.status == "active", literal("a")), else_=literal("s"))
@@ -85,10 +86,6 @@ def load_known_teachers(connectable: Any, programme: str) -> KnownTeachers:
 
 def load_known_courses(session: Any, programme: str) -> dict[str, str]:
     """Catalog code -> row_hash of the programme's stored courses."""
-    from sqlalchemy import select
-
-    from creditbridge.store.models.core import CatalogCourse
-
     stmt = select(CatalogCourse.code, CatalogCourse.row_hash).where(CatalogCourse.programme == programme)
     rows = session.execute(stmt)
     return {code: h or "" for code, h in rows}
@@ -96,10 +93,6 @@ def load_known_courses(session: Any, programme: str) -> dict[str, str]:
 
 def load_known_topics(session: Any, programme: str) -> dict[str, set[str]]:
     """School code -> the topics the store has for it."""
-    from sqlalchemy import select
-
-    from creditbridge.store.models.core import SchoolTopic
-
     out: dict[str, set[str]] = {}
     for school, topic in session.execute(
             select(SchoolTopic.school_code, SchoolTopic.topic).where(SchoolTopic.programme == programme)):
@@ -124,9 +117,6 @@ def plan_roster_file(
     head: int = 0,
 ) -> RosterPlan:
     """Read, validate and plan a roster file (the entry point apply uses). head: see plan_roster."""
-    from creditbridge.sync.readers import read_roster
-    from creditbridge.sync.validation import ValidatedRoster
-
     limits = limits or InputLimits()
     table = read_roster(path, header_map, limits)
     return plan_roster(ValidatedRoster(table, subjects), known, programme=programme, delta=delta, force=force,

@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.input_limits import InputTooLarge
@@ -29,7 +31,9 @@ from creditbridge.store import Store
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.sync import SyncRun
+from creditbridge.sync import roster
 from creditbridge.sync.apply import ApplyContext
+from creditbridge.sync.courses import apply_catalog, plan_courses
 from creditbridge.sync.moodle_users import require_username_key
 from creditbridge.sync.outcome import (
     COUNT_KEYS,
@@ -39,8 +43,22 @@ from creditbridge.sync.outcome import (
     SyncOutcome,
     no_progress,
 )
-from creditbridge.sync.readers import ReadError
+from creditbridge.sync.plan import (
+    RosterPlan,
+    TopicsRefused,
+    load_known_courses,
+    load_known_teachers,
+    load_known_topics,
+    plan_catalog,
+    plan_roster_file,
+    plan_topics,
+)
+from creditbridge.sync.profile_fields import ProfileFields
+from creditbridge.sync.readers import ReadError, read_catalog, read_topics
 from creditbridge.sync.report import report_path, write_report
+from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
+from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
+from creditbridge.sync.validation import validate_catalog, validate_topics
 
 ClientFactory = Callable[[Settings], MoodleClient]
 # Besides the readers' own ReadError: what a file that is not what its name says raises from deep in the
@@ -172,12 +190,6 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
                  progress: Progress | None = None, client_factory: ClientFactory | None = None,
                  wait: bool = False) -> SyncOutcome:
     """Categories and courses from a catalog file; then enrolments the new courses call for."""
-    from creditbridge.sync.courses import apply_catalog
-    from creditbridge.sync.plan import load_known_courses, plan_catalog
-    from creditbridge.sync.readers import read_catalog
-    from creditbridge.sync.roster import finish_teachers
-    from creditbridge.sync.validation import validate_catalog
-
     programme = settings.sync.programme
     rules = programme_facts(programme)  # before the run is recorded: a broken rule file stops it, listed
     outcome = SyncOutcome("catalog", str(path), programme, dry_run, max_errors=settings.limits.max_errors)
@@ -203,8 +215,6 @@ def sync_catalog(settings: Settings, store: Store, path: str | Path, *, dry_run:
 
 
 def _dry_catalog(outcome: SyncOutcome, courses: list, store: Store, programme: str) -> None:
-    from creditbridge.sync.courses import plan_courses
-
     plan_courses(outcome, store, programme, courses)
     outcome.created = outcome.plan_counts.get("create", 0)
     outcome.updated = outcome.plan_counts.get("update", 0)
@@ -217,12 +227,6 @@ def sync_topics(settings: Settings, store: Store, path: str | Path, *, dry_run: 
 
     Counts: created = choices added, updated = choices withdrawn, unchanged = schools whose choice stayed.
     """
-    from creditbridge.sync.plan import TopicsRefused, load_known_topics, plan_topics
-    from creditbridge.sync.readers import read_topics
-    from creditbridge.sync.roster import finish_teachers
-    from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines
-    from creditbridge.sync.validation import validate_topics
-
     programme = settings.sync.programme
     # Before the run is recorded: a broken rule file stops it, its problems listed.
     rules = programme_facts(programme)
@@ -259,10 +263,6 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
                 force: bool = False, progress: Progress | None = None,
                 client_factory: ClientFactory | None = None, wait: bool = False) -> SyncOutcome:
     """Accounts, profile fields, cohorts, enrolments and lesson cases from a roster export."""
-    from creditbridge.sync.plan import RosterPlan, load_known_teachers, plan_roster_file
-    from creditbridge.sync.profile_fields import ProfileFields
-    from creditbridge.sync.roster import PLAN_LINES_MAX, apply_accounts, finish_teachers, plan_lines
-
     if not dry_run:
         # Before the run is recorded: without a key no account may be named (a dry run names none).
         require_username_key(settings.sync)
@@ -274,7 +274,9 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
         (progress or no_progress)("reading", 0, 0)
         # A dry run's plan sheet: its lines (and one more, to know there are more) kept by the planning pass
         # itself rather than read again; apply fills the sheet as it carries the actions out.
-        lines_head = PLAN_LINES_MAX + 1 if dry_run else 0
+        # roster.PLAN_LINES_MAX read here, not bound at import: the sheet (roster.plan_lines) and this head are
+        # one limit, also when a test lowers it.
+        lines_head = roster.PLAN_LINES_MAX + 1 if dry_run else 0
 
         def make_plan() -> RosterPlan:
             known = load_known_teachers(store.engine, programme)
@@ -321,8 +323,6 @@ class _DryContext:
 
 
 def list_runs(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
     with store.session() as s:
         runs = s.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)).all()
         return [{"run_id": r.id, "kind": r.kind, "programme": r.programme, "file": r.file,

@@ -4,9 +4,9 @@ a second pass over the roster: the same actions, in the same order, as iterating
 from __future__ import annotations
 
 import json
-from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -105,13 +105,20 @@ def test_dry_run_plan_sheet_lists_the_first_actions_of_one_pass(tmp_path: Path, 
     expected = [roster_module.plan_line(a) for a in islice(plan_roster_file(files.roster, known,
                                                                              programme="sd-2022").actions, limit)]
     # Fewer actions held than the file has (a province's 50,000 at this size), and no second pass allowed.
-    monkeypatch.setattr(plan_module, "plan_roster", partial(plan_roster, cache_limit=10))
+    heads: list[int] = []
+
+    def small_cache(*args: Any, **kwargs: Any) -> RosterPlan:
+        heads.append(kwargs["head"])
+        return plan_roster(*args, cache_limit=10, **kwargs)
+
+    monkeypatch.setattr(plan_module, "plan_roster", small_cache)
     monkeypatch.setattr(RosterPlan, "_replay", _no_second_pass)
     config = tmp_path / "creditbridge.toml"
     config.write_text(f'[sync]\nreport_dir = "{(tmp_path / "reports").as_posix()}"\n', encoding="utf-8")
     result = runner.invoke(cli, ["--config", str(config), "sync", "roster", str(files.roster), "--dry-run", "--json"],
                            env={"CREDITBRIDGE_DATABASE_URL": sqlite_url}, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert heads == [limit + 1]  # the planning pass kept the sheet's lines (and one more), no more
     doc = json.loads(result.stdout)
     assert doc["created"] == 300 - files.leavers > limit
     book = openpyxl.load_workbook(doc["report"], read_only=True)
