@@ -18,6 +18,8 @@ from werkzeug.serving import make_server
 
 from creditbridge.registry_sim.app import create_app as create_registry
 from creditbridge.registry_sim.server import QuietHandler, ServerHandle
+from creditbridge.sandbox.app import create_app as create_sandbox
+from creditbridge.sandbox.app import state_of
 from creditbridge.settings import Settings
 from creditbridge.settings.private import new_username_key
 
@@ -60,8 +62,6 @@ class Services:
     def save_sandbox(self, path: Path) -> None:
         """Copy the sandbox's in-memory site to a file `creditbridge sandbox --db FILE` can serve later.
         In memory while the quickstart runs: a file would cost a disk sync per completion."""
-        from creditbridge.sandbox.app import state_of  # noqa: PLC0415 - see start_services
-
         state = state_of(self.sandbox_app)
         target = sqlite3.connect(path)
         try:
@@ -87,9 +87,8 @@ def _serve(app: Flask, name: str) -> ServerHandle:
 
 def start_services(stack: ExitStack, settings: Settings, keys: Secrets, directory: Path) -> Services:
     """Start receiver, sandbox (sending its completions to the receiver) and registry-sim."""
-    # Loaded when a run starts them: `creditbridge --help` imports this module (through the quickstart command's
-    # module), and the sandbox site and the receiver (gevent) would add about a tenth to it (measured, issue #17).
-    from creditbridge.sandbox.app import create_app as create_sandbox  # noqa: PLC0415
+    # Loaded when a run starts the receiver: `creditbridge --help` imports this module (through the quickstart
+    # command's), and the receiver's app with gevent, which nothing else there needs, would add 2-3% to it (#17).
     from creditbridge.webhooks.app import close_app  # noqa: PLC0415
     from creditbridge.webhooks.app import create_app as create_receiver  # noqa: PLC0415
 

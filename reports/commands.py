@@ -9,6 +9,7 @@ from rich.console import Console
 
 from creditbridge import i18n
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
+from creditbridge.reports.build import report_data, write_files
 
 
 @click.command("report")
@@ -23,10 +24,6 @@ def report_command(app: AppContext, out_dir: Path | None, programme: str | None,
                    as_json: bool) -> None:
     """Write the credit report: pass rate by school, county and city, credits, rejected and pending records,
     deadline warnings."""
-    # Here, not at the top: `creditbridge --help` loads this module for the line above, and openpyxl with the
-    # report's own modules would add about 6% to its start-up (measured, issue #17; cli/main.py COMMAND_MODULES).
-    from creditbridge.reports.build import report_data, write_files  # noqa: PLC0415
-
     # Checked before the store is read: a wrong --language is `error: --language: ...`, exit 2, no file.
     try:
         w = i18n.words(app.settings.report.language if language is None else language)

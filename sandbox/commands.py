@@ -51,7 +51,7 @@ def sandbox(ctx: click.Context, host: str, port: int, token: str | None, db: str
     if ctx.invoked_subcommand is not None:
         return
     # Only the server needs Flask and the sandbox site: at the top, they would add about a quarter to the start-up
-    # of the admin subcommands below (plain HTTP clients) and 7% to `creditbridge --help`'s (measured, issue #17).
+    # of the admin subcommands below, plain HTTP clients (measured, issue #17).
     from creditbridge.sandbox.app import create_app  # noqa: PLC0415
     from creditbridge.sandbox.server import serve_in_thread  # noqa: PLC0415
 
