@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import multiprocessing as mp
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,7 +46,7 @@ from creditbridge.mappings import marks
 from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, Rules, SchoolStats
 from creditbridge.programmes import Programme, builtin_rule_path, load_programme
 from creditbridge.settings import Settings
-from creditbridge.store import Store
+from creditbridge.store import Store, open_store
 from creditbridge.store.keys import in_keys, keys_value
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
@@ -605,8 +606,6 @@ def _run_segment(conn: Connection, prog: Programme, run_id: int, start: str | No
 def _segment_worker(url: str, rule_source: str, rule_hash: str, run_id: int, start: str | None, end: str | None,
                     chunk_size: int) -> _Segment:
     """One worker process: its own engine, the same rule file (checked by hash), one key range."""
-    from creditbridge.store import open_store
-
     prog = load_programme(rule_source)
     if prog.hash != rule_hash:
         raise EvaluationError(f"rule file {rule_source} changed during the evaluation")
@@ -658,9 +657,6 @@ def _evaluate_programme(store: Store, source: str, prog: Programme, counts: Coun
             seg, ev = _run_segment(conn, prog, run_id, None, None, chunk_size, progress)
             segments = [seg]
         else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
             with conn.begin():
                 ev = Evaluation(Rules(prog, load_catalog(conn, code)), load_school_topics(conn, code))
             # spawn, not fork: a forked child would share this process's open connections

@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from creditbridge.cli.context import emit_json, interactive
 from creditbridge.quickstart.run import DEFAULT_DIR, DEFAULT_TEACHERS, run_quickstart
+from creditbridge.quickstart.summary import RichProgress, render
 
 
 @click.command("quickstart")
@@ -41,14 +43,8 @@ def _run(directory: Path, teachers: int, seed: int, as_json: bool) -> None:
         if as_json:
             emit_json(summary)
             return
-        from creditbridge.quickstart.summary import render
-
         render(summary, color=False)
         return
-
-    from rich.console import Console
-
-    from creditbridge.quickstart.summary import RichProgress, render
 
     console = Console(stderr=True)
     with RichProgress(console) as progress:

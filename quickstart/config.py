@@ -8,7 +8,7 @@ from typing import Any
 import tomli_w
 
 from creditbridge.quickstart.services import REGISTRY_KEY_ID, SANDBOX_WWWROOT, Secrets
-from creditbridge.settings import Settings
+from creditbridge.settings import Settings, load_settings
 from creditbridge.settings.private import write_private_text
 
 # Where the written config points the LMS and the registry: the default ports of `creditbridge sandbox`
@@ -72,7 +72,5 @@ def write_config(directory: Path, keys: Secrets, *, programme: str) -> Path:
     text = HEADER.format(config=path.resolve(), sandbox_db=d / "sandbox.db", registry_db=d / "registry-sim.db")
     write_private_text(path, text + tomli_w.dumps(data))  # 0600: it holds the username key and demo secrets
     # Checked the way every command will read it, so a file that would not load is a quickstart failure.
-    from creditbridge.settings import load_settings
-
     load_settings(path, env={})
     return path

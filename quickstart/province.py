@@ -25,6 +25,8 @@ from datetime import date
 from itertools import accumulate
 from pathlib import Path
 
+import openpyxl
+
 from creditbridge.programmes import programme_facts
 from creditbridge.records.id_number import check_digit
 
@@ -229,8 +231,6 @@ def write_province(
     recorders: dict[tuple[str, str, str], list[str]] = {}
     wb = ws = None
     if xlsx:
-        import openpyxl
-
         wb = openpyxl.Workbook(write_only=True)
         ws = wb.create_sheet("教师名单")
         ws.append(ROSTER_HEADER)

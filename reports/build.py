@@ -23,14 +23,16 @@ from sqlalchemy import select
 
 from creditbridge import __version__, i18n
 from creditbridge.i18n import Words
+from creditbridge.outbox.service import summary as registry_summary
 from creditbridge.records import mask_id_number
 from creditbridge.records.cells import xlsx_row
 from creditbridge.records.outfiles import OutputFileError, prepare_directory, write_file
 from creditbridge.reports import charts
-from creditbridge.reports.deadlines import LIST_LIMIT, credit_result_table, deadline_warnings, scrub
+from creditbridge.reports.deadlines import LIST_LIMIT, deadline_warnings, scrub
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.core import Teacher
+from creditbridge.store.models.credits import CreditResult
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,7 @@ def report_data(settings: Settings, store: Store, *, programme: str | None = Non
                 limit: int = LIST_LIMIT) -> dict[str, Any]:
     """The report's figures. Streams the roster; holds one (credits, passed) pair per result and one counter
     per school, county and city, so a province of a million teachers fits in a few hundred MB."""
-    from creditbridge.outbox.service import summary
-
-    t = credit_result_table(store)
+    t = CreditResult.__table__
     total = _Group()
     schools: dict[tuple[str, ...], _Group] = {}
     counties: dict[tuple[str, ...], _Group] = {}
@@ -92,18 +92,17 @@ def report_data(settings: Settings, store: Store, *, programme: str | None = Non
     roles: Counter[tuple[str, bool]] = Counter()
     with store.session() as s:
         results: dict[tuple[str, str], tuple[float, bool]] = {}
-        if t is not None:
-            rq = select(t.c.programme, t.c.teacher, t.c.credits, t.c.passed).where(t.c.role == "teacher")
-            if programme:
-                rq = rq.where(t.c.programme == programme)
-            for r in s.execute(rq):
-                credits = float(r.credits or 0)
-                results[(r.programme, r.teacher)] = (credits, bool(r.passed))
-                whole[math.floor(credits)] += 1
-            oq = select(t.c.role, t.c.passed).where(t.c.role != "teacher")
-            if programme:
-                oq = oq.where(t.c.programme == programme)
-            roles = Counter((r.role, bool(r.passed)) for r in s.execute(oq))
+        rq = select(t.c.programme, t.c.teacher, t.c.credits, t.c.passed).where(t.c.role == "teacher")
+        if programme:
+            rq = rq.where(t.c.programme == programme)
+        for r in s.execute(rq):
+            credits = float(r.credits or 0)
+            results[(r.programme, r.teacher)] = (credits, bool(r.passed))
+            whole[math.floor(credits)] += 1
+        oq = select(t.c.role, t.c.passed).where(t.c.role != "teacher")
+        if programme:
+            oq = oq.where(t.c.programme == programme)
+        roles = Counter((r.role, bool(r.passed)) for r in s.execute(oq))
         q = select(Teacher.programme, Teacher.id_number, Teacher.school_code, Teacher.school_name, Teacher.county,
                    Teacher.city, Teacher.status)
         if programme:
@@ -125,7 +124,7 @@ def report_data(settings: Settings, store: Store, *, programme: str | None = Non
     def rows(groups: dict[tuple[str, ...], _Group], names: tuple[str, ...]) -> list[dict[str, Any]]:
         return [{**dict(zip(names, k, strict=True)), **g.as_json()} for k, g in sorted(groups.items())]
 
-    reg = summary(store, programme=programme)
+    reg = registry_summary(store, programme=programme)
     warnings = deadline_warnings(settings, store, today=today, programme=programme, limit=limit)
 
     def registry_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from creditbridge import i18n
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
+from creditbridge.reports.build import report_data, write_files
 
 
 @click.command("report")
@@ -22,8 +24,6 @@ def report_command(app: AppContext, out_dir: Path | None, programme: str | None,
                    as_json: bool) -> None:
     """Write the credit report: pass rate by school, county and city, credits, rejected and pending records,
     deadline warnings."""
-    from creditbridge.reports.build import report_data, write_files
-
     # Checked before the store is read: a wrong --language is `error: --language: ...`, exit 2, no file.
     try:
         w = i18n.words(app.settings.report.language if language is None else language)
@@ -34,8 +34,6 @@ def report_command(app: AppContext, out_dir: Path | None, programme: str | None,
         data = report_data(app.settings, app.store, programme=programme)
         paths = write_files(data, out, language=w.language)
     else:
-        from rich.console import Console
-
         with Console(stderr=True).status("reading results…") as status:
             data = report_data(app.settings, app.store, programme=programme)
             status.update("writing XLSX and HTML…")

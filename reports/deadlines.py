@@ -10,13 +10,15 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import MetaData, Table, func, inspect, select
+from sqlalchemy import func, select
 
+from creditbridge.outbox.service import summary as registry_summary
 from creditbridge.programmes import programme_facts
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.core import Teacher
+from creditbridge.store.models.credits import CreditResult
 from creditbridge.store.models.registry import RegistrySubmission
 
 log = logging.getLogger(__name__)
@@ -28,26 +30,14 @@ def scrub(text: str | None) -> str | None:
     return None if text is None else mask_id_numbers(text)
 
 
-def credit_result_table(store: Store) -> Table | None:
-    """The mappings flow's credit_result table: its model when installed, else reflected, else None."""
-    from creditbridge.store.models import Base
-
-    if "credit_result" in Base.metadata.tables:
-        return Base.metadata.tables["credit_result"]
-    if not inspect(store.engine).has_table("credit_result"):
-        return None
-    return Table("credit_result", MetaData(), autoload_with=store.engine)
-
-
 def programmes(settings: Settings, store: Store, programme: str | None = None) -> list[str]:
     if programme:
         return [programme]
     found = {settings.sync.programme}
     with store.session() as s:
         found |= set(s.scalars(select(Teacher.programme).distinct()))
-        t = credit_result_table(store)
-        if t is not None:
-            found |= set(s.scalars(select(t.c.programme).distinct()))
+        t = CreditResult.__table__
+        found |= set(s.scalars(select(t.c.programme).distinct()))
     return sorted(found)
 
 
@@ -67,9 +57,7 @@ def deadline_warnings(settings: Settings, store: Store, *, today: date | None = 
 def _one(store: Store, code: str, today: date, days: int, limit: int) -> dict[str, Any]:
     """Streams the roster and the results (a province has a million teachers): only the first `limit` rows
     of each list are kept, the totals count them all."""
-    from creditbridge.outbox.service import summary
-
-    t = credit_result_table(store)
+    t = CreditResult.__table__
     not_passed: list[dict[str, Any]] = []
     not_passed_total = 0
     not_pushed: list[dict[str, Any]] = []
@@ -77,10 +65,9 @@ def _one(store: Store, code: str, today: date, days: int, limit: int) -> dict[st
     year = None
     with store.session() as s:
         passed: set[str] = set()
-        if t is not None:
-            year = s.scalar(select(func.max(t.c.year)).where(t.c.programme == code))
-            passed = set(s.scalars(select(t.c.teacher).where(t.c.programme == code, t.c.role == "teacher",
-                                                             t.c.passed.is_(True))))
+        year = s.scalar(select(func.max(t.c.year)).where(t.c.programme == code))
+        passed = set(s.scalars(select(t.c.teacher).where(t.c.programme == code, t.c.role == "teacher",
+                                                         t.c.passed.is_(True))))
         for tr in s.execute(select(Teacher.id_number, Teacher.name, Teacher.school_code, Teacher.school_name,
                                    Teacher.county, Teacher.city)
                             .where(Teacher.programme == code, Teacher.status == "active")
@@ -92,25 +79,24 @@ def _one(store: Store, code: str, today: date, days: int, limit: int) -> dict[st
                 not_passed.append({"id_number": tr.id_number, "name": tr.name, "school_code": tr.school_code,
                                    "school_name": tr.school_name, "county": tr.county, "city": tr.city})
         del passed
-        if t is not None:
-            # Details (credits, reasons) only for the teachers listed.
-            listed = {r["id_number"]: r for r in not_passed}
-            ids = list(listed)
-            for i in range(0, len(ids), 500):
-                for r in s.execute(select(t.c.teacher, t.c.credits, t.c.reasons)
-                                   .where(t.c.programme == code, t.c.role == "teacher",
-                                          t.c.teacher.in_(ids[i:i + 500]))):
-                    listed[r.teacher]["result"] = r
-            submitted = set(s.execute(select(RegistrySubmission.teacher, RegistrySubmission.role)
-                                      .where(RegistrySubmission.programme == code).distinct()).all())
-            for r in s.execute(select(t.c.teacher, t.c.role, t.c.year).where(t.c.programme == code)
-                               .order_by(t.c.teacher)):
-                if (r.teacher, r.role) in submitted:
-                    continue
-                not_pushed_total += 1
-                if len(not_pushed) < limit:
-                    not_pushed.append({"teacher": mask_id_number(r.teacher), "role": r.role, "year": r.year,
-                                       "version": None, "state": "not pushed", "reason": None})
+        # Details (credits, reasons) only for the teachers listed.
+        listed = {r["id_number"]: r for r in not_passed}
+        ids = list(listed)
+        for i in range(0, len(ids), 500):
+            for r in s.execute(select(t.c.teacher, t.c.credits, t.c.reasons)
+                               .where(t.c.programme == code, t.c.role == "teacher",
+                                      t.c.teacher.in_(ids[i:i + 500]))):
+                listed[r.teacher]["result"] = r
+        submitted = set(s.execute(select(RegistrySubmission.teacher, RegistrySubmission.role)
+                                  .where(RegistrySubmission.programme == code).distinct()).all())
+        for r in s.execute(select(t.c.teacher, t.c.role, t.c.year).where(t.c.programme == code)
+                           .order_by(t.c.teacher)):
+            if (r.teacher, r.role) in submitted:
+                continue
+            not_pushed_total += 1
+            if len(not_pushed) < limit:
+                not_pushed.append({"teacher": mask_id_number(r.teacher), "role": r.role, "year": r.year,
+                                   "version": None, "state": "not pushed", "reason": None})
     for row in not_passed:
         res = row.pop("result", None)
         row["teacher"] = mask_id_number(row.pop("id_number"))
@@ -122,7 +108,7 @@ def _one(store: Store, code: str, today: date, days: int, limit: int) -> dict[st
     days_left = (deadline - today).days if deadline else None
     warning = days_left is not None and 0 <= days_left <= days
 
-    reg = summary(store, programme=code)
+    reg = registry_summary(store, programme=code)
     open_ = [_registry_row(r) for r in (*reg["rejected"], *reg["pending"])]
     not_ack = (open_ + not_pushed)[:limit]
     return {"programme": code, "name": name, "name_en": name_en, "deadline": deadline.isoformat() if deadline else None,

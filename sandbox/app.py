@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from creditbridge.connector.functions import REQUIRED_CAPABILITIES
-from creditbridge.sandbox import cost, errors
+from creditbridge.sandbox import cost, errors, webhook_sender
 from creditbridge.sandbox import ws_cohorts as _ws_cohorts  # noqa: F401 - registers its functions
 from creditbridge.sandbox import ws_completion as _ws_completion  # noqa: F401
 from creditbridge.sandbox import ws_courses as _ws_courses  # noqa: F401
@@ -75,7 +75,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("SANDBOX_WEBHOOK_URL"):
         if not app.config.get("SANDBOX_WEBHOOK_SECRET"):
             raise errors.CreditbridgeError("SANDBOX_WEBHOOK_SECRET is required with SANDBOX_WEBHOOK_URL")
-        from creditbridge.sandbox import webhook_sender
         webhook_sender.install(app, state)
     return app
 

@@ -8,6 +8,7 @@ import threading
 
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.webhooks.processing import process_pending
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ class BackgroundProcessor:
         return True
 
     def _run(self) -> None:
-        from creditbridge.webhooks.processing import process_pending
         while True:
             first = self.queue.get()
             ids = [] if first is None else [first]

@@ -22,6 +22,8 @@ from creditbridge.settings.model import WebhookSettings
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks.counters import read_all, split_outcomes
+from creditbridge.webhooks.importer import import_file
+from creditbridge.webhooks.processing import Failure, list_parked, process_pending
 
 
 @click.group("intake")
@@ -63,7 +65,6 @@ def status_command(app: AppContext, as_json: bool) -> None:
 def parked_command(app: AppContext, as_json: bool, only_rejected: bool) -> None:
     """List parked deliveries (waiting for a user or course to be synced, or failing) and rejected ones (failed
     webhooks.max_attempts times, no longer retried), with the reason."""
-    from creditbridge.webhooks.processing import list_parked
     rows = list_parked(app.store, ("rejected",) if only_rejected else ("parked", "rejected"))
     if as_json:
         emit_json(rows)
@@ -84,7 +85,6 @@ def parked_command(app: AppContext, as_json: bool, only_rejected: bool) -> None:
 @pass_app
 def replay_command(app: AppContext, as_json: bool, include_rejected: bool) -> None:
     """Process pending deliveries and retry parked ones now; one line per delivery that failed, with its reason."""
-    from creditbridge.webhooks.processing import Failure, process_pending
     failures: list[Failure] = []
     out = process_pending(app.store, app.settings, include_rejected=include_rejected, failures=failures)
     if as_json:
@@ -102,8 +102,11 @@ def replay_command(app: AppContext, as_json: bool, include_rejected: bool) -> No
 @pass_app
 def reconcile_command(app: AppContext, as_json: bool) -> None:
     """Ask Moodle for course completions of enrolled teachers; record what a webhook missed."""
-    from creditbridge.connector.moodle import MoodleClient
-    from creditbridge.webhooks.reconcile import reconcile
+    # Only this command calls Moodle: the client (requests, urllib3) loaded with the module would add about a tenth
+    # to the start-up of `serve` and of every other intake command (measured, issue #17).
+    from creditbridge.connector.moodle import MoodleClient  # noqa: PLC0415
+    from creditbridge.webhooks.reconcile import reconcile  # noqa: PLC0415
+
     with MoodleClient(app.settings.moodle) as client:
         out = reconcile(app.settings, app.store, client)
     if as_json:
@@ -118,7 +121,6 @@ def reconcile_command(app: AppContext, as_json: bool) -> None:
 @pass_app
 def import_command(app: AppContext, file: Path, as_json: bool) -> None:
     """Import learning records: JSON lines (.jsonl/.json) or XLSX of school-based activity scores."""
-    from creditbridge.webhooks.importer import import_file
     out = import_file(app.settings, app.store, file)
     if as_json:
         emit_json(out)

@@ -31,6 +31,7 @@ from creditbridge.webhooks import resources
 from creditbridge.webhooks.body_reader import BodyReadTimeout, read_body
 from creditbridge.webhooks.inbox_writer import InboxWriteError
 from creditbridge.webhooks.payload import PayloadRefused, parse_payload
+from creditbridge.webhooks.processing import process_pending
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,6 @@ class DeliveryEndpoint:
 
     def _process_now(self, wid: str) -> None:
         # After the commit: a failure here leaves the delivery pending for the next process_pending run.
-        from creditbridge.webhooks.processing import process_pending
         try:
             process_pending(resources.store(self.app), resources.settings(self.app), webhook_ids=[wid])
         except Exception:

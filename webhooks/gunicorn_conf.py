@@ -10,6 +10,9 @@ directory goes when gunicorn exits.
 
 from __future__ import annotations
 
+# gunicorn's master loads this module, and its workers are forked from it before a gevent worker monkey-patches:
+# nothing of the receiver may be imported here (webhooks.resources makes its lock at import, and in a worker it
+# must be gevent's), only the log and metrics helpers below.
 import contextlib
 import os
 import shutil
