@@ -6,7 +6,7 @@ due next and decides itself which missed trigger times coalesce into one run.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.base import BaseTrigger
@@ -32,8 +32,9 @@ _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 def standard_day_of_week(field: str) -> str:
     """Crontab numbers days 0-7 from Sunday; APScheduler 3 numbers them from Monday (its from_crontab warns
-    about this). Numbers are turned into day names here so "1-5" means Monday to Friday, as in crontab."""
-    if field == "*" or not any(ch.isdigit() for ch in field):
+    about this). Numbers are turned into day names here so "1-5" means Monday to Friday, as in crontab. Names
+    go through the same arithmetic: APScheduler refuses a range of names that wraps ("sun-tue", "sun-sat")."""
+    if field.startswith("*") and "/" not in field:
         return field
     days: list[int] = []
     for part in field.split(","):
@@ -63,12 +64,53 @@ def _day_number(token: str) -> int:
     raise ValueError(f"bad day of week {token!r}")
 
 
-def cron_trigger(expr: str, tz: ZoneInfo, setting: str) -> CronTrigger:
+class CrontabTrigger(BaseTrigger):
+    """A crontab expression as crontab(5) reads it, on APScheduler 3's CronTrigger arithmetic. Two rules where
+    APScheduler's own reading differs:
+    - a day of the month and a day of the week both restricted ("0 5 1 * 1") mean either one (crontab ORs
+      them; CronTrigger ANDs them, so that example ran only on a Monday the 1st): one CronTrigger each, the
+      earlier time wins;
+    - a fixed-time job (neither minute nor hour a wildcard) runs once on the night the clocks go back, as cron
+      does: CronTrigger answers the repeated wall-clock time too, a second run of a daily job an hour later.
+      Wildcard jobs ("*/30 * * * *") keep running through both hours, as in cron."""
+
+    def __init__(self, parts: list[CronTrigger], *, fixed_time: bool) -> None:
+        self.parts = parts
+        self.fixed_time = fixed_time
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        nxt = self._earliest(previous_fire_time, now)
+        while nxt is not None and self.fixed_time and _repeated_wall_time(nxt):
+            nxt = self._earliest(nxt, nxt)
+        return nxt
+
+    def _earliest(self, previous: datetime | None, now: datetime) -> datetime | None:
+        times = [t for part in self.parts if (t := part.get_next_fire_time(previous, now)) is not None]
+        # min() by instant: aware datetimes of one zone compare by wall time, which the repeated hour breaks.
+        return min(times, key=lambda t: t.astimezone(UTC)) if times else None
+
+    def __str__(self) -> str:
+        return " or ".join(str(p) for p in self.parts)
+
+
+def _repeated_wall_time(t: datetime) -> bool:
+    """Whether `t` is the second time its wall-clock time happens that night (the hour the clocks go back)."""
+    first = t.replace(fold=0)
+    return first.utcoffset() != t.replace(fold=1).utcoffset() and t.astimezone(UTC) > first.astimezone(UTC)
+
+
+def cron_trigger(expr: str, tz: ZoneInfo, setting: str) -> CrontabTrigger:
     try:
         fields = expr.split()
-        if len(fields) == 5:
-            fields[4] = standard_day_of_week(fields[4])
-        return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
+        if len(fields) != 5:
+            raise ValueError(f"five fields expected, got {len(fields)}")
+        minute, hour, dom, month, dow = fields[0], fields[1], fields[2], fields[3], standard_day_of_week(fields[4])
+        days = [(dom, dow)]
+        if not dom.startswith("*") and not dow.startswith("*"):
+            days = [(dom, "*"), ("*", dow)]
+        parts = [CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=tz)
+                 for d, w in days]
+        return CrontabTrigger(parts, fixed_time=not minute.startswith("*") and not hour.startswith("*"))
     except ValueError as e:
         raise SchedulerError(f"scheduler.{setting}: not a cron expression ({expr!r}): {e}") from e
 
