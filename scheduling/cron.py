@@ -74,23 +74,61 @@ class CrontabTrigger(BaseTrigger):
       does: CronTrigger answers the repeated wall-clock time too, a second run of a daily job an hour later.
       Wildcard jobs ("*/30 * * * *") keep running through both hours, as in cron."""
 
-    def __init__(self, parts: list[CronTrigger], *, fixed_time: bool) -> None:
+    def __init__(self, parts: list[CronTrigger], *, fixed_time: bool, tz: ZoneInfo) -> None:
         self.parts = parts
         self.fixed_time = fixed_time
+        self.tz = tz
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        nxt = self._earliest(previous_fire_time, now)
-        while nxt is not None and self.fixed_time and _repeated_wall_time(nxt):
-            nxt = self._earliest(nxt, nxt)
-        return nxt
+        """The first trigger time after `previous_fire_time` (at or after `now` when there is none), always
+        later than `previous_fire_time`: around the hour the clocks go back CronTrigger answers the
+        first reading of a repeated wall-clock time again (the same instant, or an earlier one), and a caller
+        walking forward from each answer (coalesce) never got out."""
+        start = now.astimezone(UTC)
+        if previous_fire_time is not None:
+            start = previous_fire_time.astimezone(UTC) + timedelta(microseconds=1)
+        for _ in range(_MAX_SKIPS):
+            nxt = self._first_from(start)
+            if nxt is None or not (self.fixed_time and _repeated_wall_time(nxt)):
+                return nxt
+            start = nxt.astimezone(UTC) + timedelta(microseconds=1)
+        raise SchedulerError(f"no trigger time found after {start.isoformat()}")
 
-    def _earliest(self, previous: datetime | None, now: datetime) -> datetime | None:
-        times = [t for part in self.parts if (t := part.get_next_fire_time(previous, now)) is not None]
+    def _first_from(self, start: datetime) -> datetime | None:
+        """The first trigger time at or after the instant `start`. CronTrigger's answer stands unless the
+        clocks change between `start` and it; then the minutes between are read on the wall clock one by one
+        (at most a day of them, twice a year), each with the UTC offset it really has."""
+        times = [t for part in self.parts if (t := part.get_next_fire_time(None, start)) is not None]
         # min() by instant: aware datetimes of one zone compare by wall time, which the repeated hour breaks.
-        return min(times, key=lambda t: t.astimezone(UTC)) if times else None
+        answer = min(times, key=lambda t: t.astimezone(UTC)) if times else None
+        local_start = start.astimezone(self.tz)
+        if answer is not None and answer.astimezone(UTC) >= start and answer.utcoffset() == local_start.utcoffset():
+            return answer
+        minute = start.replace(second=0, microsecond=0)
+        if minute < start:
+            minute += timedelta(minutes=1)
+        until = start + timedelta(days=1)
+        if answer is not None and answer.astimezone(UTC) >= start:
+            until = min(until, answer.astimezone(UTC))
+        while minute < until:
+            wall = minute.astimezone(self.tz)
+            if any(_matches(part, wall) for part in self.parts):
+                return wall
+            minute += timedelta(minutes=1)
+        if answer is not None and answer.astimezone(UTC) >= start:
+            return answer
+        return self._first_from(until) if answer is not None else None
 
     def __str__(self) -> str:
         return " or ".join(str(p) for p in self.parts)
+
+
+_MAX_SKIPS = 100  # repeated wall-clock times one call may skip: a night holds at most an hour's worth
+
+
+def _matches(trigger: CronTrigger, wall: datetime) -> bool:
+    """Whether the wall-clock time `wall` is one of the trigger's times (every field holds its value)."""
+    return all(field.get_next_value(wall) == field.get_value(wall) for field in trigger.fields)
 
 
 def _repeated_wall_time(t: datetime) -> bool:
@@ -110,7 +148,7 @@ def cron_trigger(expr: str, tz: ZoneInfo, setting: str) -> CrontabTrigger:
             days = [(dom, "*"), ("*", dow)]
         parts = [CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=tz)
                  for d, w in days]
-        return CrontabTrigger(parts, fixed_time=not minute.startswith("*") and not hour.startswith("*"))
+        return CrontabTrigger(parts, fixed_time=not minute.startswith("*") and not hour.startswith("*"), tz=tz)
     except ValueError as e:
         raise SchedulerError(f"scheduler.{setting}: not a cron expression ({expr!r}): {e}") from e
 
@@ -119,6 +157,7 @@ def first_due(trigger: BaseTrigger, last: datetime | None, now: datetime) -> dat
     """When a job is due once a scheduler becomes active: the first trigger time after its last recorded one
     (already past when runs were missed while no scheduler was up), or the first from now for a job that never
     ran on a schedule. None: the trigger will never fire."""
+    now = now.astimezone(UTC)
     if last is None:
         return trigger.get_next_fire_time(None, now)
     return trigger.get_next_fire_time(last, now)
@@ -128,14 +167,19 @@ def coalesce(trigger: BaseTrigger, due: datetime, now: datetime,
              grace: timedelta) -> tuple[datetime, datetime | None]:
     """(the one trigger time to run now, the next one after it) for a job due at `due` <= `now`.
 
-    Every trigger time missed up to now coalesces into the latest (APScheduler's `coalesce=True`). Only the
-    last `grace` can hold a time that still runs, so a long downtime of a frequent job is not walked through
-    one trigger time at a time."""
+    Every trigger time missed up to now coalesces into the latest (APScheduler's `coalesce=True`). A long
+    downtime of a frequent job is not walked through one trigger time at a time: the latest is looked for in
+    a window before now that doubles from the grace time until it holds one (a trigger can only be asked
+    forward), so the walk below covers a couple of trigger times whatever the grace and the downtime."""
+    now = now.astimezone(UTC)  # compared as instants: in one zone Python compares wall times, fold ignored
     run_at = due
-    if now - due > grace:
-        recent = trigger.get_next_fire_time(None, now - grace)
+    back = max(grace, timedelta(seconds=1))
+    while now - back > due:
+        recent = trigger.get_next_fire_time(None, now - back)
         if recent is not None and recent <= now:
             run_at = recent
+            break
+        back *= 2
     nxt: datetime | None = trigger.get_next_fire_time(run_at, now)
     while nxt is not None and nxt <= now:
         run_at = nxt

@@ -4,10 +4,13 @@ through Sunday as day numbers do."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from creditbridge.scheduling.cron import coalesce, cron_trigger, first_due
+import pytest
+
+from creditbridge.scheduling.cron import CrontabTrigger, coalesce, cron_trigger, first_due
 
 NEW_YORK = ZoneInfo("America/New_York")  # clocks go back 1 November 2026, 02:00 EDT -> 01:00 EST
 
@@ -72,3 +75,34 @@ def test_coalesce_after_the_clocks_go_back_keeps_one_run() -> None:
     # The repeated 01:30 is no trigger time: the missed 01:30 EDT stays the one to run (late, so missed).
     assert run_at == first
     assert nxt == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
+
+
+def _walked(trigger: CrontabTrigger, due: datetime, now: datetime) -> datetime:
+    run_at, nxt = due, trigger.get_next_fire_time(due, now)
+    while nxt is not None and nxt <= now:
+        run_at, nxt = nxt, trigger.get_next_fire_time(nxt, now)
+    return run_at
+
+
+def test_a_year_down_is_not_walked_one_trigger_at_a_time_when_the_grace_is_shorter_than_the_interval() -> None:
+    # A misfire grace (10 s) shorter than the job's interval (1 minute) left no trigger time in the grace window,
+    # and coalesce walked every minute of the downtime: 16 s for a year, the loop (every job) stalled meanwhile.
+    trigger = cron_trigger("* * * * *", ZoneInfo("UTC"), "reconcile")
+    now = datetime(2026, 12, 7, 10, 0, 30, tzinfo=UTC)
+    started = time.perf_counter()
+    run_at, nxt = coalesce(trigger, now - timedelta(days=365), now, timedelta(seconds=10))
+    assert time.perf_counter() - started < 0.5
+    assert (run_at, nxt) == (datetime(2026, 12, 7, 10, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("expr", ["*/7 * * * *", "0 5 * * *", "15 3 * * 1", "0 5 1 * 1", "30 1 * * *"])
+@pytest.mark.parametrize("down", [timedelta(minutes=3), timedelta(hours=5), timedelta(days=3), timedelta(days=40)])
+def test_coalesce_runs_the_latest_trigger_time_as_walking_them_all_would(expr: str, down: timedelta) -> None:
+    trigger = cron_trigger(expr, NEW_YORK, "push")
+    for now in (datetime(2026, 11, 1, 6, 45, tzinfo=UTC), datetime(2026, 12, 7, 10, 0, 30, tzinfo=UTC)):
+        due = trigger.get_next_fire_time(None, now - down)
+        if due is None or due > now:
+            continue
+        run_at, nxt = coalesce(trigger, due, now, timedelta(seconds=10))
+        assert run_at == _walked(trigger, due, now)
+        assert nxt == trigger.get_next_fire_time(run_at, now) and nxt is not None and nxt > now
