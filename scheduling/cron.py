@@ -144,7 +144,7 @@ def cron_trigger(expr: str, tz: ZoneInfo, setting: str) -> CrontabTrigger:
             raise ValueError(f"five fields expected, got {len(fields)}")
         minute, hour, dom, month, dow = fields[0], fields[1], fields[2], fields[3], standard_day_of_week(fields[4])
         days = [(dom, dow)]
-        if not dom.startswith("*") and not dow.startswith("*"):
+        if not dom.startswith("*") and not fields[4].startswith("*"):  # as cron: "*/2" is a star
             days = [(dom, "*"), ("*", dow)]
         parts = [CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=tz)
                  for d, w in days]

@@ -106,3 +106,9 @@ def test_coalesce_runs_the_latest_trigger_time_as_walking_them_all_would(expr: s
         run_at, nxt = coalesce(trigger, due, now, timedelta(seconds=10))
         assert run_at == _walked(trigger, due, now)
         assert nxt == trigger.get_next_fire_time(run_at, now) and nxt is not None and nxt > now
+
+
+def test_a_stepped_star_day_of_week_still_ands_with_the_day_of_month_as_cron_does() -> None:
+    # cron ORs the two fields only when neither starts with "*": "1 * */2" stays "the 1st, if a Sun/Tue/Thu/Sat".
+    fires = _fires("0 5 1 * */2", UTC, datetime(2026, 12, 6, tzinfo=UTC), 2)
+    assert [f.date().isoformat() for f in fires] == ["2027-04-01", "2027-05-01"]  # a Thursday, a Saturday
