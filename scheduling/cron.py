@@ -1,7 +1,8 @@
 """Cron settings as APScheduler 3 triggers, and the due-time arithmetic of the leader loop.
 
-Only a trigger's public `get_next_fire_time` is used: the loop (scheduling/loop.py) asks it when each job is
-due next and decides itself which missed trigger times coalesce into one run.
+Only APScheduler's public API is used: a CronTrigger's `get_next_fire_time`, and its `fields` to read a wall-clock
+minute where the clocks change (CrontabTrigger). The loop (scheduling/loop.py) asks when each job is due next
+and decides itself which missed trigger times coalesce into one run.
 """
 
 from __future__ import annotations
