@@ -177,7 +177,7 @@ def list_jobs(settings: Settings, store: Store) -> dict[str, Any]:
     scheduled run in the ledger (a run missed while no scheduler was up, within the grace time, shows as due
     in the past: the next active scheduler runs it at once)."""
     tz = timezone_of(settings)
-    now = datetime.now(tz)
+    now = datetime.now(UTC)  # instants: see scheduling/loop.py
     grace = timedelta(seconds=settings.scheduler.misfire_grace_seconds)
     rows = []
     for spec in job_specs(settings):

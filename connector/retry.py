@@ -74,7 +74,8 @@ class RetryPolicy:
         """Seconds to wait before resend number `attempt` + 1."""
         if self.backoff_seconds <= 0:
             return 0.0
-        step = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** attempt)
+        # Past about 1,000 doublings 2 ** attempt is no float (OverflowError); any cap is reached long before.
+        step = min(self.max_backoff_seconds, self.backoff_seconds * 2.0 ** min(attempt, 1_000))
         delay = self.rng.uniform(0, step)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_backoff_seconds))

@@ -166,8 +166,12 @@ def load_programme(code_or_path: str | Path) -> Programme:
     """A programme by id (the rule files shipped in programmes/rules/) or by the path of a rule file."""
     text = str(code_or_path)
     path = Path(text)
-    st = _stat(path)
-    if not (text.endswith((".yaml", ".yml")) or (st is not None and stat.S_ISREG(st.st_mode))):
+    # A shipped programme's id is its shipped file, whatever file of that name the working directory holds.
+    shipped = builtin_rule_path(text) if isinstance(code_or_path, str) else None
+    st = _stat(path if shipped is None else shipped)
+    if shipped is not None:
+        path = shipped
+    elif not (text.endswith((".yaml", ".yml")) or (st is not None and stat.S_ISREG(st.st_mode))):
         found = builtin_rule_path(text)
         if found is None:
             raise NoRuleFile(f"no rule file for programme {text!r} (known: {', '.join(builtin_programmes())})")

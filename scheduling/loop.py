@@ -25,7 +25,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -39,6 +39,9 @@ from creditbridge.store.job_ledger import interrupt_orphans, last_trigger
 
 log = logging.getLogger("creditbridge.scheduler")
 
+# `now` is UTC throughout: trigger times are in scheduler.timezone, and Python compares (and subtracts) two
+# datetimes of one zone by their wall-clock readings, so in the hour the clocks go back a repeated time looked
+# an hour earlier than it is. Between zones it compares instants.
 # The longest the loop sleeps: a wall clock set back or forward (NTP, a suspended VM) is noticed this soon.
 _MAX_SLEEP_SECONDS = 1.0
 
@@ -102,7 +105,7 @@ class CreditScheduler:
     def _run_active(self) -> bool:
         """Run the schedule until stop() or until the lock is lost; True when it was lost."""
         orphans = interrupt_orphans(self.store, self.instance)
-        now = datetime.now(self.tz)
+        now = datetime.now(UTC)
         due = {spec.id: first_due(spec.trigger, last_trigger(self.store, spec.id), now) for spec in self.specs}
         running: dict[str, _Run] = {}
         check_every = self.settings.scheduler.lock_check_seconds
@@ -114,7 +117,7 @@ class CreditScheduler:
         # Leaving the block waits for the running jobs: they finish and record their outcome before the lock goes.
         with ThreadPoolExecutor(self.settings.scheduler.max_workers, thread_name_prefix="scheduler-job") as pool:
             while not self._stop.is_set():
-                now = datetime.now(self.tz)
+                now = datetime.now(UTC)
                 for spec in self.specs:
                     when = due[spec.id]
                     if when is not None and when <= now:
@@ -148,7 +151,7 @@ class CreditScheduler:
         running[spec.id] = future
 
     def _sleep(self, due: dict[str, datetime | None], next_check: float) -> float:
-        now = datetime.now(self.tz)
+        now = datetime.now(UTC)
         until = [(when - now).total_seconds() for when in due.values() if when is not None]
         until.append(next_check - time.monotonic())
         return max(0.0, min(_MAX_SLEEP_SECONDS, *until))

@@ -53,8 +53,9 @@ def claim(store: Store, job_id: str, scheduled_at: datetime, instance: str, *, m
 
 
 def finish(store: Store, run_id: int, outcome: str, counts: dict[str, Any] | None, error: str | None) -> None:
-    # A flow may return Decimals or datetimes; the row must be written whatever it returned.
-    counts = None if counts is None else json.loads(json.dumps(counts, default=str))
+    # A flow may return Decimals or datetimes; the row must be written whatever it returned. NaN and the
+    # infinities are no JSON (PostgreSQL refuses the tokens): recorded as null.
+    counts = None if counts is None else json.loads(json.dumps(counts, default=str), parse_constant=lambda _: None)
     with store.session() as s:
         s.execute(update(JobRun).where(JobRun.id == run_id)
                   .values(outcome=outcome, counts=counts, error=error, finished_at=utcnow()))

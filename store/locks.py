@@ -118,9 +118,15 @@ class PostgresLock:
 
     def release(self) -> None:
         if self._conn is not None and self._held:
+            unlocked = False
             with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-            if self.label:
+                unlocked = bool(self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key}).scalar())
+            if not unlocked:
+                # The session may still hold the lock: back in the pool it would keep it from everyone, this
+                # process included. Ending the session is the one sure way to drop a session-level lock.
+                with contextlib.suppress(Exception):
+                    self._conn.invalidate()
+            elif self.label:
                 with contextlib.suppress(Exception):
                     self._conn.execute(text("RESET application_name"))  # the connection goes back to the pool
         self._held = False

@@ -205,7 +205,7 @@ def test_losing_the_postgres_lock_stops_scheduling_until_it_is_back(pg_url: str,
 
 @pytest.mark.parametrize(("dow", "expected"), [
     ("1-5", "mon,tue,wed,thu,fri"), ("0", "sun"), ("7", "sun"), ("6,0", "sun,sat"), ("*/2", "sun,tue,thu,sat"),
-    ("mon-fri", "mon-fri"), ("*", "*"), ("5-7", "sun,fri,sat")])
+    ("mon-fri", "mon,tue,wed,thu,fri"), ("sun-tue", "sun,mon,tue"), ("*", "*"), ("5-7", "sun,fri,sat")])
 def test_day_of_week_numbers_follow_crontab_not_apscheduler(dow: str, expected: str) -> None:
     assert standard_day_of_week(dow) == expected
 
