@@ -12,16 +12,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import MetaData, Table, insert, select
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer
 
-from creditbridge.outbox.errors import OutboxError
 from creditbridge.outbox.payload import build_record, idempotency_key
 from creditbridge.programmes import ProgrammeFacts, programme_facts
-from creditbridge.store.models import Base
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import Teacher
+from creditbridge.store.models.credits import CreditResult
 from creditbridge.store.models.registry import RegistryAudit, RegistrySubmission
 
 # Roles whose results are credit records of a person. Host and school-admin scores are assessments of
@@ -42,18 +40,6 @@ class BuildCounts:
     def as_json(self) -> dict[str, int]:
         return {"created": self.created, "corrections": self.corrections, "voids": self.voids,
                 "unchanged": self.unchanged, "dropped_unsent": self.dropped_unsent}
-
-
-def credit_result_table(session: Session) -> Table:
-    """The mappings flow's credit_result table, by name: its model when installed, else as the
-    database has it (so the outbox depends on the table's documented columns, not on a class)."""
-    table = Base.metadata.tables.get("credit_result")
-    if table is not None:
-        return table
-    try:
-        return Table("credit_result", MetaData(), autoload_with=session.connection())
-    except NoSuchTableError as e:
-        raise OutboxError("no credit_result table: evaluate credits before pushing") from e
 
 
 class AuditTrail:
@@ -91,7 +77,7 @@ def build(session: Session, *, provider: str, programme: str | None = None,
           for_teachers: Collection[str] | None = None) -> BuildCounts:
     """`for_teachers`: only these people's results (a continuous worker's batch, whose teachers it has claimed);
     the rest of the outbox is not read."""
-    table = credit_result_table(session)
+    table = CreditResult.__table__
     counts = BuildCounts()
     trail = AuditTrail()
     new_rows: list[dict[str, Any]] = []

@@ -72,24 +72,10 @@ def running_sim(tmp_path: Path, **config: Any) -> Iterator[Sim]:
 
 
 def credit_result_table(store: Any) -> Any:
-    """The credit_result table (mappings flow). Its model when installed; until then the columns the
-    briefing fixes, created in this test database only (never in the shared metadata)."""
-    from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, Numeric, String, Table
+    """The credit_result table (mappings flow), as its model declares it."""
+    from creditbridge.store.models.credits import CreditResult
 
-    from creditbridge.store.models import Base
-
-    if "credit_result" in Base.metadata.tables:
-        return Base.metadata.tables["credit_result"]
-    md = MetaData()
-    t = Table("credit_result", md,
-              Column("id", Integer, primary_key=True), Column("programme", String(40)), Column("teacher", String(64)),
-              Column("role", String(20)), Column("year", Integer), Column("hours", Numeric(8, 2)),
-              Column("credits", Numeric(8, 2)), Column("points", Numeric(8, 2)), Column("passed", Boolean),
-              Column("components", JSON), Column("reasons", JSON), Column("reasons_zh", JSON),
-              Column("rule_version", String(40)), Column("rule_hash", String(64)), Column("result_hash", String(64)),
-              Column("evaluated_at", DateTime(timezone=True)))
-    md.create_all(store.engine)
-    return t
+    return CreditResult.__table__
 
 
 def put_results(store: Any, rows: list[dict[str, Any]]) -> None:
