@@ -11,6 +11,7 @@ from test_processing_chunks import mixed_inbox, put, seed_many, snapshot
 from webhook_helpers import settings_for
 
 from creditbridge.store import Store, open_store
+from creditbridge.webhooks import background as background_module  # where the thread looks process_pending up
 from creditbridge.webhooks import processing
 from creditbridge.webhooks.background import BackgroundProcessor
 from creditbridge.webhooks.processing import process_pending_one_by_one
@@ -26,7 +27,7 @@ def test_a_burst_is_processed_in_large_batches_with_the_one_by_one_outcome(
         calls.append((len(kwargs["webhook_ids"]), kwargs["chunk_size"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(processing, "process_pending", counted)
+    monkeypatch.setattr(background_module, "process_pending", counted)
     try:
         for st in (store, twin):
             seed_many(st)

@@ -20,6 +20,7 @@ from creditbridge.cli.main import cli
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
+from creditbridge.webhooks import background as background_module  # where the thread looks process_pending up
 from creditbridge.webhooks import processing
 from creditbridge.webhooks.app import close_app, create_app
 from creditbridge.webhooks.counters import read_all
@@ -158,7 +159,7 @@ def test_background_queue_full_leaves_deliveries_pending_for_replay(runner, tmp_
         release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(processing, "process_pending", slow)
+    monkeypatch.setattr(background_module, "process_pending", slow)
     app = create_app({"CONFIG_PATH": config})
     c = app.test_client()
     sends = [signed(payload("activity_completion_updated", cmid=10 + i, objectid=10 + i)) for i in range(3)]
@@ -173,7 +174,7 @@ def test_background_queue_full_leaves_deliveries_pending_for_replay(runner, tmp_
     assert background.skipped == 1
     release.set()
     close_app(app)  # drains the queue
-    monkeypatch.setattr(processing, "process_pending", real)
+    monkeypatch.setattr(background_module, "process_pending", real)
     with store.session() as s:
         assert s.scalar(select(func.count()).where(WebhookDelivery.state == "pending")) == 1
         assert s.scalar(select(func.count()).select_from(LearningRecordRow)) == 2
