@@ -60,3 +60,19 @@ def main() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     main()
+
+
+class NoLock:
+    """A leader lock always held: a scheduler started without the lock (by mistake, or where a test needs none)."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def still_held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "no lock"

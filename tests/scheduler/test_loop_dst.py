@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sched_helpers import NoLock
 from sqlalchemy import select
 
 from creditbridge.scheduling import loop
@@ -31,20 +32,6 @@ class _FrozenClock(datetime):
         return FAKE_NOW.astimezone(tz)
 
 
-class _NoLock:
-    def acquire(self) -> bool:
-        return True
-
-    def still_held(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-    def describe(self) -> str:
-        return "no lock"
-
-
 @pytest.mark.timeout(60)
 def test_the_repeated_hour_is_not_run_an_hour_early(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(sqlite_url)
@@ -57,7 +44,7 @@ def test_the_repeated_hour_is_not_run_an_hour_early(sqlite_url: str, monkeypatch
     spec = JobSpec("hourly", cron_trigger("0 * * * *", loop.timezone_of(settings), "hourly"),
                    lambda ctx: ran.append(ctx.scheduled_at) or {})
     monkeypatch.setattr(loop, "datetime", _FrozenClock)
-    sched = CreditScheduler(settings, store, specs=[spec], lock=_NoLock(), instance="now")
+    sched = CreditScheduler(settings, store, specs=[spec], lock=NoLock(), instance="now")
     t = threading.Thread(target=sched.run, daemon=True)
     t.start()
     assert sched.active.wait(10)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from sched_helpers import read_ticks, tick_job
+from sched_helpers import NoLock, read_ticks, tick_job
 from sqlalchemy import create_engine, select, text
 
 from creditbridge.pipeline import PIPELINE
@@ -30,22 +30,6 @@ from creditbridge.store.models.scheduler import JobRun
 def _settings(url: str, **scheduler: object) -> Settings:
     return load_settings(None, env={}, overrides={"database": {"url": url}, "scheduler": {
         "timezone": "UTC", "standby_retry_seconds": 0.2, "lock_check_seconds": 0.3, **scheduler}})
-
-
-class _NoLock:
-    """A scheduler started by mistake without the lock."""
-
-    def acquire(self) -> bool:
-        return True
-
-    def still_held(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-    def describe(self) -> str:
-        return "no lock"
 
 
 def _start(sched: CreditScheduler) -> threading.Thread:
@@ -76,8 +60,8 @@ def test_two_schedulers_without_the_lock_still_run_each_trigger_once(store: Stor
     settings = _settings(store.url)
     spec = JobSpec("tick", CronTrigger(second="*", timezone="UTC"), tick_job)
     # Without the lock both certainly fire every second: only the claim stands between them.
-    one = CreditScheduler(settings, store, specs=[spec], lock=_NoLock(), instance="one")
-    two = CreditScheduler(settings, store, specs=[spec], lock=_NoLock(), instance="two")
+    one = CreditScheduler(settings, store, specs=[spec], lock=NoLock(), instance="one")
+    two = CreditScheduler(settings, store, specs=[spec], lock=NoLock(), instance="two")
     caplog.set_level(logging.INFO, logger="creditbridge.scheduler")
     t1, t2 = _start(one), _start(two)
     time.sleep(4.5)
