@@ -47,6 +47,7 @@ from creditbridge.mappings.evaluate import Course, Evaluation, Person, Result, R
 from creditbridge.programmes import Programme, builtin_rule_path, load_programme
 from creditbridge.settings import Settings
 from creditbridge.store import Store, open_store
+from creditbridge.store.copy import copy_rows
 from creditbridge.store.keys import in_keys, keys_value
 from creditbridge.store.locks import flow_lock
 from creditbridge.store.models.base import UtcDateTime, utcnow
@@ -246,7 +247,7 @@ class _Writer:
             # Straight to the DBAPI, no per-row parameter processing for up to a million rows: COPY on
             # PostgreSQL (an executemany there is one round trip per row), executemany on SQLite.
             if self.copy:
-                self._copy_rows(CR.name, ", ".join(_INSERT_COLS), inserts)
+                copy_rows(self.conn, CR.name, _INSERT_COLS, inserts)
             else:
                 self.conn.exec_driver_sql(self.insert_sql, inserts)
         if updates:
@@ -273,31 +274,21 @@ class _Writer:
         if changes:
             if self.copy and len(changes) >= _COPY_UPDATE_MIN:
                 # JSON as orjson text, like the result columns: an executemany would be a round trip per row
-                self._copy_rows(CreditResultChange.__tablename__, ", ".join(_CHANGE_COLS), [
+                copy_rows(self.conn, CreditResultChange.__tablename__, _CHANGE_COLS, [
                     (*(c[k] for k in _CHANGE_COLS[:4]), _dumps(c["before"]), _dumps(c["after"]), c["rule_changed"],
                      c["at"]) for c in changes])
             else:
                 self.conn.execute(insert(CreditResultChange.__table__), changes)
 
-    def _copy_rows(self, table: str, cols: str, rows: list[tuple[Any, ...]]) -> None:
-        """PostgreSQL COPY of `rows` into `table` through the chunk's connection (same transaction)."""
-        cur = self.conn.connection.cursor()
-        try:
-            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
-                for row_ in rows:
-                    cp.write_row(row_)
-        finally:
-            cur.close()
-
     def _copy_update(self, temp: str, set_cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL: the rows (`set_cols` values, then the id) COPYed into a temporary table and applied by one
         UPDATE ... FROM. An executemany UPDATE costs a round trip per row (pipelined, still most of an
         incremental run's time)."""
-        cols = ", ".join((*set_cols, "id"))
+        columns = (*set_cols, "id")
         self.conn.exec_driver_sql(
             f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "  # noqa: S608
-            f"SELECT {cols} FROM {CR.name} WITH NO DATA")
-        self._copy_rows(temp, cols, rows)
+            f"SELECT {', '.join(columns)} FROM {CR.name} WITH NO DATA")
+        copy_rows(self.conn, temp, columns, rows)
         sets = ", ".join(f"{c} = u.{c}" for c in set_cols)
         self.conn.exec_driver_sql(f"UPDATE {CR.name} SET {sets} FROM {temp} u "  # noqa: S608
                                   f"WHERE {CR.name}.id = u.id")

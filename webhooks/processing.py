@@ -20,6 +20,7 @@ from creditbridge.records import LearningRecord
 from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
+from creditbridge.store.copy import copy_rows
 from creditbridge.store.keys import in_ids, in_keys, keys_value
 from creditbridge.store.models.base import utcnow
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Teacher
@@ -390,13 +391,8 @@ def _insert_records(s: Session, rows: list[dict[str, Any]]) -> None:
         return
     cols = list(rows[0])
     now = utcnow()  # the model's Python-side default, which COPY does not apply
-    cur = s.connection().connection.cursor()
-    try:
-        with cur.copy(f"COPY {LearningRecordRow.__tablename__} ({', '.join(cols)}, created_at) FROM STDIN") as cp:
-            for r in rows:
-                cp.write_row([*(r[c] for c in cols), now])
-    finally:
-        cur.close()
+    copy_rows(s.connection(), LearningRecordRow.__tablename__, [*cols, "created_at"],
+              ([*(r[c] for c in cols), now] for r in rows))
 
 
 def _record_attempt(s: Session, pe: ParkedEvent | None, wid: str, e: Unresolvable, max_attempts: int,
