@@ -144,13 +144,15 @@ class RegistrySettings(_Section):
     url: str = "http://127.0.0.1:8770"
     key_id: str = "creditbridge"
     secret: SecretStr = SecretStr("")
-    batch_size: int = Field(200, ge=1)
+    batch_size: int = Field(200, ge=1, le=10_000)
     timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
-    retries: int = Field(5, ge=0)
+    # Resends of one batch after a retryable failure; each waits up to the policy's cap (connector/retry.py),
+    # so an unbounded count would hold a push (and its lock) for ever.
+    retries: int = Field(5, ge=0, le=20)
     provider: str = "creditbridge"
     export_dir: str = "creditbridge-data/exports"
     file_format: str = Field("xlsx", pattern="^(xlsx|csv)$")
-    backoff_seconds: float = Field(0.5, ge=0)
+    backoff_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
     lrs_username: str = ""
     lrs_password: SecretStr = SecretStr("")
 

@@ -26,6 +26,13 @@ BAD = [
     ("webhooks", "read_timeout_seconds = true", ["serve", "--print-command"]),
     ("webhooks", "workers = false", ["serve", "--print-command"]),
     ("registry", "timeout_seconds = inf", ["serve", "--print-command"]),
+    ("registry", "retries = 1000000", ["push", "--dry-run"]),
+    ("registry", "retries = true", ["push", "--dry-run"]),
+    ("registry", "backoff_seconds = inf", ["push", "--dry-run"]),
+    ("registry", "backoff_seconds = nan", ["push", "--dry-run"]),
+    ("registry", "backoff_seconds = 1e9", ["push", "--dry-run"]),
+    ("registry", "batch_size = 0", ["push", "--dry-run"]),
+    ("registry", "batch_size = 100000000", ["push", "--dry-run"]),
     # 5 base64 characters: the library's decoder fails, and gunicorn's workers used to die at boot with it
     ("webhooks", 'secrets = ["whsec_ok+good+key+0123", "abcde"]', ["serve", "--print-command"]),
 ]
