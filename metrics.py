@@ -19,9 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
@@ -43,10 +47,42 @@ PATH = "/metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Set by `serve` to the directory it made itself, so gunicorn's hooks only ever empty or delete one of its own.
 OWNED_DIR_ENV = "CREDITBRIDGE_METRICS_DIR"
+# `serve`'s directories are named <prefix><pid of gunicorn's master>-<random>: serve execs into gunicorn, so the
+# pid is the master's, and a directory whose master is gone (SIGKILLed: on_exit never ran) can be told apart.
+DIR_PREFIX = "creditbridge-metrics-"
 # Inbox states (models/intake.py): a state not listed is reported as "other".
 INBOX_STATES = ("pending", "parked", "processed", "rejected")
 # Longest query string passed to the library's app (it reads `name[]` filters from it); longer is refused.
 MAX_QUERY = 2048
+
+def new_multiproc_dir() -> str:
+    """A private (0700), empty directory for one `serve` start's counters, in the temp directory. Directories of
+    earlier starts whose master process is gone are removed first: only directories (never a symlink), owned by
+    this user, named after a pid that no longer runs."""
+    tmp = Path(tempfile.gettempdir())
+    for found in tmp.glob(f"{DIR_PREFIX}*-*"):
+        pid_text = found.name[len(DIR_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _running(int(pid_text)):
+            continue
+        try:
+            st = found.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+            shutil.rmtree(found, ignore_errors=True)
+            log.info("removed the metrics directory of a serve that ended without cleaning up (pid %s)", pid_text)
+    return tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it runs
+    return True
+
 
 DELIVERIES = Counter("creditbridge_webhook_deliveries", "Answers of the webhook receiver, by outcome and reason.",
                      ["outcome", "reason"])

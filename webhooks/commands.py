@@ -6,7 +6,6 @@ import os
 import resource
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -15,7 +14,7 @@ from sqlalchemy import func, select
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.logs import FORMAT_ENV
 from creditbridge.mappings.marks import status as credit_status
-from creditbridge.metrics import MULTIPROC_ENV, OWNED_DIR_ENV
+from creditbridge.metrics import MULTIPROC_ENV, OWNED_DIR_ENV, new_multiproc_dir
 from creditbridge.redact import printable
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings
@@ -218,7 +217,7 @@ def serve_command(app: AppContext, host: str | None, port: int | None, workers: 
     env.pop(MULTIPROC_ENV, None)  # never another program's directory: counts of ours only
     if metrics.port:
         # Private (0700) and empty: this start's workers' counters (prometheus-client multiprocess mode).
-        env[MULTIPROC_ENV] = env[OWNED_DIR_ENV] = tempfile.mkdtemp(prefix="creditbridge-metrics-")
+        env[MULTIPROC_ENV] = env[OWNED_DIR_ENV] = new_multiproc_dir()
     if app.config_path:
         env["CREDITBRIDGE_CONFIG"] = str(Path(app.config_path).resolve())
     os.execvpe(argv[0], argv, env)  # noqa: S606 - replace this process so signals reach gunicorn

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -16,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 from cli_process import run_cli
 from prometheus_client import REGISTRY, generate_latest
@@ -24,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from webhook_helpers import free_port, payload, signed, signed_bytes, start_receiver
 
-from creditbridge.metrics import build_registry, count_delivery
+from creditbridge.metrics import DIR_PREFIX, build_registry, count_delivery
 from creditbridge.records.id_number import find_id_numbers
 from creditbridge.store import Store, open_store
 
@@ -367,3 +369,28 @@ def test_a_worker_metrics_port_shared_with_the_scheduler_is_a_clear_error(sqlite
     ran = run_cli(cfg, "worker", timeout=60)
     assert ran.code == 2
     assert ran.stderr.startswith("error: metrics.worker_port = 9465 is also metrics.scheduler_port"), ran.stderr
+
+
+def test_a_sigkilled_serve_leaves_no_metrics_directory_behind_the_next_start(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kill -9` of serve never runs gunicorn's on_exit, which removes the start's counters directory; the next
+    `serve` removes it (and only directories whose master is gone)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the receivers' temp directory (inherited by the subprocess)
+    alive = tmp / f"{DIR_PREFIX}{os.getpid()}-keep"  # this test's own pid: a running master's directory
+    alive.mkdir()
+    first = start_receiver(tmp_path, sqlite_url, f"[metrics]\nport = {free_port()}\n", workers=1)
+    os.killpg(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    left = [p for p in tmp.glob(f"{DIR_PREFIX}{first.proc.pid}-*")]
+    assert len(left) == 1 and left[0].is_dir()  # what the kill left
+    (tmp_path / "second").mkdir()
+    second = start_receiver(tmp_path / "second", sqlite_url, f"[metrics]\nport = {free_port()}\n", workers=1)
+    try:
+        assert not left[0].exists()
+        assert alive.is_dir()
+        mine = list(tmp.glob(f"{DIR_PREFIX}{second.proc.pid}-*"))
+        assert len(mine) == 1 and (mine[0].stat().st_mode & 0o777) == 0o700
+    finally:
+        second.stop()
