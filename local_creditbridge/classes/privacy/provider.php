@@ -59,28 +59,34 @@ class provider implements
     }
 
     /**
-     * The queued sends, each with its learner, course and payload (plugin 1.0.0's tasks hold the event instead).
+     * The queued sends, one at a time, each with its learner, course and payload (plugin 1.0.0's tasks hold the
+     * event instead).
      *
-     * @return array id => (object)['userid', 'courseid', 'data']
+     * A recordset, not get_records: a queue held back by an unreachable receiver can grow to many rows, and a
+     * privacy request must not load them all at once.
+     *
+     * @return \Generator task id => (object)['userid', 'courseid', 'data']
      */
-    protected static function pending(): array {
+    protected static function pending(): \Generator {
         global $DB;
-        $pending = [];
-        // Few rows: a send leaves the queue within a minute unless the receiver is unreachable.
-        foreach ($DB->get_records('task_adhoc', ['classname' => self::TASK], 'id', 'id, customdata') as $row) {
-            $data = json_decode((string)$row->customdata, true) ?: [];
-            if (isset($data['body'])) {
-                $userid = (int)($data['userid'] ?? 0);
-                $courseid = (int)($data['courseid'] ?? 0);
-                $content = json_decode((string)$data['body'], true);
-            } else {
-                $userid = (int)(!empty($data['relateduserid']) ? $data['relateduserid'] : ($data['userid'] ?? 0));
-                $courseid = (int)($data['courseid'] ?? 0);
-                $content = $data;
+        $rs = $DB->get_recordset('task_adhoc', ['classname' => self::TASK], 'id', 'id, customdata');
+        try {
+            foreach ($rs as $row) {
+                $data = json_decode((string)$row->customdata, true) ?: [];
+                if (isset($data['body'])) {
+                    $userid = (int)($data['userid'] ?? 0);
+                    $courseid = (int)($data['courseid'] ?? 0);
+                    $content = json_decode((string)$data['body'], true);
+                } else {
+                    $userid = (int)(!empty($data['relateduserid']) ? $data['relateduserid'] : ($data['userid'] ?? 0));
+                    $courseid = (int)($data['courseid'] ?? 0);
+                    $content = $data;
+                }
+                yield (int)$row->id => (object)['userid' => $userid, 'courseid' => $courseid, 'data' => $content];
             }
-            $pending[$row->id] = (object)['userid' => $userid, 'courseid' => $courseid, 'data' => $content];
+        } finally {
+            $rs->close();
         }
-        return $pending;
     }
 
     /**
@@ -91,8 +97,14 @@ class provider implements
      */
     public static function get_contexts_for_userid(int $userid): contextlist {
         $contextlist = new contextlist();
+        $courseids = [];
         foreach (self::pending() as $task) {
-            if ($task->userid === $userid && ($context = \context_course::instance($task->courseid, IGNORE_MISSING))) {
+            if ($task->userid === $userid) {
+                $courseids[$task->courseid] = true;
+            }
+        }
+        foreach (array_keys($courseids) as $courseid) {
+            if ($context = \context_course::instance($courseid, IGNORE_MISSING)) {
                 $contextlist->add_from_sql('SELECT id FROM {context} WHERE id = :id', ['id' => $context->id]);
             }
         }
@@ -125,17 +137,17 @@ class provider implements
      */
     public static function export_user_data(approved_contextlist $contextlist): void {
         $userid = (int)$contextlist->get_user()->id;
-        $pending = self::pending();
+        $bycourse = [];
+        foreach (self::pending() as $task) {
+            if ($task->userid === $userid) {
+                $bycourse[$task->courseid][] = $task->data;
+            }
+        }
         foreach ($contextlist->get_contexts() as $context) {
             if (!$context instanceof \context_course) {
                 continue;
             }
-            $webhooks = [];
-            foreach ($pending as $task) {
-                if ($task->userid === $userid && $task->courseid === (int)$context->instanceid) {
-                    $webhooks[] = $task->data;
-                }
-            }
+            $webhooks = $bycourse[(int)$context->instanceid] ?? [];
             if ($webhooks) {
                 writer::with_context($context)->export_data(
                     [get_string('pluginname', 'local_creditbridge'), get_string('privacy:pendingwebhooks', 'local_creditbridge')],
@@ -190,7 +202,13 @@ class provider implements
      */
     protected static function delete(callable $which): void {
         global $DB;
-        $ids = array_keys(array_filter(self::pending(), $which));
+        $ids = [];
+        foreach (self::pending() as $id => $task) {
+            if ($which($task)) {
+                $ids[] = $id;
+            }
+        }
+        // After the recordset is closed (the generator has finished): some databases refuse a delete beside it.
         if ($ids) {
             $DB->delete_records_list('task_adhoc', 'id', $ids);
         }
