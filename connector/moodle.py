@@ -327,6 +327,21 @@ class MoodleClient:
                            includes=includes, limitfrom=page, limitnum=perpage)
         return answer["cohorts"]
 
+    def iter_cohorts(self, query: str, *, perpage: int = 200, contextid: int = 1) -> Iterator[Item]:
+        """Every cohort `search_cohorts` finds for `query`, page after page (one read per page, only as far as the
+        caller iterates). Stops at a short page, or at a page that brings no cohort not seen before (a site
+        that ignores paging would otherwise be read for ever)."""
+        seen: set[int] = set()
+        page = 0
+        while True:
+            found = self.search_cohorts(query, contextid=contextid, page=page, perpage=perpage)
+            new = [c for c in found if int(c["id"]) not in seen]
+            yield from new
+            if len(found) < perpage or not new:
+                return
+            seen.update(int(c["id"]) for c in new)
+            page += 1
+
     def add_cohort_members(self, members: Sequence[Item]) -> BatchResult:
         """Each member: cohorttype {type: id|idnumber, value}, usertype {type: id|username, value}.
 

@@ -59,7 +59,8 @@ def _record_ref(ctx: ApplyContext, kind: str, pairs: list[tuple[str, int, str]])
 
 
 def _find_cohort(ctx: ApplyContext, idnumber: str) -> int | None:
-    for cohort in ctx.client.search_cohorts(idnumber, perpage=50):
+    # The search matches parts of names and idnumbers too ("school:1" finds "school:10..."): page on to the exact one.
+    for cohort in ctx.client.iter_cohorts(idnumber, perpage=50):
         if cohort.get("idnumber") == idnumber:
             return int(cohort["id"])
     return None

@@ -156,14 +156,7 @@ def forget_deleted_audiences(ctx: ApplyContext) -> bool:
             MoodleRef.kind == "cohort", MoodleRef.idnumber.startswith(prefix, autoescape=True)))}
     if not known:
         return False
-    present: dict[str, int] = {}
-    number = 0
-    while True:
-        page = ctx.client.search_cohorts(prefix, page=number, perpage=SEARCH_PAGE)
-        present.update((str(c.get("idnumber") or ""), int(c["id"])) for c in page)
-        if len(page) < SEARCH_PAGE:
-            break
-        number += 1
+    present = {str(c.get("idnumber") or ""): int(c["id"]) for c in ctx.client.iter_cohorts(prefix, perpage=SEARCH_PAGE)}
     gone = sorted(idn for idn, mid in known.items() if present.get(idn) != mid)
     if not gone:
         return False

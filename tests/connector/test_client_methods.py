@@ -143,3 +143,24 @@ def test_completion_error_class() -> None:
         with pytest.raises(errors.CompletionError) as info:
             client.get_course_completion_status(7, 99)
     assert info.value.errorcode == "usernotenroled"
+
+
+@pytest.mark.parametrize("ignores_paging", [False, True])
+def test_iter_cohorts_pages_on_and_stops_on_a_site_that_ignores_paging(ignores_paging: bool) -> None:
+    """iter_cohorts asks page after page (`limitfrom` is a page number for this function) until a short page;
+    a site answering every page with the same cohorts is read once more, not for ever."""
+    cohorts = [{"id": n, "name": f"c{n}", "idnumber": f"school:{n}", "description": "", "descriptionformat": 1,
+                "visible": True, "theme": None} for n in range(1, 6)]
+    pages: list[int] = []
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        page = int(dict(parse_qsl(request.body))["limitfrom"])
+        pages.append(page)
+        chunk = cohorts[:2] if ignores_paging else cohorts[page * 2:page * 2 + 2]
+        return 200, {}, json.dumps({"cohorts": chunk})
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, ENDPOINT, content_type="application/json", callback=answer)
+        found = [c["id"] for c in MoodleClient.from_url(URL, "TOKEN").iter_cohorts("school:", perpage=2)]
+    assert found == ([1, 2] if ignores_paging else [1, 2, 3, 4, 5])
+    assert pages == ([0, 1] if ignores_paging else [0, 1, 2])

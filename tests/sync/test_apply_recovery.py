@@ -222,3 +222,25 @@ def test_cohorts_categories_and_courses_already_in_moodle_are_adopted_not_duplic
     members = client.get_cohort_members([cohort])[0]["userids"]
     assert sorted(members) == sorted(t.moodle_user_id for t in teachers.values())
     assert course in {c["id"] for c in client.get_users_courses(teachers[staff[0].id_number].moodle_user_id)}
+
+
+def test_a_cohort_past_the_first_search_page_is_adopted_not_refused(
+        tmp_path: Path, sandbox: Any, runner: CliRunner, sqlite_url: str) -> None:
+    """core_cohort_search_cohorts matches parts of idnumbers and names, ordered by name: on a site where many
+    cohorts contain a school's code (school:370102001 is in school:3701020010 ... 59), the school's own cohort,
+    left by a crashed run, was past the first 50 matches, and the run reported it as refused."""
+    env = make_env(tmp_path, sandbox, sqlite_url)
+    client = client_for(sandbox)
+    system = {"type": "system", "value": ""}
+    client.create_cohorts([{"categorytype": system, "name": f"A{n:02d}", "idnumber": f"school:3701020010{n:02d}"}
+                           for n in range(60)])
+    cohort = client.create_cohorts([{"categorytype": system, "name": "一中",
+                                     "idnumber": "school:370102001"}]).succeeded[0][1]["id"]
+    for kind in ("catalog", "topics"):
+        assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
+    staff = people(2)
+    out = env.sync(runner, "roster", write_roster(tmp_path / "r.csv", staff))
+    assert out["errors"] == []
+    teachers, _, _ = _state(env)
+    members = client.get_cohort_members([cohort])[0]["userids"]
+    assert sorted(members) == sorted(t.moodle_user_id for t in teachers.values())
