@@ -135,6 +135,7 @@ class ApplyContext:
         chunks = enumerate(chunked(items, self.batch_size))
         results: dict[int, BatchResult] = {}
         failure: MoodleError | None = None
+        crash: Exception | None = None
         pending: dict[Future[BatchResult], int] = {}
 
         def work(chunk: Sequence[Item]) -> BatchResult:
@@ -145,22 +146,41 @@ class ApplyContext:
             if chunk is not None:
                 pending[pool.submit(work, chunk)] = index
 
+        def settle(future: Future[BatchResult], index: int) -> None:
+            nonlocal failure, crash
+            try:
+                result = future.result()
+            except MoodleError as e:
+                self._record_partial(e, record)
+                failure = failure or e
+                return
+            except Exception as e:  # not Moodle's answer (a bug): stop sending, still record what is in flight
+                crash = crash or e
+                return
+            try:
+                record(result)  # as each comes back: a crash loses at most the batches still in flight
+            except Exception as e:  # the store refused: the other batches in flight are still tried
+                crash = crash or e
+                return
+            results[index] = result
+
         for _ in range(self.concurrency):
             submit()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = pending.pop(future)
-                try:
-                    result = future.result()
-                except MoodleError as e:
-                    self._record_partial(e, record)
-                    failure = failure or e
-                    continue
-                record(result)  # as each comes back: a crash loses at most the batches still in flight
-                results[index] = result
-                if failure is None:
-                    submit()
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    settle(future, pending.pop(future))
+                    if failure is None and crash is None:
+                        submit()
+        except BaseException:
+            # Ctrl-C while waiting: what Moodle took in the calls still in flight (each bounded by its timeouts)
+            # is recorded before stopping, so the next run does not send it again.
+            for future in list(pending):
+                settle(future, pending.pop(future))
+            raise
+        if crash is not None:
+            raise crash
         if failure is not None:
             # The batches in flight were waited for and recorded: the store holds all Moodle said it took.
             raise SyncAborted(f"Moodle failed mid-run, the rest is left for the next run: {failure}") from failure
