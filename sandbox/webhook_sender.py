@@ -1,5 +1,8 @@
-"""The sandbox's stand-in for local_creditbridge: on each completion the sandbox records, build the
-plugin's payload, sign it the Standard Webhooks way and POST it to SANDBOX_WEBHOOK_URL.
+"""The sandbox's stand-in for local_creditbridge (as plugin 1.1.0 and later send): on each completion the
+sandbox records, build the plugin's payload, sign it the Standard Webhooks way and POST it to
+SANDBOX_WEBHOOK_URL. A grade names its grade item (and, for an activity's item, the activity); the course
+total's user_graded, which regrading raises beside it, is not sent (golden pairs 05 and 07 of
+local_creditbridge/tests/fixtures/golden).
 
 Like the plugin's adhoc task, sending happens off the request that changed the state (a queue and one
 worker thread) and is retried with backoff; the webhook id is derived from the event, so a retry is
@@ -44,21 +47,30 @@ class WebhookSender:
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.sent = 0
         self.failed = 0
+        self.skipped = 0  # events the plugin sends nothing for (course totals)
         self._thread = threading.Thread(target=self._run, name="sandbox-webhook-sender", daemon=True)
         self._thread.start()
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.queue.put(dict(event))
 
-    def payload_for(self, event: dict[str, Any]) -> Any:
+    def payload_for(self, event: dict[str, Any]) -> Any | None:
+        """The payload the plugin sends for the event, or None where it sends nothing (a course total)."""
         learner = int(event.get("relateduserid") or event["userid"])
         user = event.get("user") or _lookup(self.state, ("get_user", "user"), learner) or {"id": learner}
         course = event.get("course") or _lookup(self.state, ("get_course", "course"), int(event["courseid"])) \
             or {"id": int(event["courseid"])}
-        activity = None
-        # Course completions and grades (user_graded is raised in the course context) name no activity,
-        # as the plugin's deliveries in shared/fixtures/plugin-webhooks/deliveries.json show.
-        if event["eventname"] not in ("\\core\\event\\course_completed", "\\core\\event\\user_graded"):
+        activity = gradeitem = None
+        if event["eventname"] == "\\core\\event\\user_graded":
+            itemid = int((event.get("other") or {}).get("itemid") or 0)
+            if itemid == 0:  # the sandbox's course total item (state.grade_activity): not sent since plugin 1.1.0
+                return None
+            # The sandbox grades an activity through an item whose id is the activity's cmid.
+            cm = _lookup(self.state, ("get_course_module",), itemid) or {"id": itemid, "cmid": itemid}
+            activity = {"cmid": itemid, "idnumber": cm.get("idnumber") or "", "modname": cm.get("modname") or ""}
+            gradeitem = {"id": itemid, "itemtype": "mod", "itemmodule": cm.get("modname"),
+                         "iteminstance": cm.get("instance"), "idnumber": cm.get("idnumber") or ""}
+        elif event["eventname"] != "\\core\\event\\course_completed":
             cmid = int(event.get("contextinstanceid") or 0)
             activity = event.get("activity") or _lookup(self.state, ("get_course_module", "get_activity"), cmid) \
                 or {"cmid": cmid}
@@ -67,15 +79,21 @@ class WebhookSender:
         course.setdefault("id", int(event["courseid"]))
         return build_payload(event, site=self.site, user=user, course=course, activity=activity,
                              grade=event.get("grade"), grademax=event.get("grademax"),
-                             timespent=event.get("timespent"))
+                             timespent=event.get("timespent"), gradeitem=gradeitem)
 
-    def send(self, event: dict[str, Any]) -> int:
+    def send(self, event: dict[str, Any]) -> int | None:
+        """POST the event's payload; its HTTP status, 0 when curl security blocks the URL, None when the plugin
+        sends nothing for the event."""
+        payload = self.payload_for(event)
+        if payload is None:  # the plugin's observer queues nothing for it
+            self.skipped += 1
+            return None
         flag = getattr(self.state, "flag", None)
         if callable(flag) and flag("sandbox_receiver_blocked"):
             # Moodle's curl security refuses the URL before any connection: no HTTP status at all.
             log.warning("Webhook send failed (The URL is blocked.)")
             return 0
-        body, headers = sign(self.payload_for(event), self.secret)
+        body, headers = sign(payload, self.secret)
         r = self.http.post(self.url, data=body, headers=headers, timeout=10)
         if r.status_code >= 400:
             log.warning("webhook refused: %s %s", r.status_code, r.text[:200])
@@ -88,7 +106,9 @@ class WebhookSender:
                 return
             try:
                 status = self.send(event)
-                if 200 <= status < 300:
+                if status is None:
+                    pass
+                elif 200 <= status < 300:
                     self.sent += 1
                 else:
                     self.failed += 1

@@ -1,6 +1,6 @@
 """The sandbox is as strict as the real site (roles.json, deliveries.json, the recordings' README): a token
 user with the docs' role gets nopermissions warnings, hidden emails, wsusercannotassign; welcome messages
-are sent and recorded, and fail the way Moodle fails; a grade raises user_graded for the course total too."""
+are sent and recorded, and fail the way Moodle fails; a grade is sent as plugin 1.1.0 sends it (no course total)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from creditbridge.cli.main import cli
 from creditbridge.connector.functions import READINESS_FUNCTION
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
+from creditbridge.webhooks.payload import WebhookPayload
+from creditbridge.webhooks.processing import check_creditable
 
 WS = "/webservice/rest/server.php"
 NOPERM = "Sorry, but you do not currently have permissions to do that ({})."
@@ -210,8 +212,9 @@ def _graded_site(app: Flask) -> tuple[int, int]:
     return uid, state.add_course_module(2, "assign", "Workshop", completion=0)
 
 
-def test_a_grade_sends_two_deliveries_differing_only_in_objectid(hook: Any) -> None:
-    """As deliveries.json: the grade item's and the course total's user_graded, activity null in both."""
+def test_a_grade_is_sent_naming_its_activity_and_grade_item_and_the_course_total_is_not(hook: Any) -> None:
+    """As plugin 1.1.0 and later send (golden pairs 05 and 07): the activity's grade names the activity and its
+    grade item; the course total's user_graded, raised beside it, is not sent."""
     url, received = hook
     app = _site_with_sender(url)
     try:
@@ -222,15 +225,20 @@ def test_a_grade_sends_two_deliveries_differing_only_in_objectid(hook: Any) -> N
         sender = app.extensions["sandbox_webhook_sender"]
         sender.flush()
         sender.stop()
+        instance = state_of(app).get_course_module(cmid)["instance"]
     finally:
         state_of(app).close()
-    grades = [(h, json.loads(b)) for h, b in received if json.loads(b)["event"] == "grade_updated"]
-    assert len(grades) == 2
-    (h1, first), (h2, second) = grades
-    assert first["objectid"] != second["objectid"] and h1["Webhook-Id"] != h2["Webhook-Id"]
-    assert {k: v for k, v in first.items() if k != "objectid"} == {k: v for k, v in second.items() if k != "objectid"}
-    assert first["activity"] is None and (first["grade"], first["grademax"]) == (85, 100)
-    assert first["user"] == {"id": uid, "username": "learner1", "idnumber": ""}
+    grades = [json.loads(b) for _, b in received if json.loads(b)["event"] == "grade_updated"]
+    assert len(grades) == 1 and sender.skipped == 1
+    grade = grades[0]
+    assert grade["activity"] == {"cmid": cmid, "idnumber": "", "modname": "assign"}
+    assert grade["gradeitem"] == {"id": cmid, "itemtype": "mod", "itemmodule": "assign", "iteminstance": instance,
+                                  "idnumber": ""}
+    assert (grade["grade"], grade["grademax"]) == (85, 100)
+    assert grade["user"] == {"id": uid, "username": "learner1", "idnumber": ""}
+    # What the receiver makes of it: a creditable grade (check_creditable refuses course totals and item-less
+    # grades only).
+    check_creditable(WebhookPayload.model_validate(grade))
 
 
 def test_a_blocked_receiver_gets_nothing(hook: Any, caplog: pytest.LogCaptureFixture) -> None:
