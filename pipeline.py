@@ -6,7 +6,8 @@
   this order through the night, and a test holds them to it. Topic choices have no job of their own (an
   operator's `sync topics`).
 - The quickstart runs every step in this order, its simulated school term between the sync and reconcile.
-- The continuous worker (runner/worker.py) does the last two per batch of marked teachers: evaluate, then push.
+- The continuous worker (runner/worker.py) runs the steps marked `continuous` (CONTINUOUS: evaluate, then push),
+  each round, in this order, as micro-batches of marked teachers and open submissions.
 
 Each step's `run` takes the same three arguments, so a caller needs no knowledge of a flow's own keywords.
 """
@@ -48,6 +49,7 @@ class Step(Generic[R]):
     title: str  # what the quickstart shows while the step runs
     job: str | None  # the scheduler job (and its cron setting) that runs the step; None: no job of its own
     run: Callable[[Settings, Store, StepInput], R]
+    continuous: bool = False  # continuous mode's worker runs it each round, as a micro-batch (runner/worker.py)
 
 
 def _file(step: str, given: StepInput) -> Path:
@@ -88,8 +90,11 @@ ROSTER: Step[SyncOutcome] = Step("roster", "Sync the roster: users, cohorts, enr
                                  "roster_sync", _roster)
 RECONCILE: Step[dict[str, Any]] = Step("reconcile", "Reconcile with the LMS (catches missed webhooks)",
                                        "reconcile", _reconcile)
-EVALUATE: Step[dict[str, Any]] = Step("evaluate", "Evaluate credits", "evaluate", _evaluate)
-PUSH: Step[dict[str, Any]] = Step("push", "Push credit records to the registry, exactly once", "push", _push)
+EVALUATE: Step[dict[str, Any]] = Step("evaluate", "Evaluate credits", "evaluate", _evaluate, continuous=True)
+PUSH: Step[dict[str, Any]] = Step("push", "Push credit records to the registry, exactly once", "push", _push,
+                                  continuous=True)
 
 PIPELINE: tuple[Step[Any], ...] = (CATALOG, TOPICS, ROSTER, RECONCILE, EVALUATE, PUSH)
 SYNC_STEPS: tuple[Step[SyncOutcome], ...] = (CATALOG, TOPICS, ROSTER)
+# What continuous mode's worker runs each round: the pipeline's continuous steps, in the pipeline's order.
+CONTINUOUS: tuple[Step[Any], ...] = tuple(step for step in PIPELINE if step.continuous)

@@ -1,6 +1,8 @@
 """The continuous worker (`creditbridge worker`, and a child of `creditbridge run` when pipeline.mode is
 "continuous"): takes marked teachers as they come, evaluates them in small batches, builds their outbox rows
-and pushes changed results in micro-batches. docs/scheduler.md explains the design; in short:
+and pushes changed results in micro-batches. Which steps a round runs, and in which order, is pipeline.py's
+declaration (CONTINUOUS: evaluate, then push); the micro-batch form of each is here. docs/scheduler.md explains the
+design; in short:
 
 - The queue is the database's own: the `credit_mark` rows the triggers of migration 0008 append, taken with
   `SELECT ... FOR UPDATE SKIP LOCKED` (rows another worker holds are passed over, not waited for), and on
@@ -30,7 +32,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -42,15 +44,10 @@ from sqlalchemy.orm import Session
 from creditbridge import CreditbridgeError
 from creditbridge.connector.registry import RegistryError, RegistryTarget, load_target
 from creditbridge.mappings import marks
-from creditbridge.mappings.service import (
-    EVALUATOR_VERSION,
-    evaluate_store,
-    evaluate_teachers,
-    known_programmes,
-    start_continuous_run,
-)
+from creditbridge.mappings.service import EVALUATOR_VERSION, evaluate_teachers, known_programmes, start_continuous_run
 from creditbridge.outbox.build import build
 from creditbridge.outbox.service import push_claimed
+from creditbridge.pipeline import CONTINUOUS, EVALUATE, PUSH, StepInput
 from creditbridge.programmes import Programme, builtin_rule_path, load_programme
 from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
@@ -89,7 +86,7 @@ class RegistryUnavailable(CreditbridgeError):
 
 
 class Worker:
-    """One worker: `run()` until `stop()`; `round()` is one evaluation batch and one push micro-batch."""
+    """One worker: `run()` until `stop()`; `round()` is one micro-batch of each continuous step (evaluate, push)."""
 
     def __init__(self, settings: Settings, store: Store, *, target: RegistryTarget | None = None) -> None:
         self.settings, self.store = settings, store
@@ -106,6 +103,10 @@ class Worker:
         self._push_after = 0.0
         self._listener: Any = None
         self._queries: dict[str, dict[Any, Any]] = {}  # per programme: evaluate_teachers' compiled queries
+        # A step declared continuous in pipeline.py that the worker cannot run as a micro-batch is a bug: said at once.
+        missing = [step.key for step in CONTINUOUS if step.key not in self._batches()]
+        if missing:
+            raise CreditbridgeError(f"the worker has no micro-batch form of the pipeline's step(s) {missing}")
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -152,24 +153,35 @@ class Worker:
         return dict(self.totals)
 
     def round(self) -> bool:
-        """One evaluation batch and one push micro-batch. True when there may be more to do at once."""
+        """The deliveries left pending, then one micro-batch of each of the pipeline's continuous steps, in the
+        pipeline's order (pipeline.CONTINUOUS: evaluate, then push). True when there may be more to do at once."""
         now = time.monotonic()
         if now >= self._next_check:
             self.check_programmes()
             self._next_check = time.monotonic() + self.conf.check_seconds
-        swept = self.sweep_inbox()
-        evaluated = self.evaluate_batch()
-        pushed = 0
-        if time.monotonic() >= self._push_after:
-            try:
-                pushed = self.push_batch()
-                self._push_failures = 0
-            except (RegistryError, RegistryUnavailable) as e:
-                self._push_failures += 1
-                wait = self._backoff(self._push_failures)
-                self._push_after = time.monotonic() + wait
-                log.warning("worker: registry did not take the batch (%s); pushing again in %.1fs", _short(e), wait)
-        return swept > 0 or evaluated > 0 or pushed > 0
+        done = self.sweep_inbox()
+        batches = self._batches()
+        for step in CONTINUOUS:
+            done += batches[step.key]()
+        return done > 0
+
+    def _batches(self) -> dict[str, Callable[[], int]]:
+        """Each continuous step's micro-batch form, by the step's key: how many teachers or submissions it took."""
+        return {EVALUATE.key: self.evaluate_batch, PUSH.key: self._push_unless_backing_off}
+
+    def _push_unless_backing_off(self) -> int:
+        if time.monotonic() < self._push_after:
+            return 0
+        try:
+            pushed = self.push_batch()
+        except (RegistryError, RegistryUnavailable) as e:
+            self._push_failures += 1
+            wait = self._backoff(self._push_failures)
+            self._push_after = time.monotonic() + wait
+            log.warning("worker: registry did not take the batch (%s); pushing again in %.1fs", _short(e), wait)
+            return 0
+        self._push_failures = 0
+        return pushed
 
     def _backoff(self, failures: int) -> float:
         return min(self.conf.max_backoff_seconds, self.conf.backoff_seconds * 2 ** (failures - 1))
@@ -226,7 +238,7 @@ class Worker:
             if reason is None and not schools:
                 continue
             log.info("worker: evaluating %s as `credits evaluate` does (%s)", code, reason or "school topics changed")
-            counts = evaluate_store(self.settings, self.store, programme=code, incremental=True, wait=True)
+            counts = EVALUATE.run(self.settings, self.store, StepInput(programme=code, incremental=True, wait=True))
             with flow_lock(self.store, "push", "worker (outbox build)", wait=True), self.store.session() as s:
                 built = build(s, provider=self.settings.registry.provider, programme=code)
             self.totals["programme_runs"] += 1

@@ -15,7 +15,10 @@ The rules kept from the APScheduler set-up this replaces (docs/scheduler.md "Exa
 - misfire: a trigger time more than `misfire_grace_seconds` late is not run: logged as missed, not recorded;
 - one job never overlaps itself: a trigger time that comes while the job's previous run still goes is
   skipped with a warning; different jobs overlap, up to `max_workers` threads;
-- stopping (SIGTERM, or the lock lost) lets running jobs finish and record their outcome before the lock goes.
+- stopping (SIGTERM, or the lock lost) lets running jobs finish and record their outcome before the lock goes;
+- across instances too: a run holds its job's lock (scheduling/runs.py), so the instance that takes over from
+  one that lost the lock neither starts that job beside the run still going (the trigger is recorded skipped)
+  nor marks the run interrupted; it marks a run interrupted only once its job's lock is free (its process died).
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from apscheduler.triggers.base import BaseTrigger
 
 from creditbridge.scheduling.cron import coalesce, first_due, timezone_of
 from creditbridge.scheduling.leader import LeaderLock, instance_name, leader_lock
-from creditbridge.scheduling.runs import JobFunc, run_claimed, scrub
+from creditbridge.scheduling.runs import JobFunc, interrupt_dead_runs, run_claimed, scrub
 from creditbridge.settings import Settings
 from creditbridge.store import Store
-from creditbridge.store.job_ledger import interrupt_orphans, last_trigger
+from creditbridge.store.job_ledger import last_trigger
 
 log = logging.getLogger("creditbridge.scheduler")
 
@@ -104,7 +107,7 @@ class CreditScheduler:
 
     def _run_active(self) -> bool:
         """Run the schedule until stop() or until the lock is lost; True when it was lost."""
-        orphans = interrupt_orphans(self.store, self.instance)
+        orphans = interrupt_dead_runs(self.store, self.instance)
         now = datetime.now(UTC)
         due = {spec.id: first_due(spec.trigger, last_trigger(self.store, spec.id), now) for spec in self.specs}
         running: dict[str, _Run] = {}

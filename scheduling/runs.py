@@ -2,6 +2,13 @@
 
 A failed job is recorded and logged, never raised: the scheduler goes on with the next trigger, and an
 operator's `--once` reads the outcome from what this returns.
+
+A scheduled run holds its job's lock (store/locks.py `job_lock_for`) from its claim until its outcome is
+recorded. A scheduler that loses the leader lock lets its running jobs finish; their job locks then keep the
+instance that takes over from starting the same job beside them (that trigger is recorded `skipped`, with the
+holder), and from marking them `interrupted`: a `running` row is marked only when its job's lock is free, that
+is when the process that ran it is gone (PostgreSQL drops the lock with the session, the kernel the lock file's
+with the process, SIGKILL included).
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from creditbridge import CreditbridgeError
 from creditbridge.logs import job_context
 from creditbridge.records import mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
-from creditbridge.store.job_ledger import claim, finish
+from creditbridge.store.job_ledger import claim, finish, interrupt_orphans, running_jobs
+from creditbridge.store.locks import FileLock, PostgresLock, describe_holder, job_lock_for
 
 log = logging.getLogger("creditbridge.scheduler")  # operators filter the scheduler's lines by this name
 
@@ -53,14 +62,65 @@ def scrub(message: str) -> str:
 
 def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: datetime, func: JobFunc, *,
                 instance: str, manual: bool = False) -> dict[str, Any] | None:
-    """Claim the trigger, run the job, record the outcome. None: this trigger was already claimed."""
+    """Claim the trigger, run the job, record the outcome. None: this trigger was already claimed.
+
+    A scheduled run does so holding its job's lock; when another instance's run of the job still holds it, this
+    trigger is recorded `skipped`, not run. An operator's `--once` (`manual`) takes no job lock, as its row is
+    never marked interrupted: it belongs to the operator's process."""
     run_id = claim(store, job_id, scheduled_at, instance, manual=manual)
     if run_id is None:
         log.info("job %s for %s already claimed by another run; not running it again", job_id,
                  scheduled_at.isoformat())
         return None
+    ctx = JobContext(settings, store, job_id, scheduled_at, run_id)
     with job_context(job_id, run_id):  # its log lines carry the job and run id (JSON logs: logs.py)
-        return _run_recorded(JobContext(settings, store, job_id, scheduled_at, run_id), func, instance)
+        if manual:
+            return _run_recorded(ctx, func, instance)
+        lock = job_lock_for(store, job_id, f"job {job_id}")
+        if lock is None:  # an in-memory SQLite store: no other process can run its jobs
+            return _run_recorded(ctx, func, instance)
+        try:
+            if not lock.acquire():
+                return _run_recorded(ctx, _refused(lock), instance)
+            # Held now, so a run of this job another instance left `running` is dead (a live one holds the lock).
+            interrupt_orphans(store, instance, job_id)
+            return _run_recorded(ctx, func, instance)
+        finally:
+            lock.release()
+
+
+def _refused(lock: PostgresLock | FileLock) -> JobFunc:
+    """The job run in place of one whose job lock is held elsewhere: says by whom, as a skip."""
+
+    def refuse(ctx: JobContext) -> None:
+        unreachable = getattr(lock, "last_error", None)  # only a PostgreSQL lock can fail to ask
+        if unreachable:
+            raise CreditbridgeError(f"cannot take the job's lock: the database is unreachable ({unreachable})")
+        who, detail = describe_holder(lock.holder())
+        log.warning("job %s: its %s run skipped, the previous run is still going in another instance (%s, %s)",
+                    ctx.job_id, ctx.scheduled_at.isoformat(), who, detail)
+        raise JobSkipped(f"the previous run is still going in another instance ({who}, {detail})")
+
+    return refuse
+
+
+def interrupt_dead_runs(store: Store, instance: str) -> int:
+    """Mark `interrupted` the scheduled runs other instances left `running` whose job's lock is free: the process
+    running them is gone. A run whose lock is held still goes (its scheduler lost the leader lock, not its life)
+    and records its own outcome. Returns how many were marked."""
+    marked = 0
+    for job_id in running_jobs(store, instance):
+        lock = job_lock_for(store, job_id, f"job {job_id}")
+        try:
+            if lock is None or lock.acquire():
+                marked += interrupt_orphans(store, instance, job_id)
+            else:
+                log.info("job %s: a run of another instance still goes (it holds the job's lock); left to finish",
+                         job_id)
+        finally:
+            if lock is not None:
+                lock.release()
+    return marked
 
 
 def _run_recorded(ctx: JobContext, func: JobFunc, instance: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from creditbridge.store import Store
@@ -61,12 +61,24 @@ def finish(store: Store, run_id: int, outcome: str, counts: dict[str, Any] | Non
                   .values(outcome=outcome, counts=counts, error=error, finished_at=utcnow()))
 
 
-def interrupt_orphans(store: Store, instance: str) -> int:
-    """Runs left `running` by an earlier holder of the lock: it is gone (the lock is free only then)."""
+def _others_running(instance: str, job_id: str | None = None) -> ColumnElement[bool]:
+    # Manual runs (`--once`) belong to an operator's process, not to a scheduler: left alone.
+    cond = (JobRun.outcome == "running") & (JobRun.instance != instance) & JobRun.manual.is_(False)
+    return cond if job_id is None else cond & (JobRun.job_id == job_id)
+
+
+def running_jobs(store: Store, instance: str) -> list[str]:
+    """The jobs with a scheduled run left `running` by another instance (live or dead: its job lock tells)."""
     with store.session() as s:
-        # Manual runs (`--once`) belong to an operator's process, not to a scheduler: left alone.
-        res = s.execute(update(JobRun).where(JobRun.outcome == "running", JobRun.instance != instance,
-                                             JobRun.manual.is_(False))
+        return list(s.scalars(select(JobRun.job_id).where(_others_running(instance)).distinct()
+                              .order_by(JobRun.job_id)))
+
+
+def interrupt_orphans(store: Store, instance: str, job_id: str) -> int:
+    """Mark the job's scheduled runs left `running` by another instance `interrupted`. Only for a job whose
+    lock the caller holds (scheduling/runs.py): a run still going holds it, so these are dead."""
+    with store.session() as s:
+        res = s.execute(update(JobRun).where(_others_running(instance, job_id))
                         .values(outcome="interrupted", finished_at=utcnow(),
                                 error="the scheduler running it stopped before it finished"))
         return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult

@@ -1,8 +1,9 @@
 """Locks on a state store: the one home of "only one of these at a time on this store".
 
-Two users: the scheduler's leader lock (one active scheduler per store) and `flow_lock`, a lock per flow
+Three users: the scheduler's leader lock (one active scheduler per store); `flow_lock`, a lock per flow
 (sync, push, credits evaluate) so that a second run of the same flow on the same store never runs beside
-the first one.
+the first one; and `job_lock_for`, the lock a scheduled job's run holds while it runs, so that a run still
+going under a scheduler that lost the leader lock is told from a dead one (scheduling/runs.py).
 
 - PostgreSQL: a session-level advisory lock on a connection of its own, held while the holder runs.
   PostgreSQL drops it when that session ends, including when the process is killed. Advisory locks are
@@ -228,15 +229,28 @@ def describe_holder(label: str | None) -> tuple[str, str]:
     return f'"{command}"', f"since {since}, pid {pid or '?'}{' on ' + host if host else ''}"
 
 
-def flow_lock_for(store: Store, flow: str, command: str) -> PostgresLock | FileLock | None:
-    """The lock of `flow` on this store (None for an in-memory SQLite store: no other process can reach it)."""
+def _named_lock(store: Store, name: str, file_suffix: str, command: str) -> PostgresLock | FileLock | None:
+    """The store's lock called `name` (the advisory-lock key's name; on SQLite the file `<database><file_suffix>`),
+    labelled with `command`. None for an in-memory SQLite store: no other process can reach it."""
     label = _label(command)
     if store.is_postgres:
-        return PostgresLock(store.engine, lock_key(f"creditbridge.flow.{flow}"), label)
+        return PostgresLock(store.engine, lock_key(name), label)
     database = make_url(store.url).database
     if not database or database == ":memory:":
         return None
-    return FileLock(sqlite_lock_path(store, f".{flow}.lock"), label)
+    return FileLock(sqlite_lock_path(store, file_suffix), label)
+
+
+def flow_lock_for(store: Store, flow: str, command: str) -> PostgresLock | FileLock | None:
+    """The lock of `flow` on this store (None for an in-memory SQLite store: no other process can reach it)."""
+    return _named_lock(store, f"creditbridge.flow.{flow}", f".{flow}.lock", command)
+
+
+def job_lock_for(store: Store, job_id: str, command: str) -> PostgresLock | FileLock | None:
+    """The lock of the scheduler job `job_id` on this store: held by a scheduled run from its claim until its
+    outcome is recorded. Free while a `running` row of the job is in the ledger means that run's process died
+    (PostgreSQL drops the lock with the session, the kernel the lock file's with the process)."""
+    return _named_lock(store, f"creditbridge.job.{job_id}", f".job-{job_id}.lock", command)
 
 
 def _try(lock: PostgresLock | FileLock, flow: str, command: str) -> bool:
