@@ -36,6 +36,7 @@ ANSWER_SHAPES: dict[str, type] = {
     "core_enrol_get_users_courses": list,
     "core_completion_get_course_completion_status": dict,
     "core_completion_get_activities_completion_status": dict,
+    "local_creditbridge_get_courses_sending_welcome": list,
 }
 
 _NAMES: dict[type, str] = {dict: "an object", list: "a list"}

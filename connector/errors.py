@@ -189,6 +189,7 @@ CAPABILITY_TITLES: dict[str, str] = {
     "Configure enrol instances in courses": "moodle/course:enrolconfig",
     "Configure manual enrol instances": "enrol/manual:config",
     "Configure self enrol instances": "enrol/self:config",
+    "Review course enrolments": "moodle/course:enrolreview",
 }
 
 

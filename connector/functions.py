@@ -32,6 +32,8 @@ REQUIRED_FUNCTIONS: dict[str, str] = {
     "core_completion_get_activities_completion_status": "poll activity completion (reconciliation)",
     "local_creditbridge_configure_enrolment": "open electives to their teachers by cohort-restricted self "
                                               "enrolment and turn welcome messages of managed courses off",
+    "local_creditbridge_get_courses_sending_welcome": "find the managed courses whose welcome message an "
+                                                      "administrator turned back on, before enrolling anyone",
 }
 
 # Functions that change nothing on the site: safe to retry after a timeout or 5xx.
@@ -70,7 +72,8 @@ REQUIRED_CAPABILITIES: dict[str, str] = {
     "enrol/manual:unenrol": "remove withdrawn enrolments",
     "moodle/role:assign": "give the student role on enrolment (student must be assignable by this role)",
     "moodle/course:viewparticipants": "list enrolled users",
-    "moodle/course:enrolreview": "read enrolments and enrolment methods",
+    "moodle/course:enrolreview": "read enrolments and enrolment methods (and which managed courses send a welcome "
+                                 "message again)",
     "report/completion:view": "read other users' completion (reconciliation)",
     "moodle/course:overridecompletion": "read and override activity completion (reconciliation)",
     "local/creditbridge:viewreadiness": "let `creditbridge moodle check` read the site's readiness",
@@ -87,3 +90,16 @@ READINESS_FUNCTION = "local_creditbridge_get_site_readiness"
 # configure an enrol_self instance), and the plugin version that brought it.
 CONFIGURE_ENROLMENT_FUNCTION = "local_creditbridge_configure_enrolment"
 CONFIGURE_ENROLMENT_SINCE = 2026120601
+
+# The plugin's read-only function naming the managed courses whose manual instance sends a course welcome message
+# (an administrator turned it back on after configure_enrolment turned it off), and the plugin version that brought
+# it. Sync asks it once before a run's first enrolment (sync/electives.py, mend_welcome_messages).
+WELCOME_COURSES_FUNCTION = "local_creditbridge_get_courses_sending_welcome"
+WELCOME_COURSES_SINCE = 2026120603
+
+# The plugin's functions sync needs, each with the plugin version that brought it (what `moodle check` says to
+# install when one is missing from the service).
+PLUGIN_FUNCTIONS_SINCE: dict[str, int] = {
+    CONFIGURE_ENROLMENT_FUNCTION: CONFIGURE_ENROLMENT_SINCE,
+    WELCOME_COURSES_FUNCTION: WELCOME_COURSES_SINCE,
+}

@@ -30,7 +30,7 @@ from creditbridge.connector.errors import (
     error_for,
     mask_id_numbers,
 )
-from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, is_read
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, WELCOME_COURSES_FUNCTION, is_read
 from creditbridge.connector.retry import RetryPolicy
 from creditbridge.connector.transport import Transport
 from creditbridge.redact import mask_url
@@ -391,6 +391,15 @@ class MoodleClient:
         instance, 0 = no course welcome message), selfcohortid (creditbridge's enrol_self instance open to that
         cohort's members; 0 = closed to new enrolments), roleid. Answers {courseid, manualid, selfid, changed}."""
         return self._bulk(CONFIGURE_ENROLMENT_FUNCTION, "courses", courses, per_item=_listed)
+
+    def get_courses_sending_welcome(self, courseids: Iterable[int]) -> list[Item]:
+        """local_creditbridge_get_courses_sending_welcome (read only): which of these courses have an enabled manual
+        instance that mails a course welcome message, each {courseid, manualid, welcome}; a course Moodle no
+        longer has is left out. Batched lookups."""
+        out: list[Item] = []
+        for chunk in _chunks(list(dict.fromkeys(courseids)), LOOKUP_BATCH):
+            out.extend(self.call(WELCOME_COURSES_FUNCTION, courseids=chunk))
+        return out
 
     def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
         """Each enrolment: userid, courseid[, roleid]."""

@@ -18,9 +18,11 @@ from creditbridge.connector.errors import AccessDeniedError, FunctionNotInServic
 from creditbridge.connector.functions import (
     CONFIGURE_ENROLMENT_FUNCTION,
     CONFIGURE_ENROLMENT_SINCE,
+    PLUGIN_FUNCTIONS_SINCE,
     READINESS_FUNCTION,
     REQUIRED_CAPABILITIES,
     REQUIRED_FUNCTIONS,
+    WELCOME_COURSES_FUNCTION,
 )
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.redact import mask_url
@@ -44,8 +46,8 @@ ENROL_PLUGINS_PAGE = "Site administration > Plugins > Enrolments > Manage enrol 
 PLUGIN_UPGRADE_FIX = ("install local_creditbridge 1.2 (version {version}) from this repository's "
                       "local_creditbridge/ and run admin/cli/upgrade.php")
 # What only the self policy of electives needs (docs/sync.md "Enrolment policy").
-SELF_POLICY_ONLY = {CONFIGURE_ENROLMENT_FUNCTION, "moodle/course:enrolconfig", "enrol/manual:config",
-                    "enrol/self:config"}
+SELF_POLICY_ONLY = {CONFIGURE_ENROLMENT_FUNCTION, WELCOME_COURSES_FUNCTION, "moodle/course:enrolconfig",
+                    "enrol/manual:config", "enrol/self:config"}
 # The kind of each profile field sync writes (by its logical name in [sync] profile_fields).
 PROFILE_KINDS = {"stage": "Drop-down menu", "rural": "Checkbox"}
 COURSE_FIELD_KINDS = {"hours": "Number (1 decimal place)"}
@@ -141,8 +143,9 @@ def function_findings(available: set[str], sync: SyncSettings | None = None) -> 
         if name in available or not _needed(name, sync):
             continue
         fix = f"{SERVICE_PAGE} > Add functions: {name}"
-        if name == CONFIGURE_ENROLMENT_FUNCTION:
-            fix = (f"{PLUGIN_UPGRADE_FIX.format(version=CONFIGURE_ENROLMENT_SINCE)}, then {fix} (or set [sync] "
+        since = PLUGIN_FUNCTIONS_SINCE.get(name)
+        if since is not None:
+            fix = (f"{PLUGIN_UPGRADE_FIX.format(version=since)}, then {fix} (or set [sync] "
                    'electives = "manual": one enrolment call per teacher and elective)')
         out.append(Finding("function_missing", "error",
                            f"function {name} is not in the token's service (needed to {purpose})", fix))

@@ -17,8 +17,8 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'local_creditbridge';
-$plugin->version   = 2026120602;
+$plugin->version   = 2026120603;
 $plugin->requires  = 2023042400; // Moodle 4.2: core_external classes.
 $plugin->supported = [402, 405];
 $plugin->maturity  = MATURITY_STABLE;
-$plugin->release   = '1.2.1';
+$plugin->release   = '1.2.2';

@@ -6,13 +6,17 @@ Per course: the manual instance's course welcome message (customint1) is set as 
 creditbridge's own enrol_self instance (named `creditbridge`) is added or updated: only members of the given
 cohort may enrol (customint5), new enrolments allowed (customint6 = 1), no welcome message (customint4 = 0).
 Cohort 0 closes that instance to new enrolments (customint6 = 0); teachers already in stay enrolled.
+
+local_creditbridge_get_courses_sending_welcome (read only, contract in
+local_creditbridge/classes/external/get_courses_sending_welcome.php): which of the given courses have an enabled
+manual instance whose customint1 sends a course welcome message; a course that does not exist is left out.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, WELCOME_COURSES_FUNCTION
 from creditbridge.sandbox import errors
 from creditbridge.sandbox.functions import DV, Call, V, register
 from creditbridge.sandbox.state import ROLES, STUDENT_ROLE
@@ -82,3 +86,20 @@ def configure_enrolment(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
                         changed = 1
             out.append({"courseid": courseid, "manualid": manual["id"], "selfid": selfid, "changed": changed})
     return out
+
+
+@register(WELCOME_COURSES_FUNCTION, {"courseids": Multiple(V("int"))},
+          Multiple(Single({"courseid": V("int"), "manualid": V("int"), "welcome": V("int")})),
+          version=str(PLUGIN_VERSION))
+def get_courses_sending_welcome(call: Call, p: dict[str, Any]) -> list[dict[str, Any]]:
+    st = call.state
+    out = []
+    for courseid in dict.fromkeys(p["courseids"]):
+        if st.get_course(courseid) is None:
+            continue  # deleted: it mails nobody (context_course::instance(IGNORE_MISSING))
+        # validate_context() + require_capability() in the course context (the sandbox's roles are system-wide).
+        call.require("moodle/course:enrolreview")
+        manual = st.manual_instance(courseid)  # the enabled one, which enrol_manual_enrol_users enrols through
+        if manual is not None and manual["customint1"]:
+            out.append({"courseid": courseid, "manualid": manual["id"], "welcome": manual["customint1"]})
+    return sorted(out, key=lambda c: (c["courseid"], c["manualid"]))

@@ -10,7 +10,7 @@ from creditbridge.connector.functions import READINESS_FUNCTION, REQUIRED_CAPABI
 from creditbridge.sandbox.functions import MOODLE_RELEASE, Call, V, register
 from creditbridge.sandbox.wsformat import Multiple, Single
 
-PLUGIN_VERSION = 2026120602
+PLUGIN_VERSION = 2026120603
 RECEIVER_BLOCKED_REASON = "The URL is blocked."  # curl_security_helper's get_blocked_url_string()
 
 READINESS_DESC = Single({

@@ -86,6 +86,19 @@ class enrolment_policy {
     }
 
     /**
+     * Whether a manual enrolment instance mails a course welcome message on each new enrolment: its customint1
+     * is the option (Moodle 4.4+), 0 (ENROL_DO_NOT_SEND_EMAIL) sends none. An instance made before Moodle 4.4
+     * may hold NULL there, which enrol_manual treats as "do not send".
+     *
+     * @param \stdClass|array $instance the enrol record
+     * @return bool
+     */
+    public static function sends_welcome($instance): bool {
+        $option = ((array)$instance)['customint1'] ?? null;
+        return $option !== null && $option !== '' && (int)$option !== 0;
+    }
+
+    /**
      * Whether a welcome-message option is one enrol_manual knows.
      *
      * @param int $option

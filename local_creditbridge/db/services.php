@@ -7,7 +7,8 @@
 // (at your option) any later version.
 
 /**
- * External functions: the read-only readiness report creditbridge's `moodle check` asks for. Add it to the
+ * External functions: the read-only readiness report creditbridge's `moodle check` asks for, the enrolment
+ * configuration of managed courses, and the read sync makes before enrolling. Add them to the
  * creditbridge external service (Site administration > Server > Web services > External services > Functions).
  *
  * @package    local_creditbridge
@@ -34,6 +35,15 @@ $functions = [
             'welcome message of manual enrolment, and creditbridge\'s self enrolment limited to one cohort.',
         'type' => 'write',
         'capabilities' => 'moodle/course:enrolconfig, enrol/manual:config, enrol/self:config',
+        'ajax' => false,
+    ],
+    'local_creditbridge_get_courses_sending_welcome' => [
+        'classname' => 'local_creditbridge\external\get_courses_sending_welcome',
+        'methodname' => 'execute',
+        'description' => 'Which of the given courses have a manual enrolment instance that mails a course welcome ' .
+            'message, so creditbridge turns it off again before it enrols anyone.',
+        'type' => 'read',
+        'capabilities' => 'moodle/course:enrolreview',
         'ajax' => false,
     ],
 ];

@@ -56,6 +56,16 @@ final class enrolment_policy_test extends \basic_testcase {
             (object)['expirynotify' => 1, 'notifyall' => 1], ['expirynotify' => 0])->expirynotify);
     }
 
+    public function test_which_manual_instances_send_a_welcome_message(): void {
+        $this->assertFalse(enrolment_policy::sends_welcome((object)['customint1' => '0']));
+        $this->assertFalse(enrolment_policy::sends_welcome((object)['customint1' => 0]));
+        // An instance made before Moodle 4.4 holds no option: enrol_manual sends nothing for it.
+        $this->assertFalse(enrolment_policy::sends_welcome((object)['customint1' => null]));
+        $this->assertFalse(enrolment_policy::sends_welcome(['id' => 7]));
+        $this->assertTrue(enrolment_policy::sends_welcome((object)['customint1' => '1'])); // From the course contact.
+        $this->assertTrue(enrolment_policy::sends_welcome(['customint1' => 3])); // From the no-reply address.
+    }
+
     public function test_welcome_options(): void {
         $this->assertTrue(enrolment_policy::valid_welcome(0));
         $this->assertTrue(enrolment_policy::valid_welcome(3));

@@ -20,7 +20,11 @@ from creditbridge.connector.functions import (
     READINESS_FUNCTION,
     REQUIRED_CAPABILITIES,
     REQUIRED_FUNCTIONS,
+    WELCOME_COURSES_FUNCTION,
+    WELCOME_COURSES_SINCE,
 )
+from creditbridge.connector.readiness import function_findings
+from creditbridge.settings.model import SyncSettings
 
 
 @pytest.fixture
@@ -338,6 +342,19 @@ def test_a_service_without_configure_enrolment_names_the_plugin_to_install(sandb
     assert CONFIGURE_ENROLMENT_FUNCTION in f["message"] and "local_creditbridge 1.2" in f["fix"]
     assert 'electives = "manual"' in f["fix"]
 
+
+
+def test_a_service_without_the_welcome_read_names_the_plugin_version_and_the_manual_policy_does_not_need_it(
+        sandbox_server: Any, cli_runner: CliRunner) -> None:
+    token = docs_site(sandbox_server)
+    admin(sandbox_server, "service", function=WELCOME_COURSES_FUNCTION, present=0)
+    result = check(cli_runner, sandbox_server, token, "--json")
+    assert result.exit_code == 1
+    f = only(result, "function_missing")
+    assert WELCOME_COURSES_FUNCTION in f["message"] and "welcome message" in f["message"]
+    assert f"version {WELCOME_COURSES_SINCE}" in f["fix"] and "upgrade.php" in f["fix"]
+    available = set(REQUIRED_FUNCTIONS) - {WELCOME_COURSES_FUNCTION}
+    assert function_findings(available, SyncSettings(electives="manual")) == []
 
 @pytest.mark.parametrize("capability", ["moodle/course:enrolconfig", "enrol/manual:config", "enrol/self:config"])
 def test_each_enrolment_configuration_capability_is_named(sandbox_server: Any, cli_runner: CliRunner,

@@ -21,7 +21,12 @@ from typing import Any
 import requests
 from lxml import etree
 
-from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, READINESS_FUNCTION, REQUIRED_CAPABILITIES
+from creditbridge.connector.functions import (
+    CONFIGURE_ENROLMENT_FUNCTION,
+    READINESS_FUNCTION,
+    REQUIRED_CAPABILITIES,
+    WELCOME_COURSES_FUNCTION,
+)
 from creditbridge.sandbox.app import create_app, state_of
 from creditbridge.sandbox.server import serve_in_thread
 from creditbridge.sandbox.state import (
@@ -33,10 +38,11 @@ from creditbridge.sandbox.state import (
     SandboxState,
 )
 
-# Functions the sandbox serves that the recorded sites' services did not hold: the plugin's readiness function
-# and its configure_enrolment (no plugin there) and core_course_get_course_module (added to creditbridge's service
-# after the recordings).
-NOT_IN_RECORDED_SERVICE = (READINESS_FUNCTION, CONFIGURE_ENROLMENT_FUNCTION, "core_course_get_course_module")
+# Functions the sandbox serves that the recorded sites' services did not hold: the plugin's readiness function,
+# its configure_enrolment and get_courses_sending_welcome (no plugin there) and core_course_get_course_module
+# (added to creditbridge's service after the recordings).
+NOT_IN_RECORDED_SERVICE = (READINESS_FUNCTION, CONFIGURE_ENROLMENT_FUNCTION, WELCOME_COURSES_FUNCTION,
+                           "core_course_get_course_module")
 RECORDING_ORDER = ["site_info.json", "users.json", "courses.json", "cohorts.json", "enrol.json", "completion.json",
                    "errors_debug.json", "limits.json"]
 # Recorded later on another site (Moodle 4.5.6, loaded by a creditbridge sync): replayed on a site of its own.

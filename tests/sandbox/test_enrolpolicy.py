@@ -14,7 +14,7 @@ from site_admin import admin, docs_site
 
 from creditbridge.cli.main import cli
 from creditbridge.connector.errors import AccessDeniedError
-from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
+from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION, WELCOME_COURSES_FUNCTION
 from creditbridge.connector.moodle import MoodleClient
 
 
@@ -103,6 +103,32 @@ def test_every_capability_is_checked(sandbox_server: Any) -> None:
 
 
 
+def test_the_welcome_read_names_exactly_the_asked_courses_that_send_one(sandbox_server: Any) -> None:
+    """local_creditbridge_get_courses_sending_welcome: a course whose manual instance an administrator turned back
+    on is named with its instance and option; a quiet course, a course not asked and a deleted one are not; it
+    needs moodle/course:enrolreview; it changes nothing."""
+    token = docs_site(sandbox_server)  # every manual instance quiet, as docs/moodle.md sets the site up
+    client = _client(sandbox_server, token)
+    made = _client(sandbox_server).create_courses([{"fullname": f"C{i}", "shortname": f"C{i}", "idnumber": f"C{i}",
+                                                     "categoryid": 1} for i in range(3)])
+    quiet, turned_on, not_asked = (int(answer["id"]) for _, answer in made.succeeded)
+    st = sandbox_server.state
+    admin(sandbox_server, "welcome", sendoption=2, scope="instances", courseid=turned_on)
+    admin(sandbox_server, "welcome", sendoption=1, scope="instances", courseid=not_asked)
+    manual = st.manual_instance(turned_on)
+    writes = client.write_calls
+    assert client.get_courses_sending_welcome([quiet, turned_on, turned_on, 515151]) == [
+        {"courseid": turned_on, "manualid": manual["id"], "welcome": 2}]
+    assert client.write_calls == writes and st.manual_instance(turned_on)["customint1"] == 2
+    st.update("enrol", manual["id"], {"status": 1})  # disabled: enrol_manual_enrol_users cannot enrol through it
+    assert client.get_courses_sending_welcome([turned_on]) == []
+
+    admin(sandbox_server, "capability", capability="moodle/course:enrolreview", allow=0)
+    with pytest.raises(AccessDeniedError) as e:
+        client.get_courses_sending_welcome([quiet])
+    assert e.value.capability == "moodle/course:enrolreview"
+
+
 def test_self_enrolment_gives_only_a_role_the_token_user_may_assign(sandbox_server: Any) -> None:
     """Hostile review: roleid was only checked to exist, so a token whose role may assign only students
     (docs/moodle.md's creditbridge role) could open a course's self enrolment as manager: every audience member
@@ -162,7 +188,7 @@ def test_admin_endpoints_refuse_unknown_users_courses_and_tokens(sandbox_server:
 
 def test_the_function_is_in_the_service_and_its_version_is_the_plugins(sandbox_server: Any) -> None:
     functions = {f["name"]: f["version"] for f in _client(sandbox_server).get_site_info()["functions"]}
-    assert functions[CONFIGURE_ENROLMENT_FUNCTION] == "2026120602"
+    assert functions[CONFIGURE_ENROLMENT_FUNCTION] == functions[WELCOME_COURSES_FUNCTION] == "2026120603"
 
 
 def test_cohort_sync_enrols_members_as_they_join_and_unenrols_them_as_they_leave(sandbox_server: Any) -> None:

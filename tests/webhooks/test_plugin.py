@@ -13,6 +13,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from webhook_helpers import OLD_SECRET, SECRET, payload, settings_for, signed
 
+from creditbridge.connector.functions import PLUGIN_FUNCTIONS_SINCE, READINESS_FUNCTION, WELCOME_COURSES_FUNCTION
 from creditbridge.webhooks.app import close_app, create_app
 from creditbridge.webhooks.payload import SCHEMA_PATH, json_schema, webhook_id
 
@@ -31,12 +32,13 @@ def test_plugin_has_moodle_layout():
                 "classes/collector.php", "classes/task/send_webhook.php", "classes/payload.php",
                 "classes/delivery_policy.php", "classes/course_filter.php", "classes/readiness.php",
                 "classes/external/get_site_readiness.php", "classes/external/configure_enrolment.php",
+                "classes/external/get_courses_sending_welcome.php",
                 "classes/enrolment_policy.php", "classes/privacy/provider.php", "settings.php",
                 "lang/en/local_creditbridge.php", "lang/zh_cn/local_creditbridge.php",
                 "tests/standalone_bootstrap.php", "tests/phpunit_standalone.xml", "tests/generator/lib.php"):
         assert (PLUGIN / rel).is_file(), rel
     version = (PLUGIN / "version.php").read_text()
-    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120602" in version
+    assert "$plugin->requires  = 2023042400" in version and "$plugin->version   = 2026120603" in version
     events = (PLUGIN / "db/events.php").read_text()
     assert events.count("'internal'  => false") == 3
     tests = {p.parent.name for p in PLUGIN.glob("tests/*/*_test.php")}
@@ -101,17 +103,30 @@ echo json_encode(['functions' => $functions, 'capabilities' => $capabilities]);
 """
 
 
-@needs_php
-def test_readiness_function_is_declared_as_the_contract_says():
+def _declarations() -> dict:
     r = subprocess.run([PHP, "-r", PHP_DECLARATIONS, str(PLUGIN / "db/services.php"), str(PLUGIN / "db/access.php")],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    decl = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+@needs_php
+def test_readiness_function_is_declared_as_the_contract_says():
+    decl = _declarations()
     fn = decl["functions"]["local_creditbridge_get_site_readiness"]
     assert (fn["classname"], fn["type"], fn["capabilities"]) == (
         "local_creditbridge\\external\\get_site_readiness", "read", "local/creditbridge:viewreadiness")
     cap = decl["capabilities"]["local/creditbridge:viewreadiness"]
     assert (cap["riskbitmask"], cap["contextlevel"], cap["archetypes"]) == (2, 10, [])
+
+
+@needs_php
+def test_the_welcome_read_is_declared_read_only_and_every_function_sync_calls_is_declared():
+    decl = _declarations()
+    fn = decl["functions"][WELCOME_COURSES_FUNCTION]
+    assert (fn["classname"], fn["type"], fn["capabilities"]) == (
+        "local_creditbridge\\external\\get_courses_sending_welcome", "read", "moodle/course:enrolreview")
+    assert set(decl["functions"]) == {READINESS_FUNCTION, *PLUGIN_FUNCTIONS_SINCE}
 
 
 @needs_php
