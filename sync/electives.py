@@ -10,7 +10,9 @@ teacher enrols in the electives they choose with "Enrol me".
 
 Every managed course's manual instance also gets its course welcome message turned off by the same call.
 What each course was configured with is remembered in the store (MoodleRef kind `enrol_config`), so an
-unchanged re-sync sends nothing.
+unchanged re-sync sends nothing. An administrator may turn a welcome message back on later: before a run's first
+enrolment one read (local_creditbridge_get_courses_sending_welcome) finds such courses, and they are configured
+again before anyone is enrolled (mend_welcome_messages).
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from creditbridge.connector.errors import (
     RecordNotFoundError,
     UnknownFunctionError,
 )
-from creditbridge.connector.functions import CONFIGURE_ENROLMENT_FUNCTION
+from creditbridge.connector.functions import (
+    CONFIGURE_ENROLMENT_FUNCTION,
+    PLUGIN_FUNCTIONS_SINCE,
+    WELCOME_COURSES_FUNCTION,
+)
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.store.models.sync import CohortMember, MoodleRef
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
@@ -73,12 +79,14 @@ def _signature(courseid: int, cohortid: int, roleid: int) -> str:
     return f"course {courseid} cohort {cohortid} role {roleid} welcome 0"
 
 
-def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]) -> bool:
+def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]], *,
+                      again: bool = False) -> bool:
     """Make every managed course's enrolment methods right: welcome message off; for an elective (`audiences`:
     code -> (audience idnumber, name)) creditbridge's self instance open to its audience cohort.
 
-    Only courses whose configuration differs from what the store remembers are sent. A course Moodle refuses
-    is a run error naming it; the rest go on (the next run retries it). Returns whether every course is right.
+    Only courses whose configuration differs from what the store remembers are sent, unless `again` (Moodle
+    was seen to differ from what the store remembers). A course Moodle refuses is a run error naming it; the
+    rest go on (the next run retries it). Returns whether every course is right.
     """
     programme = ctx.programme
     ensure_cohorts(ctx, dict(audiences.values()))
@@ -94,7 +102,7 @@ def configure_courses(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: 
         if audience and not cohortid:
             ok = False
             continue  # its cohort could not be made: ensure_cohorts said why; the next run tries again
-        if known.get(_config_key(programme, code)) == _signature(courseid, cohortid, role):
+        if not again and known.get(_config_key(programme, code)) == _signature(courseid, cohortid, role):
             continue
         item = {"courseid": courseid, "manualwelcome": 0, "selfcohortid": cohortid, "roleid": role}
         items.append(item)
@@ -206,3 +214,40 @@ def forget_missing_instances(ctx: ApplyContext, moodle_ids: dict[str, int], audi
     ctx.outcome.notes.append(f"{len(gone)} elective(s) had lost their self enrolment in Moodle (deleted or disabled "
                              "by an administrator?): configured again")
     return True
+
+
+def mend_welcome_messages(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]
+                          ) -> None:
+    """Turn off again the course welcome message an administrator turned back on in a managed course, before this
+    run enrols anyone (else every teacher enrolled there from then on is mailed).
+
+    configure_courses sends a course only when the catalog, topics or policy changed, so it never sees such a
+    change. One read per run that has enrolments to make (local_creditbridge_get_courses_sending_welcome, every
+    managed course, in lookups of 500) names the courses whose manual instance sends one; only those are
+    configured again. A token that may not make the read (no moodle/course:enrolreview, a plugin older than
+    1.2.2) is a note of the run, once: the run goes on as before.
+    """
+    codes = {courseid: code for code, courseid in moodle_ids.items()}
+    try:
+        sending = ctx.client.get_courses_sending_welcome(sorted(codes))
+    except (FunctionNotInServiceError, UnknownFunctionError):
+        ctx.outcome.notes.append(
+            f"{WELCOME_COURSES_FUNCTION} is not in the token's service: a course welcome message an administrator "
+            "turned back on in a managed course is not seen, and mails every teacher enrolled there (install "
+            f"local_creditbridge version {PLUGIN_FUNCTIONS_SINCE[WELCOME_COURSES_FUNCTION]} and add the function, "
+            "docs/moodle.md)")
+        return
+    except AccessDeniedError as e:
+        ctx.outcome.notes.append(
+            f"{WELCOME_COURSES_FUNCTION} was refused ({refusal(e)}): a course welcome message an administrator "
+            "turned back on in a managed course is not seen, and mails every teacher enrolled there")
+        return
+    seen = {int(c.get("courseid") or 0) for c in sending}
+    found = sorted(codes[courseid] for courseid in seen if courseid in codes)
+    if not found:
+        return
+    ctx.outcome.notes.append(f"{len(found)} managed course(s) sent a course welcome message again (turned back on "
+                             f"by an administrator?): turned off before enrolling ({', '.join(found[:5])}"
+                             f"{', ...' if len(found) > 5 else ''})")
+    configure_courses(ctx, {code: moodle_ids[code] for code in found},
+                      {code: audiences[code] for code in found if code in audiences}, again=True)

@@ -28,7 +28,7 @@ from creditbridge.programmes import ProgrammeFacts
 from creditbridge.store.models.core import CatalogCourse, LessonCaseAssignment, SchoolTopic
 from creditbridge.store.models.sync import Enrolment, SyncState
 from creditbridge.sync.apply import ApplyContext, chunked, refusal
-from creditbridge.sync.electives import SELF, audience_specs
+from creditbridge.sync.electives import SELF, audience_specs, mend_welcome_messages
 from creditbridge.sync.lesson_cases import CaseTaker, LessonCase, assign_lesson_cases
 
 
@@ -157,6 +157,8 @@ class Enroller:
                 .group_by(LessonCaseAssignment.course)).all())
         self.always = set(rules.mandatory_topics) | set(rules.free_topics)
         self.short: dict[str, int] = {}
+        # Whether this run looked for managed courses whose welcome message is back on (once, before enrolling).
+        self._welcome_checked = False
         self._cache: dict[tuple[str, str | None, str, frozenset[str]], frozenset[str]] = {}
         self._audiences: dict[tuple[str, str | None, str, frozenset[str]], dict[str, str]] = {}
 
@@ -216,6 +218,11 @@ class Enroller:
             todo.extend((w, code) for code in sorted(wanted - enrolled[w.id_number]) if code in self.index.moodle_ids)
         failed: set[str] = set()
         role = ctx.settings.sync.student_role_id
+        if todo and self.index.self_electives and not self._welcome_checked:
+            # Under the self policy sync keeps managed courses' welcome messages off (electives.configure_courses);
+            # an administrator may have turned one back on since. The manual policy leaves them to the site.
+            self._welcome_checked = True
+            mend_welcome_messages(ctx, self.index.moodle_ids, self.index.audiences)
         for pairs in chunked(todo, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
             items = [{"roleid": role, "userid": w.moodle_user_id, "courseid": self.index.moodle_ids[code]}
                      for w, code in pairs]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from recorded_site import recorded_site
 from sqlalchemy import select
 from sync_helpers import (
     SAMPLES,
@@ -31,6 +33,11 @@ from sync_helpers import (
 )
 
 from creditbridge.cli.main import cli
+from creditbridge.connector.functions import (
+    CONFIGURE_ENROLMENT_FUNCTION,
+    WELCOME_COURSES_FUNCTION,
+    WELCOME_COURSES_SINCE,
+)
 from creditbridge.store import open_store
 from creditbridge.store.models.core import LearningRecordRow
 from creditbridge.store.models.sync import CohortMember
@@ -281,19 +288,76 @@ def test_a_new_student_role_reaches_the_electives_self_enrolment(env: Env, runne
     assert changed.sync(runner, "roster", SAMPLES / "roster.csv")["lms_calls"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="hostile review, not fixed: sync turns a course's welcome message off only "
-                                       "when the catalog/topics/policy change; a later re-enable is not seen")
+def _configured_courses(fields: dict[str, str]) -> list[int]:
+    """The courseid of every course of a configure_enrolment call's form fields, in order."""
+    found = sorted((int(m.group(1)), int(v)) for k, v in fields.items()
+                   if (m := re.fullmatch(r"courses\[(\d+)\]\[courseid\]", k)))
+    return [courseid for _, courseid in found]
+
+
 def test_a_welcome_message_an_admin_turned_back_on_mails_no_new_teacher(env: Env, runner: CliRunner, sandbox: Any,
                                                                         tmp_path: Path) -> None:
-    """An administrator turns a managed course's welcome message back on (Enrolment methods > Manual
-    enrolments > Send course welcome message). Sync remembered the course as configured and never looked
-    again, so every teacher enrolled in it from then on is mailed (the issue's target: no welcome mail for
-    managed enrolments). `moodle check` counts such instances, but nothing in sync mends them."""
+    """Hostile review: an administrator turns a managed course's welcome message back on (Enrolment methods >
+    Manual enrolments > Send course welcome message). Sync remembered the course as configured and never looked
+    again, so every teacher enrolled in it from then on was mailed (the issue's target: no welcome mail for
+    managed enrolments). Now a run about to enrol anyone reads once which managed courses send one, and
+    configures those (and only those) again before its first enrolment."""
     for kind in ("catalog", "topics"):
         assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
     assert env.sync(runner, "roster", write_roster(tmp_path / "r1.csv", people(2)))["errors"] == []
     ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
     manual = sandbox.state.manual_instance(ids["SD22-ETH-01"])
     sandbox.state.update("enrol", manual["id"], {"customint1": 1})
-    assert env.sync(runner, "roster", write_roster(tmp_path / "r2.csv", people(3)))["errors"] == []
+    configured: list[list[int]] = []
+
+    def configure(fields: dict[str, str], forward: Any) -> str:
+        configured.append(_configured_courses(fields))
+        return str(forward())
+
+    r2 = write_roster(tmp_path / "r2.csv", people(3))
+    with recorded_site(sandbox.url, {CONFIGURE_ENROLMENT_FUNCTION: configure}) as site:
+        out = env.sync(runner, "roster", r2)
+    assert out["errors"] == [] and out["created"] == 1
     assert admin_get(sandbox, "welcome_messages")["messages"] == []
+    assert sandbox.state.manual_instance(ids["SD22-ETH-01"])["customint1"] == 0
+    # One read, then the one course found sending configured again, before the first enrolment.
+    assert site.calls.count(WELCOME_COURSES_FUNCTION) == 1
+    assert configured == [[ids["SD22-ETH-01"]]]
+    assert site.calls.index(CONFIGURE_ENROLMENT_FUNCTION) < site.calls.index("enrol_manual_enrol_users")
+    assert site.calls.index(WELCOME_COURSES_FUNCTION) < site.calls.index(CONFIGURE_ENROLMENT_FUNCTION)
+    assert [n for n in out["notes"] if "welcome message again" in n and "SD22-ETH-01" in n], out["notes"]
+
+    # Nothing to enrol: no read, no write.
+    with recorded_site(sandbox.url, {}) as site:
+        again = env.sync(runner, "roster", r2)
+    assert again["lms_calls"] == 0 and again["errors"] == []
+    assert WELCOME_COURSES_FUNCTION not in site.calls and CONFIGURE_ENROLMENT_FUNCTION not in site.calls
+
+
+def test_a_token_that_may_not_read_the_welcome_messages_is_a_note_and_the_run_goes_on(
+        tmp_path: Path, runner: CliRunner, sandbox: Any, sqlite_url: str) -> None:
+    """The docs' role without moodle/course:enrolreview: the read is refused, the run says so once in its notes
+    (not an error) and enrols as before."""
+    from creditbridge.connector.functions import REQUIRED_CAPABILITIES
+
+    caps = [c for c in REQUIRED_CAPABILITIES if c != "moodle/course:enrolreview"]
+    sandbox.state.setup_role_user("creditbridge", caps, token="role-token-0123456789")
+    sandbox.token = "role-token-0123456789"
+    env = make_env(tmp_path, sandbox, sqlite_url)
+    out = _sync_samples(env, runner)
+    assert out["errors"] == [] and out["created"] == 11
+    refused = [n for n in out["notes"] if WELCOME_COURSES_FUNCTION in n]
+    assert len(refused) == 1, out["notes"]
+    assert "moodle/course:enrolreview" in refused[0] and "Review course enrolments" in refused[0]
+    uid = stored_teachers(env)[T01].moodle_user_id
+    assert REQUIRED <= enrolled_codes(client_for(sandbox), uid)
+
+
+def test_a_plugin_without_the_welcome_read_is_a_note_naming_the_version(env: Env, runner: CliRunner,
+                                                                          sandbox: Any) -> None:
+    """local_creditbridge 1.2.1 (no get_courses_sending_welcome) or the function not added to the service."""
+    sandbox.state.set_in_service(WELCOME_COURSES_FUNCTION, False)
+    out = _sync_samples(env, runner)
+    assert out["errors"] == [] and out["created"] == 11
+    [note] = [n for n in out["notes"] if WELCOME_COURSES_FUNCTION in n]
+    assert "not in the token's service" in note and str(WELCOME_COURSES_SINCE) in note
