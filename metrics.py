@@ -34,7 +34,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from creditbridge.mappings.marks import status as credit_status
+from creditbridge.outbox.status import status as credit_status
 from creditbridge.store import Store
 from creditbridge.store.job_ledger import JOB_IDS, last_run
 from creditbridge.store.models.base import utcnow
@@ -198,7 +198,7 @@ class StoreCollector(Collector):
 
     @staticmethod
     def _backlogs(store: Store) -> Iterable[Any]:
-        # The same figures as `credits status` and `intake status` (mappings/marks.py, outbox/status.py).
+        # The same figures as `credits status` and `intake status` (outbox/status.py, over mappings/marks.py).
         doc = credit_status(store)
         evaluation = GaugeMetricFamily("creditbridge_evaluation_backlog",
                                        "Teachers with learning records not yet evaluated.")

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from creditbridge import CreditbridgeError
 from creditbridge.input_limits import bounded_lines
 from creditbridge.mappings.evaluate import Course, Person, Record
+from creditbridge.readers.exports import read_catalog, read_roster, read_topics
 from creditbridge.records.learning_record import LearningRecord
 from creditbridge.settings.model import InputLimits
-from creditbridge.sync import readers
 
 
 class InputError(CreditbridgeError):
@@ -35,9 +35,10 @@ class StandaloneInputs:
 
 def _table_rows(kind: str, path: Path) -> list[tuple[int, dict[str, str]]]:
     """Rows of a roster/catalog/topics file as {field: text}. The one place that knows how the files are
-    read: the sync readers (XLSX/CSV in UTF-8, BOM or GB18030, YAML catalogs, Chinese headers)."""
+    read: the export readers sync uses as well (XLSX/CSV in UTF-8, BOM or GB18030, YAML catalogs, Chinese
+    headers)."""
 
-    reader = {"roster": readers.read_roster, "catalog": readers.read_catalog, "topics": readers.read_topics}[kind]
+    reader = {"roster": read_roster, "catalog": read_catalog, "topics": read_topics}[kind]
     return list(reader(path).dicts())
 
 

@@ -1,5 +1,5 @@
 """Marks of teachers whose inputs changed (credit_mark, written by the triggers of migration 0008): what an
-incremental `credits evaluate` reads, and what `credits status` counts.
+incremental `credits evaluate` reads, and what `credits status` counts (through outbox/status.py).
 
 A mark row is appended by the database wherever a teacher's inputs change, so no write path can forget it.
 An evaluation reads marks before the inputs they stand for and deletes exactly the rows it read (never "all
@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, not_, or_, select
 from sqlalchemy import delete as sql_delete
 
-from creditbridge.outbox.status import waiting as outbox_waiting
 from creditbridge.programmes import Programme
 from creditbridge.store import Store
 from creditbridge.store.keys import in_ids, in_keys, keys_value
@@ -165,15 +164,3 @@ def waiting(store: Store) -> dict[str, Any]:
     return {"teachers": sum(p["teachers"] for p in programmes.values()),
             "oldest_age_seconds": max(ages) if ages else None, "programmes": programmes}
 
-
-def status(store: Store) -> dict[str, Any]:
-    """`credits status` (and the same figures in `intake status`): teachers waiting for evaluation, results
-    waiting for push (not yet in the outbox, or built and not sent), each with the age of the oldest."""
-    evaluation = waiting(store)
-    push = outbox_waiting(store)
-    ages = [a for a in (push["to_build_oldest_age_seconds"], push["pending_oldest_age_seconds"]) if a is not None]
-    return {"waiting_evaluation": evaluation["teachers"],
-            "waiting_evaluation_oldest_age_seconds": evaluation["oldest_age_seconds"],
-            "waiting_push": push["to_build"] + push["pending"],
-            "waiting_push_oldest_age_seconds": max(ages) if ages else None,
-            "evaluation": evaluation, "push": push}

@@ -1,4 +1,5 @@
-"""`creditbridge push`: send changed credit results to the configured registry target."""
+"""`creditbridge push`: send changed credit results to the configured registry target; and `creditbridge credits
+status`, what waits for evaluation and for push (outbox/status.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
+from creditbridge.mappings.commands import credits_group
 from creditbridge.outbox.service import push
+from creditbridge.outbox.status import status
 
 
 @click.command("push")
@@ -45,4 +48,32 @@ def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json:
         sys.exit(2)
 
 
-COMMANDS = [push_command]
+# `credits status` joins the mappings flow's `credits` group here, where both flows' figures may be imported (the
+# import contracts' layers): the CLI looks `credits` up in this module (cli/main.py).
+@credits_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_app
+def status_command(app: AppContext, as_json: bool) -> None:
+    """What waits: teachers marked for evaluation (per programme) and results waiting for push, with the age
+    of the oldest of each."""
+    doc = status(app.store)
+    if as_json:
+        emit_json(doc)
+        return
+    ev, outbox = doc["evaluation"], doc["push"]
+    click.echo(f"waiting for evaluation: {ev['teachers']} teacher(s), oldest {_age(ev['oldest_age_seconds'])}")
+    for code, p in ev["programmes"].items():
+        whole = "; the whole programme (catalog changed)" if p["whole_programme"] else ""
+        click.echo(f"  {code}: {p['teachers']} teacher(s), {p['schools']} school(s) whole{whole}, "
+                   f"oldest {_age(p['oldest_age_seconds'])}")
+    click.echo(f"waiting for push: {doc['waiting_push']} result(s), "
+               f"oldest {_age(doc['waiting_push_oldest_age_seconds'])} "
+               f"({outbox['to_build']} not yet in the outbox, {outbox['pending']} built and not sent); "
+               f"{outbox['sent']} sent and not yet answered")
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f} s"
+
+
+COMMANDS = [push_command, credits_group]

@@ -1,4 +1,7 @@
-"""How much waits for the registry: results not yet in the outbox, and submissions not yet sent or answered."""
+"""How much waits for the registry: results not yet in the outbox, and submissions not yet sent or answered; and
+`status`, those figures with the teachers still waiting for evaluation before them (mappings/marks.py), the view
+`credits status`, `intake status` and the metrics show. It lives here, above both flows (the import contracts'
+layers), so that mappings never imports the outbox."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
+from creditbridge.mappings.marks import waiting as evaluation_waiting
 from creditbridge.outbox.build import PUSHED_ROLES
 from creditbridge.store import Store
 from creditbridge.store.models.base import utcnow
@@ -45,3 +49,15 @@ def waiting(store: Store) -> dict[str, Any]:
             "pending": pending, "pending_oldest_age_seconds": _age(pending_oldest, now),
             "sent": sent, "sent_oldest_age_seconds": _age(sent_oldest, now)}
 
+
+def status(store: Store) -> dict[str, Any]:
+    """`credits status` (and the same figures in `intake status`): teachers waiting for evaluation, results
+    waiting for push (not yet in the outbox, or built and not sent), each with the age of the oldest."""
+    evaluation = evaluation_waiting(store)
+    push = waiting(store)
+    ages = [a for a in (push["to_build_oldest_age_seconds"], push["pending_oldest_age_seconds"]) if a is not None]
+    return {"waiting_evaluation": evaluation["teachers"],
+            "waiting_evaluation_oldest_age_seconds": evaluation["oldest_age_seconds"],
+            "waiting_push": push["to_build"] + push["pending"],
+            "waiting_push_oldest_age_seconds": max(ages) if ages else None,
+            "evaluation": evaluation, "push": push}

@@ -85,7 +85,7 @@ class FirstSheet:
 
     def raw_rows(self) -> Iterator[tuple[int, list[Any]]]:
         """As rows(), with python-calamine's own values (a midnight date as `date`, every number a float), for a
-        reader that turns each value into text anyway (sync.readers: one pass over the cells, not two)."""
+        reader that turns each value into text anyway (readers/table.py: one pass over the cells, not two)."""
         start = self._sheet.start
         pad = [""] * start[1] if start else []
         for n, values in enumerate(self._sheet.iter_rows(), start=1):

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from creditbridge import CreditbridgeError
 from creditbridge.programmes import ProgrammeFacts
+from creditbridge.readers.exports import read_roster
 from creditbridge.settings.model import InputLimits
 from creditbridge.store.models.core import CatalogCourse, SchoolTopic, Teacher
 from creditbridge.sync.plan_kernel import plan_roster as plan_roster
-from creditbridge.sync.readers import read_roster
 from creditbridge.sync.records import (
     ActionKind,
     CatalogRow,

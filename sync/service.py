@@ -24,6 +24,8 @@ from creditbridge.connector.errors import MoodleError
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.input_limits import InputTooLarge
 from creditbridge.programmes import programme_facts
+from creditbridge.readers.exports import read_catalog, read_topics
+from creditbridge.readers.table import ReadError
 from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.settings import Settings
@@ -54,7 +56,6 @@ from creditbridge.sync.plan import (
     plan_topics,
 )
 from creditbridge.sync.profile_fields import ProfileFields
-from creditbridge.sync.readers import ReadError, read_catalog, read_topics
 from creditbridge.sync.report import report_path, write_report
 from creditbridge.sync.roster import apply_accounts, finish_teachers, plan_lines
 from creditbridge.sync.topics import catalog_topics, store_topics, topic_plan_lines

@@ -18,10 +18,10 @@ from itertools import repeat
 from operator import add, and_, eq, ge, is_not, itemgetter, le
 from typing import Any
 
+from creditbridge.readers.table import Table
 from creditbridge.records.id_number import CHECK_CHARACTERS, WEIGHTS, birth_date_valid, mask_id_number
 from creditbridge.records.vocabulary import STAGES, SUBJECTS
 from creditbridge.store.models.core import CatalogCourse, SchoolTopic, Teacher
-from creditbridge.sync.readers import Table
 from creditbridge.sync.records import CatalogRow, InvalidRow, RosterRow, RowError, TopicRow
 
 # Values as the exports write them. Keys are compared after strip() and casefold().

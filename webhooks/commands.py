@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from creditbridge.cli.context import AppContext, emit_json, pass_app
 from creditbridge.logs import FORMAT_ENV
-from creditbridge.mappings.marks import status as credit_status
 from creditbridge.metrics import MULTIPROC_ENV, OWNED_DIR_ENV, new_multiproc_dir
+from creditbridge.outbox.status import status as credit_status
 from creditbridge.redact import printable
 from creditbridge.settings.load import ConfigError
 from creditbridge.settings.model import WebhookSettings

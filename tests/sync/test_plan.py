@@ -11,6 +11,7 @@ import pytest
 
 from creditbridge.programmes import ProgrammeFacts, programme_facts
 from creditbridge.quickstart.province import write_changed_roster, write_province
+from creditbridge.readers.exports import read_roster
 from creditbridge.records.id_number import check_digit
 from creditbridge.sync.plan import (
     KnownTeachers,
@@ -23,7 +24,6 @@ from creditbridge.sync.plan import (
     plan_roster_file,
     plan_topics,
 )
-from creditbridge.sync.readers import read_roster
 from creditbridge.sync.records import ActionKind, CatalogRow, InvalidRow, RosterRow, RowError, TeacherState, TopicRow
 from creditbridge.sync.validation import ValidatedRoster
 

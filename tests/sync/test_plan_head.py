@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from creditbridge.cli.main import cli
 from creditbridge.quickstart.province import write_province
+from creditbridge.readers.exports import read_roster
 from creditbridge.records.id_number import check_digit
 from creditbridge.sync import plan as plan_module
 from creditbridge.sync import roster as roster_module
 from creditbridge.sync.plan import KnownTeachers, RosterPlan, TeacherAction, plan_roster, plan_roster_file
-from creditbridge.sync.readers import read_roster
 from creditbridge.sync.records import InvalidRow, RosterRow, RowError, TeacherState
 from creditbridge.sync.validation import ValidatedRoster
 

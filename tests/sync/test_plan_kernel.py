@@ -14,10 +14,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from creditbridge.readers.exports import read_roster
 from creditbridge.records.id_number import check_digit
 from creditbridge.sync.plan import plan_roster as public_plan_roster
 from creditbridge.sync.plan_kernel import plan_roster
-from creditbridge.sync.readers import read_roster
 from creditbridge.sync.records import ActionKind, RosterRow, TeacherState
 from creditbridge.sync.roster_plan import KnownTeachers, RosterPlan, plan_roster_reference
 from creditbridge.sync.validation import RosterValidator, ValidatedRoster

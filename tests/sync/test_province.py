@@ -12,8 +12,8 @@ import pytest
 
 from creditbridge.programmes import programme_facts
 from creditbridge.quickstart.province import write_changed_roster, write_province
+from creditbridge.readers.exports import read_catalog, read_roster, read_topics
 from creditbridge.sync.plan import plan_topics
-from creditbridge.sync.readers import read_catalog, read_roster, read_topics
 from creditbridge.sync.validation import validate_catalog, validate_roster, validate_topics
 
 

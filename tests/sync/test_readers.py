@@ -9,14 +9,8 @@ import openpyxl
 import pytest
 from fixture_paths import fixture
 
-from creditbridge.sync.readers import (
-    MissingColumnError,
-    ReadError,
-    detect_encoding,
-    read_catalog,
-    read_roster,
-    read_topics,
-)
+from creditbridge.readers.exports import read_catalog, read_roster, read_topics
+from creditbridge.readers.table import MissingColumnError, ReadError, detect_encoding
 
 SAMPLES = fixture("samples")
 SAMPLE_ROSTER = SAMPLES / "sd-2022" / "roster.csv"

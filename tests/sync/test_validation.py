@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from creditbridge.readers.exports import read_catalog, read_roster, read_topics
 from creditbridge.records.id_number import check_digit
-from creditbridge.sync.readers import read_catalog, read_roster, read_topics
 from creditbridge.sync.records import InvalidRow, RosterRow, roster_hash
 from creditbridge.sync.validation import (
     RosterValidator,

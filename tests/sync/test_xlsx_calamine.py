@@ -18,9 +18,10 @@ from openpyxl import load_workbook
 from sync_helpers import CHILD_MEMORY_MB, HEADERS, Person, child_config, id_number, people
 
 from creditbridge import i18n
+from creditbridge.readers.exports import read_roster
+from creditbridge.readers.table import _cell_text
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.sync.outcome import PlanLine, SyncOutcome
-from creditbridge.sync.readers import _cell_text, read_roster
 from creditbridge.sync.report import PLAN_SHEET_ROWS, plan_csv_path, write_report
 
 

@@ -1,6 +1,6 @@
-"""Readers of the provincial export files: roster, catalog and school topics.
+"""Tables in outside files (the provincial exports: roster, catalog, school topics; see readers/exports.py).
 
-A reader opens the file, finds the header row and maps its headers onto our field names at once,
+`open_table` opens the file, finds the header row and maps its headers onto our field names at once,
 so a missing required column is reported (naming the header and the file) before any row is read.
 Rows are then streamed, never held: iterating a `Table` opens the file again and yields
 `(row_number, cells)`, where `cells[table.positions[field]]` is the text of that field and the row
@@ -63,41 +63,6 @@ class FieldSpec:
     required: bool = True
 
 
-# The standard headers of DESIGN.md; the English field name is always accepted as well.
-ROSTER_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("id_number", ("身份证号",)),
-    FieldSpec("name", ("姓名",)),
-    FieldSpec("school_code", ("学校代码",)),
-    FieldSpec("school_name", ("学校名称",)),
-    FieldSpec("county", ("区县",)),
-    FieldSpec("city", ("地市",)),
-    FieldSpec("stage", ("学段",)),
-    FieldSpec("subject", ("学科",)),
-    FieldSpec("rural", ("是否乡村教师",)),
-    FieldSpec("status", ("任职状态",)),
-    FieldSpec("phone", ("手机号",), required=False),
-    FieldSpec("email", ("邮箱",), required=False),
-    FieldSpec("teacher_code", ("教师编号",), required=False),
-)
-
-CATALOG_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("code", ("课程编号",)),
-    FieldSpec("title", ("课程名称",)),
-    FieldSpec("kind", ("类别",)),
-    FieldSpec("topic", ("专题",), required=False),
-    FieldSpec("mode", ("方式",), required=False),
-    FieldSpec("hours", ("学时",)),
-    FieldSpec("stage", ("学段",), required=False),
-    FieldSpec("subject", ("学科",), required=False),
-    FieldSpec("city", ("地市",), required=False),
-    FieldSpec("recorded_by", ("授课教师身份证号",), required=False),
-)
-
-TOPIC_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("school", ("学校代码", "school_code")),
-    FieldSpec("topic", ("专题",)),
-)
-
 _SAMPLE_BYTES = 1 << 20
 _HEADER_SEARCH_ROWS = 10
 
@@ -158,7 +123,7 @@ class Table:
     """
 
     path: Path
-    kind: str  # roster | catalog | topics
+    kind: str  # roster | catalog | topics (readers/exports.py)
     format: str  # csv | xlsx | yaml
     columns: dict[str, str]
     positions: dict[str, int]
@@ -438,21 +403,3 @@ def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
         rows.append((item.start_mark.line + 1, cells))
     return Table(path, kind, "yaml", columns, positions, header_row=0, width=len(header),
                  max_cell_chars=limits.max_cell_chars, _yaml_rows=rows)
-
-
-def read_roster(path: str | Path, header_map: Mapping[str, str] | None = None,
-                limits: InputLimits | None = None) -> Table:
-    """A roster export (XLSX or CSV). `header_map` is settings.sync.header_map (export header -> ours)."""
-    return open_table(path, "roster", ROSTER_FIELDS, header_map, limits)
-
-
-def read_catalog(path: str | Path, header_map: Mapping[str, str] | None = None,
-                 limits: InputLimits | None = None) -> Table:
-    """A catalog (YAML, XLSX or CSV) with English or Chinese column names."""
-    return open_table(path, "catalog", CATALOG_FIELDS, header_map, limits)
-
-
-def read_topics(path: str | Path, header_map: Mapping[str, str] | None = None,
-                limits: InputLimits | None = None) -> Table:
-    """A school topics file: rows of school (学校代码) and topic (专题)."""
-    return open_table(path, "topics", TOPIC_FIELDS, header_map, limits)
