@@ -27,7 +27,7 @@ COMMAND_MODULES: dict[str, str] = {
     "intake": "creditbridge.webhooks.commands",
     "serve": "creditbridge.webhooks.commands",
     "rules": "creditbridge.mappings.commands",
-    "credits": "creditbridge.outbox.commands",  # the mappings flow's group, with `credits status` added there
+    "credits": "creditbridge.cli.credits",  # the mappings flow's commands and `credits status`
     "push": "creditbridge.outbox.commands",
     "registry-sim": "creditbridge.registry_sim.commands",
     "report": "creditbridge.reports.commands",

@@ -9,7 +9,6 @@ marks up to now"): a mark committed while it runs is evaluated by the next run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, not_, or_, select
@@ -18,7 +17,7 @@ from sqlalchemy import delete as sql_delete
 from creditbridge.programmes import Programme
 from creditbridge.store import Store
 from creditbridge.store.keys import in_ids, in_keys, keys_value
-from creditbridge.store.models.base import utcnow
+from creditbridge.store.models.base import age_seconds, utcnow
 from creditbridge.store.models.core import Teacher
 from creditbridge.store.models.credits import CreditEvaluationRun, CreditMark
 
@@ -142,10 +141,6 @@ def full_reason(store: Store, prog: Programme, evaluator_version: str) -> str | 
     return None
 
 
-def _age(at: datetime | None, now: datetime) -> float | None:
-    return None if at is None else round(max(0.0, (now - at).total_seconds()), 1)
-
-
 def waiting(store: Store) -> dict[str, Any]:
     """Teachers waiting for evaluation per programme: marked teachers, schools and programme-wide marks, and the
     age of the oldest mark."""
@@ -159,7 +154,7 @@ def waiting(store: Store) -> dict[str, Any]:
     programmes: dict[str, Any] = {}
     for code, teachers, schools, whole, at in per:
         programmes[code] = {"teachers": teachers, "schools": schools, "whole_programme": bool(whole),
-                            "oldest_age_seconds": _age(at, now)}
+                            "oldest_age_seconds": age_seconds(at, now)}
     ages = [p["oldest_age_seconds"] for p in programmes.values() if p["oldest_age_seconds"] is not None]
     return {"teachers": sum(p["teachers"] for p in programmes.values()),
             "oldest_age_seconds": max(ages) if ages else None, "programmes": programmes}

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from creditbridge.cli.context import AppContext, emit_json, interactive, pass_app
-from creditbridge.mappings.commands import credits_group
 from creditbridge.outbox.service import push
 from creditbridge.outbox.status import status
 
@@ -48,9 +47,8 @@ def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json:
         sys.exit(2)
 
 
-# `credits status` joins the mappings flow's `credits` group here, where both flows' figures may be imported (the
-# import contracts' layers): the CLI looks `credits` up in this module (cli/main.py).
-@credits_group.command("status")
+# `credits status`: the CLI adds it to the mappings flow's `credits` commands (cli/credits.py).
+@click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @pass_app
 def status_command(app: AppContext, as_json: bool) -> None:
@@ -76,4 +74,4 @@ def _age(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s"
 
 
-COMMANDS = [push_command, credits_group]
+COMMANDS = [push_command]

@@ -5,7 +5,6 @@ layers), so that mappings never imports the outbox."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -14,16 +13,12 @@ from sqlalchemy.orm import aliased
 from creditbridge.mappings.marks import waiting as evaluation_waiting
 from creditbridge.outbox.build import PUSHED_ROLES
 from creditbridge.store import Store
-from creditbridge.store.models.base import utcnow
+from creditbridge.store.models.base import age_seconds, utcnow
 from creditbridge.store.models.credits import CreditResult
 from creditbridge.store.models.registry import RegistrySubmission
 
 CR = CreditResult.__table__
 SUB = RegistrySubmission.__table__
-
-
-def _age(at: datetime | None, now: datetime) -> float | None:
-    return None if at is None else round(max(0.0, (now - at).total_seconds()), 1)
 
 
 def waiting(store: Store) -> dict[str, Any]:
@@ -45,9 +40,9 @@ def waiting(store: Store) -> dict[str, Any]:
         pending, pending_oldest = s.execute(select(func.count(), func.min(SUB.c.created_at))
                                             .where(SUB.c.state == "pending")).one()
         sent, sent_oldest = s.execute(select(func.count(), func.min(SUB.c.sent_at)).where(SUB.c.state == "sent")).one()
-    return {"to_build": to_build, "to_build_oldest_age_seconds": _age(build_oldest, now),
-            "pending": pending, "pending_oldest_age_seconds": _age(pending_oldest, now),
-            "sent": sent, "sent_oldest_age_seconds": _age(sent_oldest, now)}
+    return {"to_build": to_build, "to_build_oldest_age_seconds": age_seconds(build_oldest, now),
+            "pending": pending, "pending_oldest_age_seconds": age_seconds(pending_oldest, now),
+            "sent": sent, "sent_oldest_age_seconds": age_seconds(sent_oldest, now)}
 
 
 def status(store: Store) -> dict[str, Any]:

@@ -41,6 +41,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def age_seconds(at: datetime | None, now: datetime) -> float | None:
+    """Seconds from `at` to `now` (never negative: clocks of two hosts), to 0.1 s; None when there is no `at`.
+    The status views' "age of the oldest"."""
+    return None if at is None else round(max(0.0, (now - at).total_seconds()), 1)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     # Every model is mapped to one Table (no custom FromClause), so Core statements on `Model.__table__`
