@@ -29,6 +29,8 @@ from creditbridge.store import Store
 from creditbridge.sync.outcome import Progress, SyncAborted, SyncOutcome, no_progress
 
 T = TypeVar("T")
+K = TypeVar("K")
+R = TypeVar("R")
 Item = dict[str, Any]
 
 
@@ -123,15 +125,7 @@ class ApplyContext:
 
     def _fan_out(self, method: Callable[[MoodleClient, Sequence[Item]], BatchResult], items: Sequence[Item],
                  record: Callable[[BatchResult], None]) -> BatchResult:
-        if self._pool is None:
-            policy = self.client.transport.policy
-            # A Retry-After pauses every worker, within the retry policy's cap (none when backoff is off).
-            self._limiter = Limiter(self.concurrency,
-                                    max_pause=policy.max_backoff_seconds if policy.backoff_seconds > 0 else 0.0)
-            # The main client's own calls (lookups between steps) wait their turn like the workers' do.
-            self.client.transport.limiter = self._limiter
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="moodle-worker")
-        pool = self._pool
+        pool = self._workers_pool()
         chunks = enumerate(chunked(items, self.batch_size))
         results: dict[int, BatchResult] = {}
         failure: MoodleError | None = None
@@ -188,6 +182,41 @@ class ApplyContext:
         for index in sorted(results):  # the records' order, whichever batch came back first
             total.merge(results[index])
         return total
+
+    def read_each(self, read: Callable[[MoodleClient, K], R], keys: Sequence[K]
+                  ) -> Iterator[tuple[K, R | MoodleError]]:
+        """`read(client, key)` for each key, in the keys' order: reads that do not depend on each other (one
+        course's enrolment methods each), up to `concurrency` at a time on the workers' own clients. A
+        MoodleError of one read comes back in its place (the caller decides whether that key or the run fails);
+        any other error is raised once the reads in flight have ended."""
+        if self.concurrency <= 1 or len(keys) <= 1:
+            for key in keys:
+                try:
+                    yield key, read(self.client, key)
+                except MoodleError as e:
+                    yield key, e
+            return
+
+        def one(key: K) -> R | MoodleError:
+            try:
+                return read(self._worker_client(), key)
+            except MoodleError as e:
+                return e
+
+        # Executor.map keeps at most the pool's threads busy and gives the results in order.
+        yield from zip(keys, self._workers_pool().map(one, keys), strict=True)
+
+    def _workers_pool(self) -> ThreadPoolExecutor:
+        """The worker threads (made on first use) and the Limiter they and the main client share."""
+        if self._pool is None:
+            policy = self.client.transport.policy
+            # A Retry-After pauses every worker, within the retry policy's cap (none when backoff is off).
+            self._limiter = Limiter(self.concurrency,
+                                    max_pause=policy.max_backoff_seconds if policy.backoff_seconds > 0 else 0.0)
+            # The main client's own calls (lookups between steps) wait their turn like the workers' do.
+            self.client.transport.limiter = self._limiter
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="moodle-worker")
+        return self._pool
 
     def _report(self, result: BatchResult) -> None:
         for note in result.notes:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from creditbridge.connector.errors import RecordNotFoundError
 from creditbridge.connector.moodle import BatchResult
 from creditbridge.settings import load_settings
 from creditbridge.sync.apply import ApplyContext
@@ -88,3 +89,35 @@ def test_the_store_refusing_one_record_still_records_the_others_in_flight() -> N
         ctx.close()
     assert len(sent) == 3
     assert sorted(recorded) == ["c", "d", "e", "f"]
+
+
+def test_read_each_reads_concurrently_in_order_and_returns_a_moodle_error_in_place() -> None:
+    """Independent reads (each elective's enrolment methods) run up to moodle.concurrency at a time on the
+    workers' clients; results come in the keys' order; one course's refusal is that key's result."""
+    sent: list[list[str]] = []
+    ctx = _context(sent)
+    lock = threading.Lock()
+    running = peak = 0
+    clients: set[int] = set()
+
+    def read(client: Any, key: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            clients.add(id(client))
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        if key == 5:
+            raise RecordNotFoundError("Can't find data record in database table course.", errorcode="invalidrecord")
+        return key * 10
+
+    try:
+        got = list(ctx.read_each(read, list(range(12))))
+    finally:
+        ctx.close()
+    assert [k for k, _ in got] == list(range(12))
+    assert [v for k, v in got if k != 5] == [k * 10 for k in range(12) if k != 5]
+    assert isinstance(dict(got)[5], RecordNotFoundError)
+    assert 1 < peak <= 3 and id(ctx.client) not in clients  # the workers' own clients, never the main one
