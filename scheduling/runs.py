@@ -64,9 +64,10 @@ def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: dat
                 instance: str, manual: bool = False) -> dict[str, Any] | None:
     """Claim the trigger, run the job, record the outcome. None: this trigger was already claimed.
 
-    A scheduled run does so holding its job's lock; when another instance's run of the job still holds it, this
-    trigger is recorded `skipped`, not run. An operator's `--once` (`manual`) takes no job lock, as its row is
-    never marked interrupted: it belongs to the operator's process."""
+    The run holds its job's lock, a scheduled run and an operator's `--once` (`manual`) alike: when another
+    process's run of the job still holds it, this one is recorded `skipped`, not run; and a run left `running` by
+    a process that died (its lock freed with it) is marked `interrupted` by the next run of the job or by a
+    scheduler becoming active (interrupt_dead_runs)."""
     run_id = claim(store, job_id, scheduled_at, instance, manual=manual)
     if run_id is None:
         log.info("job %s for %s already claimed by another run; not running it again", job_id,
@@ -74,8 +75,6 @@ def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: dat
         return None
     ctx = JobContext(settings, store, job_id, scheduled_at, run_id)
     with job_context(job_id, run_id):  # its log lines carry the job and run id (JSON logs: logs.py)
-        if manual:
-            return _run_recorded(ctx, func, instance)
         lock = job_lock_for(store, job_id, f"job {job_id}")
         if lock is None:  # an in-memory SQLite store: no other process can run its jobs
             return _run_recorded(ctx, func, instance)

@@ -62,25 +62,26 @@ def finish(store: Store, run_id: int, outcome: str, counts: dict[str, Any] | Non
 
 
 def _others_running(instance: str, job_id: str | None = None) -> ColumnElement[bool]:
-    # Manual runs (`--once`) belong to an operator's process, not to a scheduler: left alone.
-    cond = (JobRun.outcome == "running") & (JobRun.instance != instance) & JobRun.manual.is_(False)
+    # Manual runs (`--once`) too: they hold their job's lock while they run, like a scheduler's.
+    cond = (JobRun.outcome == "running") & (JobRun.instance != instance)
     return cond if job_id is None else cond & (JobRun.job_id == job_id)
 
 
 def running_jobs(store: Store, instance: str) -> list[str]:
-    """The jobs with a scheduled run left `running` by another instance (live or dead: its job lock tells)."""
+    """The jobs with a run (scheduled or `--once`) left `running` by another process (live or dead: its job lock
+    tells)."""
     with store.session() as s:
         return list(s.scalars(select(JobRun.job_id).where(_others_running(instance)).distinct()
                               .order_by(JobRun.job_id)))
 
 
 def interrupt_orphans(store: Store, instance: str, job_id: str) -> int:
-    """Mark the job's scheduled runs left `running` by another instance `interrupted`. Only for a job whose
+    """Mark the job's runs (scheduled or `--once`) left `running` by another process `interrupted`. Only for a job whose
     lock the caller holds (scheduling/runs.py): a run still going holds it, so these are dead."""
     with store.session() as s:
         res = s.execute(update(JobRun).where(_others_running(instance, job_id))
                         .values(outcome="interrupted", finished_at=utcnow(),
-                                error="the scheduler running it stopped before it finished"))
+                                error="the process running it stopped before it finished"))
         return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult
 
 

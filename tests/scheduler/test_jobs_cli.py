@@ -18,6 +18,7 @@ from creditbridge.cli.main import cli
 from creditbridge.scheduler import JOB_IDS, deadline_warning_job, run_claimed
 from creditbridge.settings import load_settings
 from creditbridge.store import Store
+from creditbridge.store.locks import job_lock_for
 from creditbridge.store.models.scheduler import JobRun
 
 
@@ -134,3 +135,35 @@ def test_deadline_warning_job_logs_who_has_not_passed_masked(store: Store, tmp_p
                          deadline_warning_job, instance="test")
     assert result is not None and result["counts"]["warnings"] == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_once_left_running_by_a_dead_process_is_marked_interrupted_by_the_next_once(
+        store: Store, tmp_path: Path, runner: CliRunner) -> None:
+    """An operator's `--once` whose process died (SIGKILL, a closed terminal) stayed `running` for ever; it held
+    its job's lock, so the next run of the job finds the lock free and marks it interrupted."""
+    when = datetime.now(UTC)
+    with store.session() as s:
+        s.add(JobRun(job_id="push", scheduled_at=when, started_at=when, outcome="running", instance="gone:1",
+                     manual=True))
+    with running_sim(tmp_path) as sim:
+        code, out, err = _invoke(runner, _config(tmp_path, store.url, sim.url), "scheduler", "--once", "push",
+                                 "--json")
+    assert code == 0, err
+    assert json.loads(out)["outcome"] == "ok"
+    with store.session() as s:
+        runs = {r.instance: (r.outcome, r.error) for r in s.scalars(select(JobRun).where(JobRun.job_id == "push"))}
+    assert runs.pop("gone:1") == ("interrupted", "the process running it stopped before it finished")
+    assert [outcome for outcome, _ in runs.values()] == ["ok"]
+
+
+def test_once_while_another_run_of_the_job_holds_its_lock_is_skipped_naming_it(
+        store: Store, tmp_path: Path, runner: CliRunner) -> None:
+    held = job_lock_for(store, "push", "job push")
+    assert held is not None and held.acquire()
+    try:
+        code, out, err = _invoke(runner, _config(tmp_path, store.url), "scheduler", "--once", "push", "--json")
+    finally:
+        held.release()
+    doc = json.loads(out)
+    assert doc["outcome"] == "skipped", (code, out, err)
+    assert "still going" in doc["counts"]["reason"] and "job push" in doc["counts"]["reason"]
