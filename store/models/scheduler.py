@@ -1,16 +1,15 @@
-"""Scheduler tables: the history of job runs (one row per job and trigger time) and APScheduler's job store."""
+"""Scheduler table: the history of job runs (one row per job and trigger time), which the scheduler resumes from."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Integer, LargeBinary, String, Table, Text, Unicode, UniqueConstraint
+from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditbridge.store.models.base import Base, UtcDateTime, utcnow
 
-JOBSTORE_TABLE = "scheduler_jobstore"
 RUN_OUTCOMES = ("running", "ok", "skipped", "failed", "interrupted")
 
 
@@ -32,14 +31,3 @@ class JobRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     instance: Mapped[str] = mapped_column(String(200))  # host:pid of the scheduler that ran it
     manual: Mapped[bool] = mapped_column(default=False)  # `creditbridge scheduler --once`
-
-
-# APScheduler's SQLAlchemyJobStore creates this table itself when missing; declaring it here with the exact
-# columns APScheduler uses lets the migration create it, so the schema check sees no unknown table.
-jobstore_table = Table(
-    JOBSTORE_TABLE,
-    Base.metadata,
-    Column("id", Unicode(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
-)
