@@ -100,7 +100,7 @@ def test_chunks_give_exactly_what_one_by_one_gives(store: Store, tmp_path: Path)
         a = process_pending(settings_for(store.url), store, chunk_size=7)
         b = process_pending_one_by_one(settings_for(twin.url), twin)
         assert a == b
-        assert a["parked"] > 0 and a["duplicates"] > 0 and a["withdrawn"] > 0 and a["records"] > 50
+        assert a.parked > 0 and a.duplicates > 0 and a.withdrawn > 0 and a.records > 50
         assert snapshot(store) == snapshot(twin)
         for st in (store, twin):
             with st.session() as s:
