@@ -216,10 +216,6 @@ class IntakeResult:
     rejected: int = 0
     withdrawn: int = 0
 
-    @classmethod
-    def of(cls, counts: Counts) -> IntakeResult:
-        return cls(**counts)
-
     def as_json(self) -> dict[str, int]:
         # The keys and order `intake replay --json` prints and the scheduler's ledger stores under "inbox".
         return {"processed": self.processed, "records": self.records, "duplicates": self.duplicates,
@@ -265,7 +261,7 @@ def process_pending(settings: Settings, store: Store, *, webhook_ids: Sequence[s
                 q = q.where(WebhookDelivery.received_at < received_before)
             upper = s.scalar(q)
     if upper is None or wids == []:
-        return IntakeResult.of(out)
+        return IntakeResult(**out)
     after = 0
     left = limit
     while True:
@@ -288,17 +284,17 @@ def process_pending(settings: Settings, store: Store, *, webhook_ids: Sequence[s
         if failures is not None:
             failures.extend(failed)
         if not claimed:
-            return IntakeResult.of(out)
+            return IntakeResult(**out)
         for k, v in counts.items():
             out[k] += v
         if len(claimed) < size:  # the rest (if any) is locked by another processor, which does it
-            return IntakeResult.of(out)
+            return IntakeResult(**out)
         if wids is not None and len(claimed) >= len(wids):  # every id given was taken: no empty round trip
-            return IntakeResult.of(out)
+            return IntakeResult(**out)
         if left is not None:
             left -= len(claimed)
             if left <= 0:
-                return IntakeResult.of(out)
+                return IntakeResult(**out)
         after = claimed[-1]
 
 
@@ -555,7 +551,7 @@ def process_pending_one_by_one(settings: Settings, store: Store, *, webhook_ids:
     out = _new_counts()
     for did in ids:
         _process_one_safely(store, did, states, programme, out, settings.webhooks.max_attempts, [])
-    return IntakeResult.of(out)
+    return IntakeResult(**out)
 
 
 def _process_one_safely(store: Store, did: int, states: list[str], programme: str, out: Counts,
