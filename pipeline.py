@@ -21,12 +21,12 @@ from typing import Any, Generic, TypeVar
 
 from creditbridge.connector.moodle import MoodleClient
 from creditbridge.mappings.service import evaluate_store
-from creditbridge.outbox.service import push
+from creditbridge.outbox.service import PushResult, push
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.sync.outcome import Progress, SyncOutcome
 from creditbridge.sync.service import sync_catalog, sync_roster, sync_topics
-from creditbridge.webhooks.reconcile import reconcile
+from creditbridge.webhooks.reconcile import ReconcileResult, reconcile
 
 R = TypeVar("R")
 
@@ -70,9 +70,9 @@ def _roster(settings: Settings, store: Store, given: StepInput) -> SyncOutcome:
     return sync_roster(settings, store, _file("roster", given), progress=given.progress, wait=given.wait)
 
 
-def _reconcile(settings: Settings, store: Store, given: StepInput) -> dict[str, Any]:
+def _reconcile(settings: Settings, store: Store, given: StepInput) -> ReconcileResult:
     with MoodleClient(settings.moodle) as client:
-        return dict(reconcile(settings, store, client))
+        return reconcile(settings, store, client)
 
 
 def _evaluate(settings: Settings, store: Store, given: StepInput) -> dict[str, Any]:
@@ -80,19 +80,19 @@ def _evaluate(settings: Settings, store: Store, given: StepInput) -> dict[str, A
                                incremental=given.incremental, wait=given.wait))
 
 
-def _push(settings: Settings, store: Store, given: StepInput) -> dict[str, Any]:
-    return dict(push(settings, store, on_batch=given.advance, wait=given.wait))
+def _push(settings: Settings, store: Store, given: StepInput) -> PushResult:
+    return push(settings, store, on_batch=given.advance, wait=given.wait)
 
 
 CATALOG: Step[SyncOutcome] = Step("catalog", "Sync the course catalog into the LMS", "catalog_sync", _catalog)
 TOPICS: Step[SyncOutcome] = Step("topics", "Sync the schools' elective topics", None, _topics)
 ROSTER: Step[SyncOutcome] = Step("roster", "Sync the roster: users, cohorts, enrolments, lesson cases",
                                  "roster_sync", _roster)
-RECONCILE: Step[dict[str, Any]] = Step("reconcile", "Reconcile with the LMS (catches missed webhooks)",
-                                       "reconcile", _reconcile)
+RECONCILE: Step[ReconcileResult] = Step("reconcile", "Reconcile with the LMS (catches missed webhooks)",
+                                        "reconcile", _reconcile)
 EVALUATE: Step[dict[str, Any]] = Step("evaluate", "Evaluate credits", "evaluate", _evaluate, continuous=True)
-PUSH: Step[dict[str, Any]] = Step("push", "Push credit records to the registry, exactly once", "push", _push,
-                                  continuous=True)
+PUSH: Step[PushResult] = Step("push", "Push credit records to the registry, exactly once", "push", _push,
+                              continuous=True)
 
 PIPELINE: tuple[Step[Any], ...] = (CATALOG, TOPICS, ROSTER, RECONCILE, EVALUATE, PUSH)
 SYNC_STEPS: tuple[Step[SyncOutcome], ...] = (CATALOG, TOPICS, ROSTER)

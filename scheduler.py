@@ -71,7 +71,7 @@ def _sync_counts(outcome: SyncOutcome) -> dict[str, Any]:
 
 def _process_inbox(ctx: JobContext) -> dict[str, int]:
     # Deliveries parked for a teacher or course the sync may just have created.
-    return process_pending(ctx.store, ctx.settings)
+    return process_pending(ctx.settings, ctx.store).as_json()
 
 
 def _sync_job(ctx: JobContext, step: Step[SyncOutcome], setting: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def roster_sync_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def reconcile_job(ctx: JobContext) -> dict[str, Any]:
-    counts = RECONCILE.run(ctx.settings, ctx.store, StepInput())
+    counts = RECONCILE.run(ctx.settings, ctx.store, StepInput()).as_json()
     counts["inbox"] = _process_inbox(ctx)
     return counts
 
@@ -122,7 +122,7 @@ def evaluate_all_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def push_job(ctx: JobContext) -> dict[str, Any]:
-    return PUSH.run(ctx.settings, ctx.store, StepInput(wait=_continuous(ctx)))
+    return PUSH.run(ctx.settings, ctx.store, StepInput(wait=_continuous(ctx))).as_json()
 
 
 def deadline_warning_job(ctx: JobContext) -> dict[str, Any]:

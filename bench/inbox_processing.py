@@ -28,6 +28,7 @@ import random
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from creditbridge.store import Store, open_store
 from creditbridge.store.models.core import CatalogCourse, Teacher
 from creditbridge.store.models.intake import WebhookDelivery
 from creditbridge.webhooks.payload import webhook_id
-from creditbridge.webhooks.processing import process_pending, process_pending_one_by_one
+from creditbridge.webhooks.processing import IntakeResult, process_pending, process_pending_one_by_one
 
 PG_ADMIN = os.environ.get("CREDITBRIDGE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SITE = "http://moodle.example"
@@ -120,13 +121,14 @@ def backend_cpu(dbname: str | None) -> float:
     return total / TICKS
 
 
-def measure(label: str, store: Store, dbname: str | None, run: Any, n: int) -> tuple[dict[str, int], float]:
+def measure(label: str, store: Store, dbname: str | None, run: Callable[[], IntakeResult], n: int
+            ) -> tuple[IntakeResult, float]:
     wall0, cpu0, db0 = time.perf_counter(), time.process_time(), backend_cpu(dbname)
     out = run()
     wall, cpu, db = time.perf_counter() - wall0, time.process_time() - cpu0, backend_cpu(dbname) - db0
     per = (cpu + db) / n * 1000
     print(f"  {label:<22} wall {wall:7.2f} s   cpu {cpu / n * 1000:6.3f} ms/delivery   "
-          f"db backends {db / n * 1000:6.3f} ms/delivery   total {per:6.3f} ms   {out}", flush=True)
+          f"db backends {db / n * 1000:6.3f} ms/delivery   total {per:6.3f} ms   {out.as_json()}", flush=True)
     return out, per
 
 
@@ -140,9 +142,9 @@ def bench(kind: str, urls: list[str], n: int, chunk: int) -> None:
         settings = [Settings.model_validate({"database": {"url": u}}) for u in urls]
         print(f"{kind}: {len(deliveries)} deliveries, {TEACHERS} teachers, {COURSES} courses", flush=True)
         base, base_cpu = measure("one by one (baseline)", stores[0], names[0],
-                                 lambda: process_pending_one_by_one(stores[0], settings[0]), len(deliveries))
+                                 lambda: process_pending_one_by_one(settings[0], stores[0]), len(deliveries))
         fast, fast_cpu = measure(f"chunks of {chunk}", stores[1], names[1],
-                                 lambda: process_pending(stores[1], settings[1], chunk_size=chunk), len(deliveries))
+                                 lambda: process_pending(settings[1], stores[1], chunk_size=chunk), len(deliveries))
         assert base == fast, (base, fast)
         print(f"  ratio baseline/chunked (CPU incl. db): {base_cpu / fast_cpu:5.1f}x", flush=True)
     finally:
@@ -205,8 +207,8 @@ def on_store(url: str, n: int, chunk: int, seed: int) -> None:
         wall0, cpu0, db0 = time.perf_counter(), time.process_time(), backend_cpu(name)
         out = {"processed": 0, "records": 0}
         for k in range(0, len(wids), chunk):  # as the receivers' background thread: by id, one chunk each
-            got = process_pending(store, settings, webhook_ids=wids[k:k + chunk], chunk_size=chunk)
-            out = {key: out[key] + got[key] for key in out}
+            got = process_pending(settings, store, webhook_ids=wids[k:k + chunk], chunk_size=chunk)
+            out = {"processed": out["processed"] + got.processed, "records": out["records"] + got.records}
         wall, cpu, db = time.perf_counter() - wall0, time.process_time() - cpu0, backend_cpu(name) - db0
         event.remove(engine, "before_cursor_execute", timer._before)
         event.remove(engine, "after_cursor_execute", timer._after)

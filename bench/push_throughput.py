@@ -132,7 +132,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
-    assert result["acknowledged"] == a.records, result
+    assert result.acknowledged == a.records, result
     assert counted.get("active") == a.records, counted
     print(f"records             : {a.records:,} (batches of {a.batch}), cpus {os.cpu_count()}")
     print(f"push (outbox+HTTP)  : {push_s:.2f} s = {a.records / push_s:,.0f} records/s")

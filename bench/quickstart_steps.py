@@ -71,7 +71,7 @@ def reconcile_once(directory: Path, client_cls: type[MoodleClient], token: str, 
         settings = run_settings(directory, Secrets.generate(), programme="sd-2022")
         started = time.perf_counter()
         with client_cls.from_url(url, token, backoff_seconds=0) as client:
-            out = reconcile(settings, store, client)
+            out = reconcile(settings, store, client).as_json()
         out["seconds"] = round(time.perf_counter() - started, 2)
         with store.session() as s:
             out["records"] = s.scalar(select(func.count()).select_from(LearningRecordRow)) or 0

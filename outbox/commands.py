@@ -31,17 +31,17 @@ def push_command(app: AppContext, dry_run: bool, programme: str | None, as_json:
             result = push(app.settings, app.store, programme=programme, wait=wait,
                           on_batch=lambda n: bar.advance(task, n))
     if as_json:
-        emit_json(result)
-        if result.get("gave_up"):
+        emit_json(result.as_json())
+        if result.gave_up:
             sys.exit(2)  # the document says what stayed pending; the exit code tells a cron job it failed
         return
     if dry_run:
-        click.echo(f"dry run: {result['would_send']} submission(s) would be sent to {result['target']} "
-                   f"(new {result['built']['created']}, voids {result['built']['voids']})")
+        click.echo(f"dry run: {result.would_send} submission(s) would be sent to {result.target} "
+                   f"(new {result.built.created}, voids {result.built.voids})")
         return
-    click.echo(f"sent {result['sent']}, acknowledged {result['acknowledged']}, rejected {result['rejected']}, "
-               f"pending {result['pending']} (target {result['target']})")
-    if result.get("gave_up"):
+    click.echo(f"sent {result.sent}, acknowledged {result.acknowledged}, rejected {result.rejected}, "
+               f"pending {result.pending} (target {result.target})")
+    if result.gave_up:
         click.echo("error: registry unavailable: the rest stays pending and is resent with the same keys next "
                    "time", err=True)
         sys.exit(2)

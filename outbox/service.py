@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, defer
 
 from creditbridge.connector.registry import Outcome, RegistryError, RegistryTarget, Submission, load_target
 from creditbridge.connector.retry import RetryPolicy
-from creditbridge.outbox.build import AuditTrail, build
+from creditbridge.outbox.build import AuditTrail, BuildCounts, build
 from creditbridge.records import mask_id_number, mask_id_numbers
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -137,13 +138,41 @@ def _send(target: RegistryTarget, batch: list[Submission], policy: RetryPolicy,
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """What a push did: `sent` (submissions sent this run), `acknowledged`, `rejected` (this run), `pending`
+    (still undecided afterwards), `built` (what the outbox build added), the registry `target`, and `gave_up`
+    (the registry stayed unavailable: the rest is resent with the same keys next time).
+
+    A dry run (`dry_run`) sends nothing: `pending` is what would be sent, `built` what the build would add."""
+
+    pending: int
+    built: BuildCounts
+    target: str
+    sent: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+    gave_up: bool = False
+    dry_run: bool = False
+
+    @property
+    def would_send(self) -> int:
+        return self.pending
+
+    def as_json(self) -> dict[str, Any]:
+        # The keys and order `push --json` prints and the scheduler's ledger stores; a dry run has its own.
+        if self.dry_run:
+            return {"dry_run": True, "sent": 0, "acknowledged": 0, "rejected": 0, "pending": self.pending,
+                    "would_send": self.would_send, "built": self.built.as_json(), "target": self.target}
+        return {"sent": self.sent, "acknowledged": self.acknowledged, "rejected": self.rejected,
+                "pending": self.pending, "built": self.built.as_json(), "target": self.target,
+                "gave_up": self.gave_up}
+
+
 def push(settings: Settings, store: Store, *, dry_run: bool = False, target: RegistryTarget | None = None,
          programme: str | None = None, sleep: Callable[[float], None] = time.sleep,
-         on_batch: Callable[[int], None] | None = None, wait: bool = False) -> dict[str, Any]:
-    """Push every changed credit result to the configured registry target.
-
-    Returns counts: `sent` (submissions sent this run), `acknowledged`, `rejected` (this run),
-    `pending` (still undecided afterwards), and `built` (what the outbox build added).
+         on_batch: Callable[[int], None] | None = None, wait: bool = False) -> PushResult:
+    """Push every changed credit result to the configured registry target (see PushResult for what it returns).
 
     One push at a time per store (store/locks.py): a second one stops at once with FlowBusy, or with `wait`
     waits for the first. Two builds at once would both add the same new versions. A dry run takes no lock."""
@@ -153,14 +182,13 @@ def push(settings: Settings, store: Store, *, dry_run: bool = False, target: Reg
             built = build(s, provider=reg.provider, programme=programme)
             pending = _open_count(s)
             s.rollback()
-        return {"dry_run": True, "sent": 0, "acknowledged": 0, "rejected": 0, "pending": pending,
-                "would_send": pending, "built": built.as_json(), "target": reg.target}
+        return PushResult(pending=pending, built=built, target=reg.target, dry_run=True)
     with flow_lock(store, "push", "push", wait=wait):
         return _push(settings, store, target=target, programme=programme, sleep=sleep, on_batch=on_batch)
 
 
 def _push(settings: Settings, store: Store, *, target: RegistryTarget | None, programme: str | None,
-          sleep: Callable[[float], None], on_batch: Callable[[int], None] | None) -> dict[str, Any]:
+          sleep: Callable[[float], None], on_batch: Callable[[int], None] | None) -> PushResult:
     reg = settings.registry
     with store.session() as s:
         built = build(s, provider=reg.provider, programme=programme)
@@ -191,8 +219,8 @@ def _push(settings: Settings, store: Store, *, target: RegistryTarget | None, pr
             tgt.close()
     with store.session() as s:
         pending = _open_count(s)
-    return {"sent": totals["sent"], "acknowledged": totals["acknowledged"], "rejected": totals["rejected"],
-            "pending": pending, "built": built.as_json(), "target": reg.target, "gave_up": gave_up}
+    return PushResult(pending=pending, built=built, target=reg.target, sent=totals["sent"],
+                      acknowledged=totals["acknowledged"], rejected=totals["rejected"], gave_up=gave_up)
 
 
 def push_claimed(s: Session, target: RegistryTarget, target_name: str, limit: int,

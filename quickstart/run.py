@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 
 from creditbridge import CreditbridgeError
+from creditbridge.outbox.service import PushResult
 from creditbridge.pipeline import EVALUATE, PIPELINE, PUSH, RECONCILE, SYNC_STEPS, Step, StepInput
 from creditbridge.quickstart.completions import (
     WINDOW_START,
@@ -170,7 +171,7 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
         settings = run_settings(directory, keys, programme=programme, sandbox_url=services.sandbox_url,
                                 registry_url=services.registry_url)
         evaluated: dict[str, Any] = {}
-        pushed: dict[str, Any] = {}
+        pushed: PushResult | None = None
         # The pipeline's steps in its order (pipeline.py); the school term happens between the sync and reconcile.
         for step in PIPELINE:
             if step in SYNC_STEPS:
@@ -189,6 +190,7 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
         services.save_sandbox(directory / "sandbox.db")
         config = write_config(directory, keys, programme=programme)
 
+    assert pushed is not None  # the pipeline ends with its push step, which the loop above always runs
     summary = _summary(run, store_url=base.database.url, evaluated=evaluated, pushed=pushed, report=report,
                        config=config, seconds=time.perf_counter() - started)
     summary["welcome_messages"] = welcome_messages
@@ -413,7 +415,7 @@ def _drain(run: Run, settings: Settings, store: Store, services: Services) -> No
             time.sleep(0.2)
         run.progress.update("processing", received, expected)
         receiving = time.perf_counter() - started
-        processed = process_pending(store, settings)
+        processed = process_pending(settings, store)
         processing = time.perf_counter() - started - receiving
         with store.session() as s:
             records = s.scalar(select(func.count()).select_from(LearningRecordRow)) or 0
@@ -424,9 +426,9 @@ def _drain(run: Run, settings: Settings, store: Store, services: Services) -> No
         c.update({"received": received, "duplicates": counters.get("duplicate", 0),
                   "rejected": sum(split_outcomes(counters)[0].values()),
                   "records": records, "parked": parked, "pending": pending,
-                  "sender_failed": getattr(sender, "failed", 0), "processed": processed["processed"],
+                  "sender_failed": getattr(sender, "failed", 0), "processed": processed.processed,
                   "receive_seconds": round(receiving, 3), "process_seconds": round(processing, 3)})
-        c["_detail"] = (f"{received} deliveries verified and stored, {processed['processed']} processed into "
+        c["_detail"] = (f"{received} deliveries verified and stored, {processed.processed} processed into "
                         f"{records} learning records, {parked} parked")
         if received < expected:
             raise QuickstartError(f"only {received} of {expected} webhooks arrived "
@@ -473,9 +475,9 @@ def _inbox_size(store: Store) -> int:
 def _reconcile(run: Run, settings: Settings, store: Store) -> None:
     with run.step(RECONCILE.key, RECONCILE.title) as c:
         out = RECONCILE.run(settings, store, StepInput())
-        c.update(out)
-        c["_detail"] = (f"{out['already_known']} completions already known from webhooks, "
-                        f"{out['created']} missed ones recovered, {out['checked']} enrolments checked")
+        c.update(out.as_json())
+        c["_detail"] = (f"{out.already_known} completions already known from webhooks, "
+                        f"{out.created} missed ones recovered, {out.checked} enrolments checked")
 
 
 def _evaluate(run: Run, settings: Settings, store: Store) -> dict[str, Any]:
@@ -488,12 +490,12 @@ def _evaluate(run: Run, settings: Settings, store: Store) -> dict[str, Any]:
     return out
 
 
-def _push(run: Run, settings: Settings, store: Store, services: Services) -> dict[str, Any]:
+def _push(run: Run, settings: Settings, store: Store, services: Services) -> PushResult:
     with run.step(PUSH.key, PUSH.title) as c:
         out = PUSH.run(settings, store, StepInput(advance=run.progress.advance))
-        c.update({k: v for k, v in out.items() if isinstance(v, int) and not isinstance(v, bool)})
+        c.update({k: v for k, v in out.as_json().items() if isinstance(v, int) and not isinstance(v, bool)})
         c["registry_holds"] = services.registry_counts()
-        c["_detail"] = (f"{out['acknowledged']} acknowledged, {out['rejected']} rejected, {out['pending']} pending; "
+        c["_detail"] = (f"{out.acknowledged} acknowledged, {out.rejected} rejected, {out.pending} pending; "
                         f"the registry holds {c['registry_holds'].get('active', 0)} active records")
     return out
 
@@ -506,7 +508,7 @@ def _report(run: Run, settings: Settings, store: Store) -> Any:
     return paths
 
 
-def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: dict[str, Any], report: Any,
+def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: PushResult, report: Any,
              config: Path, seconds: float) -> dict[str, Any]:
     store = open_store(store_url, migrate=False)
     try:
@@ -528,8 +530,8 @@ def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: dic
         "learning_records": credits["records"],
         "credits_total": credits["credits_total"],
         "registry_active_records": steps["push"]["registry_holds"].get("active", 0),
-        "rejected": pushed["rejected"],
-        "pending": pushed["pending"],
+        "rejected": pushed.rejected,
+        "pending": pushed.pending,
         "report": str(Path(report.html).resolve()),
         "report_xlsx": str(Path(report.xlsx).resolve()),
         "config": str(config.resolve()),

@@ -254,15 +254,17 @@ class Worker:
         Returns how many deliveries it took. Parked deliveries are left to the sync jobs and `intake replay`:
         they wait for a teacher or course that only a sync can create."""
         cutoff = utcnow() - timedelta(seconds=self.conf.pending_after_seconds)
-        counts = process_pending(self.store, self.settings, include_parked=False, received_before=cutoff,
-                                 limit=SWEEP_BATCH, chunk_size=SWEEP_BATCH)
-        taken = sum(counts[k] for k in ("processed", "parked", "rejected"))
+        got = process_pending(self.settings, self.store, include_parked=False, received_before=cutoff,
+                              limit=SWEEP_BATCH, chunk_size=SWEEP_BATCH)
+        taken = got.processed + got.parked + got.rejected
         if taken:
-            for k in ("processed", "records", "parked", "rejected"):
-                self.totals[f"inbox_{k}"] += counts[k]
+            self.totals["inbox_processed"] += got.processed
+            self.totals["inbox_records"] += got.records
+            self.totals["inbox_parked"] += got.parked
+            self.totals["inbox_rejected"] += got.rejected
             log.info("worker: %d delivery(ies) left pending over %gs taken from the inbox: %d record(s), "
-                     "%d parked, %d rejected", taken, self.conf.pending_after_seconds, counts["records"],
-                     counts["parked"], counts["rejected"])
+                     "%d parked, %d rejected", taken, self.conf.pending_after_seconds, got.records,
+                     got.parked, got.rejected)
         return taken
 
     # --- evaluation ------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class BackgroundProcessor:
             try:
                 if ids:
                     # one chunk: the ids are known, so the whole batch is one transaction
-                    process_pending(self.store, self.settings, webhook_ids=ids, chunk_size=len(ids))
+                    process_pending(self.settings, self.store, webhook_ids=ids, chunk_size=len(ids))
             except Exception:
                 log.exception("background processing of %d deliveries failed; they stay pending", len(ids))
             finally:

@@ -85,7 +85,7 @@ def parked_command(app: AppContext, as_json: bool, only_rejected: bool) -> None:
 def replay_command(app: AppContext, as_json: bool, include_rejected: bool) -> None:
     """Process pending deliveries and retry parked ones now; one line per delivery that failed, with its reason."""
     failures: list[Failure] = []
-    out = process_pending(app.store, app.settings, include_rejected=include_rejected, failures=failures)
+    out = process_pending(app.settings, app.store, include_rejected=include_rejected, failures=failures).as_json()
     if as_json:
         emit_json({**out, "failed": failures})
         return
@@ -107,7 +107,7 @@ def reconcile_command(app: AppContext, as_json: bool) -> None:
     from creditbridge.webhooks.reconcile import reconcile  # noqa: PLC0415
 
     with MoodleClient(app.settings.moodle) as client:
-        out = reconcile(app.settings, app.store, client)
+        out = reconcile(app.settings, app.store, client).as_json()
     if as_json:
         emit_json(out)
     else:

@@ -150,7 +150,7 @@ class DeliveryEndpoint:
     def _process_now(self, wid: str) -> None:
         # After the commit: a failure here leaves the delivery pending for the next process_pending run.
         try:
-            process_pending(resources.store(self.app), resources.settings(self.app), webhook_ids=[wid])
+            process_pending(resources.settings(self.app), resources.store(self.app), webhook_ids=[wid])
         except Exception:
             log.exception("inline processing of %s failed; it stays pending", wid)
 

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -195,6 +196,7 @@ _NO_UPPER = 2**31 - 1
 # transaction and ~6 queries per delivery. Bounded, so memory stays flat and row locks stay short on a big inbox.
 CHUNK_SIZE = 200
 
+# The running tally of a run, keyed by IntakeResult's field names (a delivery's new state is one of them).
 Counts = dict[str, int]
 
 
@@ -202,15 +204,33 @@ def _new_counts() -> Counts:
     return {"processed": 0, "records": 0, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
 
 
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """What one run over the inbox did: deliveries `processed` into `records` (`duplicates`: records already
+    stored), `parked` or `rejected` this run, and activity completions `withdrawn` by revocations."""
+
+    processed: int = 0
+    records: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    rejected: int = 0
+    withdrawn: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        # The keys and order `intake replay --json` prints and the scheduler's ledger stores under "inbox".
+        return {"processed": self.processed, "records": self.records, "duplicates": self.duplicates,
+                "parked": self.parked, "rejected": self.rejected, "withdrawn": self.withdrawn}
+
+
 # One delivery this run could not turn into a record: {"webhook_id", "state" (parked | rejected), "reason",
 # "attempts"}; the reason never holds an ID number in full.
 Failure = dict[str, Any]
 
 
-def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
+def process_pending(settings: Settings, store: Store, *, webhook_ids: Sequence[str] | None = None,
                     include_parked: bool = True, include_rejected: bool = False, chunk_size: int = CHUNK_SIZE,
                     failures: list[Failure] | None = None, received_before: datetime | None = None,
-                    limit: int | None = None) -> dict[str, int]:
+                    limit: int | None = None) -> IntakeResult:
     """Turn pending (and, by default, parked) deliveries into learning records, `chunk_size` per transaction.
 
     On PostgreSQL each chunk is claimed with FOR UPDATE SKIP LOCKED, so concurrent processors (receiver
@@ -241,7 +261,7 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
                 q = q.where(WebhookDelivery.received_at < received_before)
             upper = s.scalar(q)
     if upper is None or wids == []:
-        return out
+        return IntakeResult(**out)
     after = 0
     left = limit
     while True:
@@ -264,17 +284,17 @@ def process_pending(store: Store, settings: Settings, *, webhook_ids: Sequence[s
         if failures is not None:
             failures.extend(failed)
         if not claimed:
-            return out
+            return IntakeResult(**out)
         for k, v in counts.items():
             out[k] += v
         if len(claimed) < size:  # the rest (if any) is locked by another processor, which does it
-            return out
+            return IntakeResult(**out)
         if wids is not None and len(claimed) >= len(wids):  # every id given was taken: no empty round trip
-            return out
+            return IntakeResult(**out)
         if left is not None:
             left -= len(claimed)
             if left <= 0:
-                return out
+                return IntakeResult(**out)
         after = claimed[-1]
 
 
@@ -517,8 +537,8 @@ def _withdraw_revoked(s: Session, sources: list[str]) -> int:
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def process_pending_one_by_one(store: Store, settings: Settings, *, webhook_ids: Sequence[str] | None = None,
-                               include_parked: bool = True) -> dict[str, int]:
+def process_pending_one_by_one(settings: Settings, store: Store, *, webhook_ids: Sequence[str] | None = None,
+                               include_parked: bool = True) -> IntakeResult:
     """The per-delivery path (one transaction per delivery) on its own: the chunk path's fallback, and the
     baseline of bench/inbox_processing.py."""
     programme = settings.sync.programme
@@ -531,7 +551,7 @@ def process_pending_one_by_one(store: Store, settings: Settings, *, webhook_ids:
     out = _new_counts()
     for did in ids:
         _process_one_safely(store, did, states, programme, out, settings.webhooks.max_attempts, [])
-    return out
+    return IntakeResult(**out)
 
 
 def _process_one_safely(store: Store, did: int, states: list[str], programme: str, out: Counts,
@@ -619,5 +639,5 @@ def _shown(payload: Any, part: str, key: str) -> str:
     return mask_id_numbers(str(value).replace("\x00", "\\x00"))[:100] if value is not None else ""
 
 
-__all__ = ["CHUNK_SIZE", "apply_revocations", "course_source", "list_parked", "process_pending",
+__all__ = ["CHUNK_SIZE", "IntakeResult", "apply_revocations", "course_source", "list_parked", "process_pending",
            "process_pending_one_by_one", "store_record"]

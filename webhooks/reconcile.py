@@ -17,6 +17,7 @@ activities, one `core_completion_get_activities_completion_status` per enrolled 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -46,7 +47,53 @@ def _without_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def reconcile(settings: Settings, store: Store, client: MoodleClient) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ActivityReconcile:
+    """The activity half of a run: `courses` with completion-tracked activities read, completions `checked`,
+    `already_known` (stored and complete in Moodle), `created` (complete, not stored), `withdrawn` (stored, no
+    longer complete) and `skipped` (courses or teachers whose completion Moodle would not give).
+    `unavailable`: why the site could not answer activity completion at all (the run stopped there)."""
+
+    courses: int = 0
+    checked: int = 0
+    already_known: int = 0
+    created: int = 0
+    withdrawn: int = 0
+    skipped: int = 0
+    unavailable: str | None = None
+
+    def as_json(self) -> dict[str, int | str]:
+        doc: dict[str, int | str] = {"courses": self.courses, "checked": self.checked,
+                                     "already_known": self.already_known, "created": self.created,
+                                     "withdrawn": self.withdrawn, "skipped": self.skipped}
+        if self.unavailable is not None:  # the key only appears when the site could not answer
+            doc["unavailable"] = self.unavailable
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    """What one reconciliation did: managed `courses` with a Moodle id, course completions `checked` with Moodle,
+    `already_known` from a webhook or an earlier poll, `created` (missed ones stored), `skipped`, the web-service
+    `calls` made (activity calls included), and the activity half."""
+
+    courses: int
+    checked: int
+    already_known: int
+    created: int
+    skipped: int
+    calls: int
+    activities: ActivityReconcile
+
+    def as_json(self) -> dict[str, Any]:
+        # The keys and order `intake reconcile --json` prints and the scheduler's ledger stores (a fresh dict:
+        # the reconcile job adds its "inbox" to it).
+        return {"courses": self.courses, "checked": self.checked, "already_known": self.already_known,
+                "created": self.created, "skipped": self.skipped, "calls": self.calls,
+                "activities": self.activities.as_json()}
+
+
+def reconcile(settings: Settings, store: Store, client: MoodleClient) -> ReconcileResult:
     programme = settings.sync.programme
     site = str(client.get_site_info().get("siteurl") or _without_userinfo(settings.moodle.url)).rstrip("/")
     with store.session() as s:
@@ -58,7 +105,8 @@ def reconcile(settings: Settings, store: Store, client: MoodleClient) -> dict[st
             select(Teacher).where(Teacher.programme == programme, Teacher.moodle_user_id.is_not(None)))}
         known = set(s.scalars(select(LearningRecordRow.source).where(LearningRecordRow.programme == programme,
                                                                      LearningRecordRow.kind == "course")))
-    out: dict[str, Any] = {"courses": len(courses), "checked": 0, "already_known": 0, "created": 0,
+    # A running tally, keyed by ReconcileResult's counts; the helpers below add to it.
+    out: dict[str, int] = {"courses": len(courses), "checked": 0, "already_known": 0, "created": 0,
                            "skipped": 0, "calls": 1}
     # Who Moodle says is enrolled where (ids only), less what a webhook or an earlier poll already recorded.
     unknown: dict[int, list[int]] = {}
@@ -97,21 +145,22 @@ def reconcile(settings: Settings, store: Store, client: MoodleClient) -> dict[st
             out["calls"] += 1
             _reconcile_pair(client, store, out, known, site=site, programme=programme, teacher=teachers[uid],
                             uid=uid, courseid=courseid, code=courses[courseid][0], hours=courses[courseid][1])
-    out["activities"] = _reconcile_activities(client, store, out, site=site, programme=programme,
-                                              courses=courses, teachers=teachers, learners=learners)
-    log.info("reconcile: %s", out)
-    return out
+    activities = _reconcile_activities(client, store, out, site=site, programme=programme,
+                                       courses=courses, teachers=teachers, learners=learners)
+    result = ReconcileResult(**out, activities=activities)
+    log.info("reconcile: %s", result.as_json())
+    return result
 
 
 class _Unavailable(Exception):
     """The site cannot answer activity completion (function not in the service, no capability)."""
 
 
-def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any], *, site: str, programme: str,
+def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, int], *, site: str, programme: str,
                           courses: dict[int, tuple[str, float]], teachers: dict[int | None, str],
-                          learners: dict[int, list[int]]) -> dict[str, Any]:
+                          learners: dict[int, list[int]]) -> ActivityReconcile:
     """Activity completions of enrolled teachers in managed courses, compared by state (see the module's doc)."""
-    acts: dict[str, Any] = {"courses": 0, "checked": 0, "already_known": 0, "created": 0, "withdrawn": 0,
+    acts: dict[str, int] = {"courses": 0, "checked": 0, "already_known": 0, "created": 0, "withdrawn": 0,
                             "skipped": 0}
     with store.session() as s:
         live = {(t, c, a) for t, c, a in s.execute(
@@ -128,6 +177,7 @@ def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any
             raise _Unavailable(f"{e.function}: {e.message} [{e.errorcode}]") from e
 
     names: dict[int, str] = {}  # cmid (unique on the site) -> activity name, asked once per run
+    unavailable: str | None = None
 
     def name_of(cmid: int) -> str:
         if cmid not in names:
@@ -179,8 +229,8 @@ def _reconcile_activities(client: MoodleClient, store: Store, out: dict[str, Any
                         live.discard(key)
     except _Unavailable as e:
         log.warning("reconcile: activity completions unavailable (%s)", e)
-        acts["unavailable"] = str(e)
-    return acts
+        unavailable = str(e)
+    return ActivityReconcile(**acts, unavailable=unavailable)
 
 
 def _tracked(contents: Any) -> set[int]:
@@ -240,7 +290,7 @@ def _store_revocation(store: Store, *, site: str, programme: str, key: tuple[str
         return apply_revocations(s, [rec])
 
 
-def _reconcile_pair(client: MoodleClient, store: Store, out: dict[str, Any], known: set[str], *, site: str,
+def _reconcile_pair(client: MoodleClient, store: Store, out: dict[str, int], known: set[str], *, site: str,
                     programme: str, teacher: str, uid: int, courseid: int, code: str, hours: float) -> None:
     """Ask Moodle for one enrolment's completion; store the learning record a missed webhook would have made."""
     try:

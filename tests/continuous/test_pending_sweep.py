@@ -141,8 +141,8 @@ def test_two_workers_and_a_receiver_never_process_a_delivery_twice(pg_url: str, 
             # the receiver's background thread taking its deliveries by id, in small batches, at the same time
             start_line.wait()
             for k in range(0, len(wids), 8):
-                receiver_processed[0] += process_pending(store, settings, webhook_ids=wids[k:k + 8],
-                                                         chunk_size=8)["processed"]
+                receiver_processed[0] += process_pending(settings, store, webhook_ids=wids[k:k + 8],
+                                                         chunk_size=8).processed
 
         with ThreadPoolExecutor(3) as pool:
             for f in [pool.submit(sweep, workers[0]), pool.submit(sweep, workers[1]), pool.submit(receiver)]:

@@ -35,10 +35,10 @@ def test_push_sends_each_result_once_and_nothing_again(store: Store, tmp_path: P
     with running_sim(tmp_path) as sim:
         settings = settings_for(sim, store.url)
         first = push(settings, store)
-        assert (first["sent"], first["acknowledged"], first["rejected"], first["pending"]) == (120, 120, 0, 0)
+        assert (first.sent, first.acknowledged, first.rejected, first.pending) == (120, 120, 0, 0)
         calls = sim.state.calls
         second = push(settings, store)
-        assert (second["sent"], second["acknowledged"], second["pending"]) == (0, 0, 0)
+        assert (second.sent, second.acknowledged, second.pending) == (0, 0, 0)
         assert sim.state.calls == calls  # acknowledged records are never sent again
         rows = sim.rows()
     assert len(rows) == 120
@@ -56,8 +56,11 @@ def test_correction_supersedes_and_withdrawal_voids(store: Store, tmp_path: Path
         put_results(store, [{"teacher": id_number(1), "credits": 7}])  # a correction
         withdraw_result(store, id_number(2))  # a withdrawn result
         result = push(settings, store)
-        assert result["built"] == {"created": 1, "corrections": 1, "voids": 1, "unchanged": 1, "dropped_unsent": 0}
-        assert (result["sent"], result["acknowledged"]) == (2, 2)
+        # `push --json` and the scheduler's ledger: these keys, in this order.
+        assert list(result.as_json().items()) == [
+            ("sent", 2), ("acknowledged", 2), ("rejected", 0), ("pending", 0),
+            ("built", {"created": 1, "corrections": 1, "voids": 1, "unchanged": 1, "dropped_unsent": 0}),
+            ("target", "rest"), ("gave_up", False)]
         sim_states = {(r["teacher"], r["version"]): r["state"] for r in sim.rows()}
     assert sim_states == {(id_number(1), 1): "superseded", (id_number(1), 2): "active",
                           (id_number(2), 1): "voided", (id_number(2), 2): "void", (id_number(3), 1): "active"}
@@ -78,8 +81,13 @@ def test_unsent_version_is_overtaken_without_being_sent(store: Store, tmp_path: 
     put_results(store, [{"teacher": id_number(5)}])
     with running_sim(tmp_path) as sim:
         settings = settings_for(sim, store.url)
-        push(settings, store, dry_run=True)  # builds nothing durable
+        plan = push(settings, store, dry_run=True)  # builds nothing durable
         assert states(store) == {}
+        # `push --dry-run --json`: its own keys, in this order.
+        assert list(plan.as_json().items()) == [
+            ("dry_run", True), ("sent", 0), ("acknowledged", 0), ("rejected", 0), ("pending", 1), ("would_send", 1),
+            ("built", {"created": 1, "corrections": 0, "voids": 0, "unchanged": 0, "dropped_unsent": 0}),
+            ("target", "rest")]
         from creditbridge.outbox.build import build
 
         with store.session() as s:
@@ -98,9 +106,9 @@ def test_rejections_are_kept_with_their_reason_and_not_resent(store: Store, tmp_
     with running_sim(tmp_path) as sim:
         settings = settings_for(sim, store.url)
         result = push(settings, store)
-        assert (result["acknowledged"], result["rejected"], result["pending"]) == (1, 2, 0)
+        assert (result.acknowledged, result.rejected, result.pending) == (1, 2, 0)
         again = push(settings, store)
-        assert again["sent"] == 0
+        assert again.sent == 0
     with store.session() as s:
         reasons = {r.teacher: r.reason for r in
                    s.scalars(select(RegistrySubmission).where(RegistrySubmission.state == "rejected"))}
@@ -174,7 +182,7 @@ def test_crash_between_send_and_acknowledgement_is_harmless(store: Store, tmp_pa
         assert len(sim.rows()) == 4  # the registry has the first batch ...
         assert list(states(store).values()).count("sent") == 4  # ... we only know it went out
         result = push(settings, store)
-        assert (result["sent"], result["acknowledged"], result["pending"]) == (10, 10, 0)
+        assert (result.sent, result.acknowledged, result.pending) == (10, 10, 0)
         assert sim.state.replays == 1  # the first batch was resent under its old key and answered as before
         assert len(sim.rows()) == 10
     assert set(states(store).values()) == {"acknowledged"}
@@ -191,7 +199,7 @@ def test_transient_failures_back_off_honouring_retry_after_then_wait_for_next_pu
         result = push(settings, store, sleep=waits.append)
         assert sim.state.calls == 4  # the first try and three resends
     assert len(waits) == 3 and all(w >= 2 for w in waits)  # never sooner than Retry-After
-    assert result["gave_up"] is True and result["pending"] == 1 and result["acknowledged"] == 0
+    assert result.gave_up is True and result.pending == 1 and result.acknowledged == 0
     assert states(store) == {(id_number(1), 1): "sent"}
 
 
@@ -233,13 +241,13 @@ def test_push_to_the_import_file_target(store: Store, tmp_path: Path) -> None:
     settings = load_settings(None, env={}, overrides={"database": {"url": store.url}, "registry": {
         "target": "file", "export_dir": str(out), "batch_size": 1000}})
     result = push(settings, store)
-    assert (result["sent"], result["acknowledged"], result["pending"]) == (7, 7, 0)
+    assert (result.sent, result.acknowledged, result.pending) == (7, 7, 0)
     (path,) = out.glob("credit-records-*.xlsx")
     rows = list(load_workbook(path, read_only=True).active.iter_rows(values_only=True))
     assert rows[0][:2] == ("身份证号", "姓名") and len(rows) == 8
     by_id = {r[0]: r for r in rows[1:]}
     assert by_id[id_number(3)][10] == "不合格" and by_id[id_number(4)][10] == "合格"
-    assert push(settings, store)["sent"] == 0
+    assert push(settings, store).sent == 0
     assert len(list(out.iterdir())) == 1
 
 

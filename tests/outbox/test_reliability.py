@@ -49,7 +49,7 @@ def test_registry_failing_30_percent_of_calls(store: Store, tmp_path: Path) -> N
         while True:
             runs += 1
             result = push(settings, store)
-            if result["pending"] == 0 or runs == 10:
+            if result.pending == 0 or runs == 10:
                 break
         failures = dict(sim.state.failures)
         _assert_exactly_once(sim, store, N)

@@ -52,7 +52,7 @@ def test_http_date_retry_after_is_honoured_and_the_resend_keeps_its_keys(store: 
     responses.add_callback(responses.POST, BATCH, callback=_acknowledge)
     waits: list[float] = []
     result = push(_settings(store), store, sleep=waits.append)
-    assert (result["acknowledged"], result["pending"], result["gave_up"]) == (2, 0, False)
+    assert (result.acknowledged, result.pending, result.gave_up) == (2, 0, False)
     assert len(waits) == 1 and 18.5 <= waits[0] <= 20.0  # the date, not the 0.01 s backoff
     first, resend = (_sent_keys(c) for c in responses.calls)
     assert first == resend and len(first[1]) == 2  # one idempotency key per logical write, on every resend
@@ -65,7 +65,7 @@ def test_garbage_retry_after_is_ignored(store: Store, value: str) -> None:
     responses.post(BATCH, status=429, headers={"Retry-After": value})
     responses.add_callback(responses.POST, BATCH, callback=_acknowledge)
     waits: list[float] = []
-    assert push(_settings(store), store, sleep=waits.append)["acknowledged"] == 2
+    assert push(_settings(store), store, sleep=waits.append).acknowledged == 2
     assert len(waits) == 1 and 0 <= waits[0] <= 0.01
 
 
@@ -84,6 +84,6 @@ def test_resends_are_bounded_and_capped(store: Store) -> None:
     responses.post(BATCH, status=503, headers={"Retry-After": "3600"})
     waits: list[float] = []
     result = push(_settings(store, retries=2), store, sleep=waits.append)
-    assert len(responses.calls) == 3 and result["gave_up"] is True and result["pending"] == 2
+    assert len(responses.calls) == 3 and result.gave_up is True and result.pending == 2
     assert waits == [60.0, 60.0]  # an hour asked, the outbox's cap given
     assert len({_sent_keys(c)[0] for c in responses.calls}) == 1

@@ -14,7 +14,7 @@ from creditbridge.store import Store, open_store
 from creditbridge.webhooks import background as background_module  # where the thread looks process_pending up
 from creditbridge.webhooks import processing
 from creditbridge.webhooks.background import BackgroundProcessor
-from creditbridge.webhooks.processing import process_pending_one_by_one
+from creditbridge.webhooks.processing import IntakeResult, process_pending_one_by_one
 
 
 def test_a_burst_is_processed_in_large_batches_with_the_one_by_one_outcome(
@@ -23,7 +23,7 @@ def test_a_burst_is_processed_in_large_batches_with_the_one_by_one_outcome(
     calls: list[tuple[int, int]] = []
     real = processing.process_pending
 
-    def counted(*args: Any, **kwargs: Any) -> dict[str, int]:
+    def counted(*args: Any, **kwargs: Any) -> IntakeResult:
         calls.append((len(kwargs["webhook_ids"]), kwargs["chunk_size"]))
         return real(*args, **kwargs)
 
@@ -38,7 +38,7 @@ def test_a_burst_is_processed_in_large_batches_with_the_one_by_one_outcome(
         for wid in wids:
             assert bg.submit(wid)
         assert bg.drain(60.0)
-        process_pending_one_by_one(twin, settings_for(twin.url))
+        process_pending_one_by_one(settings_for(twin.url), twin)
 
         assert sum(n for n, _ in calls) == 450
         # Each call is one transaction over its ids; the first may hold only what had queued when the thread

@@ -168,8 +168,8 @@ def test_a_grade_of_an_unknown_user_and_course_that_could_never_count_is_not_par
     p["course"] = {"id": 888, "idnumber": "MATH-7"}
     body, headers = signed(p)
     assert c.post("/webhooks/moodle", data=body, headers=headers).status_code == 202
-    out = (process_pending_one_by_one if one_by_one else process_pending)(store, settings_for(store.url))
-    assert (out["processed"], out["parked"], out["records"]) == (1, 0, 0)
+    out = (process_pending_one_by_one if one_by_one else process_pending)(settings_for(store.url), store)
+    assert (out.processed, out.parked, out.records) == (1, 0, 0)
     assert read_all(store)["not_creditable_grade_without_item"] == 1
 
 

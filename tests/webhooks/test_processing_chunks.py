@@ -18,7 +18,7 @@ from creditbridge.store.models.core import CatalogCourse, LearningRecordRow, Tea
 from creditbridge.store.models.intake import ParkedEvent, WebhookDelivery
 from creditbridge.webhooks import processing
 from creditbridge.webhooks.payload import webhook_id
-from creditbridge.webhooks.processing import list_parked, process_pending, process_pending_one_by_one
+from creditbridge.webhooks.processing import IntakeResult, list_parked, process_pending, process_pending_one_by_one
 
 
 def put(store: Store, payloads: list[dict[str, Any]]) -> list[str]:
@@ -97,10 +97,10 @@ def test_chunks_give_exactly_what_one_by_one_gives(store: Store, tmp_path: Path)
         first = mixed_inbox(1, 120)
         put(store, first)
         put(twin, first)
-        a = process_pending(store, settings_for(store.url), chunk_size=7)
-        b = process_pending_one_by_one(twin, settings_for(twin.url))
+        a = process_pending(settings_for(store.url), store, chunk_size=7)
+        b = process_pending_one_by_one(settings_for(twin.url), twin)
         assert a == b
-        assert a["parked"] > 0 and a["duplicates"] > 0 and a["withdrawn"] > 0 and a["records"] > 50
+        assert a.parked > 0 and a.duplicates > 0 and a.withdrawn > 0 and a.records > 50
         assert snapshot(store) == snapshot(twin)
         for st in (store, twin):
             with st.session() as s:
@@ -110,8 +110,8 @@ def test_chunks_give_exactly_what_one_by_one_gives(store: Store, tmp_path: Path)
         second = mixed_inbox(2, 60)
         put(store, second)
         put(twin, second)
-        a = process_pending(store, settings_for(store.url), chunk_size=7)
-        b = process_pending_one_by_one(twin, settings_for(twin.url))
+        a = process_pending(settings_for(store.url), store, chunk_size=7)
+        b = process_pending_one_by_one(settings_for(twin.url), twin)
         assert a == b
         assert snapshot(store) == snapshot(twin)
         assert any(attempts == 2 for _, _, attempts in snapshot(store)[2])  # still-unknown ones retried
@@ -122,15 +122,15 @@ def test_chunks_give_exactly_what_one_by_one_gives(store: Store, tmp_path: Path)
 def test_duplicate_inside_the_chunk_and_one_already_stored(store: Store) -> None:
     seed(store)
     [first] = put(store, [payload(objectid=1, timecreated=1795385000)])
-    assert process_pending(store, settings_for(store.url))["records"] == 1
+    assert process_pending(settings_for(store.url), store).records == 1
     # The same course completion twice more (a re-sent event has another objectid/time, same source) and
     # an activity completion twice under two webhook ids (the same event in two sites' spellings).
     again = [payload(objectid=2, timecreated=1795385100), payload(objectid=3, timecreated=1795385200),
              payload("activity_completion_updated", objectid=4, timecreated=1795385300),
              payload("activity_completion_updated", objectid=5, timecreated=1795385300)]
     wids = put(store, again)
-    out = process_pending(store, settings_for(store.url))
-    assert out == {"processed": 4, "records": 1, "duplicates": 3, "parked": 0, "rejected": 0, "withdrawn": 0}
+    out = process_pending(settings_for(store.url), store)
+    assert out.as_json() == {"processed": 4, "records": 1, "duplicates": 3, "parked": 0, "rejected": 0, "withdrawn": 0}
     assert sorted(r.kind for r in rows(store)) == ["activity", "course"]
     assert all(states(store)[w] == "processed" for w in [first, *wids])
 
@@ -140,15 +140,15 @@ def test_revocation_after_its_completion_in_the_same_chunk(store: Store) -> None
     put(store, [payload("activity_completion_updated", state=1, objectid=1, timecreated=1795385000),
                 payload("activity_completion_updated", state=0, objectid=2, timecreated=1795385100),
                 payload("activity_completion_updated", state=2, objectid=3, timecreated=1795385200)])
-    out = process_pending(store, settings_for(store.url))
-    assert out == {"processed": 3, "records": 3, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 1}
+    out = process_pending(settings_for(store.url), store)
+    assert out.as_json() == {"processed": 3, "records": 3, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 1}
     got = {r.source.rsplit(":", 1)[1]: r for r in rows(store)}
     assert got["1795385100"].kind == "revocation"
     assert got["1795385000"].withdrawn_by == got["1795385100"].source
     assert got["1795385200"].withdrawn_by is None  # completed again after the revocation: counts
     # A revocation in a later chunk withdraws what an earlier chunk stored.
     put(store, [payload("activity_completion_updated", state=0, objectid=4, timecreated=1795385300)])
-    assert process_pending(store, settings_for(store.url))["withdrawn"] == 1
+    assert process_pending(settings_for(store.url), store).withdrawn == 1
     assert all(r.withdrawn_by is not None for r in rows(store) if r.kind == "activity")
 
 
@@ -164,13 +164,13 @@ def test_completion_arriving_after_its_revocation_is_withdrawn(store: Store, pro
             payload("activity_completion_updated", state=1, objectid=3, timecreated=1795385200)]
     if same_chunk:
         put(store, [revoke, *late])
-        out = process(store, settings_for(store.url))
+        out = process(settings_for(store.url), store)
     else:
         put(store, [revoke])
-        assert process(store, settings_for(store.url))["withdrawn"] == 0
+        assert process(settings_for(store.url), store).withdrawn == 0
         put(store, late)
-        out = process(store, settings_for(store.url))
-    assert out["withdrawn"] == 1 and out["records"] == (3 if same_chunk else 2)
+        out = process(settings_for(store.url), store)
+    assert out.withdrawn == 1 and out.records == (3 if same_chunk else 2)
     got = {r.source.rsplit(":", 1)[1]: r for r in rows(store)}
     assert got["1795385000"].withdrawn_by == got["1795385100"].source
     assert got["1795385200"].withdrawn_by is None
@@ -193,7 +193,7 @@ def test_revocation_and_its_completion_processed_at_once_by_two_workers(pg_url: 
         result: dict[str, Any] = {}
 
         def second() -> None:
-            result["out"] = process_pending(store, conf, webhook_ids=[done_id])
+            result["out"] = process_pending(conf, store, webhook_ids=[done_id])
 
         t = threading.Thread(target=second)
         t.start()
@@ -202,7 +202,7 @@ def test_revocation_and_its_completion_processed_at_once_by_two_workers(pg_url: 
         first.commit()
         first.close()
         t.join(30)
-        assert result["out"]["records"] == 1 and result["out"]["withdrawn"] == 1
+        assert result["out"].records == 1 and result["out"].withdrawn == 1
         got = {r.source.rsplit(":", 1)[1]: r for r in rows(store)}
         assert got["1795385000"].withdrawn_by == got["1795385100"].source
     finally:
@@ -216,8 +216,8 @@ def test_poison_payload_in_a_chunk_is_parked_with_its_reason(store: Store) -> No
     bad["completionstate"] = 9  # stored before a schema change, say: no longer a valid payload
     [poison] = put(store, [bad])
     good += put(store, [payload("grade_updated", objectid=4)])
-    out = process_pending(store, settings_for(store.url))
-    assert out["processed"] == 3 and out["records"] == 3 and out["parked"] == 1
+    out = process_pending(settings_for(store.url), store)
+    assert out.processed == 3 and out.records == 3 and out.parked == 1
     [parked] = list_parked(store)
     assert parked["webhook_id"] == poison
     assert parked["reason"].startswith("invalid payload: completionstate:")
@@ -248,11 +248,11 @@ def test_a_concurrent_twin_makes_the_chunk_redo_one_by_one_without_losing_a_deli
 
     processing._row_values = twin_first  # type: ignore[assignment]
     try:
-        out = process_pending(store, settings_for(store.url))
+        out = process_pending(settings_for(store.url), store)
     finally:
         processing._row_values = real  # type: ignore[assignment]
     assert raced
-    assert out == {"processed": 5, "records": 4, "duplicates": 1, "parked": 0, "rejected": 0, "withdrawn": 0}
+    assert out.as_json() == {"processed": 5, "records": 4, "duplicates": 1, "parked": 0, "rejected": 0, "withdrawn": 0}
     assert len(rows(store)) == 5 and list_parked(store) == []
     assert {w: states(store)[w] for w in wids} == dict.fromkeys(wids, "processed")
 
@@ -270,16 +270,18 @@ def test_postgres_refusing_one_delivery_does_not_block_the_chunk(pg_url: str) ->
         huge["grade"] = 900
         wids = put(store, [payload("activity_completion_updated", objectid=1), huge,
                            payload("grade_updated", objectid=3)])
-        out = process_pending(store, settings_for(store.url))
-        assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
+        out = process_pending(settings_for(store.url), store)
+        assert out.as_json() == {"processed": 2, "records": 2, "duplicates": 0, "parked": 1, "rejected": 0,
+                                 "withdrawn": 0}
         [parked] = list_parked(store)
         assert parked["webhook_id"] == wids[1]
         assert parked["reason"].startswith("processing failed: IntegrityError:")
         assert "score_below_500" in parked["reason"]
         assert ID_NUMBER not in parked["reason"]
         # Retried on the next run (still refused), the others untouched.
-        out = process_pending(store, settings_for(store.url))
-        assert out == {"processed": 0, "records": 0, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
+        out = process_pending(settings_for(store.url), store)
+        assert out.as_json() == {"processed": 0, "records": 0, "duplicates": 0, "parked": 1, "rejected": 0,
+                                 "withdrawn": 0}
         assert list_parked(store)[0]["attempts"] == 2 and len(rows(store)) == 2
     finally:
         store.dispose()
@@ -290,11 +292,11 @@ def test_filters_webhook_ids_and_include_parked(store: Store) -> None:
     known = put(store, [payload(objectid=k, userid=16, cmid=k, timecreated=1795385000 + k,
                                 event="activity_completion_updated") for k in range(1, 4)])
     [unknown] = put(store, [payload(userid=99, username="nobody")])
-    out = process_pending(store, settings_for(store.url), webhook_ids=[known[1], unknown])
-    assert out == {"processed": 1, "records": 1, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
+    out = process_pending(settings_for(store.url), store, webhook_ids=[known[1], unknown])
+    assert out.as_json() == {"processed": 1, "records": 1, "duplicates": 0, "parked": 1, "rejected": 0, "withdrawn": 0}
     assert [states(store)[w] for w in known] == ["pending", "processed", "pending"]
-    out = process_pending(store, settings_for(store.url), include_parked=False)
-    assert out == {"processed": 2, "records": 2, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
+    out = process_pending(settings_for(store.url), store, include_parked=False)
+    assert out.as_json() == {"processed": 2, "records": 2, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
     assert states(store)[unknown] == "parked"
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(ParkedEvent)) == 1
@@ -312,13 +314,13 @@ def test_two_processors_on_postgres_take_each_delivery_exactly_once(pg_url: str)
         setup.dispose()
     stores = [open_store(pg_url, migrate=False) for _ in range(2)]
     start = threading.Barrier(2)
-    results: list[dict[str, int]] = []
+    results: list[IntakeResult] = []
     errors: list[BaseException] = []
 
     def work(st: Store) -> None:
         try:
             start.wait()
-            results.append(process_pending(st, settings_for(pg_url), chunk_size=50))
+            results.append(process_pending(settings_for(pg_url), st, chunk_size=50))
         except BaseException as e:  # reported by the assertion below
             errors.append(e)
 
@@ -330,10 +332,10 @@ def test_two_processors_on_postgres_take_each_delivery_exactly_once(pg_url: str)
     try:
         assert errors == []
         assert len(results) == 2
-        total = {k: results[0][k] + results[1][k] for k in results[0]}
+        total = {k: v + results[1].as_json()[k] for k, v in results[0].as_json().items()}
         # A delivery taken twice would show as a duplicate (or a redo): neither happens.
         assert total == {"processed": n, "records": n, "duplicates": 0, "parked": 0, "rejected": 0, "withdrawn": 0}
-        assert all(r["processed"] > 0 for r in results), results  # both really worked
+        assert all(r.processed > 0 for r in results), results  # both really worked
         assert len(rows(stores[0])) == n
         assert set(states(stores[0]).values()) == {"processed"}
     finally:
@@ -346,6 +348,6 @@ def test_small_chunks_cover_every_delivery(store: Store, chunk_size: int) -> Non
     seed(store)
     wids = put(store, [payload("activity_completion_updated", objectid=k, cmid=k, timecreated=1795385000 + k)
                        for k in range(1, 8)])
-    out = process_pending(store, settings_for(store.url), chunk_size=chunk_size)
-    assert out["processed"] == 7 and out["records"] == 7
+    out = process_pending(settings_for(store.url), store, chunk_size=chunk_size)
+    assert out.processed == 7 and out.records == 7
     assert {states(store)[w] for w in wids} == {"processed"}

@@ -145,8 +145,8 @@ def test_unknown_user_is_parked_then_processed_after_sync(client):
     with store.session() as s:  # what the next roster sync does: the teacher gets a Moodle id
         t = s.scalars(select(Teacher)).one()
         t.moodle_user_id, t.username = 99, "tch999"
-    out = process_pending(store, settings_for(store.url))
-    assert out["processed"] == 1 and out["records"] == 1
+    out = process_pending(settings_for(store.url), store)
+    assert out.processed == 1 and out.records == 1
     assert list_parked(store) == [] and len(records(store)) == 1
 
 

@@ -90,8 +90,8 @@ def test_reconcile_finds_missed_completion_and_both_ways_is_one_record(store, db
         again = reconcile(settings, store, client)
     finally:
         moodle.stop()
-    assert (out["created"], out["already_known"], out["checked"]) == (1, 1, 2)
-    assert (again["created"], again["checked"]) == (0, 1)  # user 18 still incomplete, asked again
+    assert (out.created, out.already_known, out.checked) == (1, 1, 2)
+    assert (again.created, again.checked) == (0, 1)  # user 18 still incomplete, asked again
     with store.session() as s:
         rows = {r.teacher: r for r in s.scalars(select(LearningRecordRow))}
     assert set(rows) == {"11010519491231002X", "110105194912310038"}
@@ -154,7 +154,7 @@ def test_sender_delivers_signed_events_that_become_records(store, receiver):
         rows = sorted((r.kind, r.teacher, r.activity) for r in s.scalars(select(LearningRecordRow)))
     # course_completed's learner is relateduserid (16), not userid (2, the cron user)
     assert rows == [("activity", "11010519491231002X", "ACT-7"), ("course", "11010519491231002X", None)]
-    assert process_pending(store, settings_for(store.url))["processed"] == 0
+    assert process_pending(settings_for(store.url), store).processed == 0
 
 
 def test_sandbox_end_to_end(receiver, db_url):
