@@ -21,7 +21,9 @@ from creditbridge.mappings.explain import render
 from creditbridge.programmes.schema import Component, Programme, Role, RoleName, Window
 from creditbridge.records.vocabulary import stage_code, subject_code
 
-_EPS = 1e-9
+# Tolerance of every comparison with a minimum or threshold: a float sum equal to it but for rounding error
+# (0.1 + 0.2 against 0.3) meets it.
+EPS = 1e-9
 
 Facts = tuple[tuple[str, Any], ...]  # a reason's facts as hashable (name, value) pairs
 
@@ -226,7 +228,7 @@ def as_tuple(rec: Any) -> RecTuple:
             rec.activity, getattr(rec, "window", None), getattr(rec, "occurred_at", None))
 
 
-def _fits_teacher(comp: Component, course: Course | None, person: Person | None) -> str | None:
+def fits_teacher(comp: Component, course: Course | None, person: Person | None) -> str | None:
     """The teacher field a course does not match (None when it fits)."""
     if course is None or person is None:
         return None
@@ -255,11 +257,11 @@ def _credits(role: Role, passed: bool, hours_by_mode: dict[str, float]) -> float
     raw = round(raw, 6)  # 59.99999999 from float sums must floor to 2 credits' worth, not below
     q = 10 ** c.decimals
     if c.rounding == "floor":
-        raw = math.floor(raw * q + _EPS) / q
+        raw = math.floor(raw * q + EPS) / q
     elif c.rounding == "ceil":
-        raw = math.ceil(raw * q - _EPS) / q
+        raw = math.ceil(raw * q - EPS) / q
     elif c.rounding == "half_up":
-        raw = math.floor(raw * q + 0.5 + _EPS) / q
+        raw = math.floor(raw * q + 0.5 + EPS) / q
     if c.maximum is not None:
         raw = min(raw, c.maximum)
     return _r2(raw)
@@ -269,7 +271,7 @@ def _points(comp: Component, value: float, count: int) -> float:
     p = comp.points
     assert p is not None
     if p.fixed is not None:
-        met = value + _EPS >= comp.minimum if comp.minimum is not None else count > 0
+        met = value + EPS >= comp.minimum if comp.minimum is not None else count > 0
         pts = p.fixed if met else 0.0
     elif p.per_item is not None:
         pts = p.per_item * count
@@ -278,7 +280,7 @@ def _points(comp: Component, value: float, count: int) -> float:
     elif p.from_value:
         pts = value
     else:
-        pts = next((t.points for t in p.tiers if value + _EPS >= t.at_least), 0.0)
+        pts = next((t.points for t in p.tiers if value + EPS >= t.at_least), 0.0)
     if p.cap is not None:
         pts = min(pts, p.cap)
     return max(pts, 0.0)
@@ -287,7 +289,7 @@ def _points(comp: Component, value: float, count: int) -> float:
 def _grade(comp: Component, v: float) -> str:
     g = comp.grade
     assert g is not None
-    return "优秀" if v + _EPS >= g.excellent_at else ("合格" if v + _EPS >= g.pass_at else "不合格")
+    return "优秀" if v + EPS >= g.excellent_at else ("合格" if v + EPS >= g.pass_at else "不合格")
 
 
 class RolePlan:
@@ -327,7 +329,7 @@ class RolePlan:
         self.comp_codes = [{code for code, lst in rules.matches[role_name].items() if any(j == i for j, _ in lst)}
                            for i in range(self.n)]
         self.window_facts = (("start", self.programme.window.start), ("end", self.programme.window.end))
-        # per component, the settings _finish reads, unpacked once instead of per teacher
+        # per component, the settings `finish` reads, unpacked once instead of per teacher
         self.fast = [(c, c.name, self.measures[i], c.cap, c.minimum, c.wanted_count,
                       c.measure == "hours" and c.adds_to_total, c.require_all, c.required, c.points is not None,
                       c.grade is not None) for i, c in enumerate(self.comps)]
@@ -375,13 +377,13 @@ class RolePlan:
                     notes[("t", course)] = ("outside_topics", (*self._item(i, course), ("topic", topic)))
                     continue
                 if by_teacher:
-                    misfit = _fits_teacher(self.comps[i], rules.catalog[course], person)
+                    misfit = fits_teacher(self.comps[i], rules.catalog[course], person)
                     if misfit:
                         notes = notes if notes is not None else {}
                         notes[("m", course)] = ("not_for_teacher", (*self._item(i, course), ("field", misfit)))
                         continue
                 if not (any_ or passed or (passed is None and min_score is not None and score is not None
-                                                   and float(score) + _EPS >= min_score)):
+                                                   and float(score) + EPS >= min_score)):
                     continue
                 if measure == _M_HOURS:
                     if kind == "time":
@@ -410,16 +412,24 @@ class RolePlan:
                     passed_codes[i] = set()
                 it.add((course, activity))
                 passed_codes[i].add(course)
-        return self._finish(key, person, assigned, topics, school, hours, minutes, scores, items, passed_codes, notes)
+        return self.finish(key, person, assigned, topics, school, hours, minutes, scores, items, passed_codes, notes)
 
     def _item(self, i: int, code: str) -> Facts:
         en, zh = self.comps[i].item
         return (("code", code), ("item_en", en), ("item_zh", zh))
 
-    def _finish(self, key: str, person: Person | None, assigned: frozenset[str] | set[str], topics: frozenset[str],
-                school: SchoolStats | None, hours: list[Any], minutes: list[float],
-                scores: list[Any], items: list[Any], passed_codes: list[Any],
-                notes: dict[tuple[Any, ...], tuple[str, Facts]] | None) -> Result:
+    def finish(self, key: str, person: Person | None, assigned: frozenset[str] | set[str], topics: frozenset[str],
+               school: SchoolStats | None, hours: list[Any], minutes: list[float],
+               scores: list[Any], items: list[Any], passed_codes: list[Any],
+               notes: dict[tuple[Any, ...], tuple[str, Facts]] | None) -> Result:
+        """The result from what counted for each component (lists indexed like the role's components):
+        component values with their caps, points, grades, groups, totals, credits, and the reasons, the
+        shortfalls' first, then `notes` (why records did not count; key -> (reason key, facts)) in key order.
+
+        `hours`: per component, course -> the best hours (None: none counted); `minutes`: the summed minutes;
+        `scores`: (course, activity) -> the best score, or None; `items`: the (course, activity) pairs counted,
+        or None; `passed_codes`: the courses counted, or None. `school` gives the pass-rate and share measures
+        of the school-admin role. Shared by `evaluate` (the fast kernel) and evaluate_reference.py."""
         role = self.role
         prog = self.programme
         shortfalls: list[tuple[str, Facts]] = []
@@ -466,7 +476,7 @@ class RolePlan:
                     wanted = self.static_wanted[i]
                 else:
                     wanted = [c.code for c in self.rules.selection[self.role_name].get(i, [])
-                              if (not comp.school_topics or c.topic in topics) and not _fits_teacher(comp, c, person)]
+                              if (not comp.school_topics or c.topic in topics) and not fits_teacher(comp, c, person)]
                 missing = [c for c in wanted if c not in pc]
                 if missing:
                     en, zh = comp.item
@@ -477,7 +487,7 @@ class RolePlan:
                 shortfalls.append(("too_few", (("label_en", comp.en), ("label_zh", comp.zh), ("count", len(pc)),
                                                ("wanted", wanted_n))))
                 failed = failed or required
-            if minimum is not None and value + _EPS < minimum:
+            if minimum is not None and value + EPS < minimum:
                 shortfalls.append(("below_minimum", (("label_en", comp.en), ("label_zh", comp.zh),
                                                      ("measure", comp.measure), ("value", value),
                                                      ("minimum", minimum))))
@@ -493,7 +503,7 @@ class RolePlan:
             if g.cap is not None:
                 v = min(v, g.cap)
             group_values[g.name] = _r2(v)
-            if g.minimum is not None and v + _EPS < g.minimum:
+            if g.minimum is not None and v + EPS < g.minimum:
                 shortfalls.append(("group_below", (("label_en", g.label_en or g.name.replace("_", " ")),
                                                    ("label_zh", g.label_zh or g.label_en or g.name),
                                                    ("value", v), ("minimum", g.minimum))))
@@ -506,7 +516,7 @@ class RolePlan:
             hours_by_mode = {k: v * scale for k, v in hours_by_mode.items()}
             total_hours = total.maximum_hours
         total_hours = _r2(total_hours)
-        if total.minimum_hours is not None and total_hours + _EPS < total.minimum_hours:
+        if total.minimum_hours is not None and total_hours + EPS < total.minimum_hours:
             shortfalls.append(("total_below", (("value", total_hours), ("minimum", total.minimum_hours))))
             failed = True
 
@@ -516,7 +526,7 @@ class RolePlan:
             if total.maximum_points is not None:
                 points = min(points, total.maximum_points)
             points = _r2(points)
-            if total.pass_mark is not None and points + _EPS < total.pass_mark:
+            if total.pass_mark is not None and points + EPS < total.pass_mark:
                 shortfalls.append(("points_below", (("value", points), ("minimum", total.pass_mark))))
                 failed = True
         passed = not failed
@@ -561,7 +571,7 @@ class Evaluation:
         self.programme = rules.programme
         self.topics: dict[str, frozenset[str]] = {}
         self.add_school_topics(school_topics or {})
-        self._default_topics = rules.allowed_topics(())
+        self.default_topics = rules.allowed_topics(())  # of a school that chose none
         self.schools: dict[str, SchoolStats] = {}
         roles = self.programme.roles
         self.teacher_plan = rules.plan("teacher") if "teacher" in roles else None
@@ -583,7 +593,7 @@ class Evaluation:
             stats = self.schools[person.school] = SchoolStats()
         if self.teacher_plan is not None:
             r = self.teacher_plan.evaluate(person.key, records, person=person, assigned=assigned,
-                                           topics=self.topics.get(person.school, self._default_topics))
+                                           topics=self.topics.get(person.school, self.default_topics))
             stats.teachers += 1
             if r.passed:
                 stats.passed += 1

@@ -3,7 +3,7 @@
 The definition of what a record gives each component of a role: `RolePlan.evaluate` (evaluate.py) is the
 fast kernel, on positional tuples with each course's components precompiled, for a province's million
 teachers; tests/mappings/test_evaluate_reference.py checks on generated records that both give the same
-Result. From the tallies on, both use `RolePlan._finish` (values, caps, points, groups, totals, credits):
+Result. From the tallies on, both use `RolePlan.finish` (values, caps, points, groups, totals, credits):
 that part already reads the programme's components by name and runs once per teacher, not per record.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from creditbridge.mappings.evaluate import (
-    _EPS,
+    EPS,
     Course,
     Facts,
     Person,
@@ -23,7 +23,7 @@ from creditbridge.mappings.evaluate import (
     Result,
     Rules,
     SchoolStats,
-    _fits_teacher,
+    fits_teacher,
 )
 from creditbridge.programmes.schema import Component, RoleName
 
@@ -62,7 +62,7 @@ def why_not_for(rules: Rules, comp: Component, course: Course | None, rec: Recor
     if comp.school_topics and course is not None and course.topic not in topics:
         return "outside_topics", (*item_facts(comp, rec.course), ("topic", course.topic))
     if comp.match_teacher and course is not None:
-        misfit = _fits_teacher(comp, course, person)
+        misfit = fits_teacher(comp, course, person)
         if misfit:
             return "not_for_teacher", (*item_facts(comp, rec.course), ("field", misfit))
     return None
@@ -74,7 +74,7 @@ def achieved(comp: Component, rec: Record) -> bool:
     if comp.counts == "any" or rec.passed:
         return True
     return (rec.passed is None and comp.min_score is not None and rec.score is not None
-            and float(rec.score) + _EPS >= comp.min_score)
+            and float(rec.score) + EPS >= comp.min_score)
 
 
 def add_to(tally: Tally, comp: Component, course: Course | None, rec: Record) -> None:
@@ -136,6 +136,6 @@ def evaluate_role_reference(rules: Rules, role_name: str, key: str, records: Ite
                 notes[note] = why
             elif achieved(comp, rec):
                 add_to(tallies[i], comp, course, rec)
-    return rules.plan(role_name)._finish(
+    return rules.plan(role_name).finish(
         key, person, assigned, topics, school, [t.hours for t in tallies], [t.minutes for t in tallies],
         [t.scores for t in tallies], [t.items for t in tallies], [t.passed_codes for t in tallies], notes or None)

@@ -518,7 +518,7 @@ class _People:
             # what the fingerprint says of the person, made once per school and normalised combination
             inputs = person_inputs.get((school, norm))
             if inputs is None:
-                topics = "\x1f".join(sorted(ev.topics.get(school, ev._default_topics)))
+                topics = "\x1f".join(sorted(ev.topics.get(school, ev.default_topics)))
                 inputs = person_inputs[(school, norm)] = f"{school}\x1f{norm}\x1f{topics}"
             fp = fingerprint(salt, inputs, recs, asg)
             old = existing.get((idn, "teacher")) if self.has_teacher_role else None
