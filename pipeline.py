@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from creditbridge.connector.moodle import MoodleClient
-from creditbridge.mappings.service import evaluate_store
+from creditbridge.mappings.service import EvaluateResult, evaluate_store
 from creditbridge.outbox.service import PushResult, push
 from creditbridge.settings import Settings
 from creditbridge.store import Store
@@ -75,9 +75,9 @@ def _reconcile(settings: Settings, store: Store, given: StepInput) -> ReconcileR
         return reconcile(settings, store, client)
 
 
-def _evaluate(settings: Settings, store: Store, given: StepInput) -> dict[str, Any]:
-    return dict(evaluate_store(settings, store, programme=given.programme, progress=given.advance,
-                               incremental=given.incremental, wait=given.wait))
+def _evaluate(settings: Settings, store: Store, given: StepInput) -> EvaluateResult:
+    return evaluate_store(settings, store, programme=given.programme, progress=given.advance,
+                          incremental=given.incremental, wait=given.wait)
 
 
 def _push(settings: Settings, store: Store, given: StepInput) -> PushResult:
@@ -90,7 +90,7 @@ ROSTER: Step[SyncOutcome] = Step("roster", "Sync the roster: users, cohorts, enr
                                  "roster_sync", _roster)
 RECONCILE: Step[ReconcileResult] = Step("reconcile", "Reconcile with the LMS (catches missed webhooks)",
                                         "reconcile", _reconcile)
-EVALUATE: Step[dict[str, Any]] = Step("evaluate", "Evaluate credits", "evaluate", _evaluate, continuous=True)
+EVALUATE: Step[EvaluateResult] = Step("evaluate", "Evaluate credits", "evaluate", _evaluate, continuous=True)
 PUSH: Step[PushResult] = Step("push", "Push credit records to the registry, exactly once", "push", _push,
                               continuous=True)
 

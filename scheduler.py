@@ -110,15 +110,15 @@ def evaluate_job(ctx: JobContext) -> dict[str, Any]:
     """Scheduled mode: a full run. Continuous mode: the safety net behind the workers, so incremental (what
     they left marked), waiting for the batch in hand rather than failing on it."""
     if _continuous(ctx):
-        return EVALUATE.run(ctx.settings, ctx.store, StepInput(incremental=True, wait=True))
-    return EVALUATE.run(ctx.settings, ctx.store, StepInput())
+        return EVALUATE.run(ctx.settings, ctx.store, StepInput(incremental=True, wait=True)).as_json()
+    return EVALUATE.run(ctx.settings, ctx.store, StepInput()).as_json()
 
 
 def evaluate_all_job(ctx: JobContext) -> dict[str, Any]:
     """Continuous mode: the nightly full pass (`credits evaluate --all`). Scheduled mode: `evaluate` is one."""
     if not _continuous(ctx):
         raise JobSkipped("pipeline.mode is scheduled: the evaluate job is a full run")
-    return EVALUATE.run(ctx.settings, ctx.store, StepInput(wait=True))
+    return EVALUATE.run(ctx.settings, ctx.store, StepInput(wait=True)).as_json()
 
 
 def push_job(ctx: JobContext) -> dict[str, Any]:

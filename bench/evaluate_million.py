@@ -241,8 +241,8 @@ def child(step: str, url: str, chunk: int, workers: int) -> None:
 
         counts = evaluate_store(None, store, programme=PROGRAMME, chunk_size=chunk, workers=workers,
                                 incremental=step == "incremental")
-        out["counts"] = {k: v for k, v in counts.items() if k != "programmes"}
-        out["mode"] = counts["programmes"][PROGRAMME]["mode"]
+        out["counts"] = {k: v for k, v in counts.as_json().items() if k != "programmes"}
+        out["mode"] = counts.programmes[PROGRAMME].mode
     out["seconds"] = time.perf_counter() - t0
     # CPU time of this process and its workers: on a shared machine, the figure load does not inflate
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -20,7 +20,8 @@ from creditbridge.mappings.cycle import current_year, cycle_id, cycle_problems, 
 from creditbridge.mappings.evaluate import evaluate_all
 from creditbridge.mappings.explain import cycle_table, fmt, print_result
 from creditbridge.mappings.inputs import read_inputs
-from creditbridge.mappings.service import evaluate_store, iter_results, stored_result
+from creditbridge.mappings.read import iter_results, stored_result
+from creditbridge.mappings.service import ProgrammeEvaluation, evaluate_store
 from creditbridge.programmes import RuleFileError, line_of, load_programme, load_programme_if_any, parse_programme
 from creditbridge.records.id_number import mask_id_number
 from creditbridge.redact import json_for_screen, printable
@@ -140,32 +141,31 @@ def evaluate_command(app: AppContext, programme: str | None, roster: Path | None
             counts = evaluate_store(app.settings, app.store, programme=programme, workers=workers, wait=wait,
                                     progress=lambda n: bar.advance(task, n), incremental=not all_)
     if as_json and summary:
-        emit_json(counts)
+        emit_json(counts.as_json())
         return
     if as_json:
         # streamed: a million results are written as they are read, never held as one list
-        write_json_list(iter_results(app.store, list(counts["programmes"])))
+        write_json_list(iter_results(app.store, list(counts.programmes)))
         if interactive():
-            click.echo(f"{counts['evaluated']} result(s) evaluated, {counts['changed']} changed, "
-                       f"passed {counts['passed']}, failed {counts['failed']}", err=True)
-            for code, pc in counts["programmes"].items():
+            click.echo(f"{counts.evaluated} result(s) evaluated, {counts.changed} changed, "
+                       f"passed {counts.passed}, failed {counts.failed}", err=True)
+            for code, pc in counts.programmes.items():
                 click.echo(f"{code}: {_mode_line(pc)}", err=True)
         return
-    if counts["marks_disposed"]:
+    if counts.marks_disposed:
         click.echo("marks deleted unread (programmes never evaluated whole; their first run evaluates everyone): "
-                   + ", ".join(f"{printable(code)} {n}" for code, n in counts["marks_disposed"].items()))
-    if not counts["programmes"]:
+                   + ", ".join(f"{printable(code)} {n}" for code, n in counts.marks_disposed.items()))
+    if not counts.programmes:
         click.echo("nothing to evaluate: no teachers in the store (run a roster sync first)")
         return
-    for code, pc in counts["programmes"].items():
-        click.echo(f"{code}: {pc['evaluated']} result(s) evaluated, {pc['changed']} result(s) changed "
-                   f"(rules version {pc['rule_version']}, hash {pc['rule_hash'][:12]}; {_mode_line(pc)})")
-    click.echo(f"passed {counts['passed']}, failed {counts['failed']}; new {counts['new']}, "
-               f"withdrawn {counts['withdrawn']}")
+    for code, pc in counts.programmes.items():
+        click.echo(f"{code}: {pc.evaluated} result(s) evaluated, {pc.changed} result(s) changed "
+                   f"(rules version {pc.rule_version}, hash {pc.rule_hash[:12]}; {_mode_line(pc)})")
+    click.echo(f"passed {counts.passed}, failed {counts.failed}; new {counts.new}, withdrawn {counts.withdrawn}")
 
 
-def _mode_line(pc: dict[str, Any]) -> str:
-    return f"{'marked teachers only' if pc['mode'] == 'incremental' else 'everyone'}: {pc['reason']}"
+def _mode_line(pc: ProgrammeEvaluation) -> str:
+    return f"{'marked teachers only' if pc.mode == 'incremental' else 'everyone'}: {pc.reason}"
 
 
 def write_json_list(items: Iterable[dict[str, Any]], batch: int = 1000) -> int:

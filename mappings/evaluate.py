@@ -110,7 +110,7 @@ class Result:
     reasons_zh: list[str]
     grade: str | None = None
     school: str | None = None
-    input_hash: str | None = None  # the store's fingerprint of the inputs (see service.py); None: not kept
+    input_hash: str | None = None  # the store's fingerprint of the inputs (see fingerprint.py); None: not kept
 
     def as_json(self) -> dict[str, Any]:
         return {"teacher": self.teacher, "programme": self.programme, "role": self.role, "year": self.year,
@@ -152,7 +152,7 @@ class Rules:
         self.programme = programme
         self.catalog = dict(catalog)
         self.window_start, self.window_end = self.bounds(programme.window)
-        # does any component have a window of its own? then records must carry their time (see service.py)
+        # does any component have a window of its own? then records must carry their time (see chunk_inputs.py)
         self.component_windows = any(c.window is not None for r in programme.roles.values() for c in r.components)
         self.free_topics = frozenset(programme.topics.free)
         self.mandatory_topics = frozenset(programme.topics.mandatory)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 
 from creditbridge import CreditbridgeError
+from creditbridge.mappings.service import EvaluateResult
 from creditbridge.outbox.service import PushResult
 from creditbridge.pipeline import EVALUATE, PIPELINE, PUSH, RECONCILE, SYNC_STEPS, Step, StepInput
 from creditbridge.quickstart.completions import (
@@ -170,7 +171,7 @@ def run_quickstart(directory: Path = DEFAULT_DIR, *, teachers: int = DEFAULT_TEA
             c["_detail"] = "on 127.0.0.1, free ports"
         settings = run_settings(directory, keys, programme=programme, sandbox_url=services.sandbox_url,
                                 registry_url=services.registry_url)
-        evaluated: dict[str, Any] = {}
+        evaluated: EvaluateResult | None = None
         pushed: PushResult | None = None
         # The pipeline's steps in its order (pipeline.py); the school term happens between the sync and reconcile.
         for step in PIPELINE:
@@ -480,13 +481,12 @@ def _reconcile(run: Run, settings: Settings, store: Store) -> None:
                         f"{out.created} missed ones recovered, {out.checked} enrolments checked")
 
 
-def _evaluate(run: Run, settings: Settings, store: Store) -> dict[str, Any]:
+def _evaluate(run: Run, settings: Settings, store: Store) -> EvaluateResult:
     title = f"{EVALUATE.title} by the {settings.sync.programme} rules"
     with run.step(EVALUATE.key, title, total=run.teachers) as c:
         out = EVALUATE.run(settings, store, StepInput(programme=settings.sync.programme, advance=run.progress.advance))
-        c.update({k: v for k, v in out.items() if isinstance(v, int | float)})
-        c["_detail"] = (f"{out.get('evaluated', 0)} results: {out.get('passed', 0)} passed, "
-                        f"{out.get('failed', 0)} not yet")
+        c.update({k: v for k, v in out.as_json().items() if isinstance(v, int | float)})
+        c["_detail"] = f"{out.evaluated} results: {out.passed} passed, {out.failed} not yet"
     return out
 
 
@@ -508,7 +508,7 @@ def _report(run: Run, settings: Settings, store: Store) -> Any:
     return paths
 
 
-def _summary(run: Run, *, store_url: str, evaluated: dict[str, Any], pushed: PushResult, report: Any,
+def _summary(run: Run, *, store_url: str, evaluated: EvaluateResult | None, pushed: PushResult, report: Any,
              config: Path, seconds: float) -> dict[str, Any]:
     store = open_store(store_url, migrate=False)
     try:

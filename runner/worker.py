@@ -44,7 +44,9 @@ from sqlalchemy.orm import Session
 from creditbridge import CreditbridgeError
 from creditbridge.connector.registry import RegistryError, RegistryTarget, load_target
 from creditbridge.mappings import marks
-from creditbridge.mappings.service import EVALUATOR_VERSION, evaluate_teachers, known_programmes, start_continuous_run
+from creditbridge.mappings.fingerprint import EVALUATOR_VERSION
+from creditbridge.mappings.read import known_programmes
+from creditbridge.mappings.service import evaluate_teachers, start_continuous_run
 from creditbridge.outbox.build import build
 from creditbridge.outbox.service import push_claimed
 from creditbridge.pipeline import CONTINUOUS, EVALUATE, PUSH, StepInput
@@ -244,7 +246,7 @@ class Worker:
             self.totals["programme_runs"] += 1
             self.totals["built"] += built.created
             log.info("worker: %s evaluated (%s), %d outbox row(s) built", code,
-                     counts["programmes"].get(code, {}).get("mode", "?"), built.created)
+                     counts.programmes[code].mode, built.created)
 
     # --- deliveries left pending ------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class CreditEvaluationRun(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     # "all" (every teacher of the programme) or "incremental" (the marked ones); NULL: a run before 0008 (all)
     mode: Mapped[str | None] = mapped_column(String(20))
-    # EVALUATOR_VERSION of mappings/service.py: a new one makes the next incremental run a full one
+    # EVALUATOR_VERSION of mappings/fingerprint.py: a new one makes the next incremental run a full one
     evaluator_version: Mapped[str | None] = mapped_column(String(20))
 
 

@@ -59,14 +59,14 @@ def test_unchanged_inputs_are_not_evaluated_again(store: Store, evaluated_people
 
     again = evaluate_store(None, store, programme="sd-2022")
     assert evaluated_people == []  # nothing changed: nobody evaluated
-    assert (again["evaluated"], again["changed"], again["updated"], again["new"]) == (3, 0, 0, 0)
-    assert (again["passed"], again["failed"]) == (first["passed"], first["failed"]) == (1, 2)
+    assert (again.evaluated, again.changed, again.updated, again.new) == (3, 0, 0, 0)
+    assert (again.passed, again.failed) == (first.passed, first.failed) == (1, 2)
     assert _stored(store) == before
 
     add_record(store, T_SHORT, "SD22-E-ETHICS-02", "t:new")  # 14 elective hours now: passes
     third = evaluate_store(None, store, programme="sd-2022")
     assert evaluated_people == [T_SHORT]  # only the teacher with a new record
-    assert (third["evaluated"], third["changed"], third["passed"], third["failed"]) == (3, 1, 2, 1)
+    assert (third.evaluated, third.changed, third.passed, third.failed) == (3, 1, 2, 1)
     assert _same_as_from_scratch(store)[(T_SHORT, "teacher")][1] is True
 
 
@@ -79,7 +79,7 @@ def test_a_withdrawn_record_re_evaluates(store: Store, evaluated_people: list[st
                                                   LearningRecordRow.course == "SD22-E-STEAM-04")
                   .values(withdrawn_by="t:revoked"))
     out = evaluate_store(None, store, programme="sd-2022")
-    assert evaluated_people == [T_PASS] and out["changed"] == 1
+    assert evaluated_people == [T_PASS] and out.changed == 1
     assert _same_as_from_scratch(store)[(T_PASS, "teacher")][1] is False
 
 
@@ -99,7 +99,7 @@ def test_every_input_is_in_the_fingerprint(store: Store, evaluated_people: list[
             s.execute(update(CatalogCourse).where(CatalogCourse.code == "SD22-E-STEAM-04").values(hours=2))
     out = evaluate_store(None, store, programme="sd-2022")
     assert T_PASS in evaluated_people
-    assert out["changed"] >= 1
+    assert out.changed >= 1
     after = _same_as_from_scratch(store)
     assert after[(T_PASS, "teacher")] != before[(T_PASS, "teacher")]
     assert after[(T_PASS, "teacher")][1] is False  # T_PASS no longer passes
@@ -127,7 +127,7 @@ def test_a_changed_rule_file_re_evaluates_everyone(store: Store, evaluated_peopl
     rules.write_text(path.read_text(encoding="utf-8").replace('version: "1"', 'version: "2"'), encoding="utf-8")
     out = evaluate_store(None, store, programme=str(rules))
     assert sorted(evaluated_people) == sorted([T_PASS, T_SHORT, T_OTHER])
-    assert (out["changed"], out["updated"]) == (0, 3)  # same outcomes, new rule version stored
+    assert (out.changed, out.updated) == (0, 3)  # same outcomes, new rule version stored
     with store.session() as s:
         assert {r.rule_version for r in s.scalars(select(CreditResult))} == {"2"}
 
@@ -139,7 +139,7 @@ def test_results_stored_before_fingerprints_get_one(store: Store, evaluated_peop
         s.execute(update(CreditResult).values(input_hash=None))
     evaluated_people.clear()
     out = evaluate_store(None, store, programme="sd-2022")
-    assert len(evaluated_people) == 3 and (out["changed"], out["updated"]) == (0, 0)
+    assert len(evaluated_people) == 3 and (out.changed, out.updated) == (0, 0)
     evaluated_people.clear()
     evaluate_store(None, store, programme="sd-2022")
     assert evaluated_people == []

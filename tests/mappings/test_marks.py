@@ -292,7 +292,7 @@ def test_incremental_evaluation_equals_a_full_one_after_any_changes(store: Store
     # a catalog change since the last evaluation makes it a full run; anything else: the marked teachers only
     catalog_changed = (None, None) in _marks(store)
     out = evaluate_store(None, store, programme=HF, incremental=True, chunk_size=chunk)
-    assert out["programmes"][HF]["mode"] == ("all" if catalog_changed else "incremental")
+    assert out.programmes[HF].mode == ("all" if catalog_changed else "incremental")
     assert _marks(store) == []
     incremental = _results(store)
     assert _from_scratch(store, HF) == incremental
@@ -343,14 +343,14 @@ def test_a_change_committed_during_an_evaluation_is_evaluated_by_the_next(store:
             add_record(store, T_OTHER, "SD22-E-ETHICS-02", "t:during:2")
 
     out = evaluate_store(None, store, programme="sd-2022", incremental=True, chunk_size=1, progress=meanwhile)
-    assert out["programmes"]["sd-2022"]["mode"] == "incremental" and out["evaluated"] == 3
+    assert out.programmes["sd-2022"].mode == "incremental" and out.evaluated == 3
     # the marks of the changes made during the run are still there, the ones it read are gone
     with store.session() as s:
         left = s.scalar(select(func.count()).select_from(CreditMark))
     assert left == 2
     assert {t for t, _ in _marks(store)} == {T_PASS, T_OTHER}
     out = evaluate_store(None, store, programme="sd-2022", incremental=True)
-    assert out["evaluated"] == 2 and _marks(store) == []
+    assert out.evaluated == 2 and _marks(store) == []
     incremental = _results(store)
     assert _from_scratch(store, "sd-2022") == incremental
 
@@ -445,8 +445,8 @@ def test_many_rewritten_results_at_once(store: Store) -> None:
         for idn in many:
             add_record(store, idn, f"SD22-E-ETHICS-0{round_ + 1}", f"t:many:{round_}:{idn}")
         out = evaluate_store(None, store, programme="sd-2022", incremental=True)
-        assert out["programmes"]["sd-2022"]["mode"] == "incremental"
-        assert out["evaluated"] == 80 and out["updated"] + out["changed"] == 80
+        assert out.programmes["sd-2022"].mode == "incremental"
+        assert out.evaluated == 80 and out.updated + out.changed == 80
         incremental = _results(store)
         assert _from_scratch(store, "sd-2022") == incremental
 
@@ -465,28 +465,28 @@ def test_many_changes_logged_and_refingerprinted_at_once(store: Store) -> None:
     for idn in many:
         add_record(store, idn, "SD22-E-ETHICS-01", f"t:log:{idn}")
     out = evaluate_store(None, store, programme="sd-2022", incremental=True)
-    assert (out["evaluated"], out["changed"]) == (80, 80)
-    run_id = out["programmes"]["sd-2022"]["run_id"]
+    assert (out.evaluated, out.changed) == (80, 80)
+    run_id = out.programmes["sd-2022"].run_id
     with store.session() as s:
         logged = s.scalars(select(CreditResultChange).where(CreditResultChange.run_id == run_id)).all()
     assert sorted(c.teacher for c in logged) == many
     for c in logged:
         assert c.programme == "sd-2022" and c.role == "teacher" and c.rule_changed is False and c.at is not None
         assert c.before is not None and c.before["hours"] < c.after["hours"]  # the ethics course counted
-        assert c.after["rule_hash"] == out["programmes"]["sd-2022"]["rule_hash"]
+        assert c.after["rule_hash"] == out.programmes["sd-2022"].rule_hash
 
     # the same course once more (another source): the inputs change, the outcome does not
     for idn in many:
         add_record(store, idn, "SD22-E-ETHICS-01", f"t:again:{idn}")
     before = _results(store)
     out = evaluate_store(None, store, programme="sd-2022", incremental=True)
-    assert (out["evaluated"], out["changed"], out["updated"]) == (80, 0, 0)
+    assert (out.evaluated, out.changed, out.updated) == (80, 0, 0)
     assert _results(store) == before
     hashes = _input_hashes(store)
     assert _from_scratch(store, "sd-2022") == before
     assert _input_hashes(store) == hashes
     # nothing marked now, and the noted fingerprints hold: nobody is evaluated
-    assert evaluate_store(None, store, programme="sd-2022", incremental=True)["evaluated"] == 0
+    assert evaluate_store(None, store, programme="sd-2022", incremental=True).evaluated == 0
 
 
 def test_marks_of_programmes_never_evaluated_are_disposed_and_counted(store: Store, config: str,
@@ -540,7 +540,7 @@ def test_a_large_full_run_refreshes_the_planner_statistics(pg_url: str, monkeypa
 
         assert reltuples() <= 0  # never analyzed (-1) or empty
         out = evaluate_store(None, store, programme="sd-2022")
-        assert out["new"] == 3
+        assert out.new == 3
         assert reltuples() == 3
     finally:
         store.dispose()

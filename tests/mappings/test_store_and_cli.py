@@ -13,7 +13,8 @@ from mapping_helpers import SAMPLES
 from sqlalchemy import select
 
 from creditbridge.cli.main import cli
-from creditbridge.mappings.service import evaluate_store, stored_result
+from creditbridge.mappings.read import stored_result
+from creditbridge.mappings.service import evaluate_store
 from creditbridge.programmes import builtin_rule_path
 from creditbridge.records import mask_id_number
 from creditbridge.store import Store
@@ -63,7 +64,7 @@ def add_record(store: Store, teacher: str, course: str, source: str) -> None:
 def test_evaluate_store_round_trip_and_changes(store: Store, tmp_path: Path) -> None:
     seed(store)
     first = evaluate_store(None, store, programme="sd-2022", chunk_size=2)  # chunks split the roster
-    assert (first["evaluated"], first["changed"], first["new"], first["passed"], first["failed"]) == (3, 3, 3, 1, 2)
+    assert (first.evaluated, first.changed, first.new, first.passed, first.failed) == (3, 3, 3, 1, 2)
 
     ok = stored_result(store, T_PASS, "sd-2022")[0]
     assert ok["passed"] is True and ok["hours"] == 24 and ok["credits"] == 24 and ok["reasons"] == []
@@ -77,11 +78,11 @@ def test_evaluate_store_round_trip_and_changes(store: Store, tmp_path: Path) -> 
         first_hash = row.result_hash
 
     again = evaluate_store(None, store, programme="sd-2022")
-    assert (again["evaluated"], again["changed"], again["new"], again["updated"]) == (3, 0, 0, 0)
+    assert (again.evaluated, again.changed, again.new, again.updated) == (3, 0, 0, 0)
 
     add_record(store, T_SHORT, "SD22-E-ETHICS-02", "t:new")  # 14 hours now: passes
     third = evaluate_store(None, store, programme="sd-2022")
-    assert third["changed"] == 1
+    assert third.changed == 1
     with store.session() as s:
         row = s.scalars(select(CreditResult).where(CreditResult.teacher == T_SHORT)).one()
         assert row.passed and row.result_hash != first_hash
@@ -99,8 +100,8 @@ def test_evaluate_store_round_trip_and_changes(store: Store, tmp_path: Path) -> 
     rules = tmp_path / "sd-2022.yaml"
     rules.write_text(text, encoding="utf-8")
     fourth = evaluate_store(None, store, programme=str(rules))
-    assert fourth["changed"] == 2  # both 14-hour teachers now fail; the no-record teacher stays failed
-    assert fourth["updated"] == 1  # its reasons are the same, but rule version and hash are new
+    assert fourth.changed == 2  # both 14-hour teachers now fail; the no-record teacher stays failed
+    assert fourth.updated == 1  # its reasons are the same, but rule version and hash are new
     with store.session() as s:
         rows = {r.teacher: r for r in s.scalars(select(CreditResult))}
         assert {r.rule_version for r in rows.values()} == {"2"}
@@ -115,7 +116,7 @@ def test_leavers_results_are_withdrawn(store: Store) -> None:
     with store.session() as s:
         s.delete(s.scalars(select(Teacher).where(Teacher.id_number == T_OTHER)).one())
     out = evaluate_store(None, store, programme="sd-2022")
-    assert (out["withdrawn"], out["changed"], out["evaluated"]) == (1, 1, 2)
+    assert (out.withdrawn, out.changed, out.evaluated) == (1, 1, 2)
     assert stored_result(store, T_OTHER) == []
 
 
@@ -154,12 +155,23 @@ def test_cli_evaluate_and_explain_on_the_store(config: str, db_url: str, runner:
     doc = json.loads(res.stdout)
     assert (doc["evaluated"], doc["changed"]) == (0, 0)
     assert doc["programmes"]["sd-2022"]["mode"] == "incremental"
+    # the document's shape, key order included, is what scripts and the scheduler ledger read (EvaluateResult)
+    assert list(doc) == ["evaluated", "changed", "new", "updated", "withdrawn", "passed", "failed", "programmes",
+                         "marks_disposed"]
+    assert doc["marks_disposed"] == {}
+    incremental = doc["programmes"]["sd-2022"]
+    assert list(incremental) == ["evaluated", "changed", "run_id", "rule_version", "rule_hash", "mode", "reason",
+                                 "marked"]
+    assert (incremental["reason"], incremental["marked"]) == ("0 marked teacher(s)", 0)
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--all", "--summary", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert (doc["evaluated"], doc["changed"], doc["passed"], doc["failed"]) == (3, 0, 1, 2)
     assert doc["programmes"]["sd-2022"]["rule_version"] == "1"
     assert (doc["programmes"]["sd-2022"]["mode"], doc["programmes"]["sd-2022"]["reason"]) == ("all", "--all")
+    assert list(doc["programmes"]["sd-2022"]) == ["evaluated", "changed", "run_id", "rule_version", "rule_hash",
+                                                  "mode", "reason"]  # no "marked" in a full run
+    assert doc["programmes"]["sd-2022"]["run_id"] > incremental["run_id"]
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--all"])
     assert res.exit_code == 0 and "3 result(s) evaluated, 0 result(s) changed" in res.output
     res = runner.invoke(cli, ["--config", config, "credits", "evaluate", "--list", "--json"])  # the old spelling
@@ -231,7 +243,7 @@ def test_worker_processes_give_the_same_results(store: Store) -> None:
         before = {(r.teacher, r.role): (r.result_hash, r.reasons) for r in s.scalars(select(CreditResult))}
         s.execute(CreditResult.__table__.delete())
     two = evaluate_store(None, store, programme="sd-2022", workers=2, chunk_size=3)
-    assert (two["evaluated"], two["new"], two["passed"]) == (one["evaluated"], one["new"], one["passed"]) == (11, 11, 1)
+    assert (two.evaluated, two.new, two.passed) == (one.evaluated, one.new, one.passed) == (11, 11, 1)
     with store.session() as s:
         after = {(r.teacher, r.role): (r.result_hash, r.reasons) for r in s.scalars(select(CreditResult))}
     assert after == before
@@ -255,16 +267,16 @@ def test_a_component_window_applies_on_the_store(store: Store, tmp_path: Path) -
     rule = tmp_path / "sd-2022.yaml"
     rule.write_text(text, encoding="utf-8")
     first = evaluate_store(None, store, programme=str(rule))
-    assert first["evaluated"] == 3
+    assert first.evaluated == 3
     r = stored_result(store, T_PASS, "sd-2022")[0]
     assert r["components"]["lesson_cases"] == 0 and r["components"]["electives"] == 14
     assert "record after the window: SD22-L-M-MATH-001 (2022-08-01 – 2022-08-31), not counted" in r["reasons"]
     assert not r["passed"]
     again = evaluate_store(None, store, programme=str(rule))
-    assert (again["changed"], again["new"], again["updated"]) == (0, 0, 0)  # the fingerprint holds the times too
+    assert (again.changed, again.new, again.updated) == (0, 0, 0)  # the fingerprint holds the times too
     with store.session() as s:
         s.add(LearningRecordRow(programme="sd-2022", teacher=T_PASS, course="SD22-L-M-MATH-002", kind="course",
                                 passed=True, occurred_at=datetime(2022, 8, 20, 2, 0, tzinfo=UTC), source="t:aug"))
     third = evaluate_store(None, store, programme=str(rule))
-    assert third["changed"] == 1
+    assert third.changed == 1
     assert stored_result(store, T_PASS, "sd-2022")[0]["components"]["lesson_cases"] == 2
