@@ -22,7 +22,7 @@ from creditbridge.store import Store, open_store
 
 
 class EvaluationError(CreditbridgeError):
-    pass
+    """A worker process found the rule file changed since the run began (its hash differs)."""
 
 
 @dataclass
