@@ -19,13 +19,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, select
 
 from creditbridge import CreditbridgeError
+from creditbridge.mappings.evaluate import EPS
 from creditbridge.mappings.explain import render
 from creditbridge.programmes import Problem, Programme, builtin_rule_path, load_programme
 from creditbridge.store import Store
 from creditbridge.store.models.core import CatalogCourse, LearningRecordRow
 from creditbridge.store.models.credits import CreditResult
-
-_EPS = 1e-9
 
 
 class CycleError(CreditbridgeError):
@@ -158,7 +157,7 @@ def cycle_status(spec: CycleSpec, teacher: str, results: Iterable[YearResult], c
         if not counts and r.hours > 0:
             notes.append(("cycle_year_not_counted", {"year": r.year, "programme": r.programme, "hours": r.hours}))
     cycle_hours = total
-    if spec.ceiling_hours is not None and total > spec.ceiling_hours + _EPS:
+    if spec.ceiling_hours is not None and total > spec.ceiling_hours + EPS:
         cycle_hours = spec.ceiling_hours
         notes.append(("cycle_above_ceiling", {"cycle": spec.id, "value": total, "ceiling": spec.ceiling_hours,
                                               "excess": total - spec.ceiling_hours}))
@@ -166,7 +165,7 @@ def cycle_status(spec: CycleSpec, teacher: str, results: Iterable[YearResult], c
     floor_met: bool | None = None
     short = 0.0
     if spec.floor_hours is not None:
-        floor_met = cycle_hours + _EPS >= spec.floor_hours
+        floor_met = cycle_hours + EPS >= spec.floor_hours
         if not floor_met:
             short = spec.floor_hours - cycle_hours
             notes.append(("cycle_below_floor", {"cycle": spec.id, "value": cycle_hours, "floor": spec.floor_hours,

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from creditbridge.programmes import builtin_rule_path
 from creditbridge.settings import Settings
 from creditbridge.store import Store
 from creditbridge.store.models.core import Teacher
-from creditbridge.store.models.credits import CreditResult, CreditResultChange
+from creditbridge.store.models.credits import CreditResult
 
 CR = CreditResult.__table__
 TE = Teacher.__table__
@@ -59,11 +59,6 @@ def iter_results(store: Store, programmes: list[str], batch: int = 2000) -> Iter
                    "reasons_zh": m["reasons_zh"]}
 
 
-def all_results(store: Store, programmes: list[str]) -> list[dict[str, Any]]:
-    """Every stored result of the programmes, in the `credits evaluate --json` list shape."""
-    return list(iter_results(store, programmes))
-
-
 def result_json(m: Any) -> dict[str, Any]:
     def num(v: Any) -> float | None:
         return None if v is None else float(v) if isinstance(v, Decimal | int | float) else v
@@ -73,16 +68,6 @@ def result_json(m: Any) -> dict[str, Any]:
             "passed": bool(m["passed"]), "components": m["components"], "reasons": m["reasons"],
             "reasons_zh": m["reasons_zh"], "rule_version": m["rule_version"], "rule_hash": m["rule_hash"],
             "result_hash": m["result_hash"]}
-
-
-def recent_changes(store: Store, run_id: int, limit: int = 20) -> list[dict[str, Any]]:
-    t = CreditResultChange.__table__
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.id).limit(limit)).all()
-        total = conn.execute(select(func.count()).select_from(t).where(t.c.run_id == run_id)).scalar_one()
-    out = [{"teacher": r.teacher, "role": r.role, "before": r.before, "after": r.after,
-            "rule_changed": r.rule_changed} for r in rows]
-    return [*out, {"more": total - len(out)}] if total > len(out) else out
 
 
 def known_programmes(store: Store, settings: Settings | None) -> list[str]:
