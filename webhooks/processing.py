@@ -7,7 +7,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -217,9 +217,8 @@ class IntakeResult:
     withdrawn: int = 0
 
     def as_json(self) -> dict[str, int]:
-        # The keys and order `intake replay --json` prints and the scheduler's ledger stores under "inbox".
-        return {"processed": self.processed, "records": self.records, "duplicates": self.duplicates,
-                "parked": self.parked, "rejected": self.rejected, "withdrawn": self.withdrawn}
+        # The fields, in order: the keys `intake replay --json` prints and the scheduler's ledger stores.
+        return asdict(self)
 
 
 # One delivery this run could not turn into a record: {"webhook_id", "state" (parked | rejected), "reason",

@@ -17,7 +17,7 @@ activities, one `core_completion_get_activities_completion_status` per enrolled 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -63,11 +63,9 @@ class ActivityReconcile:
     unavailable: str | None = None
 
     def as_json(self) -> dict[str, int | str]:
-        doc: dict[str, int | str] = {"courses": self.courses, "checked": self.checked,
-                                     "already_known": self.already_known, "created": self.created,
-                                     "withdrawn": self.withdrawn, "skipped": self.skipped}
-        if self.unavailable is not None:  # the key only appears when the site could not answer
-            doc["unavailable"] = self.unavailable
+        doc: dict[str, int | str] = asdict(self)
+        if self.unavailable is None:  # the key only appears when the site could not answer
+            del doc["unavailable"]
         return doc
 
 
@@ -86,11 +84,11 @@ class ReconcileResult:
     activities: ActivityReconcile
 
     def as_json(self) -> dict[str, Any]:
-        # The keys and order `intake reconcile --json` prints and the scheduler's ledger stores (a fresh dict:
-        # the reconcile job adds its "inbox" to it).
-        return {"courses": self.courses, "checked": self.checked, "already_known": self.already_known,
-                "created": self.created, "skipped": self.skipped, "calls": self.calls,
-                "activities": self.activities.as_json()}
+        # The fields, in order: the keys `intake reconcile --json` prints and the scheduler's ledger stores (a
+        # fresh dict: the reconcile job adds its "inbox" to it).
+        doc = asdict(self)
+        doc["activities"] = self.activities.as_json()
+        return doc
 
 
 def reconcile(settings: Settings, store: Store, client: MoodleClient) -> ReconcileResult:
