@@ -395,10 +395,16 @@ class MoodleClient:
     def get_courses_sending_welcome(self, courseids: Iterable[int]) -> list[Item]:
         """local_creditbridge_get_courses_sending_welcome (read only): which of these courses have an enabled manual
         instance that mails a course welcome message, each {courseid, manualid, welcome}; a course Moodle no
-        longer has is left out. Batched lookups."""
+        longer has is left out. Batched lookups. An entry whose fields are no numbers is a ProtocolError: the
+        caller acts on these course ids (configures them again, holds back enrolments)."""
         out: list[Item] = []
         for chunk in _chunks(list(dict.fromkeys(courseids)), LOOKUP_BATCH):
-            out.extend(self.call(WELCOME_COURSES_FUNCTION, courseids=chunk))
+            for item in self.call(WELCOME_COURSES_FUNCTION, courseids=chunk):
+                try:
+                    out.append({key: int(item[key]) for key in ("courseid", "manualid", "welcome")})
+                except (KeyError, TypeError, ValueError):
+                    raise ProtocolError(f"unexpected answer: an entry without a numeric courseid, manualid and "
+                                        f"welcome: {str(item)[:200]}", function=WELCOME_COURSES_FUNCTION) from None
         return out
 
     def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:
