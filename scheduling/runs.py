@@ -86,6 +86,7 @@ def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: dat
             if not acquired:
                 return _run_recorded(ctx, _refused(lock), instance)
             # Held now, so a run of this job another instance left `running` is dead (a live one holds the lock).
+            # Between its claim and now, another holder may have taken this run's own row for one of those.
             interrupt_orphans(store, job_id, keep=run_id)
             return _run_recorded(ctx, func, instance)
         finally:

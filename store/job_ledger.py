@@ -79,8 +79,12 @@ def running_jobs(store: Store) -> list[str]:
 def interrupt_orphans(store: Store, job_id: str, *, keep: int | None = None) -> int:
     """Mark the job's runs (scheduled or `--once`) left `running`, but `keep` (the caller's own run),
     `interrupted`. Only for a job whose lock the caller holds (scheduling/runs.py): a run still going holds it,
-    so these are dead, whatever process name they carry."""
+    so these are dead, whatever process name they carry. `keep` is `running` again if it was marked: another
+    holder of the lock can have marked it between its claim and its taking the lock, and it runs now."""
     with store.session() as s:
+        if keep is not None:
+            s.execute(update(JobRun).where(JobRun.id == keep, JobRun.outcome == "interrupted")
+                      .values(outcome="running", finished_at=None, error=None))
         res = s.execute(update(JobRun).where(_left_running(job_id, keep))
                         .values(outcome="interrupted", finished_at=utcnow(),
                                 error="the process running it stopped before it finished"))

@@ -85,3 +85,50 @@ def test_a_run_of_another_live_instance_is_not_marked(store: Store, tmp_path: Pa
         held.release()
     assert json.loads(r.stdout)["outcome"] == "skipped", r.output
     assert [o for o, _ in _runs(store, job_id)] == ["running", "skipped"]
+
+
+def test_a_run_that_goes_is_never_marked_interrupted_while_it_runs(store: Store, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run claimed its trigger before taking the job's lock: in between, another run of the job (which held the
+    lock, so marked every other `running` row dead) marked it interrupted, and once that one ended, it ran with
+    its row saying `interrupted` (finished) until its own outcome was written. Now a run takes the lock first."""
+    from creditbridge.scheduling import runs
+    from creditbridge.settings import load_settings
+    from creditbridge.store.locks import job_lock_for
+
+    settings = load_settings(_config(tmp_path, store.url))
+    job = "deadline_warning"
+    seen: list[str] = []
+
+    def quick(ctx: runs.JobContext) -> dict[str, int]:
+        return {"n": 1}
+
+    def watch(ctx: runs.JobContext) -> dict[str, int]:
+        with store.session() as s:
+            seen.append(s.get(JobRun, ctx.run_id).outcome)  # type: ignore[union-attr]
+        return {"n": 2}
+
+    class Late:
+        """The lock of the first run: before it is taken, a whole other run of the job happens (another host)."""
+
+        def __init__(self) -> None:
+            self.inner = job_lock_for(store, job, f"job {job}")
+            self.other_ran = False
+
+        def acquire(self) -> bool:
+            if not self.other_ran:
+                self.other_ran = True
+                with monkeypatch.context() as m:
+                    m.setattr(runs, "job_lock_for", real)
+                    other = runs.run_claimed(settings, store, job, datetime.now(UTC), quick, instance="other:2")
+                assert other is not None and other["outcome"] == "ok"
+            return self.inner.acquire()  # type: ignore[union-attr]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    real = runs.job_lock_for
+    monkeypatch.setattr(runs, "job_lock_for", lambda *a: Late())
+    first = runs.run_claimed(settings, store, job, datetime.now(UTC) - timedelta(minutes=1), watch, instance="me:1")
+    assert first is not None and first["outcome"] == "ok"
+    assert seen == ["running"]
