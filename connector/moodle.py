@@ -325,7 +325,11 @@ class MoodleClient:
         limitfrom * limitnum), not as the row offset its name says: hence `page` and `perpage` here."""
         answer = self.call("core_cohort_search_cohorts", query=query, context={"contextid": contextid},
                            includes=includes, limitfrom=page, limitnum=perpage)
-        return answer["cohorts"]
+        cohorts = answer.get("cohorts")
+        if not isinstance(cohorts, list) or not all(isinstance(c, dict) for c in cohorts):
+            raise ProtocolError("unexpected answer: no list of cohort objects under `cohorts`",
+                                function="core_cohort_search_cohorts")
+        return cohorts
 
     def iter_cohorts(self, query: str, *, perpage: int = 200, contextid: int = 1) -> Iterator[Item]:
         """Every cohort `search_cohorts` finds for `query`, page after page (one read per page, only as far as the
@@ -335,7 +339,11 @@ class MoodleClient:
         page = 0
         while True:
             found = self.search_cohorts(query, contextid=contextid, page=page, perpage=perpage)
-            new = [c for c in found if int(c["id"]) not in seen]
+            try:
+                new = [c for c in found if int(c["id"]) not in seen]
+            except (KeyError, TypeError, ValueError):
+                raise ProtocolError("unexpected answer: a cohort without a numeric id",
+                                    function="core_cohort_search_cohorts") from None
             yield from new
             if len(found) < perpage or not new:
                 return

@@ -191,3 +191,15 @@ def test_get_courses_sending_welcome_reads_each_course_once_in_lookups() -> None
         found = MoodleClient.from_url(URL, "TOKEN").get_courses_sending_welcome([7, 7, 8])
     assert asked == [["7", "8"]]
     assert found == [{"courseid": 7, "manualid": 3, "welcome": 1}]
+
+
+@pytest.mark.parametrize("answer", [{}, {"cohorts": None}, {"cohorts": [{"name": "c1", "idnumber": "school:1"}]},
+                                    {"cohorts": [{"id": "x", "idnumber": "school:1"}]}])
+def test_iter_cohorts_refuses_an_answer_without_cohort_ids(answer: dict[str, Any]) -> None:
+    """Hostile review: a search answered without its `cohorts` list, or with a cohort without a numeric id, was a
+    KeyError/TypeError/ValueError out of sync (adopting a cohort, the audiences' check). It is the client's
+    ProtocolError, reported as `error: ...` like any other answer of the wrong shape."""
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, ENDPOINT, json=answer)
+        with pytest.raises(errors.ProtocolError, match="cohort"):
+            list(MoodleClient.from_url(URL, "TOKEN").iter_cohorts("school:", perpage=2))
