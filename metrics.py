@@ -81,6 +81,8 @@ def _running(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # another user's process: it runs
+    except OverflowError:
+        return True  # no pid at all (anyone may name a directory so): not a serve's, left alone
     return True
 
 

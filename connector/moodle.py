@@ -325,7 +325,11 @@ class MoodleClient:
         limitfrom * limitnum), not as the row offset its name says: hence `page` and `perpage` here."""
         answer = self.call("core_cohort_search_cohorts", query=query, context={"contextid": contextid},
                            includes=includes, limitfrom=page, limitnum=perpage)
-        return answer["cohorts"]
+        cohorts = answer.get("cohorts")
+        if not isinstance(cohorts, list) or not all(isinstance(c, dict) for c in cohorts):
+            raise ProtocolError("unexpected answer: no list of cohort objects under `cohorts`",
+                                function="core_cohort_search_cohorts")
+        return cohorts
 
     def iter_cohorts(self, query: str, *, perpage: int = 200, contextid: int = 1) -> Iterator[Item]:
         """Every cohort `search_cohorts` finds for `query`, page after page (one read per page, only as far as the
@@ -335,7 +339,11 @@ class MoodleClient:
         page = 0
         while True:
             found = self.search_cohorts(query, contextid=contextid, page=page, perpage=perpage)
-            new = [c for c in found if int(c["id"]) not in seen]
+            try:
+                new = [c for c in found if int(c["id"]) not in seen]
+            except (KeyError, TypeError, ValueError):
+                raise ProtocolError("unexpected answer: a cohort without a numeric id",
+                                    function="core_cohort_search_cohorts") from None
             yield from new
             if len(found) < perpage or not new:
                 return
@@ -395,10 +403,16 @@ class MoodleClient:
     def get_courses_sending_welcome(self, courseids: Iterable[int]) -> list[Item]:
         """local_creditbridge_get_courses_sending_welcome (read only): which of these courses have an enabled manual
         instance that mails a course welcome message, each {courseid, manualid, welcome}; a course Moodle no
-        longer has is left out. Batched lookups."""
+        longer has is left out. Batched lookups. An entry whose fields are no numbers is a ProtocolError: the
+        caller acts on these course ids (configures them again, holds back enrolments)."""
         out: list[Item] = []
         for chunk in _chunks(list(dict.fromkeys(courseids)), LOOKUP_BATCH):
-            out.extend(self.call(WELCOME_COURSES_FUNCTION, courseids=chunk))
+            for item in self.call(WELCOME_COURSES_FUNCTION, courseids=chunk):
+                try:
+                    out.append({key: int(item[key]) for key in ("courseid", "manualid", "welcome")})
+                except (KeyError, TypeError, ValueError):
+                    raise ProtocolError(f"unexpected answer: an entry without a numeric courseid, manualid and "
+                                        f"welcome: {str(item)[:200]}", function=WELCOME_COURSES_FUNCTION) from None
         return out
 
     def unenrol_users(self, enrolments: Sequence[Item]) -> BatchResult:

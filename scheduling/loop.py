@@ -107,7 +107,7 @@ class CreditScheduler:
 
     def _run_active(self) -> bool:
         """Run the schedule until stop() or until the lock is lost; True when it was lost."""
-        orphans = interrupt_dead_runs(self.store, self.instance)
+        orphans = interrupt_dead_runs(self.store)
         now = datetime.now(UTC)
         due = {spec.id: first_due(spec.trigger, last_trigger(self.store, spec.id), now) for spec in self.specs}
         running: dict[str, _Run] = {}

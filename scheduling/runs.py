@@ -79,10 +79,15 @@ def run_claimed(settings: Settings, store: Store, job_id: str, scheduled_at: dat
         if lock is None:  # an in-memory SQLite store: no other process can run its jobs
             return _run_recorded(ctx, func, instance)
         try:
-            if not lock.acquire():
+            try:
+                acquired = lock.acquire()
+            except OSError as e:  # the lock file cannot be opened: a failed run, not one left `running`
+                return _run_recorded(ctx, _unlockable(lock, e), instance)
+            if not acquired:
                 return _run_recorded(ctx, _refused(lock), instance)
             # Held now, so a run of this job another instance left `running` is dead (a live one holds the lock).
-            interrupt_orphans(store, instance, job_id)
+            # Between its claim and now, another holder may have taken this run's own row for one of those.
+            interrupt_orphans(store, job_id, keep=run_id)
             return _run_recorded(ctx, func, instance)
         finally:
             lock.release()
@@ -103,16 +108,25 @@ def _refused(lock: PostgresLock | FileLock) -> JobFunc:
     return refuse
 
 
-def interrupt_dead_runs(store: Store, instance: str) -> int:
-    """Mark `interrupted` the scheduled runs other instances left `running` whose job's lock is free: the process
-    running them is gone. A run whose lock is held still goes (its scheduler lost the leader lock, not its life)
-    and records its own outcome. Returns how many were marked."""
+def _unlockable(lock: PostgresLock | FileLock, error: OSError) -> JobFunc:
+    """The job run in place of one whose job lock cannot even be asked for: says why, as a failure."""
+
+    def fail(ctx: JobContext) -> None:
+        raise CreditbridgeError(f"cannot take the job's lock ({lock.describe()}): {error.strerror or error}")
+
+    return fail
+
+
+def interrupt_dead_runs(store: Store) -> int:
+    """Mark `interrupted` the runs left `running` whose job's lock is free: the process running them is gone (a
+    scheduler becoming active has none of its own going). A run whose lock is held still goes (its scheduler
+    lost the leader lock, not its life) and records its own outcome. Returns how many were marked."""
     marked = 0
-    for job_id in running_jobs(store, instance):
+    for job_id in running_jobs(store):
         lock = job_lock_for(store, job_id, f"job {job_id}")
         try:
-            if lock is None or lock.acquire():
-                marked += interrupt_orphans(store, instance, job_id)
+            if lock is None or _try_acquire(lock):
+                marked += interrupt_orphans(store, job_id)
             else:
                 log.info("job %s: a run of another instance still goes (it holds the job's lock); left to finish",
                          job_id)
@@ -120,6 +134,14 @@ def interrupt_dead_runs(store: Store, instance: str) -> int:
             if lock is not None:
                 lock.release()
     return marked
+
+
+def _try_acquire(lock: PostgresLock | FileLock) -> bool:
+    try:
+        return lock.acquire()
+    except OSError as e:  # its lock file cannot be opened: the run is left as it is, the scheduler goes on
+        log.warning("%s cannot be taken (%s): runs of its job left running are not marked", lock.describe(), e)
+        return False
 
 
 def _run_recorded(ctx: JobContext, func: JobFunc, instance: str) -> dict[str, Any]:

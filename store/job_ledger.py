@@ -61,25 +61,31 @@ def finish(store: Store, run_id: int, outcome: str, counts: dict[str, Any] | Non
                   .values(outcome=outcome, counts=counts, error=error, finished_at=utcnow()))
 
 
-def _others_running(instance: str, job_id: str | None = None) -> ColumnElement[bool]:
-    # Manual runs (`--once`) too: they hold their job's lock while they run, like a scheduler's.
-    cond = (JobRun.outcome == "running") & (JobRun.instance != instance)
-    return cond if job_id is None else cond & (JobRun.job_id == job_id)
+def _left_running(job_id: str | None = None, keep: int | None = None) -> ColumnElement[bool]:
+    # Manual runs (`--once`) too: they hold their job's lock while they run, like a scheduler's. Not told apart
+    # by instance name: a restarted container has the same host and pid as the life that left the run behind.
+    cond = JobRun.outcome == "running"
+    if job_id is not None:
+        cond = cond & (JobRun.job_id == job_id)
+    return cond if keep is None else cond & (JobRun.id != keep)
 
 
-def running_jobs(store: Store, instance: str) -> list[str]:
-    """The jobs with a run (scheduled or `--once`) left `running` by another process (live or dead: its job lock
-    tells)."""
+def running_jobs(store: Store) -> list[str]:
+    """The jobs with a run (scheduled or `--once`) left `running` (live or dead: its job lock tells)."""
     with store.session() as s:
-        return list(s.scalars(select(JobRun.job_id).where(_others_running(instance)).distinct()
-                              .order_by(JobRun.job_id)))
+        return list(s.scalars(select(JobRun.job_id).where(_left_running()).distinct().order_by(JobRun.job_id)))
 
 
-def interrupt_orphans(store: Store, instance: str, job_id: str) -> int:
-    """Mark the job's runs (scheduled or `--once`) left `running` by another process `interrupted`. Only for a job whose
-    lock the caller holds (scheduling/runs.py): a run still going holds it, so these are dead."""
+def interrupt_orphans(store: Store, job_id: str, *, keep: int | None = None) -> int:
+    """Mark the job's runs (scheduled or `--once`) left `running`, but `keep` (the caller's own run),
+    `interrupted`. Only for a job whose lock the caller holds (scheduling/runs.py): a run still going holds it,
+    so these are dead, whatever process name they carry. `keep` is `running` again if it was marked: another
+    holder of the lock can have marked it between its claim and its taking the lock, and it runs now."""
     with store.session() as s:
-        res = s.execute(update(JobRun).where(_others_running(instance, job_id))
+        if keep is not None:
+            s.execute(update(JobRun).where(JobRun.id == keep, JobRun.outcome == "interrupted")
+                      .values(outcome="running", finished_at=None, error=None))
+        res = s.execute(update(JobRun).where(_left_running(job_id, keep))
                         .values(outcome="interrupted", finished_at=utcnow(),
                                 error="the process running it stopped before it finished"))
         return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult

@@ -220,7 +220,7 @@ def forget_missing_instances(ctx: ApplyContext, moodle_ids: dict[str, int], audi
 
 
 def mend_welcome_messages(ctx: ApplyContext, moodle_ids: dict[str, int], audiences: dict[str, tuple[str, str]]
-                          ) -> None:
+                          ) -> set[str]:
     """Turn off again the course welcome message an administrator turned back on in a managed course, before this
     run enrols anyone (else every teacher enrolled there from then on is mailed).
 
@@ -228,7 +228,8 @@ def mend_welcome_messages(ctx: ApplyContext, moodle_ids: dict[str, int], audienc
     change. One read per run that has enrolments to make (local_creditbridge_get_courses_sending_welcome, every
     managed course, in lookups of 500) names the courses whose manual instance sends one; only those are
     configured again. A token that may not make the read (no moodle/course:enrolreview, a plugin older than
-    1.2.2) is a note of the run, once: the run goes on as before.
+    1.2.2) is a note of the run, once: the run goes on as before. Returns the codes of the courses found sending
+    that could not all be configured again (each refusal is a run error): enrolling there would mail the teacher.
     """
     codes = {courseid: code for code, courseid in moodle_ids.items()}
     try:
@@ -239,18 +240,21 @@ def mend_welcome_messages(ctx: ApplyContext, moodle_ids: dict[str, int], audienc
             "turned back on in a managed course is not seen, and mails every teacher enrolled there (install "
             f"local_creditbridge version {PLUGIN_FUNCTIONS_SINCE[WELCOME_COURSES_FUNCTION]} and add the function, "
             "docs/moodle.md)")
-        return
+        return set()
     except AccessDeniedError as e:
         ctx.outcome.notes.append(
             f"{WELCOME_COURSES_FUNCTION} was refused ({refusal(e)}): a course welcome message an administrator "
             "turned back on in a managed course is not seen, and mails every teacher enrolled there")
-        return
+        return set()
     seen = {int(c.get("courseid") or 0) for c in sending}
     found = sorted(codes[courseid] for courseid in seen if courseid in codes)
     if not found:
-        return
+        return set()
     ctx.outcome.notes.append(f"{len(found)} managed course(s) sent a course welcome message again (turned back on "
                              f"by an administrator?): turned off before enrolling ({', '.join(found[:5])}"
                              f"{', ...' if len(found) > 5 else ''})")
-    configure_courses(ctx, {code: moodle_ids[code] for code in found},
-                      {code: audiences[code] for code in found if code in audiences}, again=True)
+    if configure_courses(ctx, {code: moodle_ids[code] for code in found},
+                         {code: audiences[code] for code in found if code in audiences}, again=True):
+        return set()
+    # Which of them Moodle refused is in the run's errors; the answer does not say, so all of them wait.
+    return set(found)

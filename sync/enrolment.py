@@ -159,6 +159,8 @@ class Enroller:
         self.short: dict[str, int] = {}
         # Whether this run looked for managed courses whose welcome message is back on (once, before enrolling).
         self._welcome_checked = False
+        # Managed courses still sending a welcome message (it could not be turned off): nobody is enrolled there.
+        self._sending: set[str] = set()
         self._cache: dict[tuple[str, str | None, str, frozenset[str]], frozenset[str]] = {}
         self._audiences: dict[tuple[str, str | None, str, frozenset[str]], dict[str, str]] = {}
 
@@ -222,7 +224,14 @@ class Enroller:
             # Under the self policy sync keeps managed courses' welcome messages off (electives.configure_courses);
             # an administrator may have turned one back on since. The manual policy leaves them to the site.
             self._welcome_checked = True
-            mend_welcome_messages(ctx, self.index.moodle_ids, self.index.audiences)
+            self._sending = mend_welcome_messages(ctx, self.index.moodle_ids, self.index.audiences)
+        if self._sending:
+            waiting = [(w, code) for w, code in todo if code in self._sending]
+            todo = [(w, code) for w, code in todo if code not in self._sending]
+            for w, code in waiting:
+                failed.add(w.id_number)  # not done: the next run tries again
+                ctx.outcome.error(w.row, "", f"could not enrol the teacher in {code}: its course welcome message "
+                                             "is on and could not be turned off (the next run tries again)")
         for pairs in chunked(todo, ctx.wave_size):  # a wave: one batch per call in flight (ctx.send)
             items = [{"roleid": role, "userid": w.moodle_user_id, "courseid": self.index.moodle_ids[code]}
                      for w, code in pairs]

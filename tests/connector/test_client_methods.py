@@ -164,3 +164,42 @@ def test_iter_cohorts_pages_on_and_stops_on_a_site_that_ignores_paging(ignores_p
         found = [c["id"] for c in MoodleClient.from_url(URL, "TOKEN").iter_cohorts("school:", perpage=2)]
     assert found == ([1, 2] if ignores_paging else [1, 2, 3, 4, 5])
     assert pages == ([0, 1] if ignores_paging else [0, 1, 2])
+
+
+@pytest.mark.parametrize("item", [{"courseid": "abc", "manualid": 3, "welcome": 1},
+                                  {"courseid": None, "manualid": 3, "welcome": 1},
+                                  {"manualid": 3, "welcome": 1}])
+def test_get_courses_sending_welcome_refuses_an_answer_naming_no_course(item: dict[str, Any]) -> None:
+    """Hostile review: a site (a broken plugin, a proxy) answering an entry whose courseid is no number stopped
+    sync with a ValueError traceback (or, with none, silently looked at no course). It is the client's
+    ProtocolError, which the run reports as `error: ...` like any other answer of the wrong shape."""
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, ENDPOINT, json=[item])
+        with pytest.raises(errors.ProtocolError, match="courseid"):
+            MoodleClient.from_url(URL, "TOKEN").get_courses_sending_welcome([7])
+
+
+def test_get_courses_sending_welcome_reads_each_course_once_in_lookups() -> None:
+    asked: list[list[str]] = []
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        asked.append([v for k, v in parse_qsl(request.body) if k.startswith("courseids[")])
+        return 200, {}, json.dumps([{"courseid": "7", "manualid": "3", "welcome": "1"}])
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, ENDPOINT, content_type="application/json", callback=answer)
+        found = MoodleClient.from_url(URL, "TOKEN").get_courses_sending_welcome([7, 7, 8])
+    assert asked == [["7", "8"]]
+    assert found == [{"courseid": 7, "manualid": 3, "welcome": 1}]
+
+
+@pytest.mark.parametrize("answer", [{}, {"cohorts": None}, {"cohorts": [{"name": "c1", "idnumber": "school:1"}]},
+                                    {"cohorts": [{"id": "x", "idnumber": "school:1"}]}])
+def test_iter_cohorts_refuses_an_answer_without_cohort_ids(answer: dict[str, Any]) -> None:
+    """Hostile review: a search answered without its `cohorts` list, or with a cohort without a numeric id, was a
+    KeyError/TypeError/ValueError out of sync (adopting a cohort, the audiences' check). It is the client's
+    ProtocolError, reported as `error: ...` like any other answer of the wrong shape."""
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, ENDPOINT, json=answer)
+        with pytest.raises(errors.ProtocolError, match="cohort"):
+            list(MoodleClient.from_url(URL, "TOKEN").iter_cohorts("school:", perpage=2))

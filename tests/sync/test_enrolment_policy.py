@@ -334,6 +334,37 @@ def test_a_welcome_message_an_admin_turned_back_on_mails_no_new_teacher(env: Env
     assert WELCOME_COURSES_FUNCTION not in site.calls and CONFIGURE_ENROLMENT_FUNCTION not in site.calls
 
 
+def test_a_welcome_message_that_cannot_be_turned_off_again_holds_back_enrolments_there(
+        env: Env, runner: CliRunner, sandbox: Any, tmp_path: Path) -> None:
+    """Hostile review: the read finds a course sending a welcome message again, but Moodle refuses to turn it off
+    (configure_enrolment refuses that course). The run enrolled teachers there anyway, and each was mailed. Now
+    that course's enrolments are held back (an error per teacher, the next run tries again); the others go on."""
+    for kind in ("catalog", "topics"):
+        assert env.sync(runner, kind, SAMPLES / f"{kind}.csv")["errors"] == []
+    assert env.sync(runner, "roster", write_roster(tmp_path / "r1.csv", people(2)))["errors"] == []
+    ids = {code: cid for cid, code in codes_by_id(sandbox).items()}
+    manual = sandbox.state.manual_instance(ids["SD22-ETH-01"])
+    sandbox.state.update("enrol", manual["id"], {"customint1": 1})
+
+    def refuse(fields: dict[str, str], forward: Any) -> str:
+        return json.dumps({"exception": "dml_missing_record_exception", "errorcode": "invalidrecord",
+                           "message": "Can't find data record in database table enrol."})
+
+    r2 = write_roster(tmp_path / "r2.csv", people(3))
+    with recorded_site(sandbox.url, {CONFIGURE_ENROLMENT_FUNCTION: refuse}):
+        out = env.sync(runner, "roster", r2)
+    assert admin_get(sandbox, "welcome_messages")["messages"] == []
+    reasons = [e["reason"] for e in out["errors"]]
+    assert any(r.startswith("course SD22-ETH-01: could not configure") for r in reasons), reasons
+    assert any("could not enrol the teacher in SD22-ETH-01: its course welcome message is on" in r
+               for r in reasons), reasons
+    # The course is mended and the teacher enrolled by the next run, still without a mail.
+    again = env.sync(runner, "roster", r2)
+    assert again["errors"] == [], again["errors"]
+    assert sandbox.state.manual_instance(ids["SD22-ETH-01"])["customint1"] == 0
+    assert admin_get(sandbox, "welcome_messages")["messages"] == []
+
+
 def test_a_token_that_may_not_read_the_welcome_messages_is_a_note_and_the_run_goes_on(
         tmp_path: Path, runner: CliRunner, sandbox: Any, sqlite_url: str) -> None:
     """The docs' role without moodle/course:enrolreview: the read is refused, the run says so once in its notes

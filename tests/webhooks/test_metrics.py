@@ -394,3 +394,22 @@ def test_a_sigkilled_serve_leaves_no_metrics_directory_behind_the_next_start(
         assert len(mine) == 1 and (mine[0].stat().st_mode & 0o777) == 0o700
     finally:
         second.stop()
+
+
+def test_a_metrics_directory_named_after_no_possible_pid_does_not_stop_serve(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile review: any local user can make `/tmp/creditbridge-metrics-<20 digits>-x`. The clean-up asked the
+    kernel about that pid (os.kill: OverflowError) and `serve` died at start with a traceback. A name that is no
+    pid is nobody's serve: left alone, and serve starts."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    odd = tmp / f"{DIR_PREFIX}{2 ** 64}-x"
+    odd.mkdir()
+    receiver = start_receiver(tmp_path, sqlite_url, f"[metrics]\nport = {free_port()}\n", workers=1)
+    try:
+        mine = list(tmp.glob(f"{DIR_PREFIX}{receiver.proc.pid}-*"))
+        assert len(mine) == 1 and mine[0].is_dir()
+        assert odd.is_dir()
+    finally:
+        receiver.stop()
