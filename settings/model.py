@@ -176,7 +176,9 @@ class SchedulerSettings(_Section):
     # SQLite only: the lock file that keeps one active scheduler per host (default: next to the database).
     lock_file: str = ""
     # Threads running jobs; jobs of different ids may overlap, one id never runs twice at once.
-    max_workers: int = Field(4, ge=1)
+    # Jobs running at once (one job never overlaps itself). Each running job holds a database connection for its
+    # job lock beside those of its work: more threads than jobs only drain the connection pool.
+    max_workers: int = Field(4, ge=1, le=8)
     # Continuous mode only (pipeline.mode): the nightly full evaluation (`credits evaluate --all`); the
     # `evaluate` job then evaluates only what the workers left marked. Skipped in scheduled mode.
     evaluate_all: str = "0 3 * * *"

@@ -27,6 +27,7 @@ BAD = [
     ("webhooks", "workers = false", ["serve", "--print-command"]),
     ("registry", "timeout_seconds = inf", ["serve", "--print-command"]),
     ("registry", "retries = 1000000", ["push", "--dry-run"]),
+    ("scheduler", "max_workers = 1000", ["scheduler", "--list"]),
     ("registry", "retries = true", ["push", "--dry-run"]),
     ("registry", "backoff_seconds = inf", ["push", "--dry-run"]),
     ("registry", "backoff_seconds = nan", ["push", "--dry-run"]),
