@@ -16,7 +16,6 @@ import codecs
 import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -32,6 +31,7 @@ from creditbridge.input_limits import (
     check_file_size,
     not_regular,
 )
+from creditbridge.readers.cells import cell_text
 from creditbridge.readers.xlsx import FirstSheet, XlsxReadError
 from creditbridge.settings.model import InputLimits
 
@@ -91,26 +91,6 @@ def _clean_header(h: Any) -> str:
     # Exports decorate headers: required markers (*), full-width spaces, stray BOMs, line breaks.
     text = "" if h is None else str(h)
     return text.replace("\ufeff", "").replace("\u3000", " ").replace("*", "").replace("＊", "").strip()
-
-
-def _cell_text(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v.strip()
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, datetime):
-        return str(v)
-    if isinstance(v, date):  # python-calamine's date cell at midnight: the text openpyxl's datetime gave
-        return f"{v.isoformat()} 00:00:00"
-    if isinstance(v, float):
-        # An 18-digit ID number typed as a number has already lost its last digits in Excel; "1.0" style
-        # integers are rendered without the fraction so codes such as 370102001 survive.
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
-    return str(v).strip()
 
 
 @dataclass
@@ -214,21 +194,17 @@ class Table:
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
         assert self._sheet is not None  # set by _open_xlsx
-        width = self.width
         longest = self.max_cell_chars
-        header_row = self.header_row
-        for row, values in self._sheet.raw_rows():
-            if row <= header_row:
+        # The cells come as text (stripped; the others rendered by cells.cell_text), empty rows left out, padded
+        # to the header's width: in the child process that unpacked a large sheet, or here for a small one.
+        for batch, batch_longest in self._sheet.text_batches(self.header_row, self.width):
+            if batch_longest <= longest:
+                yield from batch
                 continue
-            # Text cells (nearly all of them) are stripped here, the others rendered as text by _cell_text.
-            cells = [v.strip() if type(v) is str else _cell_text(v) for v in values]
-            if not any(cells):
-                continue
-            if max(map(len, cells)) > longest:
-                self._too_long(row, cells)
-            if len(cells) < width:
-                cells.extend([""] * (width - len(cells)))
-            yield row, cells
+            for row, cells in batch:
+                if max(map(len, cells)) > longest:
+                    self._too_long(row, cells)
+                yield row, cells
 
     def _too_long(self, row: int, cells: list[str]) -> None:
         i = next(i for i, c in enumerate(cells) if len(c) > self.max_cell_chars)
@@ -394,7 +370,7 @@ def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
     rows: list[tuple[int, list[str]]] = []
     for d, item in zip(data, items_node.value, strict=True):
         by_header = {_clean_header(k): v for k, v in d.items()}
-        cells = [_cell_text(by_header.get(h)) for h in header]
+        cells = [cell_text(by_header.get(h)) for h in header]
         if max(map(len, cells), default=0) > limits.max_cell_chars:
             i = next(i for i, c in enumerate(cells) if len(c) > limits.max_cell_chars)
             raise InputTooLarge(f"{path.name}: line {item.start_mark.line + 1}, {header[i]}: a value of "
