@@ -9,8 +9,22 @@ makes it safe and gives the values openpyxl gave, so the validation and the row 
   at a time into Python values, so Python objects stay bounded and the Rust array costs about
   `BYTES_PER_CELL` per cell of the rectangle. The rectangle is allocated whole (a sheet with a cell in A1
   and one in XFD1048576 asks for 550 GB and aborts the process), so `input_limits.check_xlsx` measures it
-  from the cell references before anything is opened, against `limits.xlsx_max_cells`; the unpacked size
-  (zip bombs) and each shared string are checked there as well.
+  from the cell references, against `limits.xlsx_max_cells`; the unpacked size (zip bombs) and each shared
+  string are checked there as well.
+- Two ways, one result. A workbook under `limits.xlsx_in_process_mb` (4 MB compressed) is checked, then
+  unpacked in this process: the reference. A larger one is unpacked in a child process
+  (readers/sheet_process.py: a new interpreter, never a fork of this one, which may hold database connections
+  and threads) whose address space is capped (`address_cap`, RLIMIT_AS), while this process runs the scan on
+  the other core: unpacking a 1,000,000-row roster takes ~12 s of CPU, the scan ~5 s, and the dry run waits
+  for the longer of the two instead of both. If the scan refuses the file, the child is ended and the scan's
+  error raised, as before; if the child dies (a bomb the scan missed makes Rust abort under the cap, or it is
+  killed), `InputTooLarge` or `XlsxReadError` says so and names the limits, never a traceback. The child turns
+  the rows into what the reader needs (readers/cells.py, `sheet_rows`) and sends them in batches, so this
+  process only unpickles them. Each `rows()`/`text_batches()` call is a new pass, which may be abandoned
+  (the header search reads ~10 rows) or interleaved with another; the child leaves a pass for a newer request.
+  `FirstSheet.close()` (or its context, or its finalizer) ends and reaps the child, so its CPU counts in this
+  process's children. Where RLIMIT_AS is not enforced (macOS) the scan runs first and the child starts after;
+  on Windows every workbook is read in this process.
 - Row numbers: `iter_rows` starts at row 1 (empty rows above the data come as empty rows) but at the first
   used column; the columns left of it are put back, so a cell has the index openpyxl gave it.
 - Values, as openpyxl's read-only `values_only` gave them: a date cell at midnight comes as a `date` from

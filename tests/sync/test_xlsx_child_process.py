@@ -207,3 +207,28 @@ def test_a_batch_travels_packed_unless_a_cell_holds_a_separator() -> None:
     for odd in (UNIT, RECORD):  # Excel writes any character (_x001F_): such a batch goes as lists of cells
         batch = [(3, ["a", f"b{odd}c"]), (4, ["d", "e"])]
         assert pack(1, batch, 3) == ("rows", 1, batch, 3)
+
+
+def test_a_child_whose_parent_is_killed_exits(roster: Path) -> None:
+    """SIGKILL leaves the parent no chance to end the child: the child sees its connection close and exits."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from creditbridge.settings.model import InputLimits
+        from creditbridge.sync.readers import read_roster
+        table = read_roster(Path({str(roster)!r}), limits=InputLimits(xlsx_in_process_mb=0))
+        print(table._sheet._child._proc.pid, flush=True)
+        time.sleep(600)
+        """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert sheet_processes(roster) == [pid]
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while sheet_processes(roster) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sheet_processes(roster) == []
