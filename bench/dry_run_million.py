@@ -6,7 +6,7 @@ the store, the plan, the JSON and the run's report (XLSX, and the plan's CSV bes
 A large XLSX is unpacked by the CLI's own child process (readers/sheet_process.py), which the CLI reaps before
 it exits: wait4's rusage then counts that process's CPU too (Linux adds the children a process has reaped), and
 its ru_maxrss is the larger of the two peaks. Each process's own peak and CPU are sampled from /proc every
-0.25 s while the run lasts (`processes`: the CLI first; a peak reached in the last 0.25 s may be missed).
+0.25 s while the run lasts (`processes`: the CLI first; what a process does in its last 0.25 s may be missed).
 The baseline is a child doing a plain `csv` pass over the same GB18030 roster, measured the same way in the
 same run. Each command runs `--repeat` times, best kept (the machine is shared: the least disturbed run).
 
@@ -65,12 +65,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _watch(pid: int, stop: threading.Event, seen: dict[int, dict[str, Any]]) -> None:
-    """Sample the CLI and its child processes until `stop`: the last sample of each process is kept."""
+    """Sample the CLI and its child processes until `stop`: the highest figures of each process are kept (an
+    ending process's last sample may read 0)."""
     while not stop.wait(0.25):
         for p in [pid, *_children(pid)]:
             sample = _proc_sample(p)
             if sample is not None:
-                seen[p] = sample
+                seen[p] = {k: max(v, seen.get(p, {}).get(k, 0)) for k, v in sample.items()}
 
 
 def _measured(cmd: list[str], env: dict[str, str], repeat: int) -> dict[str, Any]:

@@ -114,7 +114,8 @@ class Table:
     # A cell longer than this refuses the file (XLSX; CSV cells are bounded by csv's own field limit).
     max_cell_chars: int = InputLimits().max_cell_chars
     # XLSX: the sheet, unpacked once when the table was opened (unpacking is most of the cost of reading a
-    # workbook); every iteration reads it, never the file again. Held as long as the table is.
+    # workbook); every iteration reads it, never the file again. Held as long as the table is (a large one in
+    # a child process, which ends when the table is dropped: readers/xlsx.py).
     _sheet: FirstSheet | None = field(default=None, repr=False)
     _yaml_rows: list[tuple[int, list[str]]] | None = field(default=None, repr=False)
 
