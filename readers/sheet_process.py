@@ -10,8 +10,9 @@ The child also turns the rows into what the reader needs (cells.sheet_rows), so 
 Imports only the standard library, python-calamine and readers/cells.py: the child pays for nothing else.
 
 Protocol over one duplex connection (multiprocessing.connection.Connection on a socket pair; pickled tuples):
-- child -> parent, once: ("open",) when the sheet is unpacked, ("unreadable", reason) when python-calamine cannot
-  open it, ("memory",) on MemoryError (the Rust side aborts instead: the parent sees the connection close).
+- child -> parent, once: ("open", its CPU seconds so far) when the sheet is unpacked, ("unreadable", reason)
+  when python-calamine cannot open it, ("memory",) on MemoryError (the Rust side aborts instead: the parent sees
+  the connection close).
 - parent -> child: ("pass", id, mode, after, width) asks for the rows below row `after` (cells.sheet_rows);
   ("stop", id) abandons it. End of file on the connection: the parent is done or gone, and the child exits.
 - child -> parent, per pass: ("rows", id, batch, longest) ... then ("end", id); a TEXT batch comes packed,
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import resource
 import signal
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -148,7 +150,7 @@ def main(argv: list[str]) -> None:
         except Unreadable as e:
             conn.send(("unreadable", str(e)))
             return
-        conn.send(("open",))
+        conn.send(("open", time.process_time()))
         serve(conn, sheet)
     except MemoryError:
         _say_memory(conn)

@@ -129,6 +129,18 @@ class Table:
     def chunks(self, size: int = 256) -> Iterator[list[tuple[int, list[str]]]]:
         """The same rows as iterating, in lists of up to `size`: CSV is read in C-level slices, which is what
         keeps a million-row plan within a few times a bare csv pass."""
+        if self.format == "xlsx":
+            # The sheet's rows come in batches already (readers/xlsx.py): cut into chunks at C speed.
+            pending: list[tuple[int, list[str]]] = []
+            for batch in self._xlsx_batches():
+                pending += batch
+                full = len(pending) - len(pending) % size
+                for i in range(0, full, size):
+                    yield pending[i:i + size]
+                del pending[:full]
+            if pending:
+                yield pending
+            return
         if self.format != "csv":
             it = iter(self)
             while chunk := list(islice(it, size)):
@@ -194,18 +206,23 @@ class Table:
             raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
+        for batch in self._xlsx_batches():
+            yield from batch
+
+    def _xlsx_batches(self) -> Iterator[list[tuple[int, list[str]]]]:
+        """The sheet's rows below the header in batches; a cell too long raises after the rows before it."""
         assert self._sheet is not None  # set by _open_xlsx
         longest = self.max_cell_chars
         # The cells come as text (stripped; the others rendered by cells.cell_text), empty rows left out, padded
         # to the header's width: in the child process that unpacked a large sheet, or here for a small one.
         for batch, batch_longest in self._sheet.text_batches(self.header_row, self.width):
-            if batch_longest <= longest:
-                yield from batch
-                continue
-            for row, cells in batch:
-                if max(map(len, cells)) > longest:
-                    self._too_long(row, cells)
-                yield row, cells
+            if batch_longest > longest:
+                for i, (row, cells) in enumerate(batch):
+                    if max(map(len, cells)) > longest:
+                        if i:
+                            yield batch[:i]
+                        self._too_long(row, cells)
+            yield batch
 
     def _too_long(self, row: int, cells: list[str]) -> None:
         i = next(i for i, c in enumerate(cells) if len(c) > self.max_cell_chars)

@@ -162,15 +162,18 @@ class _SheetProcess:
             self._conn = Connection(parent_end.detach())
         self._end = weakref.finalize(self, _end_child, self._proc, self._conn)
         try:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             if self._cap:
                 check_xlsx(path, limits)  # on this core while the child unpacks on the other
-            scanned = time.perf_counter()
+            scanned, scan_cpu = time.perf_counter(), time.process_time() - cpu
             answer = self._recv()
             if answer[0] == "unreadable":
                 raise XlsxReadError(f"{self._name}: {answer[1]}")
-            log.debug("%s: scanned in %.2f s, unpacked by process %d in %.2f s", self._name, scanned - started,
-                      self._proc.pid, time.perf_counter() - started)
+            # What the run waits for: with a core each, the longer of the scan and the child's unpacking (its
+            # CPU, interpreter start included, comes with its answer); the wall times show the machine's load.
+            log.debug("%s: started the sheet reader at %.2f s of this process's CPU; scan %.2f s CPU (%.2f s "
+                      "wall), unpacking %.2f s CPU in process %d (%.2f s wall)", self._name, cpu, scan_cpu,
+                      scanned - started, answer[1], self._proc.pid, time.perf_counter() - started)
         except BaseException:
             self.close()
             raise

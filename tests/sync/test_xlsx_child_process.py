@@ -102,6 +102,22 @@ def test_a_cell_too_long_is_refused_the_same_way(tmp_path: Path) -> None:
         got[name] = (seen, str(e.value))
     assert got["child"] == got["reference"]
     assert got["child"][0][-1] == 3000 and "row 3001, column 学校名称: a cell of 101 characters" in got["child"][1]
+    for limits in (IN_PROCESS, CHILD):  # in chunks: the full chunks before the row, then the same error
+        chunked: list[int] = []
+        with pytest.raises(InputTooLarge, match="row 3001, column 学校名称"):
+            for chunk in read_roster(path, limits=limits).chunks(256):
+                chunked += [row for row, _ in chunk]
+        assert chunked == list(range(2, 2 + 256 * (2999 // 256)))
+
+
+def test_chunks_are_the_rows_cut_into_lists(roster: Path) -> None:
+    rows = _rows(read_roster(roster, limits=IN_PROCESS))
+    for limits in (IN_PROCESS, CHILD):
+        table = read_roster(roster, limits=limits)
+        for size in (1, 17, 256, 5000):
+            chunks = list(table.chunks(size))
+            assert [r for chunk in chunks for r in chunk] == rows, size
+            assert all(len(chunk) == size for chunk in chunks[:-1]) and 0 < len(chunks[-1]) <= size
 
 
 def test_passes_abandoned_repeated_and_interleaved(roster: Path) -> None:
