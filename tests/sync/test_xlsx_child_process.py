@@ -248,3 +248,14 @@ def test_a_child_whose_parent_is_killed_exits(roster: Path) -> None:
     while sheet_processes(roster) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sheet_processes(roster) == []
+
+
+def test_the_child_imports_only_what_it_needs() -> None:
+    """The sheet reader's interpreter pays for python-calamine and two small modules, not for the settings, the
+    flows or their libraries."""
+    script = ("import sys; from creditbridge.readers import sheet_process; "
+              "print(' '.join(sorted(m for m in sys.modules if m.startswith(('creditbridge', 'pydantic', "
+              "'sqlalchemy', 'lxml', 'yaml', 'openpyxl', 'click')))))")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == ["creditbridge", "creditbridge.readers", "creditbridge.readers.cells",
+                                  "creditbridge.readers.sheet_process"]
