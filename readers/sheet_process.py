@@ -141,8 +141,9 @@ def main(argv: list[str]) -> None:
     # Ctrl-C reaches the whole process group: it is the parent's to handle, and the parent ends this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cap:
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+        # Never above a limit the parent was given (a ulimit, a test's cap): the lower of the two holds.
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap if soft == resource.RLIM_INFINITY else min(cap, soft), hard))
     conn = Connection(fd)
     try:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -259,3 +260,14 @@ def test_the_child_imports_only_what_it_needs() -> None:
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert ran.stdout.split() == ["creditbridge", "creditbridge.readers", "creditbridge.readers.cells",
                                   "creditbridge.readers.sheet_process"]
+
+
+def test_the_child_runs_under_its_address_space_cap(roster: Path) -> None:
+    own, _ = resource.getrlimit(resource.RLIMIT_AS)
+    expected = xlsx.address_cap(CHILD) if own == resource.RLIM_INFINITY else min(own, xlsx.address_cap(CHILD))
+    assert xlsx.address_cap(InputLimits()) >> 20 == 4135  # the figure docs/sync.md gives for the defaults
+    with FirstSheet(roster, CHILD) as sheet:
+        assert sheet._child is not None
+        limits = Path(f"/proc/{sheet._child._proc.pid}/limits").read_text().splitlines()
+        soft = next(line for line in limits if line.startswith("Max address space")).split()[3]
+        assert int(soft) == expected
