@@ -36,7 +36,7 @@ def openpyxl_value(v: Any) -> Any:
 
 
 def cell_text(v: Any) -> str:
-    """The text of one cell or YAML value, as the sync readers compare and store it."""
+    """The text of one cell or YAML value, as the table readers (readers/table.py) compare and store it."""
     if v is None:
         return ""
     if isinstance(v, str):

@@ -122,7 +122,7 @@ class FirstSheet:
             yield from batch
 
     def text_batches(self, after: int, width: int) -> Iterator[tuple[list[tuple[int, list[str]]], int]]:
-        """The rows below row `after` as the sync readers read them (cells.sheet_rows' TEXT: stripped texts, empty
+        """The rows below row `after` as readers/table.py reads them (cells.sheet_rows' TEXT: stripped texts, empty
         rows left out, padded to `width`), in batches with the length of their longest cell."""
         if self._child is None:
             return row_batches(sheet_rows(self._sheet, TEXT, after, width), BATCH_ROWS, TEXT)

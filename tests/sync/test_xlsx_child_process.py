@@ -232,7 +232,7 @@ def test_a_child_whose_parent_is_killed_exits(roster: Path) -> None:
         import sys, time
         from pathlib import Path
         from creditbridge.settings.model import InputLimits
-        from creditbridge.sync.readers import read_roster
+        from creditbridge.readers.exports import read_roster
         table = read_roster(Path({str(roster)!r}), limits=InputLimits(xlsx_in_process_mb=0))
         print(table._sheet._child._proc.pid, flush=True)
         time.sleep(600)
