@@ -16,7 +16,6 @@ import codecs
 import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -32,6 +31,7 @@ from creditbridge.input_limits import (
     check_file_size,
     not_regular,
 )
+from creditbridge.readers.cells import cell_text
 from creditbridge.readers.xlsx import FirstSheet, XlsxReadError
 from creditbridge.settings.model import InputLimits
 
@@ -93,26 +93,6 @@ def _clean_header(h: Any) -> str:
     return text.replace("\ufeff", "").replace("\u3000", " ").replace("*", "").replace("＊", "").strip()
 
 
-def _cell_text(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v.strip()
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, datetime):
-        return str(v)
-    if isinstance(v, date):  # python-calamine's date cell at midnight: the text openpyxl's datetime gave
-        return f"{v.isoformat()} 00:00:00"
-    if isinstance(v, float):
-        # An 18-digit ID number typed as a number has already lost its last digits in Excel; "1.0" style
-        # integers are rendered without the fraction so codes such as 370102001 survive.
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
-    return str(v).strip()
-
-
 @dataclass
 class Table:
     """One export file with its header resolved. Iterate it (again and again) for `(row, cells)`.
@@ -134,7 +114,8 @@ class Table:
     # A cell longer than this refuses the file (XLSX; CSV cells are bounded by csv's own field limit).
     max_cell_chars: int = InputLimits().max_cell_chars
     # XLSX: the sheet, unpacked once when the table was opened (unpacking is most of the cost of reading a
-    # workbook); every iteration reads it, never the file again. Held as long as the table is.
+    # workbook); every iteration reads it, never the file again. Held as long as the table is (a large one in
+    # a child process, which ends when the table is dropped: readers/xlsx.py).
     _sheet: FirstSheet | None = field(default=None, repr=False)
     _yaml_rows: list[tuple[int, list[str]]] | None = field(default=None, repr=False)
 
@@ -148,6 +129,18 @@ class Table:
     def chunks(self, size: int = 256) -> Iterator[list[tuple[int, list[str]]]]:
         """The same rows as iterating, in lists of up to `size`: CSV is read in C-level slices, which is what
         keeps a million-row plan within a few times a bare csv pass."""
+        if self.format == "xlsx":
+            # The sheet's rows come in batches already (readers/xlsx.py): cut into chunks at C speed.
+            pending: list[tuple[int, list[str]]] = []
+            for batch in self._xlsx_batches():
+                pending += batch
+                full = len(pending) - len(pending) % size
+                for i in range(0, full, size):
+                    yield pending[i:i + size]
+                del pending[:full]
+            if pending:
+                yield pending
+            return
         if self.format != "csv":
             it = iter(self)
             while chunk := list(islice(it, size)):
@@ -213,22 +206,23 @@ class Table:
             raise ReadError(f"{self.path.name}: row {row + 1}: {_csv_problem(e)}") from e
 
     def _iter_xlsx(self) -> Iterator[tuple[int, list[str]]]:
+        for batch in self._xlsx_batches():
+            yield from batch
+
+    def _xlsx_batches(self) -> Iterator[list[tuple[int, list[str]]]]:
+        """The sheet's rows below the header in batches; a cell too long raises after the rows before it."""
         assert self._sheet is not None  # set by _open_xlsx
-        width = self.width
         longest = self.max_cell_chars
-        header_row = self.header_row
-        for row, values in self._sheet.raw_rows():
-            if row <= header_row:
-                continue
-            # Text cells (nearly all of them) are stripped here, the others rendered as text by _cell_text.
-            cells = [v.strip() if type(v) is str else _cell_text(v) for v in values]
-            if not any(cells):
-                continue
-            if max(map(len, cells)) > longest:
-                self._too_long(row, cells)
-            if len(cells) < width:
-                cells.extend([""] * (width - len(cells)))
-            yield row, cells
+        # The cells come as text (stripped; the others rendered by cells.cell_text), empty rows left out, padded
+        # to the header's width: in the child process that unpacked a large sheet, or here for a small one.
+        for batch, batch_longest in self._sheet.text_batches(self.header_row, self.width):
+            if batch_longest > longest:
+                for i, (row, cells) in enumerate(batch):
+                    if max(map(len, cells)) > longest:
+                        if i:
+                            yield batch[:i]
+                        self._too_long(row, cells)
+            yield batch
 
     def _too_long(self, row: int, cells: list[str]) -> None:
         i = next(i for i, c in enumerate(cells) if len(c) > self.max_cell_chars)
@@ -394,7 +388,7 @@ def _open_yaml(path: Path, kind: str, fields: tuple[FieldSpec, ...], lookup: dic
     rows: list[tuple[int, list[str]]] = []
     for d, item in zip(data, items_node.value, strict=True):
         by_header = {_clean_header(k): v for k, v in d.items()}
-        cells = [_cell_text(by_header.get(h)) for h in header]
+        cells = [cell_text(by_header.get(h)) for h in header]
         if max(map(len, cells), default=0) > limits.max_cell_chars:
             i = next(i for i, c in enumerate(cells) if len(c) > limits.max_cell_chars)
             raise InputTooLarge(f"{path.name}: line {item.start_mark.line + 1}, {header[i]}: a value of "

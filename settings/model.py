@@ -232,6 +232,10 @@ class InputLimits(_Section):
     # rectangle in memory, 32 bytes a cell plus the text (~100 bytes a cell for a roster); a 1,000,000-teacher
     # roster of 13 columns is 13,000,000. Checked from the cell references before the sheet is read.
     xlsx_max_cells: int = Field(30_000_000, ge=1000)
+    # XLSX: a workbook of at least this size (compressed, in MB) is unpacked in a child process capped in memory,
+    # on the second core while this one runs the checks above (readers/xlsx.py); a smaller one in the process
+    # itself, where it costs less than starting the child (~0.1 s). 0: every workbook in a child.
+    xlsx_in_process_mb: int = Field(4, ge=0)
     # YAML catalogs are read whole; anchors and aliases are refused in any case.
     yaml_mb: int = Field(50, ge=1)
 

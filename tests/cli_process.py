@@ -112,3 +112,20 @@ def first_stderr_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str
     if not got:
         raise AssertionError(f"no line on stderr within {timeout}s")
     return got[0]
+
+
+def sheet_processes(path: Path) -> list[int]:
+    """The live sheet-reader child processes (readers/sheet_process.py) reading `path`, whoever their parent:
+    a test asserts none is left behind. A zombie (ended, not yet reaped) is not live."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and str(path).encode() in argv and any(b"sheet_process" in a for a in argv):
+            found.append(int(proc.name))
+    return found

@@ -230,3 +230,11 @@ def child_config(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, str]]
     config.write_text(f'[sync]\nreport_dir = "{(tmp_path / "reports").as_posix()}"\nusername_key = "k"\n{extra}',
                       encoding="utf-8")
     return config, {"CREDITBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+
+
+# [limits] for a config whose every XLSX goes through the child process (readers/xlsx.py), however small; the
+# default reads a file under 4 MB in the process itself. Combine with other limits in one [limits] table.
+CHILD_PROCESS = "xlsx_in_process_mb = 0\n"
+# Both ways of reading a workbook, for tests that must hold for each: the in-process reader is the reference.
+XLSX_PATHS = {"in process": "", "child process": CHILD_PROCESS}
+

@@ -13,13 +13,21 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from cli_process import run_cli
+from cli_process import run_cli, sheet_processes
 from openpyxl import load_workbook
-from sync_helpers import CHILD_MEMORY_MB, HEADERS, Person, child_config, id_number, people
+from sync_helpers import (
+    CHILD_MEMORY_MB,
+    HEADERS,
+    XLSX_PATHS,
+    Person,
+    child_config,
+    id_number,
+    people,
+)
 
 from creditbridge import i18n
+from creditbridge.readers.cells import cell_text
 from creditbridge.readers.exports import read_roster
-from creditbridge.readers.table import _cell_text
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.sync.outcome import PlanLine, SyncOutcome
 from creditbridge.sync.report import PLAN_SHEET_ROWS, plan_csv_path, write_report
@@ -59,9 +67,10 @@ def _plan_sheet(report: str) -> list[tuple[object, ...]]:
     return list(load_workbook(report, read_only=True)[sheet].iter_rows(values_only=True))
 
 
-def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", list(XLSX_PATHS))
+def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_path: Path, reader: str) -> None:
     csv_path, xlsx_path = _write_pair(tmp_path)
-    config, env = child_config(tmp_path)
+    config, env = child_config(tmp_path, f"[limits]\n{XLSX_PATHS[reader]}")
     docs = {}
     for path in (csv_path, xlsx_path):
         ran = run_cli(config, "sync", "roster", str(path), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
@@ -78,7 +87,7 @@ def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_pa
 
 def test_cells_read_as_openpyxl_read_them(tmp_path: Path) -> None:
     """Row numbers with empty rows and columns before the data, numbers, dates, booleans, merged and hidden rows,
-    formulas (no cached value: empty): the same texts as openpyxl's values_only through _cell_text."""
+    formulas (no cached value: empty): the same texts as openpyxl's values_only through cell_text."""
     wb = openpyxl.Workbook()
     ws = wb.active
     for col, h in enumerate(HEADERS, start=3):
@@ -103,7 +112,7 @@ def test_cells_read_as_openpyxl_read_them(tmp_path: Path) -> None:
     assert table.header_row == 3 and table.positions["id_number"] == 2
     got = list(table)
     ref = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    expected = [(n, [_cell_text(v) for v in row]) for n, row in enumerate(ref.worksheets[0].iter_rows(
+    expected = [(n, [cell_text(v) for v in row]) for n, row in enumerate(ref.worksheets[0].iter_rows(
         values_only=True), start=1) if n > 3 and any(v is not None for v in row)]
     width = table.width
     assert got == [(n, cells + [""] * (width - len(cells))) for n, cells in expected]
@@ -179,16 +188,20 @@ HOSTILE = {
 }
 
 
+@pytest.mark.parametrize("reader", list(XLSX_PATHS))
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_and_broken_workbooks_are_refused(tmp_path: Path, case: str) -> None:
+def test_hostile_and_broken_workbooks_are_refused(tmp_path: Path, case: str, reader: str) -> None:
+    """The same message either way; in the child process, the scan runs beside the unpacking, and its refusal
+    ends the child (a stray far cell aborts it under its memory cap: the scan's message still wins)."""
     make, message = HOSTILE[case]
     bomb = _hostile(tmp_path, "roster.xlsx", make())
-    config, env = child_config(tmp_path)
+    config, env = child_config(tmp_path, f"[limits]\n{XLSX_PATHS[reader]}")
     ran = run_cli(config, "sync", "roster", str(bomb), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB,
                   timeout=60)
     assert ran.code == 2, ran.output
     assert ran.stderr.startswith(f"error: {message}"), ran.stderr
     assert "Traceback" not in ran.output and ran.stdout == ""
+    assert sheet_processes(bomb) == []
 
 
 def test_a_zip_bomb_sheet_is_refused_by_its_unpacked_size(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import pytest
+from cli_process import sheet_processes
 from openpyxl import Workbook
 from sqlalchemy import select
 from webhook_helpers import ID_NUMBER, payload, seed, signed
@@ -81,7 +82,11 @@ def test_imported_revocation_and_late_completion_are_withdrawn_like_webhooks(run
         assert (out["stored"], out["withdrawn"]) == (len(lines), 1)
 
 
-def test_import_xlsx_scores(runner, config, db_url, tmp_path):
+@pytest.mark.parametrize("in_process_mb", [4, 0], ids=["in process", "child process"])
+def test_import_xlsx_scores(runner, config, db_url, tmp_path, in_process_mb):
+    # 0: the workbook is unpacked in the child process that reads large ones (readers/xlsx.py).
+    with open(config, "a", encoding="utf-8") as f:
+        f.write(f"[limits]\nxlsx_in_process_mb = {in_process_mb}\n")
     wb = Workbook()
     ws = wb.active
     ws.append(["身份证号", "课程编号", "活动编号", "成绩", "日期"])
@@ -92,6 +97,7 @@ def test_import_xlsx_scores(runner, config, db_url, tmp_path):
     r = runner.invoke(cli, ["--config", config, "intake", "import", str(f), "--json"])
     out = json.loads(r.output)
     assert out["stored"] == 1 and [(e["line"], e["field"]) for e in out["errors"]] == [(3, "occurred_at")]
+    assert sheet_processes(f) == []
     store = open_store(db_url)
     with store.session() as s:
         row = s.scalars(select(LearningRecordRow)).one()
