@@ -55,6 +55,7 @@ INBOX_STATES = ("pending", "parked", "processed", "rejected")
 # Longest query string passed to the library's app (it reads `name[]` filters from it); longer is refused.
 MAX_QUERY = 2048
 
+
 def new_multiproc_dir() -> str:
     """A private (0700), empty directory for one `serve` start's counters, in the temp directory. Directories of
     earlier starts whose master process is gone are removed first: only directories (never a symlink), owned by

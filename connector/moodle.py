@@ -340,14 +340,15 @@ class MoodleClient:
         while True:
             found = self.search_cohorts(query, contextid=contextid, page=page, perpage=perpage)
             try:
-                new = [c for c in found if int(c["id"]) not in seen]
+                ids = [int(c["id"]) for c in found]
             except (KeyError, TypeError, ValueError):
                 raise ProtocolError("unexpected answer: a cohort without a numeric id",
                                     function="core_cohort_search_cohorts") from None
+            new = [c for c, i in zip(found, ids, strict=True) if i not in seen]
             yield from new
             if len(found) < perpage or not new:
                 return
-            seen.update(int(c["id"]) for c in new)
+            seen.update(ids)
             page += 1
 
     def add_cohort_members(self, members: Sequence[Item]) -> BatchResult:

@@ -246,8 +246,8 @@ def mend_welcome_messages(ctx: ApplyContext, moodle_ids: dict[str, int], audienc
             f"{WELCOME_COURSES_FUNCTION} was refused ({refusal(e)}): a course welcome message an administrator "
             "turned back on in a managed course is not seen, and mails every teacher enrolled there")
         return set()
-    seen = {int(c.get("courseid") or 0) for c in sending}
-    found = sorted(codes[courseid] for courseid in seen if courseid in codes)
+    # The client has checked each entry's courseid is a number.
+    found = sorted({codes[c["courseid"]] for c in sending if c["courseid"] in codes})
     if not found:
         return set()
     ctx.outcome.notes.append(f"{len(found)} managed course(s) sent a course welcome message again (turned back on "
