@@ -7,17 +7,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditbridge import CreditbridgeError
+from creditbridge.store.migrate import upgrade
 
 
 class StoreError(CreditbridgeError):
@@ -64,19 +62,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
-
-
-def alembic_config(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("creditbridge.store.migrations")))
-    # ConfigParser interpolation would choke on '%' in a password.
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-def upgrade(url: str, revision: str = "heads") -> None:
-    # "heads": each flow keeps its own migration branch off 0001_core, so there may be several heads.
-    command.upgrade(alembic_config(url), revision)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from creditbridge.store import Store
-from creditbridge.store.db import alembic_config, upgrade
+from creditbridge.store.migrate import alembic_config, upgrade
 from creditbridge.store.models import Base
 
 
