@@ -1,4 +1,5 @@
-"""Engine, sessions and schema upgrades for SQLite (embedded) and PostgreSQL (production)."""
+"""Engine, sessions and the schema check for SQLite (embedded) and PostgreSQL (production); alembic's upgrades are
+in store/migrate.py, loaded only for a store not at SCHEMA_HEADS."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditbridge import CreditbridgeError
-from creditbridge.store.migrate import upgrade
+
+# The heads of store/migrations/versions: each flow keeps its own migration branch off 0001_core. A store whose
+# alembic_version holds exactly these is opened without importing alembic (see open_store). A new migration
+# must replace its parent here (tests/store/test_schema_heads.py checks this against alembic's own view).
+SCHEMA_HEADS = frozenset({
+    "0002_sync",
+    "0003_intake",
+    "0005_registry",
+    "0009_credit_mark_notify",
+    "0010_scheduler_drop_jobstore",
+})
 
 
 class StoreError(CreditbridgeError):
@@ -89,12 +100,34 @@ class Store:
         return self.engine.dialect.name == "postgresql"
 
 
+def schema_revisions(engine: Engine) -> frozenset[str] | None:
+    """The revisions in the store's alembic_version table: empty if it has none or no such table, None if
+    they cannot be read. Errors connecting are raised (open_store turns them into a StoreError)."""
+    with engine.connect() as conn:
+        try:
+            # Checked first: on PostgreSQL a SELECT on a missing table would abort the transaction.
+            if not inspect(conn).has_table("alembic_version"):
+                return frozenset()
+            return frozenset(str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        except SQLAlchemyError:  # an odd table: alembic, run as before, says what is wrong with it
+            return None  # leaving the block rolls the connection back before the pool takes it again
+
+
 def open_store(url: str, migrate: bool = True, **engine_kwargs: Any) -> Store:
-    """Open the store at `url`, bringing its schema up to date first unless told not to."""
+    """Open the store at `url`, bringing its schema up to date first unless told not to. A store already at
+    SCHEMA_HEADS (every command but the first) is opened without alembic; any other (no table, older, newer,
+    unreadable) is upgraded by alembic exactly as before, errors included."""
     try:
-        if migrate:
-            upgrade(url)
         engine = make_engine(url, **engine_kwargs)
+        try:
+            if migrate and schema_revisions(engine) != SCHEMA_HEADS:
+                from creditbridge.store.migrate import upgrade  # noqa: PLC0415 - start-up time: alembic, ~0.2 s CPU
+
+                upgrade(url)  # on its own engine and connection, as before
+                engine.dispose()  # no pooled connection from before the upgrade
+        except BaseException:
+            engine.dispose()
+            raise
     except ArgumentError as e:
         raise StoreError(f"database.url {safe_url(url)} is not a database URL SQLAlchemy can open ({e})") from e
     except OperationalError as e:
