@@ -115,13 +115,14 @@ def plan_roster_file(
     suspend_threshold: float = 0.10,
     limits: InputLimits | None = None,
     head: int = 0,
+    list_only: bool = False,
 ) -> RosterPlan:
-    """Read, validate and plan a roster file (the entry point apply uses). head: see plan_roster."""
+    """Read, validate and plan a roster file (the entry point apply uses). head, list_only: see plan_roster."""
     limits = limits or InputLimits()
     table = read_roster(path, header_map, limits)
     return plan_roster(ValidatedRoster(table, subjects), known, programme=programme, delta=delta, force=force,
                        suspend_threshold=suspend_threshold, id_column=table.column("id_number"),
-                       max_errors=limits.max_errors, head=head)
+                       max_errors=limits.max_errors, head=head, list_only=list_only)
 
 
 # --- catalog plan ----------------------------------------------------------------------------------------------

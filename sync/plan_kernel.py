@@ -46,6 +46,7 @@ def plan_roster(
     max_errors: int = 1000,
     head: int = 0,
     chunk_size: int = 256,
+    list_only: bool = False,
 ) -> RosterPlan:
     """Plan a roster file in one pass over its validated rows: the plan `roster_plan.plan_roster_reference`
     defines, computed in batches of `chunk_size` rows on compact state.
@@ -60,6 +61,8 @@ def plan_roster(
     objects.
     The actions are kept when there are at most `cache_limit` of them; else the first `head` candidates are
     (for `RosterPlan.first_actions`) and iterating `actions` reads the rows again.
+    list_only: the kept actions are only listed (a dry run's plan sheet), never applied, so a first sync's
+    rows are not hashed for them: their `source_hash` is None (row_hash falls back to roster_hash).
     """
     if iter(rows) is rows:  # a one-shot iterator cannot be replayed: keep it
         rows = list(rows)
@@ -193,8 +196,10 @@ def plan_roster(
         for item, h in zip(items, hashes, strict=True):
             one(item, h)
 
-    # Nothing stored (a first sync): no hash is compared, so none is computed beyond the cached actions'.
+    # Nothing stored (a first sync): no hash is compared, so none is computed beyond the cached actions' (which
+    # apply stores; a dry run's are only listed).
     need_hashes = len(known) > 0
+    hash_kept = not list_only
     validator = getattr(rows, "validator", None)
     table = getattr(rows, "table", None)
     with _gc_paused():
@@ -207,7 +212,7 @@ def plan_roster(
                 n = len(raw)
                 rows_read += n
                 if raw_get is None or not need_hashes:
-                    fold(*validator.chunk(raw, hashes=keeping or need_hashes))
+                    fold(*validator.chunk(raw, hashes=(keeping and hash_kept) or need_hashes))
                     continue
                 # A re-sync: the export's own text of each row is compared with the store first, so only
                 # the rows that differ are validated (an unchanged row was valid when it was stored).

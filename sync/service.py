@@ -283,7 +283,7 @@ def sync_roster(settings: Settings, store: Store, path: str | Path, *, dry_run: 
             known = load_known_teachers(store.engine, programme)
             return plan_roster_file(path, known, programme=programme, header_map=settings.sync.header_map,
                                     delta=delta, force=force, suspend_threshold=settings.sync.suspend_threshold,
-                                    limits=settings.limits, head=lines_head)
+                                    limits=settings.limits, head=lines_head, list_only=dry_run)
 
         try:
             plan = make_plan()

@@ -3,6 +3,7 @@ a second pass over the roster: the same actions, in the same order, as iterating
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from itertools import islice
 from pathlib import Path
@@ -105,10 +106,10 @@ def test_dry_run_plan_sheet_lists_the_first_actions_of_one_pass(tmp_path: Path, 
     expected = [roster_module.plan_line(a) for a in islice(plan_roster_file(files.roster, known,
                                                                              programme="sd-2022").actions, limit)]
     # Fewer actions held than the file has (a province's 50,000 at this size), and no second pass allowed.
-    heads: list[int] = []
+    heads: list[tuple[int, bool]] = []
 
     def small_cache(*args: Any, **kwargs: Any) -> RosterPlan:
-        heads.append(kwargs["head"])
+        heads.append((kwargs["head"], kwargs["list_only"]))
         return plan_roster(*args, cache_limit=10, **kwargs)
 
     monkeypatch.setattr(plan_module, "plan_roster", small_cache)
@@ -118,7 +119,8 @@ def test_dry_run_plan_sheet_lists_the_first_actions_of_one_pass(tmp_path: Path, 
     result = runner.invoke(cli, ["--config", str(config), "sync", "roster", str(files.roster), "--dry-run", "--json"],
                            env={"CREDITBRIDGE_DATABASE_URL": sqlite_url}, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert heads == [limit + 1]  # the planning pass kept the sheet's lines (and one more), no more
+    # The planning pass kept the sheet's lines (and one more), no more, and hashed none of them (list_only).
+    assert heads == [(limit + 1, True)]
     doc = json.loads(result.stdout)
     assert doc["created"] == 300 - files.leavers > limit
     book = openpyxl.load_workbook(doc["report"], read_only=True)
@@ -126,6 +128,21 @@ def test_dry_run_plan_sheet_lists_the_first_actions_of_one_pass(tmp_path: Path, 
     assert f"the plan lists the first {limit} actions only" in summary
     lines = [list(r) for r in book.worksheets[2].iter_rows(min_row=2, values_only=True)]
     assert lines == [[p.action, p.row, p.who, p.name, p.detail or None, p.result] for p in expected]
+
+
+def test_a_listed_plan_is_the_applied_plan_without_source_hashes(tmp_path: Path) -> None:
+    """list_only (a dry run) leaves the kept rows unhashed and changes nothing else: the same counts, errors
+    and actions, so the dry run's sheet shows what a real run would do."""
+    files = write_province(tmp_path, teachers=400, seed=7, xlsx=False)
+    plans = [plan_roster(ValidatedRoster(read_roster(files.roster)), KnownTeachers(), programme="sd-2022",
+                         cache_limit=10, head=151, list_only=list_only) for list_only in (False, True)]
+    applied, listed = (p.first_actions(150) for p in plans)
+    assert all(a.roster_row and a.roster_row.source_hash for a in applied)
+    assert all(a.roster_row and a.roster_row.source_hash is None for a in listed)
+    assert [dataclasses.replace(a, roster_row=a.roster_row and a.roster_row._replace(source_hash=None))
+            for a in applied] == listed
+    assert plans[0].counts == plans[1].counts and plans[0].errors == plans[1].errors
+    assert [roster_module.plan_line(a) for a in applied] == [roster_module.plan_line(a) for a in listed]
 
 
 def _first_sync_rows() -> list[RosterRow | InvalidRow]:
