@@ -153,7 +153,16 @@ def test_column_wise_fast_path_agrees_with_the_per_row_validator(tmp_path: Path)
                                                    ("幼儿园", ""), ("幼儿园", "无")])
         r[COL["邮箱"]] = rng.choice(["", "a@b.cn"])
         r[COL["手机号"]] = rng.choice(["", "13800000000", "+86 138-0000-0000"])
-    mutations = [(c, v) for c, v, _ in CASES] + [("是否乡村教师", "Y"), ("学科", "None"), ("身份证号", "'" + ident(9))]
+    good_id = ident(9)
+    # ID numbers that fool one check of the chunk's column-wise shape test but not another: an X inside, a
+    # full-width digit (str.isdigit and int() take it: the sum would come out right), a lower-case x, lengths
+    # that add up to 18 per row over two rows, a non-ASCII letter, a second X.
+    full_width = chr(ord(good_id[3]) - ord("0") + ord("０"))
+    odd_ids = [good_id[:5] + "X" + good_id[6:], good_id[:3] + full_width + good_id[4:], good_id[:17].lower() + "x",
+               good_id + "1", good_id[:17], "é" + good_id[1:], good_id[:16] + "XX", good_id[:17] + "Y",
+               "\t" + good_id]
+    mutations = [(c, v) for c, v, _ in CASES] + [("是否乡村教师", "Y"), ("学科", "None"), ("身份证号", "'" + good_id)]
+    mutations += [("身份证号", v) for v in odd_ids]
     for r in rows:
         if rng.random() < 0.4:
             c, v = rng.choice(mutations)
