@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from itertools import chain, compress, islice, repeat
@@ -163,11 +163,32 @@ def plan_roster(
                     keeping = complete = False  # too many to hold: iterating the actions re-reads the file
         return item.row << 5 | level << 3 | ki
 
+    # A first sync: classify(row, None)'s kind index for a row of each status (it depends on nothing else).
+    kind_of_status: dict[str, int] = {}
+
+    def fold_first_seen(nums: list[int], ids: list[str], statuses: list[str], row_of: Callable[[int], Any]) -> bool:
+        """A first sync's chunk of valid rows when no action is kept: each row's kind is classify's for its
+        status, asked once per status (`row_of(i)`: the RosterRow of the chunk's row i). False, and nothing
+        done, when an ID number was seen before or repeats: the chunk then needs the duplicate bookkeeping."""
+        if not (first.keys().isdisjoint(ids) and len(set(ids)) == len(ids)):
+            return False
+        for st in set(statuses) - kind_of_status.keys():
+            kind_of_status[st] = _KIND_INDEX[classify(row_of(statuses.index(st)), None)[0]]
+        kis = list(map(kind_of_status.__getitem__, statuses))
+        for ki in set(kis):
+            counts[ki] += kis.count(ki)
+        first.update(zip(ids, map(or_, map(lshift, nums, repeat(5)), kis), strict=True))
+        return True
+
     def fold(items: list[RosterRow | InvalidRow], hashes: list[str | None]) -> None:
         n = len(items)
         if InvalidRow not in map(type, items):
             ids = list(map(_ID, items))
-            if first.keys().isdisjoint(ids) and len(set(ids)) == n:
+            if raw_get is not None and not need_hashes and not keeping:
+                # Nothing stored (a province's first sync) and no action to keep.
+                if fold_first_seen(list(map(_ROW, items)), ids, list(map(_STATUS, items)), items.__getitem__):
+                    return
+            elif first.keys().isdisjoint(ids) and len(set(ids)) == n:
                 # Valid rows, none seen before: no duplicate bookkeeping row by row.
                 if raw_get is not None and need_hashes:
                     states = list(map(raw_get, ids, repeat("")))
@@ -178,16 +199,6 @@ def plan_roster(
                                      strict=True))
                     for i in compress(range(n), map(not_, same)):
                         first[ids[i]] = classify_one(items[i], hashes[i], states[i])  # type: ignore[arg-type]
-                elif raw_get is not None and not keeping:
-                    # Nothing stored (a province's first sync) and no action to keep: each row's kind is
-                    # classify(row, None)'s for its status, asked once per status rather than once per row.
-                    statuses = list(map(_STATUS, items))
-                    probe: RosterRow = items[0]  # type: ignore[assignment]  # a chunk of valid rows only
-                    kind_of = {st: _KIND_INDEX[classify(probe._replace(status=st), None)[0]] for st in set(statuses)}
-                    kis = list(map(kind_of.__getitem__, statuses))
-                    for ki in kind_of.values():
-                        counts[ki] += kis.count(ki)
-                    first.update(zip(ids, map(or_, map(lshift, map(_ROW, items), repeat(5)), kis), strict=True))
                 else:
                     st = "" if raw_get is not None else None  # "": nothing stored at all
                     for item, h, id_number in zip(items, hashes, ids, strict=True):
@@ -212,6 +223,13 @@ def plan_roster(
                 n = len(raw)
                 rows_read += n
                 if raw_get is None or not need_hashes:
+                    if raw_get is not None and not keeping:
+                        # A first sync past the kept actions: a chunk whose rows are all valid is counted from
+                        # their ID numbers and statuses, without making a RosterRow of each.
+                        screened = validator.screen(raw)
+                        if screened is not None and fold_first_seen(list(map(_ROW, raw)), screened[0], screened[1],
+                                                                    partial(_validate_nth, validator, raw)):
+                            continue
                     fold(*validator.chunk(raw, hashes=(keeping and hash_kept) or need_hashes))
                     continue
                 # A re-sync: the export's own text of each row is compared with the store first, so only
@@ -293,6 +311,10 @@ def _first_errors(errors: list[RowError], omitted: int, dup_rows: dict[str, list
         out.append(RowError(row=row, column=id_column, reason=reason))
     total = len(errors) + omitted + sum(dup_total.values())
     return out, total - len(out)
+
+
+def _validate_nth(validator: Any, rows: list[tuple[int, list[str]]], i: int) -> RosterRow | InvalidRow:
+    return validator(*rows[i])
 
 
 _ID = itemgetter(1)

@@ -302,6 +302,13 @@ class RosterValidator:
         return _new_tuple(RosterRow, (row, id_number, name, school_code, school_name, county, city, stage, subject,
                                       rural, status, phone, email, teacher_code, self.source_hash(cells)))
 
+    def screen(self, rows: list[tuple[int, list[str]]]) -> tuple[list[str], list[str]] | None:
+        """(normalised ID numbers, statuses) of a non-empty chunk whose every row passes `chunk`'s column-wise
+        checks, so is valid; None when a row does not (then `chunk` says which and why). What a first sync's
+        planner needs of the rows it neither keeps nor compares: building their RosterRows is a fifth of `chunk`.
+        """
+        columns, bad = self._screen(rows)
+        return None if bad else (columns[0], columns[9])
 
     def chunk(
         self, rows: list[tuple[int, list[str]]], hashes: bool = True
@@ -319,6 +326,30 @@ class RosterValidator:
         if n == 0:
             return [], []
         nums = list(map(itemgetter(0), rows))
+        (ids, names, school_codes, school_names, counties, cities, stages, subjects, rurals, statuses, phone_texts,
+         email_texts, code_texts), bad = self._screen(rows)
+        subjects = list(map(_EMPTY_TO_NONE.get, subjects, subjects))
+        phones = list(map(_EMPTY_TO_NONE.get, phone_texts, phone_texts))
+        emails = list(map(_EMPTY_TO_NONE.get, email_texts, email_texts))
+        codes = list(map(_EMPTY_TO_NONE.get, code_texts, code_texts))
+        source: list[str | None] = (self._hashes(map(itemgetter(1), rows)) if hashes  # type: ignore[assignment]
+                                    else [None] * n)
+        items: list[RosterRow | InvalidRow] = list(map(_new_tuple, repeat(RosterRow), zip(
+            nums, ids, names, school_codes, school_names, counties, cities, stages, subjects, rurals, statuses,
+            phones, emails, codes, source, strict=True)))
+        for i in bad:
+            item = self(nums[i], rows[i][1])
+            if isinstance(item, InvalidRow):
+                source[i] = None
+            elif not hashes:
+                item = item._replace(source_hash=None)
+            items[i] = item
+        return items, source
+
+    def _screen(self, rows: list[tuple[int, list[str]]]) -> tuple[list[list[Any]], set[int]]:
+        """`chunk`'s column-wise checks of a non-empty chunk: the values of RosterRow's fields from id_number to
+        teacher_code (subject, phone, email and teacher code as text, "" for none), and the indices of the
+        rows a check did not pass."""
         columns = self._stripped(rows)
         (id_texts, names, school_codes, school_names, counties, cities, stage_texts, subject_texts, rural_texts,
          status_texts, phone_texts, email_texts, code_texts) = columns
@@ -370,7 +401,6 @@ class RosterValidator:
         subjects = list(map(self._pairs.get, zip(stages, subject_texts, strict=True)))
         if None in subjects:
             flag(map(is_not, subjects, repeat(None)))
-        subjects = list(map(_EMPTY_TO_NONE.get, subjects, subjects))
         rurals = list(map(RURAL_VALUES.get, rural_texts))
         if None in rurals:
             flag(map(is_not, rurals, repeat(None)))
@@ -381,23 +411,8 @@ class RosterValidator:
             flag(not v or v.isdigit() for v in phone_texts)
         if any(email_texts) and not all(map(_EMAIL.fullmatch, filter(None, email_texts))):
             flag(not v or _EMAIL.fullmatch(v) for v in email_texts)
-        phones = list(map(_EMPTY_TO_NONE.get, phone_texts, phone_texts))
-        emails = list(map(_EMPTY_TO_NONE.get, email_texts, email_texts))
-        codes = list(map(_EMPTY_TO_NONE.get, code_texts, code_texts))
-
-        source: list[str | None] = (self._hashes(map(itemgetter(1), rows)) if hashes  # type: ignore[assignment]
-                                    else [None] * n)
-        items: list[RosterRow | InvalidRow] = list(map(_new_tuple, repeat(RosterRow), zip(
-            nums, ids, names, school_codes, school_names, counties, cities, stages, subjects, rurals, statuses,
-            phones, emails, codes, source, strict=True)))
-        for i in bad:
-            item = self(nums[i], rows[i][1])
-            if isinstance(item, InvalidRow):
-                source[i] = None
-            elif not hashes:
-                item = item._replace(source_hash=None)
-            items[i] = item
-        return items, source
+        return [ids, names, school_codes, school_names, counties, cities, stages, subjects, rurals, statuses,
+                phone_texts, email_texts, code_texts], bad
 
 
 class ValidatedRoster:

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +168,52 @@ def test_the_generated_cases_reach_every_kind_and_level() -> None:
     assert [(e.row, e.column) for e in plan.errors] == [(9, "身份证号"), (10, "身份证号"), (11, "学段")]
     assert plan.absent == [ident(9), ident(10)]
     assert [a.kind for a in plan.actions][-2:] == [ActionKind.SUSPEND, ActionKind.SUSPEND]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rosters(), st.booleans(), st.sampled_from([0, 1, 3]), st.sampled_from([0, 2]))
+def test_a_first_sync_past_the_kept_actions_plans_as_the_reference(
+    roster: tuple[list[list[str]], list[tuple[int, list[str] | None, str]]], delta: bool, cache_limit: int,
+    head: int,
+) -> None:
+    """Nothing stored and the actions past those kept: the chunks whose rows all pass validation's column-wise
+    checks are counted from their ID numbers and statuses (RosterValidator.screen), the others (an invalid row,
+    an ID number seen before or repeated) the careful way. Both give the reference's plan."""
+    rows, _ = roster
+    with tempfile.TemporaryDirectory() as folder:
+        table = read_roster(write(Path(folder), rows))
+        items = list(ValidatedRoster(table))
+        options = {"programme": "sd-2022", "delta": delta, "id_column": table.column("id_number")}
+        reference = outcome(plan_roster_reference(items, {}, **options))  # type: ignore[arg-type]
+        for size in CHUNKS:
+            plan = plan_roster(ValidatedRoster(table), KnownTeachers(), chunk_size=size, cache_limit=cache_limit,
+                               head=head, **options)  # type: ignore[arg-type]
+            assert outcome(plan) == reference, (size, cache_limit, head)
+            assert plan.first_actions(head) == reference[2][:head]
+
+
+def test_the_screened_first_sync_path_is_taken_and_falls_back_on_a_duplicate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test above is not vacuous: on a first sync past the kept actions, chunks of valid rows are screened
+    and never made into RosterRows; a chunk with an ID number seen in an earlier chunk is validated whole."""
+    rows = [[ident(n), f"教师{n}", *SCHOOLS[n % 6], "初中", "数学", "否", "离职" if n % 4 == 0 else "在职", "", "",
+             ""] for n in range(40)]
+    rows.append(list(rows[3]))  # row 43 repeats the ID number of row 5
+    table = read_roster(write(tmp_path, rows))
+    calls = {"screen": 0, "chunk": 0}
+    for name in calls:
+        original = getattr(RosterValidator, name)
+
+        def spy(self: RosterValidator, *args: object, _name: str = name, _original: object = original,
+                **kwargs: object) -> object:
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(RosterValidator, name, spy)
+    plan = plan_roster(ValidatedRoster(table), KnownTeachers(), programme="sd-2022", chunk_size=10, cache_limit=0)
+    # 41 rows in chunks of 10: the first validated whole (no action was left out yet), the next four screened;
+    # the last (row 43 repeats row 5's ID number) validated whole too.
+    assert calls == {"screen": 4, "chunk": 2}
+    items = list(ValidatedRoster(table))
+    assert outcome(plan) == outcome(plan_roster_reference(items, {}, programme="sd-2022"))
+    assert plan.counts["create"] == 30 - 1 and plan.counts["unchanged"] == 10 and len(plan.errors) == 2
