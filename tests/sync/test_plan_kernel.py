@@ -7,6 +7,7 @@ rows."""
 from __future__ import annotations
 
 import csv
+import gc
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from creditbridge.readers.exports import read_roster
 from creditbridge.records.id_number import check_digit
 from creditbridge.sync.plan import plan_roster as public_plan_roster
-from creditbridge.sync.plan_kernel import plan_roster
+from creditbridge.sync.plan_kernel import _gc_paused, plan_roster
 from creditbridge.sync.records import ActionKind, RosterRow, TeacherState
 from creditbridge.sync.roster_plan import KnownTeachers, RosterPlan, plan_roster_reference
 from creditbridge.sync.validation import RosterValidator, ValidatedRoster
@@ -217,3 +218,20 @@ def test_the_screened_first_sync_path_is_taken_and_falls_back_on_a_duplicate(
     items = list(ValidatedRoster(table))
     assert outcome(plan) == outcome(plan_roster_reference(items, {}, programme="sd-2022"))
     assert plan.counts["create"] == 30 - 1 and plan.counts["unchanged"] == 10 and len(plan.errors) == 2
+
+
+def test_what_a_collector_pause_leaves_alive_goes_to_the_oldest_generation() -> None:
+    """After _gc_paused, the containers made in the block are not young: the first young collections would
+    otherwise scan a province's hundreds of thousands of them. A pause inside a pause leaves the collector off."""
+    assert gc.isenabled()
+    with _gc_paused():
+        kept = [[n] for n in range(5000)]
+        with _gc_paused():
+            inner = [[n] for n in range(10)]
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    young = {id(o) for generation in (0, 1) for o in gc.get_objects(generation=generation)}
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert not any(id(k) in young for k in kept + inner)
+    assert all(id(k) in oldest for k in kept + inner)
+    assert gc.get_freeze_count() == 0
