@@ -9,6 +9,8 @@ finishes them, even when the file did not change.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
@@ -71,17 +73,36 @@ def plan_line(action: TeacherAction) -> PlanLine:
                     detail)
 
 
+def plan_line_column(actions: list[TeacherAction]) -> list[PlanLine]:
+    """`plan_line` of each action. Column by column when every action has its row and no transfer levels (a
+    province's first sync: 200,000 creates), a Python call per line fewer; else line by line."""
+    rows = list(map(_ROSTER_ROW, actions))
+    if None in rows or any(map(_TRANSFER_LEVELS, actions)):
+        return list(map(plan_line, actions))
+    return list(map(PlanLine, map(_KIND_TEXT.__getitem__, map(_KIND, actions)), map(_ROW, rows),
+                    map(mask_id_number, map(_ID_NUMBER, actions)), map(_NAME, rows)))
+
+
 def plan_lines(ctx: ApplyContext, actions: Iterable[TeacherAction]) -> None:
     """The report's plan sheet (the first PLAN_LINES_MAX actions: a province's first sync has a million)."""
     out = ctx.outcome
+    room = max(PLAN_LINES_MAX - len(out.plan), 0)
     # The actions may come from a second pass over the roster (apply), the lines stay: 200,000 objects that cannot form
     # cycles, which the collector would otherwise scan again and again (a fifth of this step's CPU).
     with _gc_paused():
-        for a in actions:
-            if len(out.plan) >= PLAN_LINES_MAX:
-                out.notes.append(f"the plan lists the first {PLAN_LINES_MAX} actions only")
-                return
-            out.plan.append(plan_line(a))
+        listed = list(islice(actions, room + 1))
+        out.plan += plan_line_column(listed[:room])
+    if len(listed) > room:
+        out.notes.append(f"the plan lists the first {PLAN_LINES_MAX} actions only")
+
+
+_ROSTER_ROW = attrgetter("roster_row")
+_TRANSFER_LEVELS = attrgetter("transfer_levels")
+_KIND = attrgetter("kind")
+_ID_NUMBER = attrgetter("id_number")
+_ROW = attrgetter("row")
+_NAME = attrgetter("name")
+_KIND_TEXT = {kind: kind.value for kind in ActionKind}
 
 
 def _store_teachers(ctx: ApplyContext, done: Sequence[tuple[TeacherAction, int, str]]) -> None:

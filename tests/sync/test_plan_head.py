@@ -169,3 +169,16 @@ def test_first_sync_kernel_plans_as_the_row_by_row_classification() -> None:
         assert plan.counts == reference.counts and plan.errors == reference.errors, cache_limit
         assert plan._duplicates == reference._duplicates
         assert list(plan.actions) == list(reference.actions)
+
+
+def test_plan_lines_column_by_column_are_the_lines_one_by_one(tmp_path: Path) -> None:
+    """plan_line_column, the fast path of a province's plan sheet, gives plan_line's lines: for a first sync's
+    creates (column by column) and for every other kind of action (line by line)."""
+    rows, known = _rows_and_store()
+    every_kind = list(plan_roster(rows, known, programme="sd-2022", force=True).actions)
+    assert {a.kind.value for a in every_kind} >= {"create", "update", "transfer", "suspend", "reactivate"}
+    files = write_province(tmp_path, teachers=300, seed=2, xlsx=False)
+    creates = list(plan_roster_file(files.roster, KnownTeachers(), programme="sd-2022").actions)
+    assert {a.kind.value for a in creates} == {"create"}
+    for actions in (every_kind, creates, creates[:1], [], creates[:5] + every_kind[-3:]):
+        assert roster_module.plan_line_column(actions) == [roster_module.plan_line(a) for a in actions]

@@ -231,6 +231,7 @@ def test_a_long_plan_goes_whole_into_a_csv_beside_the_report(tmp_path: Path) -> 
     doc = json.loads(ran.stdout)
     report = Path(doc["report"])
     plan_csv = report.with_name(report.stem + "-plan.csv")
+    assert plan_csv.read_bytes().startswith("\ufeff".encode())  # the byte order mark Excel and WPS need
     with plan_csv.open(encoding="utf-8-sig", newline="") as f:
         lines = list(csv.reader(f))
     words = i18n.words(i18n.DEFAULT_LANGUAGE)  # the report's language: zh-CN unless report.language says otherwise
