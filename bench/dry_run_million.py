@@ -8,7 +8,9 @@ it exits: wait4's rusage then counts that process's CPU too (Linux adds the chil
 its ru_maxrss is the larger of the two peaks. Each process's own peak and CPU are sampled from /proc every
 0.25 s while the run lasts (`processes`: the CLI first; what a process does in its last 0.25 s may be missed).
 The baseline is a child doing a plain `csv` pass over the same GB18030 roster, measured the same way in the
-same run. Each command runs `--repeat` times, best kept (the machine is shared: the least disturbed run).
+same run. The commands take turns `--repeat` times (baseline, CSV, XLSX, then again), and each one's best run
+is kept (the machine is shared: the least disturbed run); the CSV run's ratio to the baseline of its own turn is
+printed too, with its median.
 The package's bytecode is compiled first and the children run without PYTHONDONTWRITEBYTECODE: an installed
 package has its .pyc files, and compiling some 200 modules from source on every run (~0.2 s) is not what a user
 pays.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -78,31 +81,31 @@ def _watch(pid: int, stop: threading.Event, seen: dict[int, dict[str, Any]]) -> 
                 seen[p] = {k: max(v, seen.get(p, {}).get(k, 0)) for k, v in sample.items()}
 
 
-def _measured(cmd: list[str], env: dict[str, str], repeat: int) -> dict[str, Any]:
-    best: dict[str, Any] | None = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        seen: dict[int, dict[str, Any]] = {}
-        stop = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(proc.pid, stop, seen), daemon=True)
-        watcher.start()
-        # The child's own rusage (not the sum of all children): read its pipes in full first, then reap it.
-        out = proc.stdout.read() if proc.stdout else b""
-        err = proc.stderr.read() if proc.stderr else b""
-        _, status, usage = os.wait4(proc.pid, 0)
-        stop.set()
-        watcher.join()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        run = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-               "max_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": proc.returncode, "out": out, "err": err,
-               "processes": [{"pid": p, **v} for p, v in seen.items()]}
-        if run["exit"] != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed (exit {run['exit']}): {err.decode(errors='replace')[-2000:]}")
-        if best is None or run["cpu_s"] < best["cpu_s"]:
-            best = run
-    assert best is not None
-    return best
+def _measured(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """One run of `cmd`: wall, CPU and peak of the child (wait4), each process's own figures (sampled)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: dict[int, dict[str, Any]] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(proc.pid, stop, seen), daemon=True)
+    watcher.start()
+    # The child's own rusage (not the sum of all children): read its pipes in full first, then reap it.
+    out = proc.stdout.read() if proc.stdout else b""
+    err = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    stop.set()
+    watcher.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    run = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+           "max_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": proc.returncode, "out": out, "err": err,
+           "processes": [{"pid": p, **v} for p, v in seen.items()]}
+    if run["exit"] != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {run['exit']}): {err.decode(errors='replace')[-2000:]}")
+    return run
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(runs, key=lambda r: r["cpu_s"])
 
 
 def main() -> None:
@@ -139,12 +142,24 @@ def main() -> None:
                 "--dry-run", "--json"]
 
     if not (work / "store.db").exists():
-        _measured(cli(roster), env, 1)  # creates the store, so no measured run pays for its migrations
-    base = _measured([sys.executable, "-c", BASELINE, str(roster)], env, a.repeat)
-    runs = {"csv": _measured(cli(roster), env, a.repeat)}
+        _measured(cli(roster), env)  # creates the store, so no measured run pays for its migrations
+    # The baseline and the commands take turns, so that a slower spell of the shared machine meets both.
+    commands = {"baseline": [sys.executable, "-c", BASELINE, str(roster)], "csv": cli(roster)}
     if not a.no_xlsx:
         results["xlsx_mb"] = round(xlsx.stat().st_size / 1e6, 1)
-        runs["xlsx"] = _measured(cli(xlsx), env, a.repeat)
+        commands["xlsx"] = cli(xlsx)
+    measured: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
+    for _ in range(a.repeat):
+        for name, cmd in commands.items():
+            measured[name].append(_measured(cmd, env))
+    base_runs = measured.pop("baseline")
+    base = _best(base_runs)
+    runs = {name: _best(taken) for name, taken in measured.items()}
+    # Each turn's own ratio too (CSV run / the baseline run just before it): their median does not hang on one
+    # lucky baseline run.
+    turns = sorted(c["cpu_s"] / b["cpu_s"] for b, c in zip(base_runs, measured["csv"], strict=True))
+    results["csv_cpu_ratio_per_turn"] = [round(r, 2) for r in turns]
+    results["csv_cpu_ratio_median_turn"] = round(statistics.median(turns), 2)
     results["baseline"] = {k: base[k] for k in ("wall_s", "cpu_s", "max_rss_mb")}
     plans = {}
     for name, run in runs.items():
@@ -171,6 +186,8 @@ def main() -> None:
     print(f"roster: {a.teachers:,} teachers, {results['csv_mb']} MB GB18030 CSV ({folder}); "
           f"load average before {' '.join(results['loadavg_before'])}, after {' '.join(results['loadavg_after'])}")
     print(f"baseline   plain csv pass: {b['cpu_s']} s CPU, {b['wall_s']} s wall, peak {b['max_rss_mb']} MB")
+    print(f"turns      CSV dry run / its turn's baseline, CPU: {results['csv_cpu_ratio_per_turn']} "
+          f"(median {results['csv_cpu_ratio_median_turn']}x)")
     for name in runs:
         r = results[name]
         print(f"{name:<10} sync roster --dry-run --json: {r['cpu_s']} s CPU = {r['cpu_ratio']}x baseline, "
