@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from itertools import chain, compress, islice, repeat
-from operator import add, itemgetter, lshift, not_, or_
+from operator import add, itemgetter, lshift, ne, not_, or_
 from typing import Any
 
 from creditbridge.records.id_number import mask_id_number
@@ -166,10 +166,13 @@ def plan_roster(
     # A first sync: classify(row, None)'s kind index for a row of each status (it depends on nothing else).
     kind_of_status: dict[str, int] = {}
 
-    def fold_first_seen(nums: list[int], ids: list[str], statuses: list[str], row_of: Callable[[int], Any]) -> bool:
-        """A first sync's chunk of valid rows when no action is kept: each row's kind is classify's for its
-        status, asked once per status (`row_of(i)`: the RosterRow of the chunk's row i). False, and nothing
-        done, when an ID number was seen before or repeats: the chunk then needs the duplicate bookkeeping."""
+    def fold_first_seen(nums: list[int], ids: list[str], statuses: list[str], row_of: Callable[[int], Any],
+                        items: list[RosterRow] | None = None) -> bool:
+        """A first sync's chunk of valid rows: each row's kind is classify's for its status, asked once per status
+        (`row_of(i)`: the RosterRow of the chunk's row i), and while actions are kept, they are made from `items`
+        (the chunk's RosterRows, needed then). False, and nothing done, when an ID number was seen before or
+        repeats: the chunk then needs the duplicate bookkeeping."""
+        nonlocal keeping, complete
         if not (first.keys().isdisjoint(ids) and len(set(ids)) == len(ids)):
             return False
         for st in set(statuses) - kind_of_status.keys():
@@ -178,15 +181,25 @@ def plan_roster(
         for ki in set(kis):
             counts[ki] += kis.count(ki)
         first.update(zip(ids, map(or_, map(lshift, nums, repeat(5)), kis), strict=True))
+        if keeping:
+            assert items is not None, "actions are kept from RosterRows"
+            # As classify_one keeps them: the candidates in file order until the limit, then none.
+            wanted = list(compress(range(len(kis)), map(ne, kis, repeat(unchanged_i))))
+            taken = wanted[:keep_limit - len(cached)]
+            cached.extend(map(TeacherAction, map(_KINDS.__getitem__, map(kis.__getitem__, taken)),
+                              map(ids.__getitem__, taken), map(items.__getitem__, taken), repeat(None)))
+            if len(taken) < len(wanted):
+                keeping = complete = False  # too many to hold: iterating the actions re-reads the file
         return True
 
     def fold(items: list[RosterRow | InvalidRow], hashes: list[str | None]) -> None:
         n = len(items)
         if InvalidRow not in map(type, items):
             ids = list(map(_ID, items))
-            if raw_get is not None and not need_hashes and not keeping:
-                # Nothing stored (a province's first sync) and no action to keep.
-                if fold_first_seen(list(map(_ROW, items)), ids, list(map(_STATUS, items)), items.__getitem__):
+            if raw_get is not None and not need_hashes:
+                # Nothing stored: a province's first sync.
+                if fold_first_seen(list(map(_ROW, items)), ids, list(map(_STATUS, items)), items.__getitem__,
+                                   items):  # type: ignore[arg-type]  # valid rows only
                     return
             elif first.keys().isdisjoint(ids) and len(set(ids)) == n:
                 # Valid rows, none seen before: no duplicate bookkeeping row by row.
@@ -199,10 +212,9 @@ def plan_roster(
                                      strict=True))
                     for i in compress(range(n), map(not_, same)):
                         first[ids[i]] = classify_one(items[i], hashes[i], states[i])  # type: ignore[arg-type]
-                else:
-                    st = "" if raw_get is not None else None  # "": nothing stored at all
+                else:  # a plain mapping of the stored teachers (tests)
                     for item, h, id_number in zip(items, hashes, ids, strict=True):
-                        first[id_number] = classify_one(item, h, st)  # type: ignore[arg-type]
+                        first[id_number] = classify_one(item, h, None)  # type: ignore[arg-type]
                 return
         for item, h in zip(items, hashes, strict=True):
             one(item, h)

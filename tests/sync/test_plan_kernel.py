@@ -172,14 +172,15 @@ def test_the_generated_cases_reach_every_kind_and_level() -> None:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rosters(), st.booleans(), st.sampled_from([0, 1, 3]), st.sampled_from([0, 2]))
+@given(rosters(), st.booleans(), st.sampled_from([0, 1, 3, 50_000]), st.sampled_from([0, 2, 7]))
 def test_a_first_sync_past_the_kept_actions_plans_as_the_reference(
     roster: tuple[list[list[str]], list[tuple[int, list[str] | None, str]]], delta: bool, cache_limit: int,
     head: int,
 ) -> None:
-    """Nothing stored and the actions past those kept: the chunks whose rows all pass validation's column-wise
-    checks are counted from their ID numbers and statuses (RosterValidator.screen), the others (an invalid row,
-    an ID number seen before or repeated) the careful way. Both give the reference's plan."""
+    """Nothing stored: while actions are kept, a chunk of valid rows makes them column by column; past those
+    kept, the chunks whose rows all pass validation's column-wise checks are counted from their ID numbers and
+    statuses (RosterValidator.screen); the others (an invalid row, an ID number seen before or repeated) go the
+    careful way. All give the reference's plan, whatever the limit on the actions kept."""
     rows, _ = roster
     with tempfile.TemporaryDirectory() as folder:
         table = read_roster(write(Path(folder), rows))
