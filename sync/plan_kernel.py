@@ -5,7 +5,9 @@ chunk's common case is decided with C-level map/zip over whole columns:
 - a re-sync compares each row's source hash and status with the store's compact string first
   (`KnownTeachers._raw`: hash, status letter, school, county, city) and validates only the rows that differ;
 - a chunk of valid first-seen rows skips the duplicate bookkeeping row by row;
-- a first sync asks `classify` once per status rather than once per row.
+- a first sync asks `classify` once per status rather than once per row, makes the actions it keeps column by
+  column, and past those counts a chunk of valid rows from their ID numbers and statuses alone
+  (`RosterValidator.screen`: no RosterRow per row).
 Every row those shortcuts do not settle goes through `classify` itself, so the rules live in roster_plan.py
 only. The whole-file state is one int per teacher (row << 5 | highest transfer level << 3 | kind index), and
 the garbage collector is paused during the pass. tests/sync/test_plan_kernel.py checks on generated rosters
