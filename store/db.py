@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditbridge import CreditbridgeError
+from creditbridge.store.models import Base
 
 # The heads of store/migrations/versions: each flow keeps its own migration branch off 0001_core. A store whose
 # alembic_version holds exactly these is opened without importing alembic (see open_store). A new migration
@@ -113,18 +114,32 @@ def schema_revisions(engine: Engine) -> frozenset[str] | None:
             return None  # leaving the block rolls the connection back before the pool takes it again
 
 
+def missing_tables(engine: Engine) -> list[str]:
+    """The models' tables the store lacks (a store at the heads whose tables were dropped by hand)."""
+    with engine.connect() as conn:
+        return sorted(set(Base.metadata.tables) - set(inspect(conn).get_table_names()))
+
+
 def open_store(url: str, migrate: bool = True, **engine_kwargs: Any) -> Store:
     """Open the store at `url`, bringing its schema up to date first unless told not to. A store already at
     SCHEMA_HEADS (every command but the first) is opened without alembic; any other (no table, older, newer,
     unreadable) is upgraded by alembic exactly as before, errors included."""
     try:
         engine = make_engine(url, **engine_kwargs)
+        store = Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
         try:
             if migrate and schema_revisions(engine) != SCHEMA_HEADS:
-                from creditbridge.store.migrate import upgrade  # noqa: PLC0415 - start-up time: alembic, ~0.2 s CPU
+                from creditbridge.store.migrate import (  # noqa: PLC0415 - start-up time: alembic, ~0.2 s CPU
+                    upgrade_to_heads,
+                )
 
-                upgrade(url)  # on its own engine and connection, as before
+                upgrade_to_heads(store)
                 engine.dispose()  # no pooled connection from before the upgrade
+            if migrate and (missing := missing_tables(engine)):
+                # alembic would not look either: the first command would die on the table, far from the cause.
+                raise StoreError(f"the state store {safe_url(url)} is at the current schema version but lacks the "
+                                 f"table(s) {', '.join(missing)} (dropped by hand?): restore it from a backup, or "
+                                 "start a new store")
         except BaseException:
             engine.dispose()
             raise
@@ -133,4 +148,4 @@ def open_store(url: str, migrate: bool = True, **engine_kwargs: Any) -> Store:
     except OperationalError as e:
         reason = str(e.orig or e).strip().splitlines()[0]
         raise StoreError(f"cannot open the state store {safe_url(url)}: {reason}") from e
-    return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+    return store

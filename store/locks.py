@@ -253,6 +253,12 @@ def job_lock_for(store: Store, job_id: str, command: str) -> PostgresLock | File
     return _named_lock(store, f"creditbridge.job.{job_id}", f".job-{job_id}.lock", command)
 
 
+def migration_lock_for(store: Store) -> PostgresLock | FileLock | None:
+    """The lock a schema upgrade holds (store/migrate.py): processes opening a fresh store at once would each run
+    alembic, and all but one fail on the tables the first one made."""
+    return _named_lock(store, "creditbridge.migrate", ".migrate.lock", "schema upgrade")
+
+
 def _try(lock: PostgresLock | FileLock, flow: str, command: str) -> bool:
     lock.label = _label(command)  # "since" is when this run got the lock, not when it began to wait
     try:

@@ -344,15 +344,17 @@ def _gc_paused() -> Iterator[None]:
     # What the block leaves alive (a province's 200,000 kept actions, or the report's 200,000 plan lines) is
     # then moved straight to the oldest generation, as freeze-then-unfreeze does, instead of being left young:
     # the first young collections after the pause would scan all of it, twice (a tenth of a province's dry
-    # run). Nothing in creditbridge keeps objects frozen, so unfreezing releases only what this froze.
+    # run). Only when nothing is frozen already: unfreezing would also release what the host process froze
+    # (a pre-fork server keeping its pages shared), and that is not ours to thaw.
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
-            gc.freeze()
-            gc.unfreeze()
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

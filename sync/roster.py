@@ -84,16 +84,21 @@ def plan_line_column(actions: list[TeacherAction]) -> list[PlanLine]:
 
 
 def plan_lines(ctx: ApplyContext, actions: Iterable[TeacherAction]) -> None:
-    """The report's plan sheet (the first PLAN_LINES_MAX actions: a province's first sync has a million)."""
+    """The report's plan sheet (the first PLAN_LINES_MAX actions: a province's first sync has a million). Called
+    on each wave of actions; once the sheet is full, the first action left off adds a note, once."""
     out = ctx.outcome
     room = max(PLAN_LINES_MAX - len(out.plan), 0)
-    # The actions may come from a second pass over the roster (apply), the lines stay: 200,000 objects that cannot form
-    # cycles, which the collector would otherwise scan again and again (a fifth of this step's CPU).
-    with _gc_paused():
-        listed = list(islice(actions, room + 1))
-        out.plan += plan_line_column(listed[:room])
-    if len(listed) > room:
-        out.notes.append(f"the plan lists the first {PLAN_LINES_MAX} actions only")
+    if room:
+        # The actions may come from a second pass over the roster (apply), the lines stay: 200,000 objects that
+        # cannot form cycles, which the collector would otherwise scan again and again (a fifth of this step).
+        with _gc_paused():
+            listed = list(islice(actions, room + 1))
+            out.plan += plan_line_column(listed[:room])
+    else:
+        listed = list(islice(actions, 1))
+    note = f"the plan lists the first {PLAN_LINES_MAX} actions only"
+    if len(listed) > room and note not in out.notes:
+        out.notes.append(note)
 
 
 _ROSTER_ROW = attrgetter("roster_row")
@@ -243,9 +248,9 @@ def apply_accounts(ctx: ApplyContext, plan: RosterPlan) -> dict[str, int]:
     done = 0
     clashes = EmailClashes()
     for batch in ctx.batches(plan.actions):
-        # The plan sheet is filled on the way: iterating a large plan's actions re-reads the file.
-        if len(ctx.outcome.plan) < PLAN_LINES_MAX:
-            plan_lines(ctx, batch)
+        # The plan sheet is filled on the way: iterating a large plan's actions re-reads the file. Also past a
+        # full sheet: the wave that first finds it full adds the note that actions were left off.
+        plan_lines(ctx, batch)
         batch = [a for a in batch if not clashes.refused(ctx, a)]
         creates = [a for a in batch if a.kind is ActionKind.CREATE]
         others = [a for a in batch if a.kind is not ActionKind.CREATE]

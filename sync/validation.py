@@ -174,9 +174,9 @@ class RosterValidator:
         # (stage, subject text) -> subject code, or "" for "no subject" in a stage without subjects.
         self._pairs: dict[tuple[str | None, str], str] = {
             (stage, label): code for stage, t in self._subjects.items() for label, code in t.items()}
-        for stage, t in self._subjects.items():
-            if not t:
-                self._pairs.update({(stage, x): "" for x in NO_SUBJECT})
+        # "No subject" only where the per-row check takes it: kindergarten, when its vocabulary has no subjects.
+        if not self._subjects.get("kindergarten"):
+            self._pairs.update({("kindergarten", x): "" for x in NO_SUBJECT})
         # Not salted with the vocabulary: a new label must not make every teacher of a province look changed
         # (a million Moodle updates); a row stored while valid stays as it is.
         self._hasher = partial(blake2b, digest_size=16)
@@ -303,10 +303,12 @@ class RosterValidator:
                                       rural, status, phone, email, teacher_code, self.source_hash(cells)))
 
     def screen(self, rows: list[tuple[int, list[str]]]) -> tuple[list[str], list[str]] | None:
-        """(normalised ID numbers, statuses) of a non-empty chunk whose every row passes `chunk`'s column-wise
-        checks, so is valid; None when a row does not (then `chunk` says which and why). What a first sync's
+        """(normalised ID numbers, statuses) of a chunk whose every row passes `chunk`'s column-wise checks, so
+        is valid; None when a row does not (then `chunk` says which and why). What a first sync's
         planner needs of the rows it neither keeps nor compares: building their RosterRows is a fifth of `chunk`.
         """
+        if not rows:
+            return [], []
         columns, bad = self._screen(rows)
         return None if bad else (columns[0], columns[9])
 
