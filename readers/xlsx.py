@@ -123,7 +123,7 @@ class FirstSheet:
 
     def text_batches(self, after: int, width: int) -> Iterator[tuple[list[tuple[int, list[str]]], int]]:
         """The rows below row `after` as readers/table.py reads them (cells.sheet_rows' TEXT: stripped texts, empty
-        rows left out, padded to `width`), in batches with the length of their longest cell."""
+        rows left out, padded to `width`), in batches with a length none of their cells exceeds (cells.row_batches)."""
         if self._child is None:
             return row_batches(sheet_rows(self._sheet, TEXT, after, width), BATCH_ROWS, TEXT)
         return self._child.batches(TEXT, after, width)

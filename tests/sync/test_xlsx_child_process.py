@@ -111,6 +111,23 @@ def test_a_cell_too_long_is_refused_the_same_way(tmp_path: Path) -> None:
         assert chunked == list(range(2, 2 + 256 * (2999 // 256)))
 
 
+def test_long_rows_of_short_cells_are_read(tmp_path: Path) -> None:
+    """A batch's bound is its longest row's cells put together (cells.row_batches): a row longer than the cell limit
+    whose every cell is within it makes the reader look into the batch, and read it all."""
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADERS)
+    for i in range(1, 3001):
+        cells = Person(id_number(i, born=f"{1960 + i // 1000:04d}0101"), f"教师{i}").cells()
+        if i == 2500:
+            cells[3] = "校" * 100  # at the limit below; the row's cells together are well past it
+        wb.active.append(cells)
+    path = tmp_path / "roster.xlsx"
+    wb.save(path)
+    got = [[row for row, _ in read_roster(path, limits=limits)]
+           for limits in (IN_PROCESS, CHILD)]
+    assert got[0] == got[1] == list(range(2, 3002))
+
+
 def test_chunks_are_the_rows_cut_into_lists(roster: Path) -> None:
     rows = _rows(read_roster(roster, limits=IN_PROCESS))
     for limits in (IN_PROCESS, CHILD):
