@@ -255,8 +255,17 @@ def job_lock_for(store: Store, job_id: str, command: str) -> PostgresLock | File
 
 def migration_lock_for(store: Store) -> PostgresLock | FileLock | None:
     """The lock a schema upgrade holds (store/migrate.py): processes opening a fresh store at once would each run
-    alembic, and all but one fail on the tables the first one made."""
-    return _named_lock(store, "creditbridge.migrate", ".migrate.lock", "schema upgrade")
+    alembic, and all but one fail on the tables the first one made. On SQLite its file is in the temporary
+    directory, named after the database's path, not beside the database: an upgrade happens once per store and
+    version, and the store's directory keeps only what the operator and the flows put there."""
+    label = _label("schema upgrade")
+    if store.is_postgres:
+        return PostgresLock(store.engine, lock_key("creditbridge.migrate"), label)
+    database = make_url(store.url).database
+    if not database or database == ":memory:":
+        return None
+    name = hashlib.sha256(os.path.abspath(database).encode()).hexdigest()[:16]
+    return FileLock(Path(tempfile.gettempdir()) / f"creditbridge-migrate-{name}.lock", label)
 
 
 def _try(lock: PostgresLock | FileLock, flow: str, command: str) -> bool:

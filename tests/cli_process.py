@@ -3,8 +3,9 @@ measure what it cost (peak RSS, wall time): how the hardening tests drive it, th
 
 from __future__ import annotations
 
+import contextlib
 import os
-import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -36,37 +37,66 @@ def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
 
 
+# Runs the CLI as its own child and reports that child's rusage peak RSS on a pipe. Linux keeps a process's peak
+# RSS across fork and execve: a CLI spawned straight from pytest starts with pytest's own RSS (300 MB and more late
+# in a full run) as its "peak". This launcher has a small memory when it forks, so the CLI's figure is its own.
+# argv: the pipe's file descriptor, the address-space cap in MB (0: none), then the CLI's argv.
+_LAUNCHER = """
+import os, resource, signal, sys
+report, cap = int(sys.argv[1]), int(sys.argv[2])
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    if cap:
+        resource.setrlimit(resource.RLIMIT_AS, (cap << 20, cap << 20))
+    os.execv(sys.argv[3], sys.argv[3:])
+_, status, usage = os.wait4(pid, 0)
+os.write(report, str(usage.ru_maxrss).encode())
+os.close(report)
+if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_cli(config: Path | None, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             memory_mb: int | None = None, timeout: float = 60.0) -> Ran:
     """One CLI run to its end. `memory_mb` caps the child's address space (RLIMIT_AS), so a bomb that gets
-    past a bound fails the test with a MemoryError instead of taking the machine down."""
-
-    def limit() -> None:
-        if memory_mb is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-
+    past a bound fails the test with a MemoryError instead of taking the machine down. The peak RSS is the CLI's
+    own (see _LAUNCHER)."""
     start = time.monotonic()
-    proc = subprocess.Popen(cli_argv(config, *args), env=child_env(env), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    report, report_w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report_w), str(memory_mb or 0),
+                                 *cli_argv(config, *args)], env=child_env(env), cwd=cwd, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, pass_fds=(report_w,), start_new_session=True)
+    finally:
+        os.close(report_w)
     got: dict[str, str] = {}
     readers = [threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read()), daemon=True)
                for k, f in (("out", proc.stdout), ("err", proc.stderr))]
     for t in readers:
         t.start()
-    killer = threading.Timer(timeout, proc.kill)
+
+    def kill() -> None:  # the launcher and the CLI under it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    killer = threading.Timer(timeout, kill)
     killer.start()
     try:
-        # wait4, not Popen.wait: the kernel's resource usage of this one child (its peak RSS).
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
     finally:
         killer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     for t in readers:
         t.join()
+    with os.fdopen(report, "rb") as f:
+        peak_kb = int(f.read() or 0)
     seconds = time.monotonic() - start
     if seconds >= timeout:
         raise AssertionError(f"creditbridge {' '.join(args)} took more than {timeout}s\n{got.get('err', '')}")
-    return Ran(proc.returncode, got.get("out", ""), got.get("err", ""), seconds, usage.ru_maxrss / 1024)
+    return Ran(proc.returncode, got.get("out", ""), got.get("err", ""), seconds, peak_kb / 1024)
 
 
 def start_cli(config: Path | None, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

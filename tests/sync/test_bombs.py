@@ -30,6 +30,21 @@ def _config(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, str]]:
     return config, {"CREDITBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
 
 
+def test_the_peak_measured_is_the_cli_s_own_not_pytest_s(tmp_path: Path) -> None:
+    """Linux keeps a process's peak RSS across fork and exec: a CLI spawned from a large pytest process measured
+    pytest's RSS as its own (CI caught it: 302-346 MB "peaks" late in a full run). run_cli's launcher forks it
+    from a small process. Also: the cap still holds, and the exit code comes back."""
+    ballast = bytearray(400 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # resident, not just reserved
+    config, env = _config(tmp_path)
+    ran = run_cli(config, "sync", "runs", env=env, memory_mb=MEMORY_MB, timeout=30)
+    assert ran.code == 0, ran.output
+    assert 20 < ran.max_rss_mb < 250, ran.max_rss_mb
+    capped = run_cli(config, "sync", "runs", env=env, memory_mb=30, timeout=30)
+    assert capped.code != 0 and ("MemoryError" in capped.output or "memory" in capped.output.lower())
+    del ballast
+
+
 def test_catalog_yaml_with_nested_aliases_is_refused_at_once(tmp_path: Path) -> None:
     bomb = tmp_path / "catalog.yaml"
     bomb.write_text(billion_laughs(), encoding="utf-8")
