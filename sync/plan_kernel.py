@@ -101,7 +101,6 @@ def plan_roster(
     known_get = known.get
     unchanged_i = _KIND_INDEX[ActionKind.UNCHANGED]
     transfer_i = _KIND_INDEX[ActionKind.TRANSFER]
-    create, unchanged = ActionKind.CREATE, ActionKind.UNCHANGED
     rows_read = 0
 
     def one(item: RosterRow | InvalidRow, h: str | None) -> None:
@@ -146,7 +145,7 @@ def plan_roster(
             previous = known_get(item.id_number)
             kind, levels = classify(item, previous, h)
         elif not s:
-            kind = create if item.status == "active" else unchanged
+            kind, levels = classify(item, None)  # nothing stored for this teacher
         else:
             previous = KnownTeachers._state(s)
             kind, levels = classify(item, previous, h)
@@ -402,7 +401,7 @@ def _replay_items(
 ) -> Iterator[TeacherAction]:
     known = plan._known
     dups = plan._duplicates
-    create, unchanged, suspend = ActionKind.CREATE, ActionKind.UNCHANGED, ActionKind.SUSPEND
+    unchanged, suspend = ActionKind.UNCHANGED, ActionKind.SUSPEND
     for item, h in zip(items, hashes, strict=True):
         # an InvalidRow is skipped (`type is`, not isinstance: this loop runs once per roster row)
         if type(item) is not RosterRow or item.id_number in dups:
@@ -410,11 +409,11 @@ def _replay_items(
         previous: TeacherState | None = None
         levels: tuple[str, ...] = ()
         if not need_hashes:
-            kind = create if item.status == "active" else unchanged
+            kind, levels = classify(item, None)
         elif raw_get is not None:
             st = raw_get(item.id_number, "")
             if not st:
-                kind = create if item.status == "active" else unchanged
+                kind, levels = classify(item, None)  # nothing stored for this teacher
             else:
                 previous = KnownTeachers._state(st)
                 kind, levels = classify(item, previous, h)
