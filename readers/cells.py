@@ -76,7 +76,10 @@ def sheet_rows(sheet: Sheet, mode: str, after: int = 0, width: int = 0) -> Itera
             # Most cells are text: only the others go through a Python call.
             yield n, [v if type(v) is str else openpyxl_value(v) for v in values]
             continue
-        cells = [v.strip() if type(v) is str else cell_text(v) for v in values]
+        try:  # a row of texts, most rows of a roster, at C speed; str.strip refuses any other value
+            cells = list(map(str.strip, values))
+        except TypeError:
+            cells = [v.strip() if type(v) is str else cell_text(v) for v in values]
         if not any(cells):
             continue
         if len(cells) < width:

@@ -172,6 +172,12 @@ class Table:
         except csv.Error as e:
             raise ReadError(f"{self.path.name}: after row {done}: {_csv_problem(e)}") from e
 
+    @property
+    def cells_stripped(self) -> bool:
+        """Whether every cell comes stripped of surrounding whitespace: XLSX (cells.sheet_rows) and YAML
+        (cells.cell_text) rows do; CSV rows come as the file wrote them."""
+        return self.format != "csv"
+
     def column(self, name: str) -> str:
         """The file's header of a field (falls back to the field name for fields the file lacks)."""
         return self.columns.get(name, name)

@@ -22,6 +22,9 @@ makes it safe and gives the values openpyxl gave, so the validation and the row 
   the rows into what the reader needs (readers/cells.py, `sheet_rows`) and sends them in batches, so this
   process only unpickles them. Each `rows()`/`text_batches()` call is a new pass, which may be abandoned
   (the header search reads ~10 rows) or interleaved with another; the child leaves a pass for a newer request.
+  A command that knows its file from the start opens it within `read_ahead`: the child starts unpacking at
+  once, while the command imports its flow, opens the store and takes its run lock, and the FirstSheet opened
+  later adopts it.
   `FirstSheet.close()` (or its context, or its finalizer) ends and reaps the child, so its CPU counts in this
   process's children. Where RLIMIT_AS is not enforced (macOS) the scan runs first and the child starts after;
   on Windows every workbook is read in this process.
@@ -41,11 +44,13 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
@@ -103,14 +108,15 @@ class FirstSheet:
             size = path.stat().st_size
         except OSError as e:
             raise XlsxReadError(f"{path.name}: cannot be read: {e.strerror or type(e).__name__}") from None
-        if size < limits.xlsx_in_process_mb << 20 or os.name != "posix":
+        if not _in_child(size, limits):
             check_xlsx(path, limits)
             try:
                 self._sheet = unpack(path)
             except Unreadable as e:
                 raise XlsxReadError(f"{path.name}: {e}") from None
         else:
-            self._child = _SheetProcess(path, limits)
+            self._child = _adopt(path, limits) or _SheetProcess(path, limits)
+            self._child.wait_open()
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
         """`(row number, values)`, the first row of the sheet being row 1; empty rows come as lists of "".
@@ -144,6 +150,7 @@ class _SheetProcess:
     """The child process unpacking a sheet and serving its rows (readers/sheet_process.py has the protocol)."""
 
     def __init__(self, path: Path, limits: InputLimits) -> None:
+        self._path = path
         self._name = path.name
         self._limits = limits
         self._cap = address_cap(limits) if _CAP_ENFORCED else 0
@@ -161,6 +168,12 @@ class _SheetProcess:
                 stderr=subprocess.DEVNULL)
             self._conn = Connection(parent_end.detach())
         self._end = weakref.finalize(self, _end_child, self._proc, self._conn)
+        self._started_cpu = time.process_time()
+
+    def wait_open(self) -> None:
+        """Run the scan here while the child unpacks, then wait for the child's answer: the sheet is unpacked,
+        or it cannot be (XlsxReadError, InputTooLarge; the child is ended either way)."""
+        path, limits = self._path, self._limits
         try:
             started, cpu = time.perf_counter(), time.process_time()
             if self._cap:
@@ -171,9 +184,10 @@ class _SheetProcess:
                 raise XlsxReadError(f"{self._name}: {answer[1]}")
             # What the run waits for: with a core each, the longer of the scan and the child's unpacking (its
             # CPU, interpreter start included, comes with its answer); the wall times show the machine's load.
-            log.debug("%s: started the sheet reader at %.2f s of this process's CPU; scan %.2f s CPU (%.2f s "
-                      "wall), unpacking %.2f s CPU in process %d (%.2f s wall)", self._name, cpu, scan_cpu,
-                      scanned - started, answer[1], self._proc.pid, time.perf_counter() - started)
+            log.debug("%s: started the sheet reader at %.2f s of this process's CPU, needed it at %.2f s; scan "
+                      "%.2f s CPU (%.2f s wall), unpacking %.2f s CPU in process %d (waited %.2f s wall)",
+                      self._name, self._started_cpu, cpu, scan_cpu, scanned - started, answer[1], self._proc.pid,
+                      time.perf_counter() - started)
         except BaseException:
             self.close()
             raise
@@ -260,6 +274,62 @@ def _end_child(proc: subprocess.Popen[bytes], conn: Connection, kill: bool = Tru
     proc.returncode = os.waitstatus_to_exitcode(status)
     log.debug("sheet reader process %d: %.2f s CPU, peak RSS %.0f MB, %s", proc.pid,
               usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, f"exit {proc.returncode}")
+
+
+def _in_child(size: int, limits: InputLimits) -> bool:
+    """Whether a workbook of `size` bytes (compressed) is unpacked in a child process rather than here."""
+    return size >= limits.xlsx_in_process_mb << 20 and os.name == "posix"
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """What tells the file a reader started ahead opened from another one put at its path since: (device,
+    inode, size, modification time, mode), None if it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode
+
+
+# Sheet readers started by read_ahead and not yet adopted: (the path as given, the file's identity, the limits,
+# the reader).
+_ahead: list[tuple[Path, tuple[int, ...], InputLimits, _SheetProcess]] = []
+
+
+@contextmanager
+def read_ahead(path: Path, limits: InputLimits) -> Iterator[None]:
+    """Start unpacking the first sheet of a large workbook now, for the first FirstSheet of the same path and
+    limits opened within the block to adopt: `sync roster` starts it before it imports its flow, opens the store
+    and takes the run lock (~0.3 s of a 1,000,000-row roster's run, which would otherwise wait for all of them).
+    Anything else (a small or absent file, not an XLSX, a platform where the scan must run first) starts nothing,
+    and FirstSheet reports the file's problems as always. A reader nobody adopted is ended on leaving the block
+    (the run lock was held, the store could not be opened)."""
+    identity = _identity(path)
+    if (not _CAP_ENFORCED or identity is None or path.suffix.lower() not in {".xlsx", ".xlsm"}
+            or not stat.S_ISREG(identity[4]) or not _in_child(identity[2], limits)):
+        yield
+        return
+    entry = (path, identity, limits, _SheetProcess(path, limits))
+    _ahead.append(entry)
+    try:
+        yield
+    finally:
+        if entry in _ahead:
+            _ahead.remove(entry)
+            entry[3].close()
+
+
+def _adopt(path: Path, limits: InputLimits) -> _SheetProcess | None:
+    """The reader read_ahead started for this file and these limits, if the file is still the one it opened."""
+    for entry in _ahead:
+        ahead_path, identity, ahead_limits, child = entry
+        if ahead_path == path and ahead_limits == limits:
+            _ahead.remove(entry)
+            if identity == _identity(path):
+                return child
+            child.close()  # another file now lies at the path: what the child unpacks is not it
+            return None
+    return None
 
 
 def first_sheet_rows(path: Path, limits: InputLimits) -> Iterator[tuple[int, list[Any]]]:

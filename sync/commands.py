@@ -125,10 +125,14 @@ def topics_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, wa
 def roster_command(app: AppContext, file: Path, dry_run: bool, as_json: bool, delta: bool, force: bool,
                    wait: bool) -> None:
     """Teachers from a roster export (XLSX or CSV; a full export unless --delta)."""
-    from creditbridge.sync.service import sync_roster  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
+    from creditbridge.readers.xlsx import read_ahead  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
 
-    _run(app, as_json, lambda p: sync_roster(app.settings, app.store, file, dry_run=dry_run, delta=delta,
-                                             force=force, progress=p, wait=wait))
+    # A large XLSX roster starts unpacking now, while the flow is imported and the store and run lock taken.
+    with read_ahead(file, app.settings.limits):
+        from creditbridge.sync.service import sync_roster  # noqa: PLC0415 - start-up time, see _SERVICE_LAZY
+
+        _run(app, as_json, lambda p: sync_roster(app.settings, app.store, file, dry_run=dry_run, delta=delta,
+                                                 force=force, progress=p, wait=wait))
 
 
 @sync_group.command("runs")

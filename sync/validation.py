@@ -10,7 +10,7 @@ per teacher at most, and reports every row of a duplicated key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from hashlib import blake2b
@@ -167,6 +167,8 @@ class RosterValidator:
                     ("id_number", "name", "school_code", "school_name", "county", "city", "stage", "subject",
                      "rural", "status", "phone", "email", "teacher_code")}
         self._p = tuple(pos.get(n, -1) for n in self.col)
+        # Columns as the table gives them need no second strip when its reader stripped every cell already.
+        self._strip: Callable[[str], str] | None = None if table.cells_stripped else str.strip
         self._stages = _stage_table()
         self._subjects = _subject_tables(subjects if subjects is not None else SUBJECTS)
         # Whether a label exists in some other stage, for a more helpful reason.
@@ -198,7 +200,10 @@ class RosterValidator:
         """The 13 fields' columns, stripped (an absent optional field is a column of "")."""
         cols = list(zip(*map(itemgetter(1), rows), strict=False))
         empty = [""] * len(rows)
-        return [list(map(str.strip, cols[p])) if p >= 0 else empty for p in self._p]
+        strip = self._strip
+        if strip is None:
+            return [list(cols[p]) if p >= 0 else empty for p in self._p]
+        return [list(map(strip, cols[p])) if p >= 0 else empty for p in self._p]
 
     def fingerprints(self, rows: list[tuple[int, list[str]]]) -> tuple[list[str], list[str], list[str | None]]:
         """(normalised ID numbers, source hashes, statuses "active"/"left"/None) of many rows, without

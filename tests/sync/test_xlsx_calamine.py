@@ -13,6 +13,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+import xlsxwriter
 from cli_process import run_cli, sheet_processes
 from openpyxl import load_workbook
 from sync_helpers import (
@@ -29,6 +30,7 @@ from creditbridge import i18n
 from creditbridge.readers.cells import cell_text
 from creditbridge.readers.exports import read_roster
 from creditbridge.records.outfiles import OutputFileError
+from creditbridge.settings.model import InputLimits
 from creditbridge.sync.outcome import PlanLine, SyncOutcome
 from creditbridge.sync.report import PLAN_SHEET_ROWS, plan_csv_path, write_report
 
@@ -44,21 +46,41 @@ def _roster_rows() -> list[list[object]]:
     return [["山东省2022年教师名单"], HEADERS, *good, bad_check_digit, [], no_name, bad_stage, twice, twice, padded]
 
 
-def _write_pair(tmp_path: Path) -> tuple[Path, Path]:
+# How a workbook's texts are written, by who writes them: python-calamine reads each its own way.
+WRITERS = {
+    "openpyxl": "inline strings, non-ASCII as character references",
+    "excel": "a shared-string table, as Excel and WPS save (XlsxWriter)",
+    "streaming": "inline strings in UTF-8, as Java POI's streaming writer (XlsxWriter's constant_memory)",
+}
+
+
+def _write_pair(tmp_path: Path, writer: str = "openpyxl") -> tuple[Path, Path]:
     rows = _roster_rows()
     csv_path = tmp_path / "roster.csv"
     with csv_path.open("w", encoding="gb18030", newline="") as f:
         csv.writer(f).writerows(rows)
-    wb = openpyxl.Workbook()
-    ws = wb.active
+    typed = []
     for r in rows:
         cells = list(r)
         if len(cells) > 2 and str(cells[2]).isdigit():
             cells[2] = int(cells[2])  # school code typed as a number, as Excel keeps it
-        ws.append(cells)
-    ws.row_dimensions[5].hidden = True  # a hidden row is still a row of the roster
+        typed.append(cells)
     xlsx_path = tmp_path / "roster.xlsx"
-    wb.save(xlsx_path)
+    if writer == "openpyxl":
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        for cells in typed:
+            ws.append(cells)
+        ws.row_dimensions[5].hidden = True  # a hidden row is still a row of the roster
+        wb.save(xlsx_path)
+        return csv_path, xlsx_path
+    book = xlsxwriter.Workbook(str(xlsx_path), {"constant_memory": writer == "streaming"})
+    sheet = book.add_worksheet()
+    for n, cells in enumerate(typed):
+        if n == 4:
+            sheet.set_row(n, None, None, {"hidden": True})
+        sheet.write_row(n, 0, cells)
+    book.close()
     return csv_path, xlsx_path
 
 
@@ -67,9 +89,15 @@ def _plan_sheet(report: str) -> list[tuple[object, ...]]:
     return list(load_workbook(report, read_only=True)[sheet].iter_rows(values_only=True))
 
 
+@pytest.mark.parametrize("writer", list(WRITERS))
 @pytest.mark.parametrize("reader", list(XLSX_PATHS))
-def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_path: Path, reader: str) -> None:
-    csv_path, xlsx_path = _write_pair(tmp_path)
+def test_the_same_roster_as_xlsx_and_csv_gives_identical_plans_and_errors(tmp_path: Path, reader: str,
+                                                                          writer: str) -> None:
+    csv_path, xlsx_path = _write_pair(tmp_path, writer)
+    if writer != "openpyxl":  # the workbook is written the way its writer is known for
+        with zipfile.ZipFile(xlsx_path) as z:
+            assert ("xl/sharedStrings.xml" in z.namelist()) == (writer == "excel")
+            assert "姓名".encode() in z.read("xl/worksheets/sheet1.xml") or writer == "excel"
     config, env = child_config(tmp_path, f"[limits]\n{XLSX_PATHS[reader]}")
     docs = {}
     for path in (csv_path, xlsx_path):
@@ -259,3 +287,17 @@ def test_a_report_that_cannot_be_written_leaves_no_plan_csv_behind(tmp_path: Pat
     report.rmdir()
     written = write_report(outcome, report)
     assert written == report and plan_csv_path(report).is_file()  # and when it can, both are there
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("reader", list(XLSX_PATHS))
+def test_a_workbook_s_cells_come_stripped_as_its_table_says(tmp_path: Path, reader: str, writer: str) -> None:
+    """The roster validator skips its own strip for a table whose cells come stripped (Table.cells_stripped):
+    true of every workbook cell, padded ones included, and not of the CSV, which keeps the padding."""
+    csv_path, xlsx_path = _write_pair(tmp_path, writer)
+    limits = InputLimits(xlsx_in_process_mb=0) if XLSX_PATHS[reader] else InputLimits()
+    sheet = read_roster(xlsx_path, limits=limits)
+    cells = [c for _, row in sheet for c in row]
+    assert sheet.cells_stripped and all(c == c.strip() for c in cells) and "钱七" in cells
+    text = read_roster(csv_path)
+    assert not text.cells_stripped and any(c != c.strip() for _, row in text for c in row)

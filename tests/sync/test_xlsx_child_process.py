@@ -13,16 +13,20 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
 import pytest
 from cli_process import sheet_processes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sync_helpers import HEADERS, Person, id_number
 
 from creditbridge.input_limits import InputTooLarge
 from creditbridge.readers import xlsx
+from creditbridge.readers.cells import TEXT, cell_text, sheet_rows
 from creditbridge.readers.exports import read_roster
 from creditbridge.readers.sheet_process import RECORD, UNIT, pack, unpacked
 from creditbridge.readers.xlsx import FirstSheet, XlsxReadError
@@ -236,11 +240,48 @@ def test_an_interrupted_parent_leaves_no_child(roster: Path) -> None:
 
 def test_a_batch_travels_packed_unless_a_cell_holds_a_separator() -> None:
     batch = [(3, ["a", "", "b "]), (5, ["", "d", ""]), (9, ["e"])]
-    message = pack(1, batch, 2)
+    message = pack(1, batch)
     assert message[0] == "packed" and unpacked(message) == batch
+    assert message[-1] == len("a\x1f\x1fb ")  # the longest line: no cell of the batch is longer
     for odd in (UNIT, RECORD):  # Excel writes any character (_x001F_): such a batch goes as lists of cells
         batch = [(3, ["a", f"b{odd}c"]), (4, ["d", "e"])]
-        assert pack(1, batch, 3) == ("rows", 1, batch, 3)
+        assert pack(1, batch) == ("rows", 1, batch, 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet=st.sampled_from("ab \t\u3000\x1e\x1f\x85校"), max_size=6), min_size=1,
+                         max_size=4), min_size=1, max_size=6))
+def test_a_packed_batch_is_the_batch_and_bounds_its_cells(rows: list[list[str]]) -> None:
+    """Any cells, separators and Unicode whitespace among them: the parent gets the batch as it was, and the bound
+    sent with it is no less than any cell's length."""
+    batch = list(zip(range(2, 2 + len(rows)), rows, strict=True))
+    message = pack(7, batch)
+    got = unpacked(message) if message[0] == "packed" else message[2]
+    assert got == batch and message[1] == 7
+    assert message[-1] >= max(len(c) for _, cells in batch for c in cells)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.text(alphabet=st.sampled_from("a \t\u3000\x1f\x85\xa0校"), max_size=5),
+                                   st.integers(-10**16, 10**16), st.floats(allow_nan=False), st.booleans(),
+                                   st.dates(), st.datetimes()), max_size=6), min_size=1, max_size=8))
+def test_text_rows_are_each_cell_s_text_stripped(rows: list[list[object]]) -> None:
+    """cells.sheet_rows' TEXT: a row of texts goes through str.strip at C speed, any other row cell by cell; both
+    give what cell_text gives each cell (the reference), empty rows left out, padded to the width."""
+
+    class Sheet:
+        start = (0, 0)
+
+        def iter_rows(self) -> Iterator[list[object]]:
+            return iter([list(r) for r in rows])
+
+    got = list(sheet_rows(Sheet(), TEXT, 0, 4))
+    expected = []
+    for n, values in enumerate(rows, start=1):
+        cells = [cell_text(v) for v in values]
+        if any(cells):
+            expected.append((n, cells + [""] * (4 - len(cells))))
+    assert got == expected
 
 
 def test_a_child_whose_parent_is_killed_exits(roster: Path) -> None:

@@ -1,0 +1,133 @@
+"""readers/xlsx.read_ahead: `sync roster` starts unpacking a large workbook before it imports its flow, opens the
+store and takes its run lock; the FirstSheet opened later adopts that reader, a reader nobody adopts ends with the
+block, and a file replaced in between is read anew."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pytest
+from cli_process import run_cli, sheet_processes
+from sync_helpers import CHILD_MEMORY_MB, CHILD_PROCESS, HEADERS, Person, child_config, id_number
+
+from creditbridge.readers import xlsx
+from creditbridge.readers.xlsx import FirstSheet, read_ahead
+from creditbridge.settings.model import InputLimits
+
+CHILD = InputLimits(xlsx_in_process_mb=0)
+
+
+def _roster(path: Path, first: int, count: int) -> Path:
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet()
+    ws.append(HEADERS)
+    for i in range(first, first + count):
+        ws.append(Person(id_number(i), f"教师{i}").cells())
+    wb.save(path)
+    return path
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths of the sheet readers started, in order."""
+    paths: list[Path] = []
+    real = xlsx._SheetProcess.__init__
+
+    def spy(self: xlsx._SheetProcess, path: Path, limits: InputLimits) -> None:
+        paths.append(path)
+        real(self, path, limits)
+
+    monkeypatch.setattr(xlsx._SheetProcess, "__init__", spy)
+    return paths
+
+
+def test_the_sheet_opened_in_the_block_adopts_the_reader_started_ahead(tmp_path: Path, started: list[Path]) -> None:
+    path = _roster(tmp_path / "roster.xlsx", 1, 300)
+    with FirstSheet(path, CHILD) as sheet:
+        expected = list(sheet.rows())
+    assert len(started) == 1
+    with read_ahead(path, CHILD):
+        assert len(started) == 2 and len(sheet_processes(path)) == 1  # unpacking before anyone asked
+        with FirstSheet(path, CHILD) as sheet:
+            assert list(sheet.rows()) == expected
+            assert len(sheet_processes(path)) == 1
+        assert sheet_processes(path) == []
+    assert len(started) == 2  # adopted: no second reader
+    assert expected[1][1][0] == id_number(1)
+
+
+def test_a_reader_nobody_adopted_ends_with_the_block(tmp_path: Path, started: list[Path]) -> None:
+    path = _roster(tmp_path / "roster.xlsx", 1, 50)
+    with pytest.raises(RuntimeError, match="the run lock is held"):
+        with read_ahead(path, CHILD):
+            assert len(sheet_processes(path)) == 1
+            raise RuntimeError("the run lock is held")
+    assert sheet_processes(path) == []
+    with read_ahead(path, CHILD):
+        pass
+    assert sheet_processes(path) == [] and len(started) == 2
+    assert xlsx._ahead == []
+
+
+def test_other_limits_or_another_path_start_their_own_reader(tmp_path: Path, started: list[Path]) -> None:
+    path = _roster(tmp_path / "roster.xlsx", 1, 50)
+    other = shutil.copy(path, tmp_path / "other.xlsx")
+    with read_ahead(path, CHILD):
+        with FirstSheet(Path(other), CHILD) as sheet:
+            assert next(sheet.rows())[1][0] == HEADERS[0]
+        with FirstSheet(path, InputLimits(xlsx_in_process_mb=0, max_cell_chars=101)) as sheet:
+            assert next(sheet.rows())[1][0] == HEADERS[0]
+        assert started == [path, Path(other), path]  # neither took the one started for `path` and CHILD
+        assert len(sheet_processes(path)) == 1  # still waiting for its own sheet
+    assert sheet_processes(path) == [] and xlsx._ahead == []
+
+
+def test_a_file_replaced_after_the_read_ahead_is_read_anew(tmp_path: Path, started: list[Path]) -> None:
+    path = _roster(tmp_path / "roster.xlsx", 1, 50)
+    newer = _roster(tmp_path / "newer.xlsx", 500, 80)
+    with read_ahead(path, CHILD):
+        os.replace(newer, path)  # the export was saved again while the command started
+        with FirstSheet(path, CHILD) as sheet:
+            rows = list(sheet.rows())
+    assert len(rows) == 81 and rows[1][1][0] == id_number(500)
+    assert len(started) == 2 and sheet_processes(path) == []
+
+
+@pytest.mark.parametrize("case", ["small", "missing", "csv", "directory", "fifo"])
+def test_nothing_is_started_for_what_is_read_in_process_or_not_at_all(tmp_path: Path, started: list[Path],
+                                                                      case: str) -> None:
+    path = tmp_path / "roster.xlsx"
+    limits = CHILD
+    if case == "small":
+        _roster(path, 1, 5)
+        limits = InputLimits()  # under limits.xlsx_in_process_mb: unpacked in this process
+    elif case == "csv":
+        path = tmp_path / "roster.csv"
+        path.write_text(",".join(HEADERS) + "\n", encoding="utf-8")
+    elif case == "directory":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    with read_ahead(path, limits):
+        assert xlsx._ahead == []
+    assert started == []
+
+
+def test_sync_roster_reads_a_large_workbook_ahead_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Through the CLI: the plan is the one the workbook gives, and no reader outlives the command, whether the
+    command ran or stopped before reading (a store it cannot open)."""
+    path = _roster(tmp_path / "roster.xlsx", 1, 200)
+    config, env = child_config(tmp_path, f"[limits]\n{CHILD_PROCESS}")
+    ran = run_cli(config, "sync", "roster", str(path), "--dry-run", "--json", env=env, memory_mb=CHILD_MEMORY_MB)
+    assert ran.code == 0, ran.output
+    assert json.loads(ran.stdout)["created"] == 200
+    assert sheet_processes(path) == []
+    (tmp_path / "not-a-dir").write_text("", encoding="utf-8")
+    broken = dict(env, CREDITBRIDGE_DATABASE_URL=f"sqlite:///{tmp_path / 'not-a-dir' / 'store.db'}")
+    ran = run_cli(config, "sync", "roster", str(path), "--dry-run", env=broken, memory_mb=CHILD_MEMORY_MB)
+    assert ran.code == 2 and ran.output.startswith("error: "), ran.output
+    assert sheet_processes(path) == []
