@@ -319,6 +319,14 @@ def read_ahead(path: Path, limits: InputLimits) -> Iterator[None]:
             entry[3].close()
 
 
+def end_read_ahead() -> None:
+    """End every reader read_ahead started that nobody adopted yet: the command is about to wait (for another
+    run's lock, which may take hours), and an unpacked 1,000,000-row sheet holds ~1.4 GB meanwhile while its
+    unpacking takes a core from the run it waits for. The FirstSheet opened after the wait starts its own."""
+    while _ahead:
+        _ahead.pop()[3].close()
+
+
 def _adopt(path: Path, limits: InputLimits) -> _SheetProcess | None:
     """The reader read_ahead started for this file and these limits, if the file is still the one it opened."""
     for entry in _ahead:

@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import openpyxl
 import pytest
-from cli_process import run_cli, sheet_processes
+from cli_process import first_stderr_line, run_cli, sheet_processes, start_cli
 from sync_helpers import CHILD_MEMORY_MB, CHILD_PROCESS, HEADERS, Person, child_config, id_number
 
 from creditbridge.readers import xlsx
 from creditbridge.readers.xlsx import FirstSheet, read_ahead
 from creditbridge.settings.model import InputLimits
+from creditbridge.store.db import open_store
+from creditbridge.store.locks import flow_lock
 
 CHILD = InputLimits(xlsx_in_process_mb=0)
 
@@ -130,4 +133,25 @@ def test_sync_roster_reads_a_large_workbook_ahead_and_leaves_nothing_behind(tmp_
     broken = dict(env, CREDITBRIDGE_DATABASE_URL=f"sqlite:///{tmp_path / 'not-a-dir' / 'store.db'}")
     ran = run_cli(config, "sync", "roster", str(path), "--dry-run", env=broken, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2 and ran.output.startswith("error: "), ran.output
+    assert sheet_processes(path) == []
+
+
+def test_a_run_waiting_for_the_lock_holds_no_reader_meanwhile(tmp_path: Path) -> None:
+    """`sync roster --wait` behind another run: the reader started ahead (up to ~1.4 GB for a 1,000,000-row sheet,
+    and a core while it unpacks) is ended before the wait, which may last hours, not kept for the run after it."""
+    path = _roster(tmp_path / "roster.xlsx", 1, 200)
+    config, env = child_config(tmp_path, f"[limits]\n{CHILD_PROCESS}")
+    store = open_store(env["CREDITBRIDGE_DATABASE_URL"])
+    try:
+        with flow_lock(store, "sync", "sync catalog"):
+            waiting = start_cli(config, "sync", "roster", str(path), "--json", "--wait", env=env)
+            try:
+                assert "waiting for another" in first_stderr_line(waiting)
+                time.sleep(0.5)
+                assert sheet_processes(path) == []
+            finally:
+                waiting.kill()
+                waiting.wait(30)
+    finally:
+        store.engine.dispose()
     assert sheet_processes(path) == []
