@@ -283,12 +283,14 @@ def _in_child(size: int, limits: InputLimits) -> bool:
 
 def _identity(path: Path) -> tuple[int, ...] | None:
     """What tells the file a reader started ahead opened from another one put at its path since: (device,
-    inode, size, modification time, mode), None if it cannot be read."""
+    inode, size, modification time, mode, change time), None if it cannot be read. The change time, which no
+    one can set, tells a file rewritten in place with its modification time put back (`rsync --inplace -t`,
+    `cp -p` onto it, `touch -r`) at the same size."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_ctime_ns
 
 
 # Sheet readers started by read_ahead and not yet adopted: (the path as given, the file's identity, the limits,

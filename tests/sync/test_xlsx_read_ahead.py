@@ -4,10 +4,12 @@ block, and a file replaced in between is read anew."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -98,6 +100,35 @@ def test_a_file_replaced_after_the_read_ahead_is_read_anew(tmp_path: Path, start
             rows = list(sheet.rows())
     assert len(rows) == 81 and rows[1][1][0] == id_number(500)
     assert len(started) == 2 and sheet_processes(path) == []
+
+
+def _stored(path: Path) -> bytes:
+    """The workbook's bytes with its parts stored, not compressed: two rosters of the same lengths of texts have
+    the same size."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(zipfile.ZipInfo(info.filename, date_time=(2024, 1, 1, 0, 0, 0)), zin.read(info.filename))
+    return out.getvalue()
+
+
+def test_a_file_rewritten_in_place_with_its_time_put_back_is_read_anew(tmp_path: Path) -> None:
+    """Same inode, size, mode and modification time (`rsync --inplace -t`, `cp -p` onto it): not the file the
+    reader started ahead unpacked, which its change time tells."""
+    path = tmp_path / "roster.xlsx"
+    path.write_bytes(_stored(_roster(tmp_path / "a.xlsx", 101, 50)))
+    newer = _stored(_roster(tmp_path / "b.xlsx", 201, 50))
+    assert len(newer) == path.stat().st_size
+    with read_ahead(path, CHILD):
+        assert xlsx._ahead[0][3]._conn.poll(30)  # the reader has unpacked the first file
+        st = path.stat()
+        with open(path, "r+b") as f:
+            f.write(newer)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with FirstSheet(path, CHILD) as sheet:
+            rows = list(sheet.rows())
+    assert rows[1][1][:2] == [id_number(201), "教师201"] and len(rows) == 51
+    assert sheet_processes(path) == []
 
 
 @pytest.mark.parametrize("case", ["small", "missing", "csv", "directory", "fifo"])
