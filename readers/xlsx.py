@@ -311,6 +311,9 @@ def read_ahead(path: Path, limits: InputLimits) -> Iterator[None]:
             or not stat.S_ISREG(identity[4]) or not _in_child(identity[2], limits)):
         yield
         return
+    if any(e[0] == path and e[1] == identity and e[2] == limits for e in _ahead):
+        yield  # a read_ahead around this one started it already: a second reader would unpack it twice at once
+        return
     entry = (path, identity, limits, _SheetProcess(path, limits))
     _ahead.append(entry)
     try:

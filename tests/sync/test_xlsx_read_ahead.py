@@ -102,6 +102,17 @@ def test_a_file_replaced_after_the_read_ahead_is_read_anew(tmp_path: Path, start
     assert len(started) == 2 and sheet_processes(path) == []
 
 
+def test_a_nested_read_ahead_of_the_same_file_starts_no_second_reader(tmp_path: Path, started: list[Path]) -> None:
+    path = _roster(tmp_path / "roster.xlsx", 1, 50)
+    with read_ahead(path, CHILD):
+        with read_ahead(path, CHILD):
+            assert len(sheet_processes(path)) == 1  # one sheet unpacked once, not twice at once
+            with FirstSheet(path, CHILD) as sheet:
+                assert len(list(sheet.rows())) == 51
+        assert xlsx._ahead == []
+    assert len(started) == 1 and sheet_processes(path) == []
+
+
 def _stored(path: Path) -> bytes:
     """The workbook's bytes with its parts stored, not compressed: two rosters of the same lengths of texts have
     the same size."""
