@@ -283,12 +283,14 @@ def _in_child(size: int, limits: InputLimits) -> bool:
 
 def _identity(path: Path) -> tuple[int, ...] | None:
     """What tells the file a reader started ahead opened from another one put at its path since: (device,
-    inode, size, modification time, mode), None if it cannot be read."""
+    inode, size, modification time, mode, change time), None if it cannot be read. The change time, which no
+    one can set, tells a file rewritten in place with its modification time put back (`rsync --inplace -t`,
+    `cp -p` onto it, `touch -r`) at the same size."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_ctime_ns
 
 
 # Sheet readers started by read_ahead and not yet adopted: (the path as given, the file's identity, the limits,
@@ -309,6 +311,9 @@ def read_ahead(path: Path, limits: InputLimits) -> Iterator[None]:
             or not stat.S_ISREG(identity[4]) or not _in_child(identity[2], limits)):
         yield
         return
+    if any(e[0] == path and e[1] == identity and e[2] == limits for e in _ahead):
+        yield  # a read_ahead around this one started it already: a second reader would unpack it twice at once
+        return
     entry = (path, identity, limits, _SheetProcess(path, limits))
     _ahead.append(entry)
     try:
@@ -317,6 +322,14 @@ def read_ahead(path: Path, limits: InputLimits) -> Iterator[None]:
         if entry in _ahead:
             _ahead.remove(entry)
             entry[3].close()
+
+
+def end_read_ahead() -> None:
+    """End every reader read_ahead started that nobody adopted yet: the command is about to wait (for another
+    run's lock, which may take hours), and an unpacked 1,000,000-row sheet holds ~1.4 GB meanwhile while its
+    unpacking takes a core from the run it waits for. The FirstSheet opened after the wait starts its own."""
+    while _ahead:
+        _ahead.pop()[3].close()
 
 
 def _adopt(path: Path, limits: InputLimits) -> _SheetProcess | None:

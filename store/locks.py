@@ -26,7 +26,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -278,12 +278,13 @@ def _try(lock: PostgresLock | FileLock, flow: str, command: str) -> bool:
 
 @contextlib.contextmanager
 def flow_lock(store: Store, flow: str, command: str, *, wait: bool = False,
-              poll_seconds: float = 0.5) -> Iterator[None]:
+              poll_seconds: float = 0.5, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the lock of `flow` ("sync", "push", "evaluate") on this store while the block runs.
 
     Busy: raises FlowBusy naming the run that holds it (`command` is how this run is called, for the message),
-    or with `wait`, polls until it is free (logging once, as a warning, whom it waits for). A nested call from
-    the same thread for the same store and flow re-enters."""
+    or with `wait`, polls until it is free (logging once, as a warning, whom it waits for; `on_wait` is called
+    once before, to let go of what the run would hold while it waits). A nested call from the same thread for
+    the same store and flow re-enters."""
     held: set[tuple[str, str]] = getattr(_held, "flows", None) or set()
     _held.flows = held
     key = (store.url, flow)
@@ -304,6 +305,8 @@ def flow_lock(store: Store, flow: str, command: str, *, wait: bool = False,
             raise FlowBusy(f"another {who} is running on this store ({detail}); run \"{command}\" again when "
                            "it has finished, or add --wait")
         if not told:
+            if on_wait is not None:
+                on_wait()
             log.warning("waiting for another %s to finish (%s)", who, detail)
             told = True
         time.sleep(poll_seconds)

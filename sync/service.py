@@ -26,6 +26,7 @@ from creditbridge.input_limits import InputTooLarge
 from creditbridge.programmes import programme_facts
 from creditbridge.readers.exports import read_catalog, read_topics
 from creditbridge.readers.table import ReadError
+from creditbridge.readers.xlsx import end_read_ahead
 from creditbridge.records.id_number import mask_id_numbers
 from creditbridge.records.outfiles import OutputFileError
 from creditbridge.settings import Settings
@@ -121,7 +122,9 @@ def _locked_run(settings: Settings, store: Store, outcome: SyncOutcome, *, wait:
     ends by enrolling teachers (finish_teachers) in the same Moodle courses and store tables. Taken before the
     run's row is written, so a refused run leaves no trace in `sync runs`. A dry run writes nothing but its
     own row: it takes no lock, so a plan can be looked at while a run goes on."""
-    lock = nullcontext() if outcome.dry_run else flow_lock(store, "sync", f"sync {outcome.kind}", wait=wait)
+    # A sheet reader started ahead (read_ahead, `sync roster`) is ended if the run must wait for the lock.
+    lock = nullcontext() if outcome.dry_run else flow_lock(store, "sync", f"sync {outcome.kind}", wait=wait,
+                                                           on_wait=end_read_ahead)
     with lock, _run(settings, store, outcome, **kw) as context:
         yield context
 

@@ -4,19 +4,24 @@ block, and a file replaced in between is read anew."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import time
+import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
-from cli_process import run_cli, sheet_processes
+from cli_process import first_stderr_line, run_cli, sheet_processes, start_cli
 from sync_helpers import CHILD_MEMORY_MB, CHILD_PROCESS, HEADERS, Person, child_config, id_number
 
 from creditbridge.readers import xlsx
 from creditbridge.readers.xlsx import FirstSheet, read_ahead
 from creditbridge.settings.model import InputLimits
+from creditbridge.store.db import open_store
+from creditbridge.store.locks import flow_lock
 
 CHILD = InputLimits(xlsx_in_process_mb=0)
 
@@ -97,6 +102,46 @@ def test_a_file_replaced_after_the_read_ahead_is_read_anew(tmp_path: Path, start
     assert len(started) == 2 and sheet_processes(path) == []
 
 
+def test_a_nested_read_ahead_of_the_same_file_starts_no_second_reader(tmp_path: Path, started: list[Path]) -> None:
+    path = _roster(tmp_path / "roster.xlsx", 1, 50)
+    with read_ahead(path, CHILD):
+        with read_ahead(path, CHILD):
+            assert len(sheet_processes(path)) == 1  # one sheet unpacked once, not twice at once
+            with FirstSheet(path, CHILD) as sheet:
+                assert len(list(sheet.rows())) == 51
+        assert xlsx._ahead == []
+    assert len(started) == 1 and sheet_processes(path) == []
+
+
+def _stored(path: Path) -> bytes:
+    """The workbook's bytes with its parts stored, not compressed: two rosters of the same lengths of texts have
+    the same size."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(zipfile.ZipInfo(info.filename, date_time=(2024, 1, 1, 0, 0, 0)), zin.read(info.filename))
+    return out.getvalue()
+
+
+def test_a_file_rewritten_in_place_with_its_time_put_back_is_read_anew(tmp_path: Path) -> None:
+    """Same inode, size, mode and modification time (`rsync --inplace -t`, `cp -p` onto it): not the file the
+    reader started ahead unpacked, which its change time tells."""
+    path = tmp_path / "roster.xlsx"
+    path.write_bytes(_stored(_roster(tmp_path / "a.xlsx", 101, 50)))
+    newer = _stored(_roster(tmp_path / "b.xlsx", 201, 50))
+    assert len(newer) == path.stat().st_size
+    with read_ahead(path, CHILD):
+        assert xlsx._ahead[0][3]._conn.poll(30)  # the reader has unpacked the first file
+        st = path.stat()
+        with open(path, "r+b") as f:
+            f.write(newer)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with FirstSheet(path, CHILD) as sheet:
+            rows = list(sheet.rows())
+    assert rows[1][1][:2] == [id_number(201), "教师201"] and len(rows) == 51
+    assert sheet_processes(path) == []
+
+
 @pytest.mark.parametrize("case", ["small", "missing", "csv", "directory", "fifo"])
 def test_nothing_is_started_for_what_is_read_in_process_or_not_at_all(tmp_path: Path, started: list[Path],
                                                                       case: str) -> None:
@@ -130,4 +175,25 @@ def test_sync_roster_reads_a_large_workbook_ahead_and_leaves_nothing_behind(tmp_
     broken = dict(env, CREDITBRIDGE_DATABASE_URL=f"sqlite:///{tmp_path / 'not-a-dir' / 'store.db'}")
     ran = run_cli(config, "sync", "roster", str(path), "--dry-run", env=broken, memory_mb=CHILD_MEMORY_MB)
     assert ran.code == 2 and ran.output.startswith("error: "), ran.output
+    assert sheet_processes(path) == []
+
+
+def test_a_run_waiting_for_the_lock_holds_no_reader_meanwhile(tmp_path: Path) -> None:
+    """`sync roster --wait` behind another run: the reader started ahead (up to ~1.4 GB for a 1,000,000-row sheet,
+    and a core while it unpacks) is ended before the wait, which may last hours, not kept for the run after it."""
+    path = _roster(tmp_path / "roster.xlsx", 1, 200)
+    config, env = child_config(tmp_path, f"[limits]\n{CHILD_PROCESS}")
+    store = open_store(env["CREDITBRIDGE_DATABASE_URL"])
+    try:
+        with flow_lock(store, "sync", "sync catalog"):
+            waiting = start_cli(config, "sync", "roster", str(path), "--json", "--wait", env=env)
+            try:
+                assert "waiting for another" in first_stderr_line(waiting)
+                time.sleep(0.5)
+                assert sheet_processes(path) == []
+            finally:
+                waiting.kill()
+                waiting.wait(30)
+    finally:
+        store.engine.dispose()
     assert sheet_processes(path) == []
