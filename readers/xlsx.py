@@ -108,6 +108,9 @@ class FirstSheet:
             size = path.stat().st_size
         except OSError as e:
             raise XlsxReadError(f"{path.name}: cannot be read: {e.strerror or type(e).__name__}") from None
+        # A reader read_ahead started for this file; ended here if the file is no longer the one it opened (then
+        # it may be small enough to read in this process, and the reader would hold its memory for the run).
+        ahead = _adopt(path, limits)
         if not _in_child(size, limits):
             check_xlsx(path, limits)
             try:
@@ -115,7 +118,7 @@ class FirstSheet:
             except Unreadable as e:
                 raise XlsxReadError(f"{path.name}: {e}") from None
         else:
-            self._child = _adopt(path, limits) or _SheetProcess(path, limits)
+            self._child = ahead or _SheetProcess(path, limits)
             self._child.wait_open()
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:

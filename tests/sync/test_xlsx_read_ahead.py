@@ -197,3 +197,22 @@ def test_a_run_waiting_for_the_lock_holds_no_reader_meanwhile(tmp_path: Path) ->
     finally:
         store.engine.dispose()
     assert sheet_processes(path) == []
+
+
+def test_a_file_replaced_by_a_small_one_ends_the_reader_at_once(tmp_path: Path, started: list[Path]) -> None:
+    """The export saved again, now under limits.xlsx_in_process_mb: it is read in this process, and the reader
+    started ahead for the large one ends then, not when the command does (after a whole apply, holding its
+    memory)."""
+    limits = InputLimits(xlsx_in_process_mb=1)
+    path = _roster(tmp_path / "roster.xlsx", 1, 25000)
+    assert path.stat().st_size >= 1 << 20
+    small = _roster(tmp_path / "small.xlsx", 900, 3)
+    with read_ahead(path, limits):
+        assert len(sheet_processes(path)) == 1
+        os.replace(small, path)
+        with FirstSheet(path, limits) as sheet:
+            assert sheet_processes(path) == []
+            rows = list(sheet.rows())
+        assert xlsx._ahead == []
+    assert [r[1][0] for r in rows[1:]] == [id_number(i) for i in range(900, 903)]
+    assert len(started) == 1
