@@ -79,9 +79,8 @@ def sheet_rows(sheet: Sheet, mode: str, after: int = 0, width: int = 0) -> Itera
             # Most cells are text: only the others go through a Python call.
             yield n, [v if type(v) is str else openpyxl_value(v) for v in values]
             continue
-        if n < texts_from:
-            cells = [v.strip() if type(v) is str else cell_text(v) for v in values]
-        else:
+        cells = None
+        if n >= texts_from:
             try:  # a row of texts, most rows of a roster, at C speed; str.strip refuses any other value
                 cells = list(map(str.strip, values))
             except TypeError:
@@ -89,7 +88,8 @@ def sheet_rows(sheet: Sheet, mode: str, after: int = 0, width: int = 0) -> Itera
                 # the texts' way first made each row cost both ways and an exception (1.8x the old per-row cost).
                 # The next rows go the mixed way at once, the texts' way tried again after _MIXED_ROWS.
                 texts_from = n + _MIXED_ROWS
-                cells = [v.strip() if type(v) is str else cell_text(v) for v in values]
+        if cells is None:
+            cells = [v.strip() if type(v) is str else cell_text(v) for v in values]
         if not any(cells):
             continue
         if len(cells) < width:
