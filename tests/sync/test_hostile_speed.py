@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import csv
+import gc
+import io
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sync_helpers import id_number
 
 from creditbridge.readers.exports import read_roster
-from creditbridge.records.id_number import check_digit
-from creditbridge.sync.records import InvalidRow, RosterRow
-from creditbridge.sync.validation import _ROSTER_MAX, RosterValidator
+from creditbridge.records.cells import CSV_FORMULA_STARTS, csv_row
+from creditbridge.sync import roster as roster_module
+from creditbridge.sync.outcome import PlanLine, SyncOutcome
+from creditbridge.sync.plan_kernel import _gc_paused, plan_roster
+from creditbridge.sync.records import ActionKind, InvalidRow, RosterRow, TeacherState
+from creditbridge.sync.report import PLAN_COLUMNS, _save_plan_csv
+from creditbridge.sync.roster_plan import KnownTeachers, RosterPlan, TeacherAction, plan_roster_reference
+from creditbridge.sync.validation import _ROSTER_MAX, RosterValidator, ValidatedRoster
 
 HEADER = ["身份证号", "姓名", "学校代码", "学校名称", "区县", "地市", "学段", "学科", "是否乡村教师", "任职状态",
           "手机号", "邮箱", "教师编号"]
 
 
-def ident(n: int, born: str = "19850101") -> str:
-    first17 = f"370102{born}{n:03d}"
-    return first17 + check_digit(first17)
-
-
 def good_row(n: int = 1) -> list[str]:
-    return [ident(n), f"教师{n}", "370102001", "历下一中", "历下区", "济南市", "初中", "数学", "否", "在职",
+    return [id_number(n), f"教师{n}", "370102001", "历下一中", "历下区", "济南市", "初中", "数学", "否", "在职",
             "13800000000", "", f"T{n}"]
 
 
@@ -42,8 +47,8 @@ def validator(tmp_path_factory: pytest.TempPathFactory) -> RosterValidator:
 
 
 WS = ["", " ", "\u3000", "\u00a0", "\u2028", "\x1c", "\x1d", "\x1e", "\x1f", "\t", "\u200b", "\ufeff", "\x85"]
-ID_BASE = ident(7)
-X_ID = next(ident(n) for n in range(1000) if ident(n).endswith("X"))
+ID_BASE = id_number(7)
+X_ID = next(id_number(n) for n in range(1000) if id_number(n).endswith("X"))
 FW = chr(ord(ID_BASE[3]) - ord("0") + ord("０"))
 IDS = [ID_BASE, X_ID, X_ID[:17] + "x", X_ID[:17] + "Ｘ", ID_BASE[:3] + FW + ID_BASE[4:], ID_BASE[:17],
        ID_BASE + "1", "'" + ID_BASE, "\t" + ID_BASE, "'\t'" + ID_BASE, ID_BASE[:5] + "X" + ID_BASE[6:],
@@ -104,12 +109,10 @@ def test_chunk_and_screen_agree_with_the_per_row_validator(validator: RosterVali
 
 # --- the first-sync planner (fold_first_seen, the screen path) against plan_roster_reference -----------------
 
-from creditbridge.sync.plan_kernel import plan_roster  # noqa: E402
-from creditbridge.sync.roster_plan import KnownTeachers, RosterPlan, TeacherAction, plan_roster_reference  # noqa: E402
-from creditbridge.sync.validation import ValidatedRoster  # noqa: E402
 
-PLAN_IDS = [ident(n) for n in range(6)] + ["'" + ident(1), ident(2).lower(), ident(3)[:17], X_ID, X_ID[:17] + "x",
-                                           X_ID[:17] + "Ｘ", "\u3000" + ident(4), ident(5) + "\x1f"]
+PLAN_IDS = [id_number(n) for n in range(6)] + ["'" + id_number(1), id_number(2).lower(), id_number(3)[:17], X_ID,
+                                               X_ID[:17] + "x", X_ID[:17] + "Ｘ", "\u3000" + id_number(4),
+                                               id_number(5) + "\x1f"]
 STATUS_SPELLINGS = ["在职", "在职", "在职", "离职", "Active", "在职 ", "\u3000在职", "退休", "LEFT", "1", "0", "也许"]
 RURAL_SPELLINGS = ["否", "否", "是", "Y", "n", " 否", "TRUE", "也许"]
 STAGE_SUBJECT = [("初中", "数学"), ("初中", "数学"), ("幼儿园", ""), ("幼儿园", "无"), ("幼儿园", "None"),
@@ -122,7 +125,7 @@ def plan_rows(draw: st.DrawFn) -> list[list[str]]:
     for r in range(draw(st.integers(0, 40))):
         row = good_row(r)
         if draw(st.booleans()):  # a plain valid row, its ID number from a pool (some repeat)
-            row[0] = ident(draw(st.integers(0, 60)))
+            row[0] = id_number(draw(st.integers(0, 60)))
             row[9] = draw(st.sampled_from(["在职", "离职", "退休"]))
             rows.append(row)
             continue
@@ -172,28 +175,17 @@ def test_first_sync_fast_paths_plan_as_the_reference(tmp_path_factory: pytest.Te
 
 # --- plan_line_column / plan_lines ---------------------------------------------------------------------------
 
-import csv as _csv  # noqa: E402
-import gc  # noqa: E402
-import io  # noqa: E402
-import threading  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
 
-from creditbridge.records.cells import CSV_FORMULA_STARTS, csv_row  # noqa: E402
-from creditbridge.sync import roster as roster_module  # noqa: E402
-from creditbridge.sync.outcome import PlanLine, SyncOutcome  # noqa: E402
-from creditbridge.sync.plan_kernel import _gc_paused  # noqa: E402
-from creditbridge.sync.records import ActionKind, TeacherState  # noqa: E402
-from creditbridge.sync.report import PLAN_COLUMNS, _save_plan_csv  # noqa: E402
 
 NAMES = ["张三", "=1+1", "+1", "-1", "@SUM(A1)", "\t=x", "\r=x", "#N/A", "#REF!", "a\x00b", "\ud800", "a\udfffb",
          "\ud83d\ude00", "é", "a\r\nb", '"q"', "", "'=x", "\u2028=x", "\ufeff=x", "=" * 5000]
 
 
 def action(kind: ActionKind, n: int, name: str, row: bool = True, levels: tuple[str, ...] = ()) -> TeacherAction:
-    r = RosterRow(n + 2, ident(n % 1000), name, "370102001", "历下一中", "历下区", "济南市", "middle", "maths", False,
+    r = RosterRow(n + 2, id_number(n), name, "370102001", "历下一中", "历下区", "济南市", "middle", "maths", False,
                   "active")
     prev = TeacherState("0" * 32, "x", "y", "z", "active") if kind is not ActionKind.CREATE else None
-    return TeacherAction(kind, ident(n % 1000), r if row else None, prev, levels)
+    return TeacherAction(kind, id_number(n), r if row else None, prev, levels)
 
 
 @settings(max_examples=300, deadline=None)
@@ -238,7 +230,7 @@ def test_plan_lines_note_when_a_wave_ends_exactly_at_the_limit(monkeypatch: pyte
 
 def _old_save_plan_csv(outcome: SyncOutcome, fh: io.BytesIO, w: object) -> None:
     text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    writer = _csv.writer(text)
+    writer = csv.writer(text)
     writer.writerow([w(f"sync.{k}") for k in PLAN_COLUMNS])  # type: ignore[operator]
     columns = [csv_row([getattr(p, name) for p in outcome.plan]) for name in PLAN_COLUMNS]
     writer.writerows(zip(*columns, strict=True))
@@ -265,7 +257,7 @@ def test_plan_csv_is_formula_safe_encodable_and_as_before(lines: list[tuple[str,
         (n + d).count("\ufeff") for n, d, _, _ in lines)
     text = data.decode("utf-8-sig")
     assert "\x00" not in text
-    read = list(_csv.reader(io.StringIO(text, newline="")))
+    read = list(csv.reader(io.StringIO(text, newline="")))
     assert len(read) == len(lines) + 1
     for cells in read[1:]:
         for c in cells:
