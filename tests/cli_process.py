@@ -144,6 +144,16 @@ def first_stderr_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str
     return got[0]
 
 
+def started_sheet_processes(path: Path, count: int, timeout: float = 10.0) -> list[int]:
+    """sheet_processes once it lists `count` (or after `timeout`): a reader started a moment ago may show no command
+    line yet. Popen returns when the child's exec releases the parent's vfork, and Linux sets the new program's
+    arguments, which /proc/PID/cmdline reads, a moment after that."""
+    deadline = time.monotonic() + timeout
+    while len(found := sheet_processes(path)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+
 def sheet_processes(path: Path) -> list[int]:
     """The live sheet-reader child processes (readers/sheet_process.py) reading `path`, whoever their parent:
     a test asserts none is left behind. A zombie (ended, not yet reaped) is not live."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from cli_process import first_stderr_line, run_cli, sheet_processes, start_cli
+from cli_process import first_stderr_line, run_cli, sheet_processes, start_cli, started_sheet_processes
 from sync_helpers import CHILD_MEMORY_MB, CHILD_PROCESS, HEADERS, Person, child_config, id_number
 
 from creditbridge.readers import xlsx
@@ -56,7 +56,7 @@ def test_the_sheet_opened_in_the_block_adopts_the_reader_started_ahead(tmp_path:
         expected = list(sheet.rows())
     assert len(started) == 1
     with read_ahead(path, CHILD):
-        assert len(started) == 2 and len(sheet_processes(path)) == 1  # unpacking before anyone asked
+        assert len(started) == 2 and len(started_sheet_processes(path, 1)) == 1  # unpacking before anyone asked
         with FirstSheet(path, CHILD) as sheet:
             assert list(sheet.rows()) == expected
             assert len(sheet_processes(path)) == 1
@@ -69,7 +69,7 @@ def test_a_reader_nobody_adopted_ends_with_the_block(tmp_path: Path, started: li
     path = _roster(tmp_path / "roster.xlsx", 1, 50)
     with pytest.raises(RuntimeError, match="the run lock is held"):
         with read_ahead(path, CHILD):
-            assert len(sheet_processes(path)) == 1
+            assert len(started_sheet_processes(path, 1)) == 1
             raise RuntimeError("the run lock is held")
     assert sheet_processes(path) == []
     with read_ahead(path, CHILD):
@@ -106,7 +106,7 @@ def test_a_nested_read_ahead_of_the_same_file_starts_no_second_reader(tmp_path: 
     path = _roster(tmp_path / "roster.xlsx", 1, 50)
     with read_ahead(path, CHILD):
         with read_ahead(path, CHILD):
-            assert len(sheet_processes(path)) == 1  # one sheet unpacked once, not twice at once
+            assert len(started_sheet_processes(path, 1)) == 1  # one sheet unpacked once, not twice at once
             with FirstSheet(path, CHILD) as sheet:
                 assert len(list(sheet.rows())) == 51
         assert xlsx._ahead == []
@@ -208,7 +208,7 @@ def test_a_file_replaced_by_a_small_one_ends_the_reader_at_once(tmp_path: Path, 
     assert path.stat().st_size >= 1 << 20
     small = _roster(tmp_path / "small.xlsx", 900, 3)
     with read_ahead(path, limits):
-        assert len(sheet_processes(path)) == 1
+        assert len(started_sheet_processes(path, 1)) == 1
         os.replace(small, path)
         with FirstSheet(path, limits) as sheet:
             assert sheet_processes(path) == []
